@@ -1,0 +1,1195 @@
+/* catalog.c: validates the tree of a headroom.yaml and builds the immutable
+ * catalog snapshot (features, plans with versions, add-ons, trials and
+ * config overrides).
+ *
+ * Validation never stops at the first mistake: every section is checked and
+ * every error recorded with its line:column, so `headroom validate` can list
+ * them all; a catalog is only handed out when there were none. Sections are
+ * read in dependency order (features, then plans, then add-ons ...) whatever
+ * their order in the file, and errors are sorted by position at the end.
+ * After an error in a definition (a feature without a type, say) the name is
+ * still registered, so its users do not produce a cascade of follow-ups. */
+#include "catalog.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog_int.h"
+#include "err.h"
+#include "map.h"
+#include "timeutil.h"
+
+/* Bounds that keep arithmetic on prices and limits far from overflow. */
+#define MAX_PRICE (1000000000LL * HR_MICROS) /* a billion major units */
+#define MAX_LIMIT 1000000000000000LL         /* 10^15: beyond that, say unlimited */
+#define MAX_SMALL 1000000                    /* days, versions, quantities */
+#define MAX_STR 1000
+#define MAX_FILE (16 << 20)
+
+typedef struct ctx {
+    hr_esink *es;
+    hr_catalog *c;
+    unsigned char *feat_bad; /* per feature: its definition had an error */
+    int no_features;         /* 'features' unusable: do not report unknown ones */
+    int no_plans;
+    const hr_ynode *first_price; /* earliest price > 0, for "price without currency" */
+    int oom;
+} ctx;
+
+/* ---- small helpers ---- */
+
+static const char *show(const char *s, char *buf, size_t n) {
+    size_t j = 0;
+    for (; *s && j + 4 < n; s++) buf[j++] = (unsigned char)*s < 0x20 ? '?' : *s;
+    if (*s) {
+        buf[j++] = '.';
+        buf[j++] = '.';
+        buf[j++] = '.';
+    }
+    buf[j] = 0;
+    return buf;
+}
+
+static void bad(ctx *x, const hr_ynode *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void bad(ctx *x, const hr_ynode *n, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    hr_esink_add(x->es, n ? n->line : 1, n ? n->col : 1, "%s", msg);
+}
+
+static char *xdup(ctx *x, const char *s) {
+    char *p = strdup(s);
+    if (!p) x->oom = 1;
+    return p;
+}
+
+static void *xcalloc(ctx *x, size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size);
+    if (!p) x->oom = 1;
+    return p;
+}
+
+static int is_null(const hr_ynode *n) {
+    if (n->kind != HR_Y_SCALAR || n->quoted) return 0;
+    const char *s = n->str;
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+           !strcmp(s, "NULL");
+}
+
+static int is_map(const hr_ynode *n) { return n && n->kind == HR_Y_MAP; }
+
+/* "a mapping", "a list", "null" or the quoted scalar, for "got ..." */
+static const char *got(const hr_ynode *n, char *buf, size_t size) {
+    if (n->kind == HR_Y_MAP) return "a mapping";
+    if (n->kind == HR_Y_SEQ) return "a list";
+    if (is_null(n)) return "nothing";
+    char sh[64];
+    snprintf(buf, size, "'%s'", show(n->str, sh, sizeof sh));
+    return buf;
+}
+
+/* Plain true/false; 0 ok, -1 not a boolean. */
+static int scan_bool(const hr_ynode *n, int *out) {
+    if (n->kind != HR_Y_SCALAR || n->quoted) return -1;
+    const char *s = n->str;
+    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+/* A decimal integer with optional sign: 0 ok, -1 not an integer, -2 out of
+ * int64 range. */
+static int scan_int(const char *s, int64_t *out) {
+    int neg = 0;
+    uint64_t u = 0;
+    if (*s == '+' || *s == '-') neg = *s++ == '-';
+    if (*s < '0' || *s > '9') return -1;
+    int over = 0;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (u > ((uint64_t)INT64_MAX - d) / 10)
+            over = 1;
+        else
+            u = u * 10 + d;
+    }
+    if (*s) return -1;
+    if (over) return -2;
+    *out = neg ? -(int64_t)u : (int64_t)u;
+    return 0;
+}
+
+/* A decimal number (optionally with exponent) as micros, rounded half up on
+ * the seventh decimal, without going through floating point: the digits are
+ * kept as text, value = 0.D x 10^E. 0 ok, -1 not a number, -2 negative,
+ * -3 too large. */
+static int scan_price(const char *s, int64_t *out) {
+    char dig[40];
+    int nd = 0, neg = 0, point = 0, any = 0;
+    long e = 0;
+    if (*s == '+' || *s == '-') neg = *s++ == '-';
+    for (;; s++) {
+        if (*s >= '0' && *s <= '9') {
+            any = 1;
+            if (nd == 0 && *s == '0') {
+                if (point) e--; /* 0.00x: leading zeros of the fraction */
+                continue;
+            }
+            if (nd < (int)sizeof dig) dig[nd++] = *s;
+            if (!point) e++;
+        } else if (*s == '.' && !point) {
+            point = 1;
+        } else {
+            break;
+        }
+    }
+    if (!any) return -1;
+    if (*s == 'e' || *s == 'E') {
+        int eneg = 0;
+        long x = 0;
+        s++;
+        if (*s == '+' || *s == '-') eneg = *s++ == '-';
+        if (*s < '0' || *s > '9') return -1;
+        for (; *s >= '0' && *s <= '9'; s++)
+            if (x < 100000) x = x * 10 + (*s - '0');
+        e += eneg ? -x : x;
+    }
+    if (*s) return -1;
+    if (nd == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (neg) return -2;
+    long k = e + 6; /* digits of D that land in the integer part of micros */
+    if (k > 19) return -3;
+    uint64_t u = 0;
+    if (k == 0) u = dig[0] >= '5';
+    for (long i = 0; i < k; i++) u = u * 10 + (uint64_t)(i < nd ? dig[i] - '0' : 0);
+    if (k > 0 && k < nd && dig[k] >= '5') u++;
+    if (u > (uint64_t)INT64_MAX) return -3;
+    *out = (int64_t)u;
+    return 0;
+}
+
+/* Feature, plan and add-on keys appear in URLs and SDK calls. */
+static int valid_id(const char *s) {
+    size_t n = strlen(s);
+    if (!n || n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                 ch == '_' || (i > 0 && (ch == '-' || ch == '.'));
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
+/* Strings must survive a trip through JSON and back through the YAML
+ * reader, so characters YAML does not allow in a document are refused:
+ * C0 and C1 controls (except tab), DEL, U+FFFE and U+FFFF. */
+static int printable(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (; *p; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) return 0;
+        if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f && p[1] != 0x85) return 0;
+        if (p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf)) return 0;
+    }
+    return 1;
+}
+
+static int check_id(ctx *x, const hr_ynode *k, const char *what) {
+    char sh[80];
+    if (valid_id(k->str)) return 0;
+    bad(x, k, "invalid %s name '%s': use letters, digits, '_', '-' and '.' (at most 64)", what,
+        show(k->str, sh, sizeof sh));
+    return -1;
+}
+
+/* Edit distance for "did you mean" hints; short strings only. */
+static int distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int row[64];
+    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* " (did you mean 'x'?)" or "" into buf. */
+static const char *hint(const char *s, const char *const *cands, int n, char *buf, size_t size) {
+    int best = 3;
+    const char *pick = NULL;
+    buf[0] = 0;
+    for (int i = 0; i < n; i++) {
+        int d = distance(s, cands[i]);
+        if (d < best && d < (int)strlen(cands[i])) {
+            best = d;
+            pick = cands[i];
+        }
+    }
+    if (pick) snprintf(buf, size, " (did you mean '%s'?)", pick);
+    return buf;
+}
+
+static const char *feature_hint(ctx *x, const char *s, char *buf, size_t size) {
+    buf[0] = 0;
+    int best = 3;
+    const char *pick = NULL;
+    for (int i = 0; i < x->c->nfeatures; i++) {
+        int d = distance(s, x->c->features[i].key);
+        if (d < best && d < (int)strlen(x->c->features[i].key)) {
+            best = d;
+            pick = x->c->features[i].key;
+        }
+    }
+    if (pick) snprintf(buf, size, " (did you mean '%s'?)", pick);
+    return buf;
+}
+
+/* Picks the known keys of a mapping into vals[] (NULL when absent) and
+ * reports the others. in is "in plan 'pro'" style context or NULL. */
+static void fields(ctx *x, const hr_ynode *m, const char *const *keys, int nkeys,
+                   const hr_ynode **vals, const char *in) {
+    char sh[80], hb[96];
+    for (int i = 0; i < nkeys; i++) vals[i] = NULL;
+    for (int i = 0; i + 1 < m->n; i += 2) {
+        const hr_ynode *k = m->kids[i];
+        int j = 0;
+        while (j < nkeys && strcmp(keys[j], k->str)) j++;
+        if (j < nkeys) {
+            vals[j] = m->kids[i + 1];
+            continue;
+        }
+        bad(x, k, "unknown key '%s'%s%s%s", show(k->str, sh, sizeof sh), in ? " " : "",
+            in ? in : "", hint(k->str, keys, nkeys, hb, sizeof hb));
+    }
+}
+
+static int want_map(ctx *x, const hr_ynode *n, const char *what) {
+    char g[96];
+    if (is_map(n)) return 0;
+    bad(x, n, "expected a mapping for %s, got %s", what, got(n, g, sizeof g));
+    return -1;
+}
+
+/* An integer in [min, max]; 0 ok, -1 reported. */
+static int get_int(ctx *x, const hr_ynode *n, const char *what, int64_t min, int64_t max,
+                   int64_t *out) {
+    char g[96];
+    int64_t v;
+    int r = n->kind == HR_Y_SCALAR && !n->quoted ? scan_int(n->str, &v) : -1;
+    if (r == -1) {
+        bad(x, n, "expected an integer for %s, got %s", what, got(n, g, sizeof g));
+        return -1;
+    }
+    if (r == -2 || v > max) {
+        bad(x, n, "%s is too large (at most %lld)", what, (long long)max);
+        return -1;
+    }
+    if (v < min) {
+        bad(x, n, "%s must be at least %lld", what, (long long)min);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int get_bool(ctx *x, const hr_ynode *n, const char *what, int *out) {
+    char g[96];
+    if (!scan_bool(n, out)) return 0;
+    bad(x, n, "expected true or false for %s, got %s", what, got(n, g, sizeof g));
+    return -1;
+}
+
+/* A non-empty printable string (any scalar but null). */
+static int get_str(ctx *x, const hr_ynode *n, const char *what, const char **out) {
+    char g[96];
+    if (n->kind != HR_Y_SCALAR || is_null(n)) {
+        bad(x, n, "expected a string for %s, got %s", what, got(n, g, sizeof g));
+        return -1;
+    }
+    if (!*n->str) {
+        bad(x, n, "%s must not be empty", what);
+        return -1;
+    }
+    if (strlen(n->str) > MAX_STR) {
+        bad(x, n, "%s is too long (at most %d bytes)", what, MAX_STR);
+        return -1;
+    }
+    if (!printable(n->str)) {
+        bad(x, n, "%s contains a control character", what);
+        return -1;
+    }
+    *out = n->str;
+    return 0;
+}
+
+static void note_price(ctx *x, const hr_ynode *n, int64_t micros) {
+    const hr_ynode *f = x->first_price;
+    if (micros > 0 && (!f || n->line < f->line || (n->line == f->line && n->col < f->col)))
+        x->first_price = n;
+}
+
+/* A price in major units (number or quoted decimal) as micros. */
+static int get_price(ctx *x, const hr_ynode *n, const char *what, int64_t *out) {
+    char g[96];
+    int64_t v = 0;
+    int r = n->kind == HR_Y_SCALAR && !is_null(n) ? scan_price(n->str, &v) : -1;
+    if (r == -1) {
+        bad(x, n, "expected a number for %s, got %s", what, got(n, g, sizeof g));
+        return -1;
+    }
+    if (r == -2) {
+        bad(x, n, "negative price: %s must be >= 0", what);
+        return -1;
+    }
+    if (r == -3 || v > MAX_PRICE) {
+        bad(x, n, "%s is too large", what);
+        return -1;
+    }
+    note_price(x, n, v);
+    *out = v;
+    return 0;
+}
+
+static int get_interval(ctx *x, const hr_ynode *n, int addon, hr_interval *out) {
+    char g[96];
+    const char *s = n->kind == HR_Y_SCALAR ? n->str : "";
+    if (!strcmp(s, "month")) {
+        *out = HR_INTERVAL_MONTH;
+    } else if (!strcmp(s, "year")) {
+        *out = HR_INTERVAL_YEAR;
+    } else if (!strcmp(s, "one_time") && addon) {
+        *out = HR_INTERVAL_ONE_TIME;
+    } else if (!strcmp(s, "one_time")) {
+        bad(x, n, "interval one_time is only for add-ons: a plan is billed per month or year");
+        return -1;
+    } else {
+        bad(x, n, "expected %s for interval, got %s",
+            addon ? "month, year or one_time" : "month or year", got(n, g, sizeof g));
+        return -1;
+    }
+    return 0;
+}
+
+static int feature_ix(const hr_catalog *c, const char *key) {
+    void *v = c->feature_ix ? hr_map_get(c->feature_ix, key) : NULL;
+    return v ? (int)(intptr_t)v - 1 : -1;
+}
+
+static int plan_ix(const hr_catalog *c, const char *key) {
+    void *v = c->plan_ix ? hr_map_get(c->plan_ix, key) : NULL;
+    return v ? (int)(intptr_t)v - 1 : -1;
+}
+
+static void index_put(ctx *x, hr_map *m, const char *key, int i) {
+    int err;
+    hr_map_put(m, key, (void *)(intptr_t)(i + 1), &err);
+    if (err) x->oom = 1;
+}
+
+/* ---- sections ---- */
+
+static void currency(ctx *x, const hr_ynode *n) {
+    static const char *const zero[] = {"JPY", "KRW", "VND", "CLP", "ISK"};
+    static const char *const three[] = {"KWD", "BHD", "OMR", "JOD", "TND"};
+    char g[96];
+    hr_catalog *c = x->c;
+    c->currency_decimals = 2;
+    if (!n || is_null(n)) return;
+    const char *s = n->kind == HR_Y_SCALAR ? n->str : "";
+    if (strlen(s) != 3 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' || s[2] < 'A' ||
+        s[2] > 'Z') {
+        bad(x, n, "currency must be a 3-letter upper-case ISO 4217 code like USD, got %s",
+            got(n, g, sizeof g));
+        return;
+    }
+    c->currency = xdup(x, s);
+    for (int i = 0; i < 5; i++) {
+        if (!strcmp(s, zero[i])) c->currency_decimals = 0;
+        if (!strcmp(s, three[i])) c->currency_decimals = 3;
+    }
+}
+
+static void feature_def(ctx *x, int fi, const hr_ynode *v) {
+    static const char *const keys[] = {"name", "description", "type", "unit",
+                                       "period", "overage", "meter"};
+    enum { NAME, DESC, TYPE, UNIT, PERIOD, OVERAGE, METER, NKEYS };
+    const hr_ynode *f[NKEYS];
+    hr_feature *ft = &x->c->features[fi];
+    char in[128], g[96];
+    const char *s;
+
+    snprintf(in, sizeof in, "in feature '%s'", ft->key);
+    ft->type = HR_FEAT_LIMIT;
+    if (want_map(x, v, "a feature (e.g. {type: limit})")) {
+        x->feat_bad[fi] = 1;
+        return;
+    }
+    fields(x, v, keys, NKEYS, f, in);
+    if (f[NAME] && !get_str(x, f[NAME], "name", &s)) {
+        free(ft->name);
+        ft->name = xdup(x, s);
+    }
+    if (f[DESC]) get_str(x, f[DESC], "description", &s);
+    if (!f[TYPE]) {
+        bad(x, v, "feature '%s' needs a type: boolean, limit or metered", ft->key);
+        x->feat_bad[fi] = 1;
+    } else {
+        s = f[TYPE]->kind == HR_Y_SCALAR ? f[TYPE]->str : "";
+        if (!strcmp(s, "boolean")) {
+            ft->type = HR_FEAT_BOOLEAN;
+        } else if (!strcmp(s, "limit")) {
+            ft->type = HR_FEAT_LIMIT;
+        } else if (!strcmp(s, "metered")) {
+            ft->type = HR_FEAT_METERED;
+        } else {
+            bad(x, f[TYPE], "expected boolean, limit or metered for type, got %s",
+                got(f[TYPE], g, sizeof g));
+            x->feat_bad[fi] = 1;
+        }
+    }
+    if (f[UNIT] && !get_str(x, f[UNIT], "unit", &s)) ft->unit = xdup(x, s);
+    if (f[METER] && !get_str(x, f[METER], "meter", &s)) ft->meter = xdup(x, s);
+    ft->period = ft->type == HR_FEAT_METERED ? HR_PERIOD_MONTH : HR_PERIOD_NONE;
+    if (f[PERIOD] && ft->type != HR_FEAT_METERED && !x->feat_bad[fi]) {
+        bad(x, f[PERIOD], "period is only for metered features ('%s' is %s)", ft->key,
+            hr_feature_type_str(ft->type));
+    } else if (f[PERIOD]) {
+        static const char *const names[] = {"day", "week", "month", "year"};
+        static const hr_period per[] = {HR_PERIOD_DAY, HR_PERIOD_WEEK, HR_PERIOD_MONTH,
+                                        HR_PERIOD_YEAR};
+        s = f[PERIOD]->kind == HR_Y_SCALAR ? f[PERIOD]->str : "";
+        int i = 0;
+        while (i < 4 && strcmp(s, names[i])) i++;
+        if (i < 4)
+            ft->period = per[i];
+        else
+            bad(x, f[PERIOD], "expected day, week, month or year for period, got %s",
+                got(f[PERIOD], g, sizeof g));
+    }
+    if (f[OVERAGE]) {
+        static const char *const okeys[] = {"price"};
+        const hr_ynode *o[1];
+        if (ft->type == HR_FEAT_BOOLEAN) {
+            bad(x, f[OVERAGE], "overage is only for limit and metered features ('%s' is boolean)",
+                ft->key);
+        } else if (!want_map(x, f[OVERAGE], "overage (e.g. {price: 0.5})")) {
+            fields(x, f[OVERAGE], okeys, 1, o, in);
+            if (!o[0])
+                bad(x, f[OVERAGE], "overage needs a price per unit");
+            else if (!get_price(x, o[0], "overage price", &ft->overage_price))
+                ft->has_overage = 1;
+        }
+    }
+}
+
+static void features(ctx *x, const hr_ynode *m) {
+    hr_catalog *c = x->c;
+    int n = m && is_map(m) ? m->n / 2 : 0;
+    c->features = xcalloc(x, (size_t)n, sizeof *c->features);
+    c->feature_trial_days = xcalloc(x, (size_t)n, sizeof *c->feature_trial_days);
+    x->feat_bad = xcalloc(x, (size_t)n, 1);
+    if (x->oom || !m || is_null(m)) return;
+    if (want_map(x, m, "features")) {
+        x->no_features = 1;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const hr_ynode *k = m->kids[2 * i];
+        hr_feature *f = &c->features[c->nfeatures];
+        if (!(f->key = xdup(x, k->str)) || !(f->name = xdup(x, k->str))) return;
+        c->nfeatures++;
+        index_put(x, c->feature_ix, f->key, i);
+        if (check_id(x, k, "feature")) x->feat_bad[i] = 1;
+        feature_def(x, i, m->kids[2 * i + 1]);
+    }
+}
+
+/* One entitlement value for feature fi: true/false for boolean features, an
+ * integer >= 0 or unlimited otherwise. allow_null: null means "not in plan". */
+static int ent_value(ctx *x, int fi, const hr_ynode *n, int allow_null, int64_t *out) {
+    const hr_feature *f = &x->c->features[fi];
+    char g[96];
+    int b;
+    if (allow_null && is_null(n)) {
+        *out = HR_ENT_NONE;
+        return 0;
+    }
+    if (f->type == HR_FEAT_BOOLEAN) {
+        if (!scan_bool(n, &b)) {
+            *out = b;
+            return 0;
+        }
+        bad(x, n, "expected true or false for boolean feature '%s', got %s", f->key,
+            got(n, g, sizeof g));
+        return -1;
+    }
+    if (n->kind == HR_Y_SCALAR && !strcmp(n->str, "unlimited")) {
+        *out = HR_UNLIMITED;
+        return 0;
+    }
+    int64_t v = 0;
+    int r = n->kind == HR_Y_SCALAR && !n->quoted ? scan_int(n->str, &v) : -1;
+    if (r == -1) {
+        bad(x, n, "expected an integer or unlimited for feature '%s', got %s", f->key,
+            got(n, g, sizeof g));
+        return -1;
+    }
+    if (r == 0 && v < 0) {
+        bad(x, n, "negative limit for feature '%s': use 0 for none or unlimited", f->key);
+        return -1;
+    }
+    if (r == -2 || v > MAX_LIMIT) {
+        bad(x, n, "limit for feature '%s' is too large: use unlimited", f->key);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Reads an entitlements mapping into ent (nfeatures entries). */
+static void entitlements(ctx *x, const hr_ynode *m, int64_t *ent, const char *plan) {
+    char sh[80], hb[96];
+    if (!m || is_null(m) || want_map(x, m, "entitlements")) return;
+    for (int i = 0; i + 1 < m->n; i += 2) {
+        const hr_ynode *k = m->kids[i];
+        int fi = feature_ix(x->c, k->str);
+        if (fi < 0) {
+            if (!x->no_features)
+                bad(x, k, "unknown feature '%s' in plan '%s'%s", show(k->str, sh, sizeof sh),
+                    plan, feature_hint(x, k->str, hb, sizeof hb));
+            continue;
+        }
+        if (x->feat_bad[fi]) continue;
+        int64_t v;
+        if (!ent_value(x, fi, m->kids[i + 1], 1, &v)) ent[fi] = v;
+    }
+}
+
+static int64_t *new_ents(ctx *x) {
+    int n = x->c->nfeatures;
+    int64_t *e = xcalloc(x, (size_t)n, sizeof *e);
+    if (e)
+        for (int i = 0; i < n; i++) e[i] = HR_ENT_NONE;
+    return e;
+}
+
+/* Older versions of a plan: each inherits price, interval and the
+ * entitlements it does not mention from the current version. */
+static void plan_versions(ctx *x, hr_plan *p, const hr_ynode *m) {
+    static const char *const keys[] = {"description", "price", "interval", "entitlements"};
+    enum { DESC, PRICE, INTERVAL, ENTS, NKEYS };
+    hr_plan_version *cur = &p->versions[0];
+    char in[128], sh[80];
+    const char *s;
+    snprintf(in, sizeof in, "in a version of plan '%s'", p->key);
+    for (int i = 0; i + 1 < m->n; i += 2) {
+        const hr_ynode *k = m->kids[i], *v = m->kids[i + 1], *f[NKEYS];
+        int64_t num;
+        if (scan_int(k->str, &num) || num < 1 || num > MAX_SMALL) {
+            bad(x, k, "expected a version number (1, 2 ...) in plan '%s', got '%s'", p->key,
+                show(k->str, sh, sizeof sh));
+            continue;
+        }
+        if (num >= cur->version) {
+            bad(x, k, "version %lld of plan '%s' must be older than the current version %d",
+                (long long)num, p->key, cur->version);
+            continue;
+        }
+        int dup = 0;
+        for (int j = 1; j < p->nversions; j++) dup |= p->versions[j].version == num;
+        if (dup) {
+            bad(x, k, "duplicate version %lld in plan '%s'", (long long)num, p->key);
+            continue;
+        }
+        if (want_map(x, v, "a plan version")) continue;
+        fields(x, v, keys, NKEYS, f, in);
+        if (f[DESC]) get_str(x, f[DESC], "description", &s);
+        hr_plan_version *pv = &p->versions[p->nversions];
+        pv->version = (int)num;
+        pv->price = cur->price;
+        pv->interval = cur->interval;
+        if (!(pv->ent = xcalloc(x, (size_t)x->c->nfeatures, sizeof *pv->ent))) return;
+        p->nversions++;
+        if (x->c->nfeatures) memcpy(pv->ent, cur->ent, (size_t)x->c->nfeatures * sizeof *pv->ent);
+        if (f[PRICE]) get_price(x, f[PRICE], "price", &pv->price);
+        if (f[INTERVAL]) get_interval(x, f[INTERVAL], 0, &pv->interval);
+        entitlements(x, f[ENTS], pv->ent, p->key);
+    }
+}
+
+static void plan_def(ctx *x, hr_plan *p, const hr_ynode *v) {
+    static const char *const keys[] = {"name",          "description", "price",
+                                       "interval",      "trial_days",  "contact_sales",
+                                       "version",       "versions",    "entitlements"};
+    enum { NAME, DESC, PRICE, INTERVAL, TRIAL, CONTACT, VERSION, VERSIONS, ENTS, NKEYS };
+    const hr_ynode *f[NKEYS];
+    char in[128];
+    const char *s;
+    int64_t num;
+
+    snprintf(in, sizeof in, "in plan '%s'", p->key);
+    if (want_map(x, v, "a plan (e.g. {price: 12, entitlements: {...}})")) return;
+    fields(x, v, keys, NKEYS, f, in);
+    int nold = f[VERSIONS] && is_map(f[VERSIONS]) ? f[VERSIONS]->n / 2 : 0;
+    /* The current version sits at [0] while building, moved last at the end. */
+    if (!(p->versions = xcalloc(x, (size_t)nold + 1, sizeof *p->versions))) return;
+    hr_plan_version *cur = &p->versions[0];
+    if (!(cur->ent = new_ents(x))) return;
+    p->nversions = 1;
+    cur->version = 1;
+    cur->interval = HR_INTERVAL_MONTH;
+
+    if (f[NAME] && !get_str(x, f[NAME], "name", &s)) {
+        free(p->name);
+        p->name = xdup(x, s);
+    }
+    if (f[DESC]) get_str(x, f[DESC], "description", &s);
+    if (f[CONTACT]) get_bool(x, f[CONTACT], "contact_sales", &p->contact_sales);
+    if (f[PRICE] && p->contact_sales)
+        bad(x, f[PRICE], "plan '%s' is contact_sales and must not have a price", p->key);
+    else if (f[PRICE])
+        get_price(x, f[PRICE], "price", &cur->price);
+    if (f[INTERVAL]) get_interval(x, f[INTERVAL], 0, &cur->interval);
+    if (f[TRIAL] && !get_int(x, f[TRIAL], "trial_days", 0, MAX_SMALL, &num))
+        p->trial_days = (int)num;
+    if (f[VERSION] && !get_int(x, f[VERSION], "version", 1, MAX_SMALL, &num))
+        cur->version = (int)num;
+    entitlements(x, f[ENTS], cur->ent, p->key);
+    if (f[VERSIONS] && !is_null(f[VERSIONS]) && !want_map(x, f[VERSIONS], "versions"))
+        plan_versions(x, p, f[VERSIONS]);
+
+    /* Ascending order, current last (insertion sort: a handful of versions). */
+    hr_plan_version c0 = p->versions[0];
+    for (int i = 1; i < p->nversions; i++) p->versions[i - 1] = p->versions[i];
+    p->versions[p->nversions - 1] = c0;
+    for (int i = 1; i < p->nversions - 1; i++) {
+        hr_plan_version t = p->versions[i];
+        int j = i;
+        while (j > 0 && p->versions[j - 1].version > t.version) {
+            p->versions[j] = p->versions[j - 1];
+            j--;
+        }
+        p->versions[j] = t;
+    }
+}
+
+static void plans(ctx *x, const hr_ynode *m) {
+    hr_catalog *c = x->c;
+    if (!m) {
+        hr_esink_add(x->es, 1, 1, "at least one plan is required ('plans' is missing)");
+        x->no_plans = 1;
+        return;
+    }
+    if (is_null(m) || (is_map(m) && m->n == 0)) {
+        bad(x, m, "at least one plan is required");
+        return;
+    }
+    if (want_map(x, m, "plans")) {
+        x->no_plans = 1;
+        return;
+    }
+    int n = m->n / 2;
+    if (!(c->plans = xcalloc(x, (size_t)n, sizeof *c->plans))) return;
+    for (int i = 0; i < n; i++) {
+        const hr_ynode *k = m->kids[2 * i];
+        hr_plan *p = &c->plans[c->nplans];
+        if (!(p->key = xdup(x, k->str)) || !(p->name = xdup(x, k->str))) return;
+        c->nplans++;
+        p->tier = i;
+        index_put(x, c->plan_ix, p->key, i);
+        check_id(x, k, "plan");
+        plan_def(x, p, m->kids[2 * i + 1]);
+        if (x->oom) return;
+    }
+}
+
+static void addon_def(ctx *x, hr_addon *a, const hr_ynode *v) {
+    static const char *const keys[] = {"name",   "description", "price",       "interval",
+                                       "grants", "plans",       "max_quantity"};
+    enum { NAME, DESC, PRICE, INTERVAL, GRANTS, PLANS, MAXQ, NKEYS };
+    const hr_ynode *f[NKEYS];
+    hr_catalog *c = x->c;
+    char in[128], sh[80], hb[96], g[96];
+    const char *s;
+    int64_t num;
+
+    snprintf(in, sizeof in, "in add-on '%s'", a->key);
+    a->interval = HR_INTERVAL_MONTH;
+    if (!(a->grants = xcalloc(x, (size_t)c->nfeatures, sizeof *a->grants)) ||
+        !(a->plans = xcalloc(x, (size_t)c->nplans, 1)))
+        return;
+    memset(a->plans, 1, (size_t)c->nplans);
+    if (want_map(x, v, "an add-on (e.g. {price: 5, grants: {...}})")) return;
+    fields(x, v, keys, NKEYS, f, in);
+    if (f[NAME] && !get_str(x, f[NAME], "name", &s)) {
+        free(a->name);
+        a->name = xdup(x, s);
+    }
+    if (f[DESC]) get_str(x, f[DESC], "description", &s);
+    if (f[PRICE]) get_price(x, f[PRICE], "price", &a->price);
+    if (f[INTERVAL]) get_interval(x, f[INTERVAL], 1, &a->interval);
+    if (f[MAXQ] && !get_int(x, f[MAXQ], "max_quantity", 1, MAX_SMALL, &num))
+        a->max_quantity = (int)num;
+
+    int ngrants = 0;
+    if (f[GRANTS] && !is_null(f[GRANTS]) && !want_map(x, f[GRANTS], "grants")) {
+        const hr_ynode *m = f[GRANTS];
+        for (int i = 0; i + 1 < m->n; i += 2) {
+            const hr_ynode *k = m->kids[i], *gv = m->kids[i + 1];
+            int fi = feature_ix(c, k->str), b;
+            ngrants++;
+            if (fi < 0) {
+                if (!x->no_features)
+                    bad(x, k, "unknown feature '%s' in add-on '%s'%s",
+                        show(k->str, sh, sizeof sh), a->key,
+                        feature_hint(x, k->str, hb, sizeof hb));
+                continue;
+            }
+            if (x->feat_bad[fi]) continue;
+            if (c->features[fi].type == HR_FEAT_BOOLEAN) {
+                if (!scan_bool(gv, &b) && b)
+                    a->grants[fi] = 1;
+                else
+                    bad(x, gv, "a grant of boolean feature '%s' must be true, got %s", k->str,
+                        got(gv, g, sizeof g));
+            } else {
+                char what[128];
+                snprintf(what, sizeof what, "the grant of '%s'", k->str);
+                if (!get_int(x, gv, what, 1, MAX_LIMIT, &num)) a->grants[fi] = num;
+            }
+        }
+    }
+    if (!ngrants && (!f[GRANTS] || is_null(f[GRANTS]) || is_map(f[GRANTS])))
+        bad(x, f[GRANTS] ? f[GRANTS] : v, "add-on '%s' grants nothing: add at least one grant",
+            a->key);
+
+    if (f[PLANS] && !x->no_plans) {
+        const hr_ynode *l = f[PLANS];
+        if (l->kind != HR_Y_SEQ) {
+            bad(x, l, "expected a list of plans for plans, got %s", got(l, g, sizeof g));
+        } else if (!l->n) {
+            bad(x, l, "empty plans list: omit 'plans' to offer add-on '%s' on every plan",
+                a->key);
+        } else {
+            memset(a->plans, 0, (size_t)c->nplans);
+            for (int i = 0; i < l->n; i++) {
+                const hr_ynode *pn = l->kids[i];
+                int pi = pn->kind == HR_Y_SCALAR ? plan_ix(c, pn->str) : -1;
+                if (pi < 0) {
+                    bad(x, pn, "unknown plan %s in add-on '%s'", got(pn, g, sizeof g), a->key);
+                } else if (a->plans[pi]) {
+                    bad(x, pn, "plan '%s' is listed twice in add-on '%s'", pn->str, a->key);
+                } else {
+                    a->plans[pi] = 1;
+                }
+            }
+        }
+    }
+}
+
+static void addons(ctx *x, const hr_ynode *m) {
+    hr_catalog *c = x->c;
+    if (!m || is_null(m) || want_map(x, m, "addons")) return;
+    int n = m->n / 2;
+    if (!(c->addons = xcalloc(x, (size_t)n, sizeof *c->addons))) return;
+    for (int i = 0; i < n; i++) {
+        const hr_ynode *k = m->kids[2 * i];
+        hr_addon *a = &c->addons[c->naddons];
+        if (!(a->key = xdup(x, k->str)) || !(a->name = xdup(x, k->str))) return;
+        c->naddons++;
+        index_put(x, c->addon_ix, a->key, i);
+        check_id(x, k, "add-on");
+        addon_def(x, a, m->kids[2 * i + 1]);
+        if (x->oom) return;
+    }
+}
+
+static void feature_trials(ctx *x, const hr_ynode *m) {
+    static const char *const keys[] = {"days"};
+    hr_catalog *c = x->c;
+    char sh[80], hb[96];
+    if (!m || is_null(m) || want_map(x, m, "feature_trials")) return;
+    for (int i = 0; i + 1 < m->n; i += 2) {
+        const hr_ynode *k = m->kids[i], *v = m->kids[i + 1], *f[1];
+        int fi = feature_ix(c, k->str);
+        int64_t days;
+        if (fi < 0) {
+            if (!x->no_features)
+                bad(x, k, "unknown feature '%s' in feature_trials%s", show(k->str, sh, sizeof sh),
+                    feature_hint(x, k->str, hb, sizeof hb));
+            continue;
+        }
+        if (want_map(x, v, "a feature trial (e.g. {days: 14})")) continue;
+        fields(x, v, keys, 1, f, "in feature_trials");
+        if (!f[0])
+            bad(x, v, "feature trial of '%s' needs days", k->str);
+        else if (!get_int(x, f[0], "days", 1, MAX_SMALL, &days))
+            c->feature_trial_days[fi] = (int)days;
+    }
+}
+
+static void overrides(ctx *x, const hr_ynode *m) {
+    static const char *const keys[] = {"value", "expires_at"};
+    hr_catalog *c = x->c;
+    char sh[80], hb[96], g[96];
+    const char *s;
+    if (!m || is_null(m) || want_map(x, m, "overrides")) return;
+    int total = 0;
+    for (int i = 1; i < m->n; i += 2)
+        if (is_map(m->kids[i])) total += m->kids[i]->n / 2;
+    if (!(c->overrides = xcalloc(x, (size_t)total, sizeof *c->overrides))) return;
+    for (int i = 0; i + 1 < m->n; i += 2) {
+        const hr_ynode *ak = m->kids[i], *am = m->kids[i + 1];
+        if (!get_str(x, ak, "an account id", &s) && strlen(s) > 128)
+            bad(x, ak, "account id is too long (at most 128 bytes)");
+        if (want_map(x, am, "an account's overrides (e.g. {seats: {value: 20}})")) continue;
+        for (int j = 0; j + 1 < am->n; j += 2) {
+            const hr_ynode *k = am->kids[j], *v = am->kids[j + 1], *f[2];
+            int fi = feature_ix(c, k->str);
+            int64_t val, t = 0;
+            if (fi < 0) {
+                if (!x->no_features)
+                    bad(x, k, "unknown feature '%s' in overrides of '%s'%s",
+                        show(k->str, sh, sizeof sh), show(ak->str, g, sizeof g),
+                        feature_hint(x, k->str, hb, sizeof hb));
+                continue;
+            }
+            if (want_map(x, v, "an override (e.g. {value: 20})")) continue;
+            fields(x, v, keys, 2, f, "in overrides");
+            if (!f[0]) {
+                bad(x, v, "override of '%s' needs a value", k->str);
+                continue;
+            }
+            if (x->feat_bad[fi] || ent_value(x, fi, f[0], 0, &val)) continue;
+            if (f[1] && !is_null(f[1])) {
+                if (f[1]->kind != HR_Y_SCALAR || hr_time_parse(f[1]->str, &t) || t <= 0) {
+                    bad(x, f[1], "expected an RFC 3339 timestamp for expires_at, got %s",
+                        got(f[1], g, sizeof g));
+                    continue;
+                }
+            }
+            hr_cat_override *o = &c->overrides[c->noverrides];
+            if (!(o->account = xdup(x, ak->str))) return;
+            c->noverrides++;
+            o->feature = fi;
+            o->value = val;
+            o->expires_at = t;
+        }
+    }
+}
+
+static void build(ctx *x, const hr_ynode *root) {
+    static const char *const keys[] = {"currency",       "features", "plans", "addons",
+                                       "feature_trials", "overrides"};
+    /* Sections of later features: accepted now so configs can carry them. */
+    static const char *const reserved[] = {"meters", "campaigns", "throttle",
+                                           "playbooks", "webhooks", "scoring",
+                                           "identity", "keys", "server"};
+    static const char *const all[] = {"currency",  "features",  "plans",    "addons",
+                                      "feature_trials", "overrides", "meters", "campaigns",
+                                      "throttle",  "playbooks", "webhooks", "scoring",
+                                      "identity",  "keys",      "server"};
+    enum { CURRENCY, FEATURES, PLANS, ADDONS, TRIALS, OVERRIDES, NKEYS };
+    const hr_ynode *f[NKEYS] = {0};
+    char sh[80], hb[96], g[96];
+
+    if (!root || is_null(root)) {
+        hr_esink_add(x->es, 1, 1, "the catalog is empty: at least one plan is required");
+        currency(x, NULL);
+        features(x, NULL);
+        return;
+    }
+    if (!is_map(root)) {
+        bad(x, root, "expected a mapping at the top level, got %s", got(root, g, sizeof g));
+        currency(x, NULL);
+        features(x, NULL);
+        return;
+    }
+    for (int i = 0; i + 1 < root->n; i += 2) {
+        const hr_ynode *k = root->kids[i];
+        int j = 0;
+        while (j < NKEYS && strcmp(keys[j], k->str)) j++;
+        if (j < NKEYS) {
+            f[j] = root->kids[i + 1];
+            continue;
+        }
+        int r = 0;
+        while (r < 9 && strcmp(reserved[r], k->str)) r++;
+        if (r == 9)
+            bad(x, k, "unknown key '%s'%s", show(k->str, sh, sizeof sh),
+                hint(k->str, all, 15, hb, sizeof hb));
+    }
+    currency(x, f[CURRENCY]);
+    features(x, f[FEATURES]);
+    if (x->oom) return;
+    plans(x, f[PLANS]);
+    if (x->oom) return;
+    addons(x, f[ADDONS]);
+    if (x->oom) return;
+    feature_trials(x, f[TRIALS]);
+    overrides(x, f[OVERRIDES]);
+    if (x->first_price && !x->c->currency && !(f[CURRENCY] && !is_null(f[CURRENCY])))
+        bad(x, x->first_price, "price without currency: add e.g. 'currency: USD' at the top");
+}
+
+/* ---- lifecycle ---- */
+
+static void catalog_free(hr_catalog *c) {
+    if (!c) return;
+    for (int i = 0; i < c->nfeatures; i++) {
+        hr_feature *f = &c->features[i];
+        free(f->key);
+        free(f->name);
+        free(f->unit);
+        free(f->meter);
+    }
+    free(c->features);
+    for (int i = 0; i < c->nplans; i++) {
+        hr_plan *p = &c->plans[i];
+        for (int v = 0; v < p->nversions; v++) free(p->versions[v].ent);
+        free(p->versions);
+        free(p->key);
+        free(p->name);
+    }
+    free(c->plans);
+    for (int i = 0; i < c->naddons; i++) {
+        hr_addon *a = &c->addons[i];
+        free(a->key);
+        free(a->name);
+        free(a->grants);
+        free(a->plans);
+    }
+    free(c->addons);
+    for (int i = 0; i < c->noverrides; i++) free(c->overrides[i].account);
+    free(c->overrides);
+    free(c->feature_trial_days);
+    hr_map_free(c->feature_ix);
+    hr_map_free(c->plan_ix);
+    hr_map_free(c->addon_ix);
+    free(c->currency);
+    free(c->source_path);
+    free(c);
+}
+
+static void list_push(hr_err_list *errs, const hr_err *items, int n) {
+    if (!errs || n <= 0) return;
+    hr_err *p = realloc(errs->items, (size_t)(errs->count + n) * sizeof *p);
+    if (!p) return; /* err still carries the first error */
+    memcpy(p + errs->count, items, (size_t)n * sizeof *p);
+    errs->items = p;
+    errs->count += n;
+}
+
+int hr_catalog_parse(const char *text, size_t len, const char *name, hr_catalog **out,
+                     hr_err *err, hr_err_list *errs) {
+    hr_esink es = {.name = name ? name : "catalog"};
+    hr_ynode *root = NULL;
+    hr_catalog *c = NULL;
+    char *json = NULL;
+    hr_err first;
+    int rc;
+
+    *out = NULL;
+    hr_err_clear(err);
+    hr_err_clear(&first);
+    rc = hr_ytree_parse(text, len, &es, &root);
+    if (rc == HR_ENOMEM) goto out;
+    if (!(c = calloc(1, sizeof *c)) || !(c->feature_ix = hr_map_new(16)) ||
+        !(c->plan_ix = hr_map_new(16)) || !(c->addon_ix = hr_map_new(16))) {
+        rc = HR_ENOMEM;
+        goto out;
+    }
+    c->refs = 1;
+    c->currency_decimals = 2;
+    if (rc == 0) {
+        ctx x = {.es = &es, .c = c};
+        build(&x, root);
+        free(x.feat_bad);
+        if (x.oom) rc = HR_ENOMEM;
+    }
+    if (es.oom) rc = HR_ENOMEM;
+    if (!rc && (es.count || es.dropped)) rc = HR_ECONFIG;
+    if (rc) goto out;
+    /* The hash of the canonical JSON: the same content in any layout,
+     * YAML or JSON, gets the same catalog version. */
+    if (!(json = hr_catalog_to_json(c))) {
+        rc = HR_ENOMEM;
+        goto out;
+    }
+    c->hash = hr_hash(json, strlen(json));
+out:
+    if (rc == HR_ENOMEM) {
+        hr_err_setpos(&first, HR_ENOMEM, es.name, 0, 0, "out of memory while loading the catalog");
+        list_push(errs, &first, 1);
+    } else if (rc) {
+        hr_esink_sort(&es);
+        first = es.items[0];
+        list_push(errs, es.items, es.count);
+    }
+    if (rc && err) *err = first;
+    if (rc)
+        catalog_free(c);
+    else
+        *out = c;
+    free(json);
+    hr_ynode_free(root);
+    hr_esink_dispose(&es);
+    return rc;
+}
+
+int hr_catalog_load_file_all(const char *path, hr_catalog **out, hr_err *err, hr_err_list *errs) {
+    FILE *f = NULL;
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    hr_err e; /* errors before parsing; the parser reports its own */
+    int rc = 0, parsed = 0;
+
+    *out = NULL;
+    hr_err_clear(&e);
+    if (!(f = fopen(path, "rb"))) {
+        rc = hr_err_setpos(&e, HR_EIO, path, 0, 0, "cannot open: %s", strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        if (len == cap) {
+            if (cap >= MAX_FILE) {
+                rc = hr_err_setpos(&e, HR_ECONFIG, path, 0, 0, "file is larger than %d MB",
+                                   MAX_FILE >> 20);
+                goto out;
+            }
+            cap = cap ? cap * 2 : 65536;
+            char *p = realloc(text, cap);
+            if (!p) {
+                rc = hr_err_setpos(&e, HR_ENOMEM, path, 0, 0, "out of memory reading the file");
+                goto out;
+            }
+            text = p;
+        }
+        size_t n = fread(text + len, 1, cap - len, f);
+        len += n;
+        if (n == 0) break;
+    }
+    if (ferror(f)) {
+        rc = hr_err_setpos(&e, HR_EIO, path, 0, 0, "cannot read: %s", strerror(errno));
+        goto out;
+    }
+    parsed = 1;
+    if ((rc = hr_catalog_parse(text, len, path, out, err, errs))) goto out;
+    if (!((*out)->source_path = strdup(path))) {
+        hr_catalog_release(*out);
+        *out = NULL;
+        parsed = 0;
+        rc = hr_err_setpos(&e, HR_ENOMEM, path, 0, 0, "out of memory");
+    }
+out:
+    if (rc && !parsed) {
+        if (err) *err = e;
+        list_push(errs, &e, 1);
+    }
+    if (f) fclose(f);
+    free(text);
+    return rc;
+}
+
+int hr_catalog_load_file(const char *path, hr_catalog **out, hr_err *err) {
+    return hr_catalog_load_file_all(path, out, err, NULL);
+}
+
+void hr_catalog_errors_free(hr_err_list *errs) {
+    if (!errs) return;
+    free(errs->items);
+    errs->items = NULL;
+    errs->count = 0;
+}
+
+hr_catalog *hr_catalog_retain(hr_catalog *c) {
+    if (c) __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+void hr_catalog_release(hr_catalog *c) {
+    /* acq_rel: the last owner must see every other owner's reads done. */
+    if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0) catalog_free(c);
+}
+
+/* ---- lookups ---- */
+
+int hr_catalog_feature(const hr_catalog *c, const char *key) {
+    return c && key ? feature_ix(c, key) : -1;
+}
+
+int hr_catalog_plan(const hr_catalog *c, const char *key) {
+    return c && key ? plan_ix(c, key) : -1;
+}
+
+int hr_catalog_addon(const hr_catalog *c, const char *key) {
+    void *v = c && key ? hr_map_get(c->addon_ix, key) : NULL;
+    return v ? (int)(intptr_t)v - 1 : -1;
+}
+
+const hr_plan_version *hr_catalog_plan_version(const hr_catalog *c, int plan, int v) {
+    if (!c || plan < 0 || plan >= c->nplans || !c->plans[plan].nversions) return NULL;
+    const hr_plan *p = &c->plans[plan];
+    if (v > 0)
+        for (int i = 0; i < p->nversions; i++)
+            if (p->versions[i].version == v) return &p->versions[i];
+    return &p->versions[p->nversions - 1];
+}
+
+int64_t hr_catalog_monthly(int64_t price, hr_interval iv) {
+    if (iv != HR_INTERVAL_YEAR) return price;
+    return price >= 0 ? (price + 6) / 12 : -((-price + 5) / 12);
+}
+
+int64_t hr_catalog_minor(const hr_catalog *c, int64_t micros) {
+    int dec = c ? c->currency_decimals : 2;
+    int64_t div = 1;
+    for (int i = dec; i < 6; i++) div *= 10;
+    /* floor((micros + div/2) / div): half up, also below zero */
+    int64_t n = micros + div / 2, q = n / div;
+    if (n % div && n < 0) q--;
+    return q;
+}
+
+const char *hr_interval_str(hr_interval iv) {
+    switch (iv) {
+    case HR_INTERVAL_MONTH: return "month";
+    case HR_INTERVAL_YEAR: return "year";
+    case HR_INTERVAL_ONE_TIME: return "one_time";
+    }
+    return "month";
+}
+
+const char *hr_feature_type_str(hr_feature_type t) {
+    switch (t) {
+    case HR_FEAT_BOOLEAN: return "boolean";
+    case HR_FEAT_LIMIT: return "limit";
+    case HR_FEAT_METERED: return "metered";
+    }
+    return "limit";
+}

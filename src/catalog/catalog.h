@@ -1,0 +1,132 @@
+/* catalog.h: headroom.yaml -> an immutable, validated catalog snapshot.
+ *
+ * A catalog is built once (from YAML, or from JSON for PUT /v1/catalog: the
+ * same loader reads both) and never changes; a reload builds a new one and
+ * swaps a pointer. Readers hold a reference (hr_catalog_retain/release), so
+ * the fields below are read-only and safe to read from any thread without
+ * locks. Names (feature, plan, add-on keys) are indexes into these arrays
+ * within one snapshot only: never keep an index across snapshots. */
+#ifndef HR_CATALOG_H
+#define HR_CATALOG_H
+
+#include <stdint.h>
+
+#include "headroom.h"
+
+typedef struct hr_map hr_map;
+
+typedef enum { HR_FEAT_BOOLEAN, HR_FEAT_LIMIT, HR_FEAT_METERED } hr_feature_type;
+/* Reset period of a metered feature; NONE for boolean and limit features. */
+typedef enum { HR_PERIOD_NONE, HR_PERIOD_DAY, HR_PERIOD_WEEK, HR_PERIOD_MONTH, HR_PERIOD_YEAR } hr_period;
+/* Billing interval of a price. ONE_TIME only for add-ons. */
+typedef enum { HR_INTERVAL_MONTH, HR_INTERVAL_YEAR, HR_INTERVAL_ONE_TIME } hr_interval;
+
+/* Entitlement values, one int64 per feature:
+ *   HR_ENT_NONE (feature not mentioned: not in plan), 0/1 for boolean,
+ *   a count >= 0 for limit/metered, HR_UNLIMITED. */
+#define HR_ENT_NONE (-1)
+
+/* Prices are int64 micro-units of the major currency unit (12 USD =
+ * 12000000), exact for prices like 0.002 per unit of overage. */
+#define HR_MICROS 1000000LL
+
+typedef struct hr_feature {
+    char *key;
+    char *name;        /* display name; defaults to key */
+    hr_feature_type type;
+    char *unit;        /* "board"; may be NULL */
+    hr_period period;  /* metered only; default month */
+    int has_overage;   /* soft limit: allow beyond the limit at a unit price */
+    int64_t overage_price; /* micros per unit */
+    char *meter;       /* meter name for the metering issue; may be NULL */
+} hr_feature;
+
+typedef struct hr_plan_version {
+    int version;             /* >= 1 */
+    int64_t price;           /* micros per interval; 0 for free */
+    hr_interval interval;
+    int64_t *ent;            /* nfeatures entries, see HR_ENT_NONE */
+} hr_plan_version;
+
+typedef struct hr_plan {
+    char *key;
+    char *name;
+    int tier;                /* file order, 0 = first */
+    int contact_sales;       /* no self-serve price: offered as kind contact_sales */
+    int trial_days;          /* 0 = no plan trial */
+    int nversions;
+    hr_plan_version *versions; /* ascending by version; the last is current */
+} hr_plan;
+
+typedef struct hr_addon {
+    char *key;
+    char *name;
+    int64_t price;           /* micros per interval (or once for ONE_TIME) */
+    hr_interval interval;
+    int64_t *grants;         /* nfeatures entries: units granted per quantity
+                                (0 = none; for boolean features 1 = unlocks) */
+    unsigned char *plans;    /* nplans flags: 1 = that plan may buy it;
+                                all 1 when the add-on lists no plans */
+    int max_quantity;        /* 0 = no maximum */
+} hr_addon;
+
+/* An override from the config file (the API adds its own per account). */
+typedef struct hr_cat_override {
+    char *account;
+    int feature;
+    int64_t value;           /* entitlement value as above */
+    int64_t expires_at;      /* unix seconds, 0 = never */
+} hr_cat_override;
+
+struct hr_catalog {
+    int refs;                /* atomic; see retain/release */
+    char *currency;          /* ISO 4217, upper case */
+    int currency_decimals;   /* 2 for USD/EUR, 0 for JPY ... */
+    int nfeatures;
+    hr_feature *features;
+    int nplans;
+    hr_plan *plans;          /* tier order */
+    int naddons;
+    hr_addon *addons;
+    int *feature_trial_days; /* nfeatures entries, 0 = no feature trial */
+    int noverrides;
+    hr_cat_override *overrides;
+    hr_map *feature_ix, *plan_ix, *addon_ix; /* key -> index + 1 (as pointer) */
+    uint64_t hash;           /* of the canonical content: catalog version/ETag */
+    char *source_path;       /* file it came from, or NULL */
+};
+
+/* Parses YAML or JSON text. name is used in error positions ("headroom.yaml").
+ * On failure returns HR_ECONFIG with the first error in err; when errs is not
+ * NULL every error found is also appended there (caller frees with
+ * hr_catalog_errors_free). */
+typedef struct hr_err_list {
+    int count;
+    hr_err *items;
+} hr_err_list;
+
+int hr_catalog_parse(const char *text, size_t len, const char *name, hr_catalog **out,
+                     hr_err *err, hr_err_list *errs);
+int hr_catalog_load_file_all(const char *path, hr_catalog **out, hr_err *err, hr_err_list *errs);
+void hr_catalog_errors_free(hr_err_list *errs);
+
+hr_catalog *hr_catalog_retain(hr_catalog *c);
+/* hr_catalog_release (headroom.h) drops a reference and frees at zero. */
+
+/* Index lookups; -1 if absent. */
+int hr_catalog_feature(const hr_catalog *c, const char *key);
+int hr_catalog_plan(const hr_catalog *c, const char *key);
+int hr_catalog_addon(const hr_catalog *c, const char *key);
+/* The plan's version v, or its current version when v <= 0 or v is unknown. */
+const hr_plan_version *hr_catalog_plan_version(const hr_catalog *c, int plan, int v);
+/* Price per month in micros (year / 12; ONE_TIME as is). */
+int64_t hr_catalog_monthly(int64_t price, hr_interval iv);
+/* Micros -> minor units of the catalog currency, rounded half up. */
+int64_t hr_catalog_minor(const hr_catalog *c, int64_t micros);
+const char *hr_interval_str(hr_interval iv);
+const char *hr_feature_type_str(hr_feature_type t);
+
+/* Serialises the catalog as JSON (GET /v1/catalog); caller frees. */
+char *hr_catalog_to_json(const hr_catalog *c);
+
+#endif

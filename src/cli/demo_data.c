@@ -1,0 +1,141 @@
+/* demo_data.c: `headroom demo-data`: a reproducible population of accounts
+ * (plan mix, add-ons, users with roles, usage near and at the limits) written
+ * straight into a database, for `make demo` and the benchmarks. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog/catalog.h"
+#include "cli.h"
+#include "err.h"
+#include "store/store.h"
+#include "timeutil.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint64_t next(void) { /* xorshift64*: reproducible across runs */
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 2685821657736338717ull;
+}
+static int64_t pick(int64_t n) { return n > 0 ? (int64_t)(next() % (uint64_t)n) : 0; }
+
+static const char *companies[] = {"Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark",
+                                  "Wayne", "Wonka", "Tyrell", "Cyberdyne", "Soylent", "Aperture"};
+static const char *suffix[] = {"Inc", "Labs", "GmbH", "Ltd", "Studio", "Co"};
+static const char *roles[] = {"admin", "member", "member", "member", "decision_maker", "viewer"};
+
+int hr_cmd_demo_data(int argc, char **argv) {
+    const char *db = "./headroom.db", *config = "headroom.yaml";
+    long accounts = 1000, users = 3;
+    static struct option opts[] = {{"accounts", 1, 0, 'a'}, {"db", 1, 0, 'd'},
+                                   {"config", 1, 0, 'c'}, {"users", 1, 0, 'u'},
+                                   {"seed", 1, 0, 's'}, {0, 0, 0, 0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "a:d:c:u:s:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'a': accounts = strtol(optarg, NULL, 10); break;
+        case 'd': db = optarg; break;
+        case 'c': config = optarg; break;
+        case 'u': users = strtol(optarg, NULL, 10); break;
+        case 's': rng = strtoull(optarg, NULL, 10) | 1; break;
+        default:
+            fprintf(stderr, "usage: headroom demo-data [--accounts N] [--users PER_ACCOUNT] "
+                            "[--db PATH] [--config FILE] [--seed N]\n");
+            return 2;
+        }
+    }
+    if (accounts < 0 || users < 0) {
+        fprintf(stderr, "headroom: --accounts and --users must be >= 0\n");
+        return 2;
+    }
+    hr_catalog *c = NULL;
+    hr_store *s = NULL;
+    hr_err err = {0};
+    int rc = 1, intx = 0;
+    if (hr_catalog_load_file(config, &c, &err)) {
+        char m[1200];
+        hr_err_fmt(&err, m, sizeof m);
+        fprintf(stderr, "%s\n", m);
+        goto out;
+    }
+    if (hr_store_sqlite_open(db, 0, &s, &err)) {
+        fprintf(stderr, "headroom: %s: %s\n", db, err.message);
+        goto out;
+    }
+    int64_t now = hr_time_now();
+    for (long i = 0; i < accounts; i++) {
+        if (!intx) {
+            if (s->ops->begin(s, &err)) goto fail;
+            intx = 1;
+        }
+        char id[32], name[96], owner[64], addons[96] = "{}";
+        snprintf(id, sizeof id, "acct_%06ld", i + 1);
+        snprintf(name, sizeof name, "%s %s %ld", companies[pick(12)], suffix[pick(6)], i + 1);
+        snprintf(owner, sizeof owner, "rep%lld@sales.example", (long long)pick(8) + 1);
+        /* plan mix: most free, a long tail of paid tiers */
+        int64_t r = pick(100);
+        int pi = r < 60 ? 0 : r < 85 ? 1 : r < 97 ? 2 : 3;
+        if (pi >= c->nplans) pi = c->nplans - 1;
+        const hr_plan *p = &c->plans[pi];
+        const hr_plan_version *pv = &p->versions[p->nversions - 1];
+        /* a few accounts on an older (grandfathered) version */
+        if (p->nversions > 1 && pick(10) == 0) pv = &p->versions[0];
+        for (int a = 0; a < c->naddons && pick(8) == 0; a++) {
+            if (!c->addons[a].plans[pi]) continue;
+            snprintf(addons, sizeof addons, "{\"%s\":%lld}", c->addons[a].key, (long long)pick(2) + 1);
+            break;
+        }
+        int64_t created = now - 86400 * (30 + pick(700));
+        char traits[160];
+        snprintf(traits, sizeof traits, "{\"industry\":\"%s\",\"employees\":%lld}",
+                 pick(2) ? "software" : "services", (long long)(5 + pick(500)));
+        hr_account_rec ar = {.id = id, .name = name, .plan = p->key, .owner = owner,
+                             .plan_version = pv->version, .interval = pick(5) ? "month" : "year",
+                             .created_at = created, .updated_at = now,
+                             .renews_at = hr_time_add_months(hr_time_month_start(now), 1) +
+                                          86400 * pick(28),
+                             .traits_json = traits, .addons_json = addons};
+        if (s->ops->put_account(s, &ar, &err)) goto fail;
+        long nu = users ? 1 + pick(users * 2) : 0;
+        for (long u = 0; u < nu; u++) {
+            char uid[96];
+            snprintf(uid, sizeof uid, "%s_u%ld", id, u + 1);
+            hr_user_rec ur = {id, uid, u == 0 ? "admin" : roles[pick(6)], "full", "{}", created,
+                              now};
+            if (s->ops->put_user(s, &ur, &err)) goto fail;
+        }
+        /* usage: a spread up to (and sometimes at) each limit */
+        for (int f = 0; f < c->nfeatures; f++) {
+            const hr_feature *ft = &c->features[f];
+            if (ft->type == HR_FEAT_BOOLEAN) continue;
+            int64_t lim = pv->ent[f];
+            if (lim == HR_ENT_NONE) continue;
+            int64_t cap = lim == HR_UNLIMITED ? 200 : lim;
+            int64_t v = pick(4) == 0 ? cap : pick(cap + 1);
+            if (!strcmp(ft->key, "seats")) v = nu < cap ? nu : cap;
+            hr_usage_rec ur = {id, ft->key, v,
+                               ft->type == HR_FEAT_METERED ? hr_time_month_start(now) : 0, now};
+            if (ft->type == HR_FEAT_METERED && ft->period != HR_PERIOD_MONTH) continue;
+            if (s->ops->put_usage(s, &ur, &err)) goto fail;
+        }
+        if ((i + 1) % 10000 == 0) {
+            if (s->ops->commit(s, &err)) goto fail;
+            intx = 0;
+        }
+    }
+    if (intx && s->ops->commit(s, &err)) goto fail;
+    intx = 0;
+    printf("wrote %ld accounts to %s\n", accounts, db);
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "headroom: %s: %s\n", db, err.message);
+out:
+    if (intx) s->ops->rollback(s);
+    hr_store_close(s);
+    if (c) hr_catalog_release(c);
+    return rc;
+}

@@ -1,0 +1,137 @@
+/* map.c: linear probing with the full 64-bit hash kept in the slot, so a
+ * miss rarely touches the key, and backward-shift deletion (no tombstones). */
+#include "map.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct slot {
+    uint64_t hash; /* 0 = empty */
+    const char *key;
+    void *val;
+};
+
+struct hr_map {
+    struct slot *slots;
+    size_t cap, count; /* cap is a power of two */
+};
+
+uint64_t hr_hash(const char *s, size_t n) {
+    /* FNV-1a then a murmur finaliser: cheap for short ids, well mixed. */
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h ? h : 1;
+}
+
+hr_map *hr_map_new(size_t expected) {
+    hr_map *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    size_t cap = 16;
+    while (cap < expected * 2) cap *= 2;
+    m->slots = calloc(cap, sizeof *m->slots);
+    if (!m->slots) {
+        free(m);
+        return NULL;
+    }
+    m->cap = cap;
+    return m;
+}
+
+void hr_map_free(hr_map *m) {
+    if (!m) return;
+    free(m->slots);
+    free(m);
+}
+
+size_t hr_map_count(const hr_map *m) { return m->count; }
+
+static size_t find(const hr_map *m, const char *key, size_t n, uint64_t h) {
+    size_t mask = m->cap - 1, i = h & mask;
+    for (;;) {
+        const struct slot *s = &m->slots[i];
+        if (!s->hash) return i;
+        if (s->hash == h && strncmp(s->key, key, n) == 0 && s->key[n] == 0) return i;
+        i = (i + 1) & mask;
+    }
+}
+
+void *hr_map_getn(const hr_map *m, const char *key, size_t n) {
+    size_t i = find(m, key, n, hr_hash(key, n));
+    return m->slots[i].hash ? m->slots[i].val : NULL;
+}
+
+void *hr_map_get(const hr_map *m, const char *key) { return hr_map_getn(m, key, strlen(key)); }
+
+static int grow(hr_map *m) {
+    size_t cap = m->cap * 2;
+    struct slot *ns = calloc(cap, sizeof *ns);
+    if (!ns) return -1;
+    for (size_t i = 0; i < m->cap; i++) {
+        struct slot *s = &m->slots[i];
+        if (!s->hash) continue;
+        size_t j = s->hash & (cap - 1);
+        while (ns[j].hash) j = (j + 1) & (cap - 1);
+        ns[j] = *s;
+    }
+    free(m->slots);
+    m->slots = ns;
+    m->cap = cap;
+    return 0;
+}
+
+void *hr_map_put(hr_map *m, const char *key, void *val, int *err) {
+    if (err) *err = 0;
+    if ((m->count + 1) * 4 > m->cap * 3 && grow(m)) {
+        if (err) *err = -1;
+        return NULL;
+    }
+    size_t n = strlen(key);
+    uint64_t h = hr_hash(key, n);
+    size_t i = find(m, key, n, h);
+    struct slot *s = &m->slots[i];
+    void *old = s->hash ? s->val : NULL;
+    if (!s->hash) m->count++;
+    s->hash = h;
+    s->key = key;
+    s->val = val;
+    return old;
+}
+
+void *hr_map_del(hr_map *m, const char *key) {
+    size_t n = strlen(key), mask = m->cap - 1;
+    size_t i = find(m, key, n, hr_hash(key, n));
+    if (!m->slots[i].hash) return NULL;
+    void *old = m->slots[i].val;
+    /* Backward-shift: pull later entries of the run into the hole. */
+    size_t j = i;
+    for (;;) {
+        m->slots[i].hash = 0;
+        for (;;) {
+            j = (j + 1) & mask;
+            if (!m->slots[j].hash) goto done;
+            size_t home = m->slots[j].hash & mask;
+            /* can entry j move to i? only if home is not cyclically in (i, j] */
+            if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) break;
+        }
+        m->slots[i] = m->slots[j];
+        i = j;
+    }
+done:
+    m->count--;
+    return old;
+}
+
+int hr_map_next(const hr_map *m, size_t *pos, const char **key, void **val) {
+    while (*pos < m->cap) {
+        const struct slot *s = &m->slots[(*pos)++];
+        if (s->hash) {
+            if (key) *key = s->key;
+            if (val) *val = s->val;
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,26 @@
+/* timeutil.h: unix-second time helpers in UTC (RFC 3339 in and out,
+ * calendar periods). All times in headroom are int64 unix seconds, 0 = unset. */
+#ifndef HR_TIMEUTIL_H
+#define HR_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int64_t hr_time_now(void);
+/* Parses "2026-12-01", "2026-12-01T00:00:00Z", "...T00:00:00.123+02:00".
+ * Returns 0 and sets *out, or -1 if s is not such a timestamp. */
+int hr_time_parse(const char *s, int64_t *out);
+/* "2026-12-01T00:00:00Z" into buf (at least 21 bytes). */
+void hr_time_format(int64_t t, char *buf, size_t n);
+/* Days since 1970-01-01 for a civil date, and back. */
+int64_t hr_days_from_civil(int64_t y, unsigned m, unsigned d);
+void hr_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
+/* t plus n calendar months, the day clamped to the month's end (Jan 31 + 1 = Feb 28/29). */
+int64_t hr_time_add_months(int64_t t, int n);
+/* Start of the UTC day / ISO week (Monday) / month / year containing t. */
+int64_t hr_time_day_start(int64_t t);
+int64_t hr_time_week_start(int64_t t);
+int64_t hr_time_month_start(int64_t t);
+int64_t hr_time_year_start(int64_t t);
+
+#endif

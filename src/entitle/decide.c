@@ -1,0 +1,717 @@
+/* decide.c: the entitlement decision and the cheapest way to a yes.
+ *
+ * An account's allocation of a feature is, in order of precedence: an
+ * unexpired override (API, then config); else its plan version's
+ * entitlement plus add-on grants, raised by an active plan or feature trial.
+ * When the answer is no (or overage), every higher plan and every add-on the
+ * plan may buy is priced as a monthly difference against what the account
+ * pays now; the cheapest self-serve one is the upgrade, the rest are
+ * alternatives. Everything here reads memory under the engine's shared lock
+ * and allocates only for the JSON it writes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "entitle_int.h"
+#include "timeutil.h"
+
+enum { SRC_NONE, SRC_PLAN, SRC_ADDON, SRC_OVERRIDE, SRC_TRIAL };
+static const char *src_names[] = {"none", "plan", "addon", "override", "trial"};
+
+static const char *reason_names[] = {"ok", "not_in_plan", "limit_reached", "trial_active",
+                                     "trial_expired", "override", "overage",
+                                     "unknown_account", "unknown_feature"};
+
+const char *hr_reason_str(hr_reason r) {
+    return (unsigned)r < sizeof reason_names / sizeof *reason_names ? reason_names[r] : "?";
+}
+
+typedef struct grant {
+    int64_t limit; /* HR_ENT_NONE, 0/1 for boolean, count, HR_UNLIMITED */
+    int src;
+    int expired_trial; /* a trial that would have granted more has ended */
+} grant;
+
+static int64_t plus(int64_t v, int64_t add) {
+    if (v == HR_UNLIMITED || add == HR_UNLIMITED) return HR_UNLIMITED;
+    if (v == HR_ENT_NONE) v = 0;
+    return v > HR_UNLIMITED - add ? HR_UNLIMITED : v + add;
+}
+
+static const hr_plan_version *acct_version(const hr_catalog *c, const hr_account *a, int *pi) {
+    *pi = hr_catalog_plan(c, a->plan);
+    return *pi < 0 ? NULL : hr_catalog_plan_version(c, *pi, a->plan_version);
+}
+
+/* Plan version pv's entitlement for fi plus the account's add-on grants;
+ * with only_for >= 0, only add-ons that plan may buy count. */
+static int64_t plan_limit(const hr_catalog *c, const hr_account *a, int fi,
+                          const hr_plan_version *pv, int only_for, int *from_addon) {
+    int64_t v = pv ? pv->ent[fi] : HR_ENT_NONE;
+    int boolean = c->features[fi].type == HR_FEAT_BOOLEAN;
+    if (from_addon) *from_addon = 0;
+    for (uint16_t i = 0; i < a->naddons; i++) {
+        int ai = hr_catalog_addon(c, a->addons[i].addon);
+        if (ai < 0) continue;
+        const hr_addon *ad = &c->addons[ai];
+        int64_t g = ad->grants[fi];
+        if (g <= 0 || (only_for >= 0 && !ad->plans[only_for])) continue;
+        int64_t before = v;
+        if (boolean)
+            v = 1;
+        else
+            v = plus(v, g == HR_UNLIMITED ? g : g * a->addons[i].qty);
+        if (from_addon && v != before) *from_addon = 1;
+    }
+    return v;
+}
+
+/* The value a feature trial gives: on for a boolean; for a count, the
+ * lowest-tier plan's entitlement that is more than the account has. */
+static int64_t feature_trial_value(const hr_catalog *c, int fi, int64_t base) {
+    if (c->features[fi].type == HR_FEAT_BOOLEAN) return 1;
+    for (int p = 0; p < c->nplans; p++) {
+        const hr_plan *pl = &c->plans[p];
+        int64_t v = pl->versions[pl->nversions - 1].ent[fi];
+        if (v > base) return v;
+    }
+    return base;
+}
+
+static const hr_ftrial_ent *ftrial_of(const hr_account *a, const char *f) {
+    for (uint16_t i = 0; i < a->nftrial; i++)
+        if (!strcmp(a->ftrial[i].feature, f)) return &a->ftrial[i];
+    return NULL;
+}
+
+static grant effective(const hr_catalog *c, const hr_account *a, int fi, int64_t now) {
+    grant g = {HR_ENT_NONE, SRC_NONE, 0};
+    const char *fname = c->features[fi].key;
+    for (uint16_t i = 0; i < a->novr; i++) {
+        const hr_ovr_ent *o = &a->ovr[i];
+        if (!strcmp(o->feature, fname) && (!o->expires_at || now < o->expires_at))
+            return (grant){o->value, SRC_OVERRIDE, 0};
+    }
+    for (int i = 0; i < c->noverrides; i++) {
+        const hr_cat_override *o = &c->overrides[i];
+        if (o->feature == fi && !strcmp(o->account, a->id) &&
+            (!o->expires_at || now < o->expires_at))
+            return (grant){o->value, SRC_OVERRIDE, 0};
+    }
+    int pi, from_addon;
+    const hr_plan_version *pv = acct_version(c, a, &pi);
+    g.limit = plan_limit(c, a, fi, pv, -1, &from_addon);
+    g.src = from_addon ? SRC_ADDON : g.limit == HR_ENT_NONE ? SRC_NONE : SRC_PLAN;
+    if (a->trial_plan) {
+        int ti = hr_catalog_plan(c, a->trial_plan);
+        if (ti >= 0) {
+            int64_t tv = plan_limit(c, a, fi, hr_catalog_plan_version(c, ti, 0), -1, NULL);
+            if (tv > g.limit) {
+                if (now < a->trial_ends_at)
+                    g.limit = tv, g.src = SRC_TRIAL;
+                else
+                    g.expired_trial = 1;
+            }
+        }
+    }
+    const hr_ftrial_ent *ft = ftrial_of(a, fname);
+    if (ft) {
+        int64_t tv = feature_trial_value(c, fi, g.limit);
+        if (tv > g.limit) {
+            if (now < ft->ends_at)
+                g.limit = tv, g.src = SRC_TRIAL, g.expired_trial = 0;
+            else
+                g.expired_trial = 1;
+        }
+    }
+    return g;
+}
+
+/* ---- the verdict ------------------------------------------------------- */
+
+static void verdict_of(const hr_catalog *c, const hr_account *a, int fi, int64_t qty,
+                       int64_t now, grant *gout, hr_verdict *v) {
+    const hr_feature *f = &c->features[fi];
+    grant g = effective(c, a, fi, now);
+    *gout = g;
+    memset(v, 0, sizeof *v);
+    if (f->type == HR_FEAT_BOOLEAN) {
+        v->limit = g.limit == 1;
+        v->allowed = g.limit == 1;
+    } else {
+        v->usage = hr_account_usage(a, f, f->key, now);
+        v->limit = g.limit == HR_ENT_NONE ? 0 : g.limit;
+        if (f->type == HR_FEAT_METERED)
+            v->resets_at = hr_period_next(f->period, hr_period_start(f->period, now));
+        v->remaining = g.limit == HR_UNLIMITED ? HR_UNLIMITED
+                       : v->usage >= v->limit  ? 0
+                                               : v->limit - v->usage;
+        v->allowed = g.limit != HR_ENT_NONE &&
+                     (g.limit == HR_UNLIMITED || (qty <= v->remaining && v->usage <= v->limit));
+    }
+    if (v->allowed) {
+        v->reason = g.src == SRC_OVERRIDE ? HR_REASON_OVERRIDE
+                    : g.src == SRC_TRIAL  ? HR_REASON_TRIAL_ACTIVE
+                                          : HR_REASON_OK;
+    } else if (f->type != HR_FEAT_BOOLEAN && g.limit != HR_ENT_NONE && f->has_overage) {
+        v->allowed = 1;
+        v->reason = HR_REASON_OVERAGE;
+        v->overage_units = v->usage + qty - v->limit;
+        v->overage_cost = hr_catalog_minor(c, v->overage_units * f->overage_price);
+    } else if (g.expired_trial) {
+        v->reason = HR_REASON_TRIAL_EXPIRED;
+    } else if (g.limit == HR_ENT_NONE || f->type == HR_FEAT_BOOLEAN) {
+        v->reason = HR_REASON_NOT_IN_PLAN;
+    } else {
+        v->reason = HR_REASON_LIMIT_REACHED;
+    }
+}
+
+int hr_engine_check(hr_engine *e, const char *account, const char *feature, int64_t quantity,
+                    int64_t now, hr_verdict *out) {
+    if (!now) now = hr_time_now();
+    memset(out, 0, sizeof *out);
+    pthread_rwlock_rdlock(&e->lock);
+    const hr_catalog *c = e->cat;
+    const hr_account *a = hr_map_get(e->accounts, account);
+    int fi = hr_catalog_feature(c, feature);
+    if (!a)
+        out->reason = HR_REASON_UNKNOWN_ACCOUNT;
+    else if (fi < 0)
+        out->reason = HR_REASON_UNKNOWN_FEATURE;
+    else {
+        grant g;
+        verdict_of(c, a, fi, quantity < 0 ? 0 : quantity, now, &g, out);
+    }
+    pthread_rwlock_unlock(&e->lock);
+    return 0;
+}
+
+/* ---- upgrade options --------------------------------------------------- */
+
+enum { OPT_PLAN, OPT_ADDON, OPT_CONTACT };
+
+typedef struct option {
+    int kind, idx;
+    int64_t qty;
+    int64_t delta;   /* micros per month (one-time add-ons: once) */
+    hr_interval iv;
+    int64_t after;   /* the allocation after the change */
+} option;
+
+static int64_t current_monthly(const hr_catalog *c, const hr_account *a, int only_for) {
+    int pi;
+    const hr_plan_version *pv = acct_version(c, a, &pi);
+    int64_t m = pv ? hr_catalog_monthly(pv->price, pv->interval) : 0;
+    for (uint16_t i = 0; i < a->naddons; i++) {
+        int ai = hr_catalog_addon(c, a->addons[i].addon);
+        if (ai < 0 || c->addons[ai].interval == HR_INTERVAL_ONE_TIME) continue;
+        if (only_for >= 0 && !c->addons[ai].plans[only_for]) continue;
+        m += hr_catalog_monthly(c->addons[ai].price, c->addons[ai].interval) * a->addons[i].qty;
+    }
+    return m;
+}
+
+static int helps(const hr_feature *f, int64_t after, int64_t needed) {
+    if (f->type == HR_FEAT_BOOLEAN) return after == 1;
+    return after == HR_UNLIMITED || (after != HR_ENT_NONE && after >= needed);
+}
+
+static int opt_cmp(const void *x, const void *y) {
+    const option *a = x, *b = y;
+    if ((a->kind == OPT_CONTACT) != (b->kind == OPT_CONTACT)) return a->kind == OPT_CONTACT ? 1 : -1;
+    if (a->delta != b->delta) return a->delta < b->delta ? -1 : 1;
+    if (a->kind != b->kind) return a->kind == OPT_ADDON ? -1 : 1; /* the smaller change */
+    return a->idx - b->idx;
+}
+
+/* Fills opts (capacity nplans + naddons); returns the count, sorted. */
+static int options(const hr_catalog *c, const hr_account *a, int fi, int64_t needed,
+                   const grant *g, option *opts) {
+    const hr_feature *f = &c->features[fi];
+    int n = 0, pi;
+    if (g->src == SRC_OVERRIDE) return 0; /* an override decides whatever the plan */
+    acct_version(c, a, &pi);
+    int64_t now_m = current_monthly(c, a, -1);
+    for (int p = 0; p < c->nplans; p++) {
+        const hr_plan *pl = &c->plans[p];
+        if (pi >= 0 && pl->tier <= c->plans[pi].tier) continue;
+        const hr_plan_version *pv = &pl->versions[pl->nversions - 1];
+        int64_t after = plan_limit(c, a, fi, pv, p, NULL);
+        if (!helps(f, after, needed)) continue;
+        option o = {pl->contact_sales ? OPT_CONTACT : OPT_PLAN, p, 1, 0, HR_INTERVAL_MONTH, after};
+        if (!pl->contact_sales)
+            o.delta = hr_catalog_monthly(pv->price, pv->interval) + current_monthly(c, a, p) -
+                      (pv ? 0 : 0) - now_m -
+                      (acct_version(c, a, &(int){0}) ? 0 : 0);
+        if (!pl->contact_sales) {
+            /* current_monthly(c, a, p) counts the plan too: take it out */
+            int cpi;
+            const hr_plan_version *cur = acct_version(c, a, &cpi);
+            if (cur) o.delta -= hr_catalog_monthly(cur->price, cur->interval);
+        }
+        opts[n++] = o;
+    }
+    if (pi >= 0) {
+        for (int ai = 0; ai < c->naddons; ai++) {
+            const hr_addon *ad = &c->addons[ai];
+            int64_t per = ad->grants[fi];
+            if (per <= 0 || !ad->plans[pi]) continue;
+            int64_t owned = 0;
+            for (uint16_t i = 0; i < a->naddons; i++)
+                if (!strcmp(a->addons[i].addon, ad->key)) owned = a->addons[i].qty;
+            int64_t qty, after;
+            if (f->type == HR_FEAT_BOOLEAN) {
+                if (owned) continue;
+                qty = 1;
+                after = 1;
+            } else {
+                int64_t base = g->limit == HR_ENT_NONE ? 0 : g->limit;
+                if (base == HR_UNLIMITED) continue;
+                qty = per == HR_UNLIMITED ? 1 : (needed - base + per - 1) / per;
+                if (qty < 1) qty = 1;
+                after = plus(base, per == HR_UNLIMITED ? per : per * qty);
+            }
+            if (ad->max_quantity && owned + qty > ad->max_quantity) continue;
+            option o = {OPT_ADDON, ai, qty, ad->price * qty, ad->interval, after};
+            if (ad->interval == HR_INTERVAL_YEAR) o.delta = hr_catalog_monthly(ad->price, ad->interval) * qty;
+            opts[n++] = o;
+        }
+    }
+    qsort(opts, (size_t)n, sizeof *opts, opt_cmp);
+    return n;
+}
+
+static void money(const hr_catalog *c, int64_t micros, hr_interval iv, hr_buf *out) {
+    hr_buf_puts(out, "{\"amount\":");
+    hr_buf_i64(out, hr_catalog_minor(c, micros));
+    hr_buf_puts(out, ",\"currency\":");
+    hr_buf_json_str(out, c->currency);
+    hr_buf_puts(out, ",\"interval\":");
+    hr_buf_json_str(out, hr_interval_str(iv));
+    hr_buf_putc(out, '}');
+}
+
+/* "limit_after": n, or null with "unlimited": true; booleans say "grants". */
+static void after_json(const hr_feature *f, const char *field, int64_t v, hr_buf *out) {
+    hr_buf_putc(out, ',');
+    if (f->type == HR_FEAT_BOOLEAN) {
+        hr_buf_puts(out, "\"grants\":true");
+        return;
+    }
+    hr_buf_json_key(out, field);
+    if (v == HR_UNLIMITED)
+        hr_buf_puts(out, "null,\"unlimited\":true");
+    else
+        hr_buf_i64(out, v == HR_ENT_NONE ? 0 : v);
+}
+
+static void option_json(const hr_catalog *c, const hr_feature *f, const option *o, hr_buf *out) {
+    if (o->kind == OPT_ADDON) {
+        const hr_addon *ad = &c->addons[o->idx];
+        hr_buf_puts(out, "{\"kind\":\"addon\",\"addon\":");
+        hr_buf_json_str(out, ad->key);
+        hr_buf_puts(out, ",\"name\":");
+        hr_buf_json_str(out, ad->name ? ad->name : ad->key);
+        hr_buf_puts(out, ",\"quantity\":");
+        hr_buf_i64(out, o->qty);
+        hr_buf_puts(out, ",\"price_delta\":");
+        money(c, o->delta, o->iv == HR_INTERVAL_ONE_TIME ? o->iv : HR_INTERVAL_MONTH, out);
+    } else {
+        const hr_plan *p = &c->plans[o->idx];
+        hr_buf_puts(out, o->kind == OPT_CONTACT ? "{\"kind\":\"contact_sales\",\"plan\":"
+                                                : "{\"kind\":\"plan\",\"plan\":");
+        hr_buf_json_str(out, p->key);
+        hr_buf_puts(out, ",\"name\":");
+        hr_buf_json_str(out, p->name ? p->name : p->key);
+        if (o->kind == OPT_PLAN) {
+            hr_buf_puts(out, ",\"price_delta\":");
+            money(c, o->delta, HR_INTERVAL_MONTH, out);
+            if (p->trial_days) {
+                hr_buf_puts(out, ",\"trial_days\":");
+                hr_buf_i64(out, p->trial_days);
+            }
+        }
+    }
+    after_json(f, "limit_after", o->after, out);
+    hr_buf_putc(out, '}');
+}
+
+/* The trial that would allow the request, if the account has one unused. */
+static void trial_offer(const hr_catalog *c, const hr_account *a, int fi, int64_t needed,
+                        const option *opts, int nopts, hr_buf *out) {
+    const hr_feature *f = &c->features[fi];
+    int days = c->feature_trial_days[fi];
+    if (days > 0 && !ftrial_of(a, f->key) &&
+        helps(f, feature_trial_value(c, fi, HR_ENT_NONE), needed)) {
+        hr_buf_puts(out, ",\"trial\":{\"kind\":\"feature\",\"feature\":");
+        hr_buf_json_str(out, f->key);
+        hr_buf_puts(out, ",\"days\":");
+        hr_buf_i64(out, days);
+        hr_buf_putc(out, '}');
+        return;
+    }
+    if (a->plan_trial_used) return;
+    for (int i = 0; i < nopts; i++) { /* cheapest first */
+        if (opts[i].kind != OPT_PLAN || !c->plans[opts[i].idx].trial_days) continue;
+        hr_buf_puts(out, ",\"trial\":{\"kind\":\"plan\",\"plan\":");
+        hr_buf_json_str(out, c->plans[opts[i].idx].key);
+        hr_buf_puts(out, ",\"days\":");
+        hr_buf_i64(out, c->plans[opts[i].idx].trial_days);
+        hr_buf_putc(out, '}');
+        return;
+    }
+}
+
+static void count_json(const char *key, int64_t v, hr_buf *out) {
+    hr_buf_putc(out, ',');
+    hr_buf_json_key(out, key);
+    if (v == HR_UNLIMITED)
+        hr_buf_puts(out, "null");
+    else
+        hr_buf_i64(out, v);
+}
+
+int hr_engine_decide(hr_engine *e, const char *account, const char *feature, int64_t quantity,
+                     int64_t now, hr_verdict *verdict, hr_buf *out) {
+    hr_verdict v;
+    if (!now) now = hr_time_now();
+    if (quantity < 0) quantity = 0;
+    memset(&v, 0, sizeof v);
+    pthread_rwlock_rdlock(&e->lock);
+    const hr_catalog *c = e->cat;
+    const hr_account *a = hr_map_get(e->accounts, account);
+    int fi = hr_catalog_feature(c, feature);
+    grant g = {0};
+    if (!a)
+        v.reason = HR_REASON_UNKNOWN_ACCOUNT;
+    else if (fi < 0)
+        v.reason = HR_REASON_UNKNOWN_FEATURE;
+    else
+        verdict_of(c, a, fi, quantity, now, &g, &v);
+    hr_buf_puts(out, v.allowed ? "{\"allowed\":true,\"reason\":" : "{\"allowed\":false,\"reason\":");
+    hr_buf_json_str(out, hr_reason_str(v.reason));
+    hr_buf_puts(out, ",\"account\":");
+    hr_buf_json_str(out, account);
+    hr_buf_puts(out, ",\"feature\":");
+    hr_buf_json_str(out, feature);
+    hr_buf_puts(out, ",\"quantity\":");
+    hr_buf_i64(out, quantity);
+    if (a && fi >= 0) {
+        const hr_feature *f = &c->features[fi];
+        hr_buf_puts(out, ",\"type\":");
+        hr_buf_json_str(out, hr_feature_type_str(f->type));
+        if (f->type != HR_FEAT_BOOLEAN) {
+            count_json("usage", v.usage, out);
+            count_json("limit", v.limit, out);
+            count_json("remaining", v.remaining, out);
+            hr_buf_puts(out, v.limit == HR_UNLIMITED ? ",\"unlimited\":true" : ",\"unlimited\":false");
+            hr_buf_puts(out, ",\"resets_at\":");
+            hr_buf_json_time(out, v.resets_at);
+        }
+        if (v.reason == HR_REASON_OVERAGE) {
+            hr_buf_puts(out, ",\"overage\":{\"units\":");
+            hr_buf_i64(out, v.overage_units);
+            hr_buf_puts(out, ",\"unit_price\":");
+            money(c, f->overage_price, HR_INTERVAL_ONE_TIME, out);
+            hr_buf_puts(out, ",\"cost\":");
+            money(c, v.overage_units * f->overage_price, HR_INTERVAL_ONE_TIME, out);
+            hr_buf_putc(out, '}');
+        }
+        if (!v.allowed || v.reason == HR_REASON_OVERAGE) {
+            option stack[16], *opts = stack;
+            size_t cap = (size_t)(c->nplans + c->naddons);
+            if (cap > 16 && !(opts = malloc(cap * sizeof *opts))) opts = NULL;
+            int n = opts ? options(c, a, fi, v.usage + quantity, &g, opts) : 0;
+            int first = -1;
+            for (int i = 0; i < n && first < 0; i++)
+                if (opts[i].kind != OPT_CONTACT) first = i;
+            hr_buf_puts(out, ",\"upgrade\":");
+            if (first >= 0)
+                option_json(c, f, &opts[first], out);
+            else
+                hr_buf_puts(out, "null");
+            if (!v.allowed) trial_offer(c, a, fi, v.usage + quantity, opts, n, out);
+            hr_buf_puts(out, ",\"alternatives\":[");
+            int k = 0;
+            for (int i = 0; i < n; i++) {
+                if (i == first) continue;
+                if (k++) hr_buf_putc(out, ',');
+                option_json(c, f, &opts[i], out);
+            }
+            hr_buf_putc(out, ']');
+            if (opts != stack) free(opts);
+        }
+    }
+    hr_buf_putc(out, '}');
+    pthread_rwlock_unlock(&e->lock);
+    if (verdict) *verdict = v;
+    return hr_buf_failed(out) ? HR_ENOMEM : 0;
+}
+
+int hr_engine_check_json(hr_engine *e, const char *account, const char *feature,
+                         int64_t quantity, int64_t now, char **json) {
+    hr_buf b;
+    hr_buf_init(&b);
+    int rc = hr_engine_decide(e, account, feature, quantity, now, NULL, &b);
+    if (rc) {
+        hr_buf_dispose(&b);
+        *json = NULL;
+        return rc;
+    }
+    *json = hr_buf_steal(&b, NULL);
+    return 0;
+}
+
+/* ---- state for billing screens ----------------------------------------- */
+
+void hr_feature_state_json(const hr_catalog *c, const hr_account *a, int fi, int64_t usage,
+                           int64_t now, hr_buf *out) {
+    const hr_feature *f = &c->features[fi];
+    grant g = effective(c, a, fi, now);
+    hr_buf_puts(out, "{\"account\":");
+    hr_buf_json_str(out, a->id);
+    hr_buf_puts(out, ",\"feature\":");
+    hr_buf_json_str(out, f->key);
+    hr_buf_puts(out, ",\"type\":");
+    hr_buf_json_str(out, hr_feature_type_str(f->type));
+    if (f->unit) {
+        hr_buf_puts(out, ",\"unit\":");
+        hr_buf_json_str(out, f->unit);
+    }
+    int enabled = f->type == HR_FEAT_BOOLEAN ? g.limit == 1 : g.limit != HR_ENT_NONE;
+    hr_buf_puts(out, enabled ? ",\"enabled\":true" : ",\"enabled\":false");
+    if (f->type != HR_FEAT_BOOLEAN) {
+        int64_t lim = g.limit == HR_ENT_NONE ? 0 : g.limit;
+        count_json("usage", usage, out);
+        count_json("limit", lim, out);
+        count_json("remaining", lim == HR_UNLIMITED ? HR_UNLIMITED : usage >= lim ? 0 : lim - usage, out);
+        hr_buf_puts(out, lim == HR_UNLIMITED ? ",\"unlimited\":true" : ",\"unlimited\":false");
+        hr_buf_puts(out, ",\"resets_at\":");
+        hr_buf_json_time(out, f->type == HR_FEAT_METERED
+                                  ? hr_period_next(f->period, hr_period_start(f->period, now))
+                                  : 0);
+        if (f->has_overage) {
+            hr_buf_puts(out, ",\"overage_price\":");
+            money(c, f->overage_price, HR_INTERVAL_ONE_TIME, out);
+        }
+    }
+    hr_buf_puts(out, ",\"source\":");
+    hr_buf_json_str(out, src_names[g.src]);
+    hr_buf_putc(out, '}');
+}
+
+static void plan_ref_json(const hr_catalog *c, const hr_account *a, hr_buf *out) {
+    int pi;
+    const hr_plan_version *pv = acct_version(c, a, &pi);
+    hr_buf_puts(out, "{\"key\":");
+    hr_buf_json_str(out, a->plan);
+    if (pi >= 0) {
+        hr_buf_puts(out, ",\"name\":");
+        hr_buf_json_str(out, c->plans[pi].name ? c->plans[pi].name : c->plans[pi].key);
+        hr_buf_puts(out, ",\"version\":");
+        hr_buf_i64(out, pv->version);
+        hr_buf_puts(out, ",\"current_version\":");
+        hr_buf_i64(out, c->plans[pi].versions[c->plans[pi].nversions - 1].version);
+        hr_buf_puts(out, ",\"price\":");
+        money(c, pv->price, pv->interval, out);
+        hr_buf_puts(out, c->plans[pi].contact_sales ? ",\"contact_sales\":true" : ",\"contact_sales\":false");
+    } else {
+        hr_buf_puts(out, ",\"unknown\":true");
+    }
+    hr_buf_putc(out, '}');
+}
+
+void hr_account_json(const hr_catalog *c, const hr_account *a, hr_buf *out) {
+    hr_buf_puts(out, "{\"id\":");
+    hr_buf_json_str(out, a->id);
+    hr_buf_puts(out, ",\"name\":");
+    hr_buf_json_str(out, a->name);
+    hr_buf_puts(out, ",\"plan\":");
+    hr_buf_json_str(out, a->plan);
+    hr_buf_puts(out, ",\"plan_version\":");
+    hr_buf_i64(out, a->plan_version);
+    hr_buf_puts(out, ",\"interval\":");
+    hr_buf_json_str(out, a->interval == HR_INTERVAL_YEAR ? "year" : "month");
+    hr_buf_puts(out, ",\"addons\":{");
+    for (uint16_t i = 0; i < a->naddons; i++) {
+        if (i) hr_buf_putc(out, ',');
+        hr_buf_json_key(out, a->addons[i].addon);
+        hr_buf_i64(out, a->addons[i].qty);
+    }
+    hr_buf_puts(out, "},\"traits\":");
+    hr_buf_puts(out, a->traits_json ? a->traits_json : "{}");
+    hr_buf_puts(out, ",\"owner\":");
+    hr_buf_json_str(out, a->owner);
+    hr_buf_puts(out, ",\"renews_at\":");
+    hr_buf_json_time(out, a->renews_at);
+    hr_buf_puts(out, ",\"trial\":");
+    if (a->trial_plan) {
+        int64_t now = hr_time_now();
+        hr_buf_puts(out, "{\"plan\":");
+        hr_buf_json_str(out, a->trial_plan);
+        hr_buf_puts(out, ",\"started_at\":");
+        hr_buf_json_time(out, a->trial_started_at);
+        hr_buf_puts(out, ",\"ends_at\":");
+        hr_buf_json_time(out, a->trial_ends_at);
+        hr_buf_puts(out, now < a->trial_ends_at ? ",\"active\":true}" : ",\"active\":false}");
+    } else {
+        hr_buf_puts(out, "null");
+    }
+    hr_buf_puts(out, a->plan_trial_used ? ",\"plan_trial_used\":true" : ",\"plan_trial_used\":false");
+    hr_buf_puts(out, ",\"overrides\":[");
+    for (uint16_t i = 0; i < a->novr; i++) {
+        if (i) hr_buf_putc(out, ',');
+        hr_buf_puts(out, "{\"feature\":");
+        hr_buf_json_str(out, a->ovr[i].feature);
+        hr_buf_puts(out, ",\"value\":");
+        int fi = hr_catalog_feature(c, a->ovr[i].feature);
+        if (a->ovr[i].value == HR_UNLIMITED)
+            hr_buf_puts(out, "\"unlimited\"");
+        else if (fi >= 0 && c->features[fi].type == HR_FEAT_BOOLEAN)
+            hr_buf_puts(out, a->ovr[i].value ? "true" : "false");
+        else
+            hr_buf_i64(out, a->ovr[i].value);
+        hr_buf_puts(out, ",\"expires_at\":");
+        hr_buf_json_time(out, a->ovr[i].expires_at);
+        hr_buf_putc(out, '}');
+    }
+    hr_buf_puts(out, "],\"feature_trials\":[");
+    for (uint16_t i = 0; i < a->nftrial; i++) {
+        if (i) hr_buf_putc(out, ',');
+        hr_buf_puts(out, "{\"feature\":");
+        hr_buf_json_str(out, a->ftrial[i].feature);
+        hr_buf_puts(out, ",\"started_at\":");
+        hr_buf_json_time(out, a->ftrial[i].started_at);
+        hr_buf_puts(out, ",\"ends_at\":");
+        hr_buf_json_time(out, a->ftrial[i].ends_at);
+        hr_buf_putc(out, '}');
+    }
+    hr_buf_puts(out, "],\"users\":");
+    hr_buf_i64(out, a->nusers);
+    hr_buf_puts(out, ",\"created_at\":");
+    hr_buf_json_time(out, a->created_at);
+    hr_buf_puts(out, ",\"updated_at\":");
+    hr_buf_json_time(out, a->updated_at);
+    hr_buf_putc(out, '}');
+}
+
+int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_buf *out) {
+    if (!now) now = hr_time_now();
+    pthread_rwlock_rdlock(&e->lock);
+    const hr_catalog *c = e->cat;
+    const hr_account *a = hr_map_get(e->accounts, account);
+    if (!a) {
+        pthread_rwlock_unlock(&e->lock);
+        return HR_ENOTFOUND;
+    }
+    int pi;
+    acct_version(c, a, &pi);
+    hr_buf_puts(out, "{\"account\":");
+    hr_buf_json_str(out, a->id);
+    hr_buf_puts(out, ",\"name\":");
+    hr_buf_json_str(out, a->name);
+    hr_buf_puts(out, ",\"plan\":");
+    plan_ref_json(c, a, out);
+    hr_buf_puts(out, ",\"renews_at\":");
+    hr_buf_json_time(out, a->renews_at);
+    hr_buf_puts(out, ",\"currency\":");
+    hr_buf_json_str(out, c->currency);
+    hr_buf_puts(out, ",\"monthly_total\":");
+    money(c, current_monthly(c, a, -1), HR_INTERVAL_MONTH, out);
+    hr_buf_puts(out, ",\"trial\":");
+    if (a->trial_plan && now < a->trial_ends_at) {
+        hr_buf_puts(out, "{\"plan\":");
+        hr_buf_json_str(out, a->trial_plan);
+        hr_buf_puts(out, ",\"ends_at\":");
+        hr_buf_json_time(out, a->trial_ends_at);
+        hr_buf_putc(out, '}');
+    } else {
+        hr_buf_puts(out, "null");
+    }
+    hr_buf_puts(out, ",\"features\":{");
+    for (int fi = 0; fi < c->nfeatures; fi++) {
+        if (fi) hr_buf_putc(out, ',');
+        hr_buf_json_key(out, c->features[fi].key);
+        hr_feature_state_json(c, a, fi, hr_account_usage(a, &c->features[fi], c->features[fi].key, now),
+                              now, out);
+    }
+    hr_buf_puts(out, "},\"addons\":{");
+    for (uint16_t i = 0; i < a->naddons; i++) {
+        if (i) hr_buf_putc(out, ',');
+        hr_buf_json_key(out, a->addons[i].addon);
+        hr_buf_i64(out, a->addons[i].qty);
+    }
+    hr_buf_puts(out, "},\"available_addons\":[");
+    int k = 0;
+    for (int ai = 0; pi >= 0 && ai < c->naddons; ai++) {
+        const hr_addon *ad = &c->addons[ai];
+        if (!ad->plans[pi]) continue;
+        int64_t owned = 0;
+        for (uint16_t i = 0; i < a->naddons; i++)
+            if (!strcmp(a->addons[i].addon, ad->key)) owned = a->addons[i].qty;
+        if (k++) hr_buf_putc(out, ',');
+        hr_buf_puts(out, "{\"addon\":");
+        hr_buf_json_str(out, ad->key);
+        hr_buf_puts(out, ",\"name\":");
+        hr_buf_json_str(out, ad->name ? ad->name : ad->key);
+        hr_buf_puts(out, ",\"price\":");
+        money(c, ad->price, ad->interval, out);
+        hr_buf_puts(out, ",\"grants\":{");
+        int gk = 0;
+        for (int fi = 0; fi < c->nfeatures; fi++) {
+            if (ad->grants[fi] <= 0) continue;
+            if (gk++) hr_buf_putc(out, ',');
+            hr_buf_json_key(out, c->features[fi].key);
+            if (c->features[fi].type == HR_FEAT_BOOLEAN)
+                hr_buf_puts(out, "true");
+            else
+                hr_buf_i64(out, ad->grants[fi]);
+        }
+        hr_buf_puts(out, "},\"owned\":");
+        hr_buf_i64(out, owned);
+        hr_buf_puts(out, ",\"max_quantity\":");
+        if (ad->max_quantity)
+            hr_buf_i64(out, ad->max_quantity);
+        else
+            hr_buf_puts(out, "null");
+        hr_buf_putc(out, '}');
+    }
+    hr_buf_puts(out, "],\"upgrades\":[");
+    k = 0;
+    int64_t now_m = current_monthly(c, a, -1);
+    for (int p = 0; p < c->nplans; p++) {
+        const hr_plan *pl = &c->plans[p];
+        if (pi >= 0 && pl->tier <= c->plans[pi].tier) continue;
+        const hr_plan_version *pv = &pl->versions[pl->nversions - 1];
+        if (k++) hr_buf_putc(out, ',');
+        hr_buf_puts(out, pl->contact_sales ? "{\"kind\":\"contact_sales\",\"plan\":"
+                                           : "{\"kind\":\"plan\",\"plan\":");
+        hr_buf_json_str(out, pl->key);
+        hr_buf_puts(out, ",\"name\":");
+        hr_buf_json_str(out, pl->name ? pl->name : pl->key);
+        if (!pl->contact_sales) {
+            hr_buf_puts(out, ",\"price\":");
+            money(c, pv->price, pv->interval, out);
+            hr_buf_puts(out, ",\"price_delta\":");
+            money(c, hr_catalog_monthly(pv->price, pv->interval) - now_m, HR_INTERVAL_MONTH, out);
+        }
+        hr_buf_puts(out, ",\"trial_days\":");
+        hr_buf_i64(out, a->plan_trial_used ? 0 : pl->trial_days);
+        hr_buf_putc(out, '}');
+    }
+    hr_buf_puts(out, "],\"feature_trials_available\":[");
+    k = 0;
+    for (int fi = 0; fi < c->nfeatures; fi++) {
+        if (c->feature_trial_days[fi] <= 0 || ftrial_of(a, c->features[fi].key)) continue;
+        if (k++) hr_buf_putc(out, ',');
+        hr_buf_puts(out, "{\"feature\":");
+        hr_buf_json_str(out, c->features[fi].key);
+        hr_buf_puts(out, ",\"days\":");
+        hr_buf_i64(out, c->feature_trial_days[fi]);
+        hr_buf_putc(out, '}');
+    }
+    hr_buf_puts(out, "]}");
+    pthread_rwlock_unlock(&e->lock);
+    return hr_buf_failed(out) ? HR_ENOMEM : 0;
+}

@@ -1,0 +1,1136 @@
+/* engine.c: the account state behind the decisions, and its persistence.
+ *
+ * Design: every mutation runs under one writer mutex in three steps:
+ * validate against the catalog, write through to the store (durable), then
+ * apply to memory under a brief exclusive rwlock. Readers (decisions) only
+ * take the shared side of that rwlock, so they never wait on disk, and
+ * memory never holds state the store has not acknowledged. */
+#include "engine.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "entitle_int.h"
+#include "err.h"
+#include "intern.h"
+#include "timeutil.h"
+
+#define MAX_ID 128
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int valid_id(const char *s) {
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if (!isalnum(c) && !strchr("._:@+-", c)) return 0;
+    }
+    return n > 0 && n <= MAX_ID;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static int grow(void **arr, size_t elem, size_t n) {
+    void *p = realloc(*arr, elem * (n + 1));
+    if (!p) return -1;
+    *arr = p;
+    return 0;
+}
+
+void hr_account_free(hr_account *a) {
+    if (!a) return;
+    free(a->name);
+    free(a->owner);
+    free(a->traits_json);
+    free(a->usage);
+    free(a->addons);
+    free(a->ovr);
+    free(a->ftrial);
+    for (uint32_t i = 0; i < a->nusers; i++) {
+        hr_user *u = &a->users[i];
+        free(u->id);
+        free(u->role);
+        free(u->seat_type);
+        free(u->traits_json);
+    }
+    free(a->users);
+    free(a);
+}
+
+static hr_account *account_alloc(const char *id) {
+    size_t n = strlen(id);
+    hr_account *a = calloc(1, sizeof *a + n + 1);
+    if (a) memcpy(a->id, id, n + 1);
+    return a;
+}
+
+int64_t hr_period_start(hr_period p, int64_t now) {
+    switch (p) {
+    case HR_PERIOD_DAY: return hr_time_day_start(now);
+    case HR_PERIOD_WEEK: return hr_time_week_start(now);
+    case HR_PERIOD_MONTH: return hr_time_month_start(now);
+    case HR_PERIOD_YEAR: return hr_time_year_start(now);
+    default: return 0;
+    }
+}
+
+int64_t hr_period_next(hr_period p, int64_t start) {
+    switch (p) {
+    case HR_PERIOD_DAY: return start + 86400;
+    case HR_PERIOD_WEEK: return start + 7 * 86400;
+    case HR_PERIOD_MONTH: return hr_time_add_months(start, 1);
+    case HR_PERIOD_YEAR: return hr_time_add_months(start, 12);
+    default: return 0;
+    }
+}
+
+/* Names compare by strcmp, not address: the catalog's keys are not interned
+ * and the decision path must not take the intern lock. */
+static hr_usage_ent *find_usage(const hr_account *a, const char *fname) {
+    for (uint16_t i = 0; i < a->nusage; i++)
+        if (!strcmp(a->usage[i].feature, fname)) return &a->usage[i];
+    return NULL;
+}
+
+int64_t hr_account_usage(const hr_account *a, const hr_feature *f, const char *fname,
+                         int64_t now) {
+    const hr_usage_ent *u = find_usage(a, fname);
+    if (!u) return 0;
+    if (f && f->type == HR_FEAT_METERED && u->period_start != hr_period_start(f->period, now))
+        return 0;
+    return u->value;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+hr_engine *hr_engine_new(hr_catalog *c) {
+    hr_engine *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->accounts = hr_map_new(1024);
+    e->idem = hr_map_new(64);
+    if (!e->accounts || !e->idem) goto fail;
+    pthread_rwlock_init(&e->lock, NULL);
+    pthread_mutex_init(&e->wmu, NULL);
+    e->cat = c ? hr_catalog_retain(c) : NULL;
+    return e;
+fail:
+    hr_map_free(e->accounts);
+    hr_map_free(e->idem);
+    free(e);
+    return NULL;
+}
+
+void hr_engine_free(hr_engine *e) {
+    if (!e) return;
+    size_t pos = 0;
+    void *v;
+    while (hr_map_next(e->accounts, &pos, NULL, &v)) hr_account_free(v);
+    hr_map_free(e->accounts);
+    pos = 0;
+    while (hr_map_next(e->idem, &pos, NULL, &v)) free(v);
+    hr_map_free(e->idem);
+    if (e->cat) hr_catalog_release(e->cat);
+    pthread_rwlock_destroy(&e->lock);
+    pthread_mutex_destroy(&e->wmu);
+    free(e);
+}
+
+hr_catalog *hr_engine_catalog(hr_engine *e) {
+    pthread_rwlock_rdlock(&e->lock);
+    hr_catalog *c = e->cat ? hr_catalog_retain(e->cat) : NULL;
+    pthread_rwlock_unlock(&e->lock);
+    return c;
+}
+
+int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
+    if (!c) return hr_err_set(err, HR_EINVAL, "no catalog");
+    hr_catalog_retain(c);
+    pthread_mutex_lock(&e->wmu);
+    pthread_rwlock_wrlock(&e->lock);
+    hr_catalog *old = e->cat;
+    e->cat = c;
+    pthread_rwlock_unlock(&e->lock);
+    pthread_mutex_unlock(&e->wmu);
+    if (old) hr_catalog_release(old);
+    return 0;
+}
+
+size_t hr_engine_account_count(hr_engine *e) {
+    pthread_rwlock_rdlock(&e->lock);
+    size_t n = hr_map_count(e->accounts);
+    pthread_rwlock_unlock(&e->lock);
+    return n;
+}
+
+/* ---- loading from the store -------------------------------------------- */
+
+static int parse_addons_json(const char *text, hr_addon_ent **out, uint16_t *n) {
+    *out = NULL;
+    *n = 0;
+    if (!text || !strcmp(text, "{}") || !*text) return 0;
+    json_object *o = json_tokener_parse(text);
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        return -1;
+    }
+    int rc = 0;
+    json_object_object_foreach(o, k, v) {
+        if (grow((void **)out, sizeof **out, *n)) {
+            rc = -1;
+            break;
+        }
+        (*out)[*n].addon = hr_intern(k);
+        (*out)[*n].qty = (int32_t)json_object_get_int(v);
+        (*n)++;
+    }
+    json_object_put(o);
+    return rc;
+}
+
+static int load_account(void *ud, const hr_account_rec *r) {
+    hr_engine *e = ud;
+    hr_account *a = account_alloc(r->id);
+    if (!a) return HR_ENOMEM;
+    a->name = dup_or_null(r->name);
+    a->owner = dup_or_null(r->owner);
+    a->traits_json = (r->traits_json && strcmp(r->traits_json, "{}")) ? strdup(r->traits_json)
+                                                                        : NULL;
+    a->plan = hr_intern(r->plan ? r->plan : "");
+    a->plan_version = r->plan_version;
+    a->interval = (r->interval && !strcmp(r->interval, "year")) ? HR_INTERVAL_YEAR
+                                                                 : HR_INTERVAL_MONTH;
+    a->created_at = r->created_at;
+    a->updated_at = r->updated_at;
+    a->renews_at = r->renews_at;
+    a->trial_plan = r->trial_plan ? hr_intern(r->trial_plan) : NULL;
+    a->trial_started_at = r->trial_started_at;
+    a->trial_ends_at = r->trial_ends_at;
+    a->plan_trial_used = (uint8_t)r->plan_trial_used;
+    int err = 0;
+    if (parse_addons_json(r->addons_json, &a->addons, &a->naddons)) err = 1;
+    hr_account *old = err ? NULL : hr_map_put(e->accounts, a->id, a, &err);
+    if (err) {
+        hr_account_free(a);
+        return HR_ENOMEM;
+    }
+    hr_account_free(old);
+    return 0;
+}
+
+static int load_user(void *ud, const hr_user_rec *r) {
+    hr_engine *e = ud;
+    hr_account *a = hr_map_get(e->accounts, r->account);
+    if (!a) return 0; /* orphan row: its account was deleted */
+    if (grow((void **)&a->users, sizeof *a->users, a->nusers)) return HR_ENOMEM;
+    hr_user *u = &a->users[a->nusers++];
+    memset(u, 0, sizeof *u);
+    u->id = strdup(r->id);
+    u->role = dup_or_null(r->role);
+    u->seat_type = dup_or_null(r->seat_type);
+    u->traits_json = dup_or_null(r->traits_json);
+    u->created_at = r->created_at;
+    u->updated_at = r->updated_at;
+    return u->id ? 0 : HR_ENOMEM;
+}
+
+static int load_usage(void *ud, const hr_usage_rec *r) {
+    hr_engine *e = ud;
+    hr_account *a = hr_map_get(e->accounts, r->account);
+    if (!a) return 0;
+    const char *f = hr_intern(r->feature);
+    hr_usage_ent *u = find_usage(a, f);
+    if (!u) {
+        if (grow((void **)&a->usage, sizeof *a->usage, a->nusage)) return HR_ENOMEM;
+        u = &a->usage[a->nusage++];
+        u->feature = f;
+    }
+    u->value = r->value;
+    u->period_start = r->period_start;
+    return 0;
+}
+
+static hr_ovr_ent *find_ovr(const hr_account *a, const char *f) {
+    for (uint16_t i = 0; i < a->novr; i++)
+        if (!strcmp(a->ovr[i].feature, f)) return &a->ovr[i];
+    return NULL;
+}
+
+static hr_ftrial_ent *find_ftrial(const hr_account *a, const char *f) {
+    for (uint16_t i = 0; i < a->nftrial; i++)
+        if (!strcmp(a->ftrial[i].feature, f)) return &a->ftrial[i];
+    return NULL;
+}
+
+static int load_override(void *ud, const hr_override_rec *r) {
+    hr_engine *e = ud;
+    hr_account *a = hr_map_get(e->accounts, r->account);
+    if (!a) return 0;
+    const char *f = hr_intern(r->feature);
+    hr_ovr_ent *o = find_ovr(a, f);
+    if (!o) {
+        if (grow((void **)&a->ovr, sizeof *a->ovr, a->novr)) return HR_ENOMEM;
+        o = &a->ovr[a->novr++];
+        o->feature = f;
+    }
+    o->value = r->value;
+    o->expires_at = r->expires_at;
+    o->created_at = r->created_at;
+    return 0;
+}
+
+static int load_ftrial(void *ud, const hr_ftrial_rec *r) {
+    hr_engine *e = ud;
+    hr_account *a = hr_map_get(e->accounts, r->account);
+    if (!a) return 0;
+    const char *f = hr_intern(r->feature);
+    hr_ftrial_ent *t = find_ftrial(a, f);
+    if (!t) {
+        if (grow((void **)&a->ftrial, sizeof *a->ftrial, a->nftrial)) return HR_ENOMEM;
+        t = &a->ftrial[a->nftrial++];
+        t->feature = f;
+    }
+    t->started_at = r->started_at;
+    t->ends_at = r->ends_at;
+    return 0;
+}
+
+int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
+    hr_store_loader l = {e, load_account, load_user, load_usage, load_override, load_ftrial};
+    pthread_mutex_lock(&e->wmu);
+    pthread_rwlock_wrlock(&e->lock);
+    int rc = s->ops->load(s, &l, err);
+    if (!rc) e->store = s;
+    pthread_rwlock_unlock(&e->lock);
+    pthread_mutex_unlock(&e->wmu);
+    return rc;
+}
+
+/* ---- writing through --------------------------------------------------- */
+
+static void addons_json(const hr_addon_ent *ad, uint16_t n, hr_buf *b) {
+    hr_buf_putc(b, '{');
+    for (uint16_t i = 0; i < n; i++) {
+        if (i) hr_buf_putc(b, ',');
+        hr_buf_json_key(b, ad[i].addon);
+        hr_buf_i64(b, ad[i].qty);
+    }
+    hr_buf_putc(b, '}');
+}
+
+static int store_account(hr_engine *e, const hr_account *a, hr_err *err) {
+    if (!e->store) return 0;
+    hr_buf ab;
+    hr_buf_init(&ab);
+    addons_json(a->addons, a->naddons, &ab);
+    if (hr_buf_failed(&ab)) {
+        hr_buf_dispose(&ab);
+        return hr_err_set(err, HR_ENOMEM, "out of memory");
+    }
+    hr_account_rec r = {
+        .id = a->id, .name = a->name, .plan = a->plan, .owner = a->owner,
+        .plan_version = a->plan_version,
+        .interval = a->interval == HR_INTERVAL_YEAR ? "year" : "month",
+        .created_at = a->created_at, .updated_at = a->updated_at, .renews_at = a->renews_at,
+        .traits_json = a->traits_json ? a->traits_json : "{}", .addons_json = ab.data,
+        .trial_plan = a->trial_plan, .trial_started_at = a->trial_started_at,
+        .trial_ends_at = a->trial_ends_at, .plan_trial_used = a->plan_trial_used,
+    };
+    int rc = e->store->ops->put_account(e->store, &r, err);
+    hr_buf_dispose(&ab);
+    return rc;
+}
+
+/* ---- accounts ---------------------------------------------------------- */
+
+enum { F_NAME = 1, F_PLAN = 2, F_VERSION = 4, F_INTERVAL = 8, F_ADDONS = 16, F_TRAITS = 32,
+       F_RENEWS = 64, F_OWNER = 128, F_CREATED = 256 };
+
+/* New attribute values parsed from a document, applied after the store write. */
+typedef struct attrs {
+    unsigned set;
+    char *name, *owner, *traits_json;
+    const char *plan;
+    int32_t plan_version;
+    uint8_t interval;
+    int64_t renews_at, created_at;
+    hr_addon_ent *addons;
+    uint16_t naddons;
+} attrs;
+
+static void attrs_dispose(attrs *t) {
+    free(t->name);
+    free(t->owner);
+    free(t->traits_json);
+    free(t->addons);
+}
+
+static int opt_string(json_object *v, const char *field, char **out, hr_err *err) {
+    if (json_object_is_type(v, json_type_null)) return 0;
+    if (!json_object_is_type(v, json_type_string))
+        return hr_err_set(err, HR_EINVAL, "'%s' must be a string", field);
+    if (!(*out = strdup(json_object_get_string(v)))) return hr_err_set(err, HR_ENOMEM, "oom");
+    return 0;
+}
+
+static int opt_time(json_object *v, const char *field, int64_t *out, hr_err *err) {
+    if (json_object_is_type(v, json_type_null)) {
+        *out = 0;
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_string) || hr_time_parse(json_object_get_string(v), out))
+        return hr_err_set(err, HR_EINVAL, "'%s' must be an RFC 3339 time such as "
+                                          "\"2026-12-01T00:00:00Z\"", field);
+    return 0;
+}
+
+static int parse_attrs(json_object *doc, attrs *t, hr_err *err) {
+    if (!json_object_is_type(doc, json_type_object))
+        return hr_err_set(err, HR_EINVAL, "the body must be a JSON object");
+    json_object_object_foreach(doc, k, v) {
+        int rc = 0;
+        if (!strcmp(k, "name")) {
+            t->set |= F_NAME;
+            rc = opt_string(v, k, &t->name, err);
+        } else if (!strcmp(k, "owner")) {
+            t->set |= F_OWNER;
+            rc = opt_string(v, k, &t->owner, err);
+        } else if (!strcmp(k, "plan")) {
+            t->set |= F_PLAN;
+            if (!json_object_is_type(v, json_type_string))
+                return hr_err_set(err, HR_EINVAL, "'plan' must be a string");
+            t->plan = hr_intern(json_object_get_string(v));
+        } else if (!strcmp(k, "plan_version")) {
+            t->set |= F_VERSION;
+            if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 1 ||
+                json_object_get_int64(v) > 1000000)
+                return hr_err_set(err, HR_EINVAL, "'plan_version' must be an integer >= 1");
+            t->plan_version = (int32_t)json_object_get_int64(v);
+        } else if (!strcmp(k, "interval")) {
+            t->set |= F_INTERVAL;
+            const char *s = json_object_get_string(v);
+            if (!json_object_is_type(v, json_type_string) ||
+                (strcmp(s, "month") && strcmp(s, "year")))
+                return hr_err_set(err, HR_EINVAL, "'interval' must be \"month\" or \"year\"");
+            t->interval = !strcmp(s, "year") ? HR_INTERVAL_YEAR : HR_INTERVAL_MONTH;
+        } else if (!strcmp(k, "traits")) {
+            t->set |= F_TRAITS;
+            if (json_object_is_type(v, json_type_null)) continue;
+            if (!json_object_is_type(v, json_type_object))
+                return hr_err_set(err, HR_EINVAL, "'traits' must be an object");
+            t->traits_json = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+            if (!t->traits_json) return hr_err_set(err, HR_ENOMEM, "oom");
+        } else if (!strcmp(k, "renews_at")) {
+            t->set |= F_RENEWS;
+            rc = opt_time(v, k, &t->renews_at, err);
+        } else if (!strcmp(k, "created_at")) {
+            t->set |= F_CREATED;
+            rc = opt_time(v, k, &t->created_at, err);
+        } else if (!strcmp(k, "addons")) {
+            t->set |= F_ADDONS;
+            if (json_object_is_type(v, json_type_null)) continue;
+            if (!json_object_is_type(v, json_type_object))
+                return hr_err_set(err, HR_EINVAL,
+                                  "'addons' must be an object of add-on -> quantity");
+            json_object_object_foreach(v, ak, av) {
+                if (!json_object_is_type(av, json_type_int) || json_object_get_int64(av) < 0 ||
+                    json_object_get_int64(av) > 1000000)
+                    return hr_err_set(err, HR_EINVAL,
+                                      "add-on '%s': quantity must be an integer >= 0", ak);
+                if (json_object_get_int64(av) == 0) continue;
+                if (grow((void **)&t->addons, sizeof *t->addons, t->naddons))
+                    return hr_err_set(err, HR_ENOMEM, "oom");
+                t->addons[t->naddons].addon = hr_intern(ak);
+                t->addons[t->naddons++].qty = (int32_t)json_object_get_int64(av);
+            }
+        } else {
+            return hr_err_set(err, HR_EINVAL, "unknown field '%s'", k);
+        }
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Checks plan, version and add-ons of the account as it would be. */
+static int validate_account(const hr_catalog *c, const char *plan, int32_t version,
+                            const hr_addon_ent *ad, uint16_t nad, hr_err *err) {
+    int pi = hr_catalog_plan(c, plan);
+    if (pi < 0) return hr_err_set(err, HR_ELIMIT, "unknown plan '%s'", plan);
+    const hr_plan *p = &c->plans[pi];
+    if (version) {
+        int found = 0;
+        for (int i = 0; i < p->nversions; i++) found |= p->versions[i].version == version;
+        if (!found)
+            return hr_err_set(err, HR_ELIMIT, "plan '%s' has no version %d", plan, (int)version);
+    }
+    for (uint16_t i = 0; i < nad; i++) {
+        int ai = hr_catalog_addon(c, ad[i].addon);
+        if (ai < 0) return hr_err_set(err, HR_ELIMIT, "unknown add-on '%s'", ad[i].addon);
+        const hr_addon *a = &c->addons[ai];
+        if (!a->plans[pi])
+            return hr_err_set(err, HR_ELIMIT, "add-on '%s' is not available on plan '%s'",
+                              ad[i].addon, plan);
+        if (a->max_quantity && ad[i].qty > a->max_quantity)
+            return hr_err_set(err, HR_ELIMIT, "add-on '%s': at most %d", ad[i].addon,
+                              a->max_quantity);
+    }
+    return 0;
+}
+
+static int32_t current_version(const hr_catalog *c, const char *plan) {
+    int pi = hr_catalog_plan(c, plan);
+    return pi < 0 ? 0 : c->plans[pi].versions[c->plans[pi].nversions - 1].version;
+}
+
+int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int patch,
+                          int *created, hr_buf *out, hr_err *err) {
+    attrs t = {0};
+    hr_account *fresh = NULL, tmp;
+    int rc = 0, locked = 0;
+    if (created) *created = 0;
+    if (!valid_id(id))
+        return hr_err_set(err, HR_EINVAL, "account id must be 1-%d characters of "
+                                          "letters, digits and ._:@+-", MAX_ID);
+    if ((rc = parse_attrs(doc, &t, err))) goto out;
+    pthread_mutex_lock(&e->wmu);
+    locked = 1;
+    hr_account *old = hr_map_get(e->accounts, id);
+    if (patch && !old) {
+        rc = hr_err_set(err, HR_ENOTFOUND, "no account '%s'", id);
+        goto out;
+    }
+    int64_t now = hr_time_now();
+    /* The account as it will be, in tmp: old values, then replaced or patched. */
+    if (old) {
+        tmp = *old;
+    } else {
+        memset(&tmp, 0, sizeof tmp);
+        tmp.created_at = now;
+    }
+    if (!patch) { /* PUT replaces the attributes, keeps usage, users, trials */
+        tmp.name = tmp.owner = tmp.traits_json = NULL;
+        tmp.renews_at = 0;
+        tmp.interval = HR_INTERVAL_MONTH;
+        tmp.addons = NULL;
+        tmp.naddons = 0;
+        if (!(t.set & F_PLAN)) {
+            if (!(t.set & F_PLAN) && !old && e->cat->nplans)
+                t.plan = hr_intern(e->cat->plans[0].key), t.set |= F_PLAN;
+            else if (old)
+                t.plan = old->plan, t.set |= F_PLAN;
+        }
+    }
+    if (t.set & F_NAME) tmp.name = t.name;
+    if (t.set & F_OWNER) tmp.owner = t.owner;
+    if (t.set & F_TRAITS) tmp.traits_json = t.traits_json;
+    if (t.set & F_RENEWS) tmp.renews_at = t.renews_at;
+    if (t.set & F_CREATED) tmp.created_at = t.created_at ? t.created_at : tmp.created_at;
+    if (t.set & F_INTERVAL) tmp.interval = t.interval;
+    if (t.set & F_ADDONS) tmp.addons = t.addons, tmp.naddons = t.naddons;
+    if (t.set & F_PLAN) {
+        /* A new plan starts on its current version; the same plan keeps the
+         * version it was bought at (grandfathering). */
+        if (!old || old->plan != t.plan || !old->plan_version)
+            tmp.plan_version = current_version(e->cat, t.plan);
+        tmp.plan = t.plan;
+    }
+    if (t.set & F_VERSION) tmp.plan_version = t.plan_version;
+    tmp.updated_at = now;
+    if ((rc = validate_account(e->cat, tmp.plan, tmp.plan_version, tmp.addons, tmp.naddons, err)))
+        goto out;
+    if (!old) {
+        if (!(fresh = account_alloc(id))) {
+            rc = hr_err_set(err, HR_ENOMEM, "oom");
+            goto out;
+        }
+        size_t idlen = strlen(id);
+        memcpy(fresh, &tmp, sizeof tmp);
+        memcpy(fresh->id, id, idlen + 1);
+    }
+    if ((rc = store_account(e, old ? &tmp : fresh, err))) goto out;
+    /* Durable: apply. */
+    pthread_rwlock_wrlock(&e->lock);
+    if (!old) {
+        int perr = 0;
+        hr_map_put(e->accounts, fresh->id, fresh, &perr);
+        if (perr) {
+            pthread_rwlock_unlock(&e->lock);
+            rc = hr_err_set(err, HR_ENOMEM, "oom");
+            goto out;
+        }
+    } else {
+        if (tmp.name != old->name) free(old->name);
+        if (tmp.owner != old->owner) free(old->owner);
+        if (tmp.traits_json != old->traits_json) free(old->traits_json);
+        if (tmp.addons != old->addons) free(old->addons);
+        memcpy(old, &tmp, sizeof tmp);
+    }
+    pthread_rwlock_unlock(&e->lock);
+    /* The attrs' strings now belong to the account. */
+    if (t.set & F_NAME) t.name = NULL;
+    if (t.set & F_OWNER) t.owner = NULL;
+    if (t.set & F_TRAITS) t.traits_json = NULL;
+    if (t.set & F_ADDONS) t.addons = NULL;
+    hr_account *a = old ? old : fresh;
+    fresh = NULL;
+    if (created) *created = !old;
+    if (out) hr_account_json(e->cat, a, out);
+out:
+    if (locked) pthread_mutex_unlock(&e->wmu);
+    if (fresh) {
+        /* never published: its fields are still owned by t */
+        free(fresh);
+    }
+    attrs_dispose(&t);
+    return rc;
+}
+
+int hr_engine_get_account(hr_engine *e, const char *id, hr_buf *out) {
+    pthread_rwlock_rdlock(&e->lock);
+    hr_account *a = hr_map_get(e->accounts, id);
+    if (a) hr_account_json(e->cat, a, out);
+    pthread_rwlock_unlock(&e->lock);
+    return a ? 0 : HR_ENOTFOUND;
+}
+
+int hr_engine_delete_account(hr_engine *e, const char *id, hr_err *err) {
+    int rc = 0;
+    pthread_mutex_lock(&e->wmu);
+    hr_account *a = hr_map_get(e->accounts, id);
+    if (!a) {
+        rc = hr_err_set(err, HR_ENOTFOUND, "no account '%s'", id);
+        goto out;
+    }
+    if (e->store && (rc = e->store->ops->delete_account(e->store, id, err))) goto out;
+    pthread_rwlock_wrlock(&e->lock);
+    hr_map_del(e->accounts, id);
+    pthread_rwlock_unlock(&e->lock);
+    hr_account_free(a);
+out:
+    pthread_mutex_unlock(&e->wmu);
+    return rc;
+}
+
+int hr_engine_list_accounts(hr_engine *e, const char *cursor, int limit, hr_buf *out) {
+    if (limit < 1) limit = 1;
+    if (limit > 1000) limit = 1000;
+    const char **page = calloc((size_t)limit + 1, sizeof *page);
+    if (!page) return HR_ENOMEM;
+    int n = 0, more = 0;
+    pthread_rwlock_rdlock(&e->lock);
+    size_t pos = 0;
+    const char *k;
+    /* Keep the `limit` smallest ids after the cursor, sorted (insertion). */
+    while (hr_map_next(e->accounts, &pos, &k, NULL)) {
+        if (cursor && *cursor && strcmp(k, cursor) <= 0) continue;
+        if (n == limit) {
+            more = 1;
+            if (strcmp(k, page[n - 1]) >= 0) continue;
+            n--;
+        }
+        int i = n;
+        while (i > 0 && strcmp(page[i - 1], k) > 0) {
+            page[i] = page[i - 1];
+            i--;
+        }
+        page[i] = k;
+        n++;
+    }
+    hr_buf_puts(out, "{\"accounts\":[");
+    for (int i = 0; i < n; i++) {
+        if (i) hr_buf_putc(out, ',');
+        hr_account_json(e->cat, hr_map_get(e->accounts, page[i]), out);
+    }
+    hr_buf_puts(out, "],\"next_cursor\":");
+    hr_buf_json_str(out, more && n ? page[n - 1] : NULL);
+    hr_buf_puts(out, ",\"total\":");
+    hr_buf_i64(out, (int64_t)hr_map_count(e->accounts));
+    hr_buf_putc(out, '}');
+    pthread_rwlock_unlock(&e->lock);
+    free(page);
+    return 0;
+}
+
+/* ---- users ------------------------------------------------------------- */
+
+static hr_user *find_user(const hr_account *a, const char *uid) {
+    for (uint32_t i = 0; i < a->nusers; i++)
+        if (!strcmp(a->users[i].id, uid)) return &a->users[i];
+    return NULL;
+}
+
+static void user_json(const char *account, const hr_user *u, hr_buf *out) {
+    hr_buf_puts(out, "{\"id\":");
+    hr_buf_json_str(out, u->id);
+    hr_buf_puts(out, ",\"account\":");
+    hr_buf_json_str(out, account);
+    hr_buf_puts(out, ",\"role\":");
+    hr_buf_json_str(out, u->role);
+    hr_buf_puts(out, ",\"seat_type\":");
+    hr_buf_json_str(out, u->seat_type);
+    hr_buf_puts(out, ",\"traits\":");
+    hr_buf_puts(out, u->traits_json ? u->traits_json : "{}");
+    hr_buf_puts(out, ",\"created_at\":");
+    hr_buf_json_time(out, u->created_at);
+    hr_buf_puts(out, ",\"updated_at\":");
+    hr_buf_json_time(out, u->updated_at);
+    hr_buf_putc(out, '}');
+}
+
+int hr_engine_put_user(hr_engine *e, const char *account, const char *uid, json_object *doc,
+                       int *created, hr_buf *out, hr_err *err) {
+    hr_user nu = {0};
+    int rc = 0;
+    if (created) *created = 0;
+    if (!valid_id(uid))
+        return hr_err_set(err, HR_EINVAL, "user id must be 1-%d characters of "
+                                          "letters, digits and ._:@+-", MAX_ID);
+    if (!json_object_is_type(doc, json_type_object))
+        return hr_err_set(err, HR_EINVAL, "the body must be a JSON object");
+    json_object_object_foreach(doc, k, v) {
+        if (!strcmp(k, "role")) rc = opt_string(v, k, &nu.role, err);
+        else if (!strcmp(k, "seat_type")) rc = opt_string(v, k, &nu.seat_type, err);
+        else if (!strcmp(k, "traits")) {
+            if (json_object_is_type(v, json_type_null)) continue;
+            if (!json_object_is_type(v, json_type_object)) {
+                rc = hr_err_set(err, HR_EINVAL, "'traits' must be an object");
+            } else {
+                free(nu.traits_json);
+                nu.traits_json =
+                    strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+            }
+        } else
+            rc = hr_err_set(err, HR_EINVAL, "unknown field '%s'", k);
+        if (rc) goto fail;
+    }
+    pthread_mutex_lock(&e->wmu);
+    hr_account *a = hr_map_get(e->accounts, account);
+    if (!a) {
+        rc = hr_err_set(err, HR_ENOTFOUND, "no account '%s'", account);
+        goto unlock;
+    }
+    hr_user *old = find_user(a, uid);
+    int64_t now = hr_time_now();
+    nu.created_at = old ? old->created_at : now;
+    nu.updated_at = now;
+    if (!(nu.id = strdup(uid))) {
+        rc = hr_err_set(err, HR_ENOMEM, "oom");
+        goto unlock;
+    }
+    if (e->store) {
+        hr_user_rec r = {account, uid, nu.role, nu.seat_type,
+                         nu.traits_json ? nu.traits_json : "{}", nu.created_at, nu.updated_at};
+        if ((rc = e->store->ops->put_user(e->store, &r, err))) goto unlock;
+    }
+    pthread_rwlock_wrlock(&e->lock);
+    if (!old) {
+        if (grow((void **)&a->users, sizeof *a->users, a->nusers)) {
+            pthread_rwlock_unlock(&e->lock);
+            rc = hr_err_set(err, HR_ENOMEM, "oom");
+            goto unlock;
+        }
+        old = &a->users[a->nusers++];
+        memset(old, 0, sizeof *old);
+    }
+    hr_user prev = *old;
+    *old = nu;
+    pthread_rwlock_unlock(&e->lock);
+    free(prev.id);
+    free(prev.role);
+    free(prev.seat_type);
+    free(prev.traits_json);
+    memset(&nu, 0, sizeof nu);
+    if (created) *created = prev.id == NULL;
+    if (out) user_json(account, old, out);
+unlock:
+    pthread_mutex_unlock(&e->wmu);
+fail:
+    free(nu.id);
+    free(nu.role);
+    free(nu.seat_type);
+    free(nu.traits_json);
+    return rc;
+}
+
+int hr_engine_get_user(hr_engine *e, const char *account, const char *uid, hr_buf *out) {
+    int rc = HR_ENOTFOUND;
+    pthread_rwlock_rdlock(&e->lock);
+    hr_account *a = hr_map_get(e->accounts, account);
+    hr_user *u = a ? find_user(a, uid) : NULL;
+    if (u) {
+        user_json(account, u, out);
+        rc = 0;
+    }
+    pthread_rwlock_unlock(&e->lock);
+    return rc;
+}
+
+int hr_engine_has_user(hr_engine *e, const char *account, const char *uid) {
+    pthread_rwlock_rdlock(&e->lock);
+    hr_account *a = hr_map_get(e->accounts, account);
+    int has = a && find_user(a, uid);
+    pthread_rwlock_unlock(&e->lock);
+    return has;
+}
+
+int hr_engine_list_users(hr_engine *e, const char *account, hr_buf *out) {
+    pthread_rwlock_rdlock(&e->lock);
+    hr_account *a = hr_map_get(e->accounts, account);
+    if (a) {
+        hr_buf_puts(out, "{\"users\":[");
+        for (uint32_t i = 0; i < a->nusers; i++) {
+            if (i) hr_buf_putc(out, ',');
+            user_json(account, &a->users[i], out);
+        }
+        hr_buf_puts(out, "]}");
+    }
+    pthread_rwlock_unlock(&e->lock);
+    return a ? 0 : HR_ENOTFOUND;
+}
+
+int hr_engine_delete_user(hr_engine *e, const char *account, const char *uid, hr_err *err) {
+    int rc = 0;
+    pthread_mutex_lock(&e->wmu);
+    hr_account *a = hr_map_get(e->accounts, account);
+    hr_user *u = a ? find_user(a, uid) : NULL;
+    if (!u) {
+        rc = hr_err_set(err, HR_ENOTFOUND, "no user '%s' in account '%s'", uid, account);
+        goto out;
+    }
+    if (e->store && (rc = e->store->ops->delete_user(e->store, account, uid, err))) goto out;
+    pthread_rwlock_wrlock(&e->lock);
+    hr_user gone = *u;
+    *u = a->users[--a->nusers];
+    pthread_rwlock_unlock(&e->lock);
+    free(gone.id);
+    free(gone.role);
+    free(gone.seat_type);
+    free(gone.traits_json);
+out:
+    pthread_mutex_unlock(&e->wmu);
+    return rc;
+}
+
+/* ---- usage, overrides, trials ------------------------------------------ */
+
+/* Looks up account and feature for a mutation; fi is the catalog index. */
+static int target(hr_engine *e, const char *account, const char *feature, hr_account **a,
+                  int *fi, hr_err *err) {
+    if (!(*a = hr_map_get(e->accounts, account)))
+        return hr_err_set(err, HR_ENOTFOUND, "no account '%s'", account);
+    if ((*fi = hr_catalog_feature(e->cat, feature)) < 0)
+        return hr_err_set(err, HR_ELIMIT, "unknown feature '%s'", feature);
+    return 0;
+}
+
+int hr_engine_record_usage(hr_engine *e, const char *account, const char *feature,
+                           int64_t value, int replace, const char *idem_key,
+                           uint64_t body_hash, int64_t now, int *status, hr_buf *out,
+                           hr_err *err) {
+    hr_buf key, body;
+    hr_buf_init(&key);
+    hr_buf_init(&body);
+    int rc = 0, intx = 0;
+    hr_account *a;
+    int fi;
+    *status = 200;
+    if (!now) now = hr_time_now();
+    pthread_mutex_lock(&e->wmu);
+    if (idem_key) {
+        /* scoped by account so two tenants' keys never collide */
+        hr_buf_printf(&key, "usage\x1f%s\x1f%s", account, idem_key);
+        uint64_t h = 0;
+        char *prev = NULL;
+        int st = 0;
+        if (e->store) {
+            rc = e->store->ops->idem_get(e->store, key.data, &h, &st, &prev, err);
+            if (rc && rc != HR_ENOTFOUND) goto out;
+        } else {
+            char *mem = hr_map_get(e->idem, key.data);
+            rc = mem ? 0 : HR_ENOTFOUND;
+            if (mem) { /* stored as "hash\nstatus\nbody" */
+                h = strtoull(mem, &mem, 16);
+                st = (int)strtol(mem + 1, &mem, 10);
+                prev = strdup(mem + 1);
+            }
+        }
+        if (rc == 0) {
+            if (h != body_hash)
+                rc = hr_err_set(err, HR_ECONFLICT, "Idempotency-Key '%s' was already used "
+                                                   "with a different request", idem_key);
+            else {
+                hr_buf_puts(out, prev ? prev : "{}");
+                *status = st;
+            }
+            free(prev);
+            goto out;
+        }
+        rc = 0;
+    }
+    if ((rc = target(e, account, feature, &a, &fi, err))) goto out;
+    const hr_feature *f = &e->cat->features[fi];
+    if (f->type == HR_FEAT_BOOLEAN) {
+        rc = hr_err_set(err, HR_ELIMIT, "feature '%s' is boolean: it has no usage", feature);
+        goto out;
+    }
+    if (replace && value < 0) {
+        rc = hr_err_set(err, HR_EINVAL, "'set' must be >= 0");
+        goto out;
+    }
+    const char *fname = hr_intern(feature);
+    int64_t cur = hr_account_usage(a, f, fname, now);
+    int64_t nv = replace ? value : cur + value;
+    if (!replace && value > 0 && nv < cur) nv = INT64_MAX; /* saturate */
+    if (nv < 0) nv = 0;
+    int64_t pstart = f->type == HR_FEAT_METERED ? hr_period_start(f->period, now) : 0;
+    hr_feature_state_json(e->cat, a, fi, nv, now, &body);
+    if (hr_buf_failed(&body) || hr_buf_failed(&key)) {
+        rc = hr_err_set(err, HR_ENOMEM, "oom");
+        goto out;
+    }
+    hr_usage_ent *u = find_usage(a, fname);
+    if (!u) { /* make room before the write so applying cannot fail */
+        if (grow((void **)&a->usage, sizeof *a->usage, a->nusage)) {
+            rc = hr_err_set(err, HR_ENOMEM, "oom");
+            goto out;
+        }
+    }
+    if (e->store) {
+        hr_usage_rec r = {account, feature, nv, pstart, now};
+        if (idem_key) {
+            if ((rc = e->store->ops->begin(e->store, err))) goto out;
+            intx = 1;
+        }
+        if ((rc = e->store->ops->put_usage(e->store, &r, err))) goto out;
+        if (idem_key) {
+            hr_idem_rec ir = {key.data, body_hash, 200, body.data, now};
+            if ((rc = e->store->ops->idem_put(e->store, &ir, err))) goto out;
+            if ((rc = e->store->ops->commit(e->store, err))) goto out;
+            intx = 0;
+        }
+    } else if (idem_key) {
+        hr_buf rec;
+        hr_buf_init(&rec);
+        hr_buf_printf(&rec, "%llx\n200\n", (unsigned long long)body_hash);
+        hr_buf_puts(&rec, body.data);
+        int perr = 0;
+        char *k = strdup(key.data);
+        if (!k || hr_buf_failed(&rec)) perr = 1;
+        if (!perr) {
+            /* the key string is stored inside the value's allocation */
+            size_t kl = strlen(k) + 1;
+            char *blob = malloc(kl + rec.len + 1);
+            if (blob) {
+                memcpy(blob, rec.data, rec.len + 1);
+                memcpy(blob + rec.len + 1, k, kl);
+                hr_map_put(e->idem, blob + rec.len + 1, blob, &perr);
+                if (perr) free(blob);
+            } else
+                perr = 1;
+        }
+        free(k);
+        hr_buf_dispose(&rec);
+        if (perr) {
+            rc = hr_err_set(err, HR_ENOMEM, "oom");
+            goto out;
+        }
+    }
+    pthread_rwlock_wrlock(&e->lock);
+    if (!u) {
+        u = &a->usage[a->nusage++];
+        u->feature = fname;
+    }
+    u->value = nv;
+    u->period_start = pstart;
+    pthread_rwlock_unlock(&e->lock);
+    hr_buf_append(out, body.data, body.len);
+out:
+    if (intx) e->store->ops->rollback(e->store);
+    pthread_mutex_unlock(&e->wmu);
+    hr_buf_dispose(&key);
+    hr_buf_dispose(&body);
+    return rc;
+}
+
+int hr_engine_usage(hr_engine *e, const char *account, const char *feature, int64_t value,
+                    int replace, hr_err *err) {
+    hr_buf out;
+    hr_buf_init(&out);
+    int st;
+    int rc = hr_engine_record_usage(e, account, feature, value, replace, NULL, 0, 0, &st, &out,
+                                    err);
+    hr_buf_dispose(&out);
+    return rc;
+}
+
+/* Reads an entitlement-like value for feature f from JSON. */
+static int ent_value(const hr_feature *f, json_object *v, int64_t *out, hr_err *err) {
+    if (f->type == HR_FEAT_BOOLEAN) {
+        if (!json_object_is_type(v, json_type_boolean))
+            return hr_err_set(err, HR_EINVAL, "'%s' is boolean: value must be true or false",
+                              f->key);
+        *out = json_object_get_boolean(v) ? 1 : 0;
+        return 0;
+    }
+    if (json_object_is_type(v, json_type_string) &&
+        !strcmp(json_object_get_string(v), "unlimited")) {
+        *out = HR_UNLIMITED;
+        return 0;
+    }
+    if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0)
+        return hr_err_set(err, HR_EINVAL,
+                          "'%s': value must be an integer >= 0 or \"unlimited\"", f->key);
+    *out = json_object_get_int64(v);
+    return 0;
+}
+
+int hr_engine_put_override(hr_engine *e, const char *account, const char *feature,
+                           json_object *value, int64_t expires_at, hr_buf *out, hr_err *err) {
+    int rc, fi;
+    hr_account *a;
+    int64_t v = 0, now = hr_time_now();
+    pthread_mutex_lock(&e->wmu);
+    if ((rc = target(e, account, feature, &a, &fi, err))) goto out;
+    if ((rc = ent_value(&e->cat->features[fi], value, &v, err))) goto out;
+    const char *fname = hr_intern(feature);
+    hr_ovr_ent *o = find_ovr(a, fname);
+    if (!o && grow((void **)&a->ovr, sizeof *a->ovr, a->novr)) {
+        rc = hr_err_set(err, HR_ENOMEM, "oom");
+        goto out;
+    }
+    if (e->store) {
+        hr_override_rec r = {account, feature, v, expires_at, now};
+        if ((rc = e->store->ops->put_override(e->store, &r, err))) goto out;
+    }
+    pthread_rwlock_wrlock(&e->lock);
+    if (!o) {
+        o = &a->ovr[a->novr++];
+        o->feature = fname;
+    }
+    o->value = v;
+    o->expires_at = expires_at;
+    o->created_at = now;
+    pthread_rwlock_unlock(&e->lock);
+    if (out) hr_feature_state_json(e->cat, a, fi, hr_account_usage(a, &e->cat->features[fi],
+                                                                    fname, now), now, out);
+out:
+    pthread_mutex_unlock(&e->wmu);
+    return rc;
+}
+
+int hr_engine_delete_override(hr_engine *e, const char *account, const char *feature,
+                              hr_err *err) {
+    int rc, fi;
+    hr_account *a;
+    pthread_mutex_lock(&e->wmu);
+    if ((rc = target(e, account, feature, &a, &fi, err))) goto out;
+    hr_ovr_ent *o = find_ovr(a, hr_intern(feature));
+    if (!o) {
+        rc = hr_err_set(err, HR_ENOTFOUND, "no override of '%s' for '%s'", feature, account);
+        goto out;
+    }
+    if (e->store && (rc = e->store->ops->delete_override(e->store, account, feature, err)))
+        goto out;
+    pthread_rwlock_wrlock(&e->lock);
+    *o = a->ovr[--a->novr];
+    pthread_rwlock_unlock(&e->lock);
+out:
+    pthread_mutex_unlock(&e->wmu);
+    return rc;
+}
+
+static void trial_json(const char *kind, const char *key, int64_t started, int64_t ends,
+                       int64_t now, hr_buf *out) {
+    hr_buf_puts(out, "{\"kind\":");
+    hr_buf_json_str(out, kind);
+    hr_buf_puts(out, !strcmp(kind, "plan") ? ",\"plan\":" : ",\"feature\":");
+    hr_buf_json_str(out, key);
+    hr_buf_puts(out, ",\"started_at\":");
+    hr_buf_json_time(out, started);
+    hr_buf_puts(out, ",\"ends_at\":");
+    hr_buf_json_time(out, ends);
+    hr_buf_puts(out, now < ends ? ",\"active\":true}" : ",\"active\":false}");
+}
+
+int hr_engine_start_feature_trial(hr_engine *e, const char *account, const char *feature,
+                                  int64_t now, hr_buf *out, hr_err *err) {
+    int rc, fi;
+    hr_account *a;
+    if (!now) now = hr_time_now();
+    pthread_mutex_lock(&e->wmu);
+    if ((rc = target(e, account, feature, &a, &fi, err))) goto out;
+    int days = e->cat->feature_trial_days[fi];
+    if (days <= 0) {
+        rc = hr_err_set(err, HR_ELIMIT, "feature '%s' has no trial", feature);
+        goto out;
+    }
+    const char *fname = hr_intern(feature);
+    if (find_ftrial(a, fname)) {
+        rc = hr_err_set(err, HR_ECONFLICT, "account '%s' already used its trial of '%s'",
+                        account, feature);
+        goto out;
+    }
+    if (grow((void **)&a->ftrial, sizeof *a->ftrial, a->nftrial)) {
+        rc = hr_err_set(err, HR_ENOMEM, "oom");
+        goto out;
+    }
+    int64_t ends = now + (int64_t)days * 86400;
+    if (e->store) {
+        hr_ftrial_rec r = {account, feature, now, ends};
+        if ((rc = e->store->ops->put_ftrial(e->store, &r, err))) goto out;
+    }
+    pthread_rwlock_wrlock(&e->lock);
+    a->ftrial[a->nftrial++] = (hr_ftrial_ent){fname, now, ends};
+    pthread_rwlock_unlock(&e->lock);
+    if (out) trial_json("feature", feature, now, ends, now, out);
+out:
+    pthread_mutex_unlock(&e->wmu);
+    return rc;
+}
+
+int hr_engine_start_plan_trial(hr_engine *e, const char *account, const char *plan,
+                               int64_t now, hr_buf *out, hr_err *err) {
+    int rc = 0;
+    if (!now) now = hr_time_now();
+    pthread_mutex_lock(&e->wmu);
+    hr_account *a = hr_map_get(e->accounts, account);
+    if (!a) {
+        rc = hr_err_set(err, HR_ENOTFOUND, "no account '%s'", account);
+        goto out;
+    }
+    int pi = hr_catalog_plan(e->cat, plan);
+    if (pi < 0) {
+        rc = hr_err_set(err, HR_ELIMIT, "unknown plan '%s'", plan);
+        goto out;
+    }
+    int days = e->cat->plans[pi].trial_days;
+    if (days <= 0) {
+        rc = hr_err_set(err, HR_ELIMIT, "plan '%s' has no trial", plan);
+        goto out;
+    }
+    if (a->plan_trial_used) {
+        rc = hr_err_set(err, HR_ECONFLICT, "account '%s' already used its plan trial", account);
+        goto out;
+    }
+    hr_account tmp = *a;
+    tmp.trial_plan = hr_intern(plan);
+    tmp.trial_started_at = now;
+    tmp.trial_ends_at = now + (int64_t)days * 86400;
+    tmp.plan_trial_used = 1;
+    tmp.updated_at = now;
+    if ((rc = store_account(e, &tmp, err))) goto out;
+    pthread_rwlock_wrlock(&e->lock);
+    *a = tmp;
+    pthread_rwlock_unlock(&e->lock);
+    if (out) trial_json("plan", plan, now, tmp.trial_ends_at, now, out);
+out:
+    pthread_mutex_unlock(&e->wmu);
+    return rc;
+}
+
+void hr_engine_each_feature(hr_engine *e, hr_feature_fn fn, void *ud) {
+    hr_catalog *c = hr_engine_catalog(e);
+    if (!c) return;
+    for (int i = 0; i < c->nfeatures; i++) fn(ud, c->features[i].key);
+    hr_catalog_release(c);
+}

@@ -1,0 +1,89 @@
+/* engine.h: accounts, users, usage, overrides and trials held in memory, and
+ * the entitlement decision over them (the in-process part of headroom.h,
+ * plus what the HTTP API and the CLI need).
+ *
+ * Concurrency: any number of threads may read (check, get, list) while one
+ * writer at a time mutates. A mutation validates against the catalog, writes
+ * through to the attached store (durable when it returns 0), then applies to
+ * memory under a short exclusive lock, so decisions never wait on disk.
+ * JSON documents passed in are borrowed; hr_buf outputs are appended to. */
+#ifndef HR_ENGINE_H
+#define HR_ENGINE_H
+
+#include <json-c/json.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "catalog/catalog.h"
+#include "headroom.h"
+#include "store/store.h"
+
+/* Loads every account from s and writes through to it from now on. The
+ * engine does not own the store. Call once, before serving. */
+int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err);
+
+/* The current catalog snapshot, retained: release with hr_catalog_release. */
+hr_catalog *hr_engine_catalog(hr_engine *e);
+/* Swaps in a new catalog (the engine retains it). Accounts whose plan or
+ * add-ons vanished keep them by name; decisions treat them as absent. */
+int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err);
+
+size_t hr_engine_account_count(hr_engine *e);
+
+/* Accounts. put creates or replaces (patch=1 merges the given fields);
+ * *created is set to 1 when the account did not exist. The resulting account
+ * is written to out as JSON when out is not NULL. */
+int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int patch,
+                          int *created, hr_buf *out, hr_err *err);
+int hr_engine_get_account(hr_engine *e, const char *id, hr_buf *out);
+int hr_engine_delete_account(hr_engine *e, const char *id, hr_err *err);
+/* Accounts in id order after cursor ("" for the first page), at most limit;
+ * writes {"accounts":[...],"next_cursor":...}. */
+int hr_engine_list_accounts(hr_engine *e, const char *cursor, int limit, hr_buf *out);
+
+/* Users of an account. */
+int hr_engine_put_user(hr_engine *e, const char *account, const char *uid, json_object *doc,
+                       int *created, hr_buf *out, hr_err *err);
+int hr_engine_get_user(hr_engine *e, const char *account, const char *uid, hr_buf *out);
+int hr_engine_delete_user(hr_engine *e, const char *account, const char *uid, hr_err *err);
+int hr_engine_list_users(hr_engine *e, const char *account, hr_buf *out);
+/* 1 if the user belongs to the account. */
+int hr_engine_has_user(hr_engine *e, const char *account, const char *uid);
+
+/* Usage: set (replace=1) or increment by value (may be negative; the result
+ * never goes below 0). idem_key (may be NULL) makes a retry with the same key
+ * and body return the first answer without applying twice; a reuse with
+ * another body is HR_ECONFLICT. Writes the feature's new state to out. */
+int hr_engine_record_usage(hr_engine *e, const char *account, const char *feature,
+                           int64_t value, int replace, const char *idem_key,
+                           uint64_t body_hash, int64_t now, int *status, hr_buf *out,
+                           hr_err *err);
+
+/* Overrides: value as JSON (number, true/false or "unlimited"), expires_at
+ * 0 = never. */
+int hr_engine_put_override(hr_engine *e, const char *account, const char *feature,
+                           json_object *value, int64_t expires_at, hr_buf *out, hr_err *err);
+int hr_engine_delete_override(hr_engine *e, const char *account, const char *feature,
+                              hr_err *err);
+
+/* Trials: a feature trial once per account and feature; a plan trial once per
+ * account. Both refuse with HR_ECONFLICT when already used. */
+int hr_engine_start_feature_trial(hr_engine *e, const char *account, const char *feature,
+                                  int64_t now, hr_buf *out, hr_err *err);
+int hr_engine_start_plan_trial(hr_engine *e, const char *account, const char *plan,
+                               int64_t now, hr_buf *out, hr_err *err);
+
+/* The full decision as JSON into out (see docs/API.md, POST /v1/check).
+ * Unknown accounts and features are answers (reasons), not errors. verdict
+ * may be NULL. */
+int hr_engine_decide(hr_engine *e, const char *account, const char *feature, int64_t quantity,
+                     int64_t now, hr_verdict *verdict, hr_buf *out);
+/* Every feature's state, plan, renewal, add-ons and upgrades: the data of a
+ * pricing/billing screen. HR_ENOTFOUND for an unknown account. */
+int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_buf *out);
+
+/* For OFREP: every catalog feature key in order, as a callback. */
+typedef void (*hr_feature_fn)(void *ud, const char *key);
+void hr_engine_each_feature(hr_engine *e, hr_feature_fn fn, void *ud);
+
+#endif

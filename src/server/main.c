@@ -1,0 +1,248 @@
+/* headroomd: the catalog, the accounts and the decision over HTTP.
+ *
+ * Startup: load the catalog (file, or the newer one set over the API), open
+ * the store, load every account into memory, listen. The main thread then
+ * only waits for signals: SIGHUP reloads the catalog file, SIGTERM/SIGINT
+ * stop accepting, finish requests in flight, close the store and exit 0. */
+#include <errno.h>
+#include <getopt.h>
+#include <libfyaml.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/app.h"
+#include "err.h"
+#include "http/server.h"
+#include "log.h"
+#include "timeutil.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: headroomd [options]\n"
+            "  --config FILE       catalog file (default headroom.yaml)\n"
+            "  --db PATH           SQLite database (default ./headroom.db)\n"
+            "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8080; port 0 = any free)\n"
+            "  --threads N         HTTP worker threads (default: number of cores)\n"
+            "  --durability MODE   full (fsync every write) or normal (default full)\n"
+            "  --ready-file PATH   write the URL there once listening (for scripts and tests)\n"
+            "  --log-level LEVEL   debug, info, warn or error (default info)\n"
+            "  --max-body BYTES    largest accepted request body (default 1048576)\n"
+            "  --help, --version\n"
+            "Keys (required; from the environment, else the config's `keys:` section):\n"
+            "  HEADROOM_SECRET_KEY        sk_... for server-side calls (all endpoints)\n"
+            "  HEADROOM_PUBLISHABLE_KEY   pk_... for browsers (check/entitlements/OFREP with a user_hash)\n"
+            "  HEADROOM_IDENTITY_SECRET   HMAC secret for user_hash; HEADROOM_IDENTITY_SECRET_OLD during rotation\n"
+            "  HEADROOM_IDENTITY_WINDOW   seconds a user_hash stays valid (default 86400)\n"
+            "  HEADROOM_WRITE_KEY         event write key (metering)\n"
+            "  HEADROOM_OFREP_ACCOUNT_FIELD  OFREP context field with the account id (default accountId)\n");
+}
+
+/* keys: {secret: .., publishable: .., identity_secrets: [..], identity_window: ..} */
+static char *config_key(const char *path, const char *ypath) {
+    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET};
+    struct fy_document *d = fy_document_build_from_file(&cfg, path);
+    char *out = NULL;
+    if (!d) return NULL;
+    struct fy_node *n = fy_node_by_path(fy_document_root(d), ypath, FY_NT, FYNWF_DONT_FOLLOW);
+    size_t len;
+    const char *s = n && fy_node_is_scalar(n) ? fy_node_get_scalar(n, &len) : NULL;
+    if (s) out = strndup(s, len);
+    fy_document_destroy(d);
+    return out;
+}
+
+static char *key_from(const char *env, const char *config, const char *ypath) {
+    const char *v = getenv(env);
+    if (v && *v) return strdup(v);
+    return config_key(config, ypath);
+}
+
+static int write_ready(const char *path, const char *host, int port) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    fprintf(f, "http://%s:%d\n", host, port);
+    if (fclose(f)) return -1;
+    return rename(tmp, path);
+}
+
+int main(int argc, char **argv) {
+    const char *config = "headroom.yaml", *db = "./headroom.db", *listen = "127.0.0.1:8080";
+    const char *ready = NULL, *durability = "full";
+    long threads = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t max_body = 1 << 20;
+    static struct option opts[] = {
+        {"config", 1, 0, 'c'}, {"db", 1, 0, 'd'},         {"listen", 1, 0, 'l'},
+        {"threads", 1, 0, 't'}, {"log-level", 1, 0, 'L'}, {"ready-file", 1, 0, 'r'},
+        {"durability", 1, 0, 'D'}, {"max-body", 1, 0, 'm'}, {"help", 0, 0, 'h'},
+        {"version", 0, 0, 'v'}, {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:d:l:t:L:r:D:m:hv", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': config = optarg; break;
+        case 'd': db = optarg; break;
+        case 'l': listen = optarg; break;
+        case 't': threads = strtol(optarg, NULL, 10); break;
+        case 'r': ready = optarg; break;
+        case 'D': durability = optarg; break;
+        case 'm': max_body = (size_t)strtoull(optarg, NULL, 10); break;
+        case 'L':
+            if (hr_log_level_parse(optarg) < 0) {
+                fprintf(stderr, "headroomd: unknown log level '%s'\n", optarg);
+                return 2;
+            }
+            hr_log_set_level(hr_log_level_parse(optarg));
+            break;
+        case 'h': usage(stdout); return 0;
+        case 'v': printf("headroomd %s\n", HR_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (strcmp(durability, "full") && strcmp(durability, "normal")) {
+        fprintf(stderr, "headroomd: --durability must be full or normal\n");
+        return 2;
+    }
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host) {
+        fprintf(stderr, "headroomd: --listen must be HOST:PORT\n");
+        return 2;
+    }
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = 0;
+    int port = atoi(colon + 1);
+
+    int rc = 1;
+    hr_err err = {0};
+    hr_catalog *cat = NULL;
+    hr_store *store = NULL;
+    hr_server *srv = NULL;
+    hr_app app;
+    memset(&app, 0, sizeof app);
+    pthread_mutex_init(&app.reload_mu, NULL);
+    char *sk = key_from("HEADROOM_SECRET_KEY", config, "/keys/secret");
+    char *pk = key_from("HEADROOM_PUBLISHABLE_KEY", config, "/keys/publishable");
+    char *id1 = key_from("HEADROOM_IDENTITY_SECRET", config, "/keys/identity_secrets/0");
+    char *id2 = key_from("HEADROOM_IDENTITY_SECRET_OLD", config, "/keys/identity_secrets/1");
+    char *win = key_from("HEADROOM_IDENTITY_WINDOW", config, "/keys/identity_window");
+    const char *acct_field = getenv("HEADROOM_OFREP_ACCOUNT_FIELD");
+    if (!sk || strncmp(sk, "sk_", 3) || strlen(sk) < 12) {
+        hr_log(HR_LOG_ERROR, "a secret key is required: set HEADROOM_SECRET_KEY=sk_... "
+                             "(at least 12 characters) or keys.secret in %s", config);
+        goto out;
+    }
+    if (pk && strncmp(pk, "pk_", 3)) {
+        hr_log(HR_LOG_ERROR, "the publishable key must start with pk_");
+        goto out;
+    }
+    if (pk && !id1) {
+        hr_log(HR_LOG_ERROR, "a publishable key needs HEADROOM_IDENTITY_SECRET to verify user_hash");
+        goto out;
+    }
+
+    /* Catalog: the file, unless the API set a newer one. */
+    if ((rc = hr_catalog_load_file(config, &cat, &err))) {
+        char msg[1200];
+        hr_err_fmt(&err, msg, sizeof msg);
+        hr_log(HR_LOG_ERROR, "%s", msg);
+        rc = 1;
+        goto out;
+    }
+    rc = 1;
+    if (hr_store_sqlite_open(db, !strcmp(durability, "full"), &store, &err)) {
+        hr_log(HR_LOG_ERROR, "cannot open database %s: %s", db, err.message);
+        goto out;
+    }
+    char *api_text = NULL;
+    int64_t api_at = 0;
+    struct stat st;
+    if (store->ops->get_catalog(store, &api_text, &api_at, &err) == 0) {
+        if (stat(config, &st) == 0 && st.st_mtime < api_at) {
+            hr_catalog *c2 = NULL;
+            if (hr_catalog_parse(api_text, strlen(api_text), "catalog (set over the API)", &c2,
+                                 &err, NULL) == 0) {
+                hr_log(HR_LOG_INFO, "using the catalog set over the API (newer than %s)", config);
+                hr_catalog_release(cat);
+                cat = c2;
+            }
+        }
+        free(api_text);
+    }
+    memset(&err, 0, sizeof err);
+    app.engine = hr_engine_new(cat);
+    app.store = store;
+    app.config_path = config;
+    app.auth.secret_key = sk;
+    app.auth.publishable_key = pk;
+    app.auth.identity_secrets[0] = id1;
+    app.auth.identity_secrets[1] = id2;
+    app.auth.window = win ? strtoll(win, NULL, 10) : 86400;
+    if (app.auth.window <= 0) app.auth.window = 86400;
+    app.ofrep_account_field = acct_field && *acct_field ? acct_field : "accountId";
+    app.ofrep_poll_ms = 30000;
+    app.max_body = max_body;
+    app.started_at = hr_time_now();
+    if (!app.engine) goto out;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (hr_engine_attach_store(app.engine, store, &err)) {
+        hr_log(HR_LOG_ERROR, "cannot load state from %s: %s", db, err.message);
+        goto out;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    hr_log(HR_LOG_INFO, "loaded %zu accounts from %s in %.0f ms",
+           hr_engine_account_count(app.engine), db,
+           (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+
+    /* Block the signals before any thread starts, so only sigwait sees them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (hr_server_start(&app, host, port, (int)threads, &srv, &err)) {
+        hr_log(HR_LOG_ERROR, "%s", err.message);
+        goto out;
+    }
+    hr_log(HR_LOG_INFO, "headroomd %s listening on http://%s:%d (%ld threads, durability %s)",
+           HR_VERSION, host, hr_server_port(srv), threads, durability);
+    if (ready && write_ready(ready, host, hr_server_port(srv))) {
+        hr_log(HR_LOG_ERROR, "cannot write %s", ready);
+        goto out;
+    }
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig)) continue;
+        if (sig == SIGHUP) {
+            hr_err e2 = {0};
+            if (hr_app_reload_file(&app, &e2)) {
+                char msg[1200];
+                hr_err_fmt(&e2, msg, sizeof msg);
+                hr_log(HR_LOG_ERROR, "reload failed, keeping the current catalog: %s", msg);
+            } else {
+                hr_log(HR_LOG_INFO, "catalog reloaded from %s", config);
+            }
+            continue;
+        }
+        hr_log(HR_LOG_INFO, "signal %d: finishing requests in flight and stopping", sig);
+        break;
+    }
+    rc = 0;
+out:
+    hr_server_stop(srv);
+    hr_engine_free(app.engine);
+    hr_store_close(store);
+    if (cat) hr_catalog_release(cat);
+    free(sk), free(pk), free(id1), free(id2), free(win);
+    if (rc == 0) hr_log(HR_LOG_INFO, "stopped");
+    return rc;
+}

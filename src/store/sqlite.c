@@ -1,0 +1,711 @@
+/* sqlite.c: the SQLite backend of hr_store_ops.
+ *
+ * One connection in WAL mode; the schema is a numbered list of migrations
+ * (the table below) applied in order at open, each in its own transaction,
+ * and a database stamped by a newer binary is refused rather than guessed
+ * at. The key design decision: every write statement is prepared once at
+ * open and kept in the store (reset and rebound per call), because put_usage
+ * and put_account sit on the hot write path and the 1M-account demo load
+ * goes through them; load streams rows straight out of sqlite3_column_text
+ * (borrowed, never copied) so a cold start of 1M accounts stays well under
+ * the 3 s startup budget. No foreign keys: rows are owned by an account by
+ * key prefix and delete_account removes them explicitly, which keeps inserts
+ * free of FK checks and lets the engine write in any order. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "store/store.h"
+
+/* ---- schema, as data ---------------------------------------------------- */
+
+typedef struct migration {
+    int version;
+    const char *sql;
+} migration;
+
+/* Append only: a shipped migration is never edited, a change is a new row. */
+static const migration migrations[] = {
+    {1,
+     "CREATE TABLE accounts ("
+     "  id TEXT PRIMARY KEY NOT NULL,"
+     "  name TEXT, plan TEXT, owner TEXT,"
+     "  plan_version INTEGER NOT NULL DEFAULT 0,"
+     "  interval TEXT,"
+     "  created_at INTEGER NOT NULL DEFAULT 0,"
+     "  updated_at INTEGER NOT NULL DEFAULT 0,"
+     "  renews_at INTEGER NOT NULL DEFAULT 0,"
+     "  traits_json TEXT, addons_json TEXT, trial_plan TEXT,"
+     "  trial_started_at INTEGER NOT NULL DEFAULT 0,"
+     "  trial_ends_at INTEGER NOT NULL DEFAULT 0,"
+     "  plan_trial_used INTEGER NOT NULL DEFAULT 0);"
+     /* Child tables are keyed by account first so the cascade in
+      * delete_account is a prefix range scan; WITHOUT ROWID avoids a second
+      * b-tree for the composite key. */
+     "CREATE TABLE users ("
+     "  account TEXT NOT NULL, id TEXT NOT NULL,"
+     "  role TEXT, seat_type TEXT, traits_json TEXT,"
+     "  created_at INTEGER NOT NULL DEFAULT 0,"
+     "  updated_at INTEGER NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY (account, id)) WITHOUT ROWID;"
+     "CREATE TABLE usage ("
+     "  account TEXT NOT NULL, feature TEXT NOT NULL,"
+     "  value INTEGER NOT NULL DEFAULT 0,"
+     "  period_start INTEGER NOT NULL DEFAULT 0,"
+     "  updated_at INTEGER NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY (account, feature)) WITHOUT ROWID;"
+     "CREATE TABLE overrides ("
+     "  account TEXT NOT NULL, feature TEXT NOT NULL,"
+     "  value INTEGER NOT NULL DEFAULT 0,"
+     "  expires_at INTEGER NOT NULL DEFAULT 0,"
+     "  created_at INTEGER NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY (account, feature)) WITHOUT ROWID;"
+     "CREATE TABLE feature_trials ("
+     "  account TEXT NOT NULL, feature TEXT NOT NULL,"
+     "  started_at INTEGER NOT NULL DEFAULT 0,"
+     "  ends_at INTEGER NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY (account, feature)) WITHOUT ROWID;"
+     /* request_hash is a uint64 stored bit-for-bit as a signed INTEGER. */
+     "CREATE TABLE idempotency ("
+     "  key TEXT PRIMARY KEY NOT NULL,"
+     "  request_hash INTEGER NOT NULL,"
+     "  status INTEGER NOT NULL,"
+     "  body TEXT,"
+     "  created_at INTEGER NOT NULL DEFAULT 0);"
+     "CREATE INDEX idempotency_created ON idempotency (created_at);"
+     /* History is kept (an audit of catalog changes); the newest id wins. */
+     "CREATE TABLE catalog ("
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  text TEXT NOT NULL,"
+     "  at INTEGER NOT NULL);"},
+};
+#define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
+#define LATEST_VERSION (migrations[NMIGRATIONS - 1].version)
+
+/* ---- prepared statements, as data --------------------------------------- */
+
+#define STMTS(X)                                                                       \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                        \
+    X(COMMIT, "COMMIT")                                                                \
+    X(ROLLBACK, "ROLLBACK")                                                            \
+    X(PUT_ACCOUNT,                                                                     \
+      "INSERT INTO accounts (id, name, plan, owner, plan_version, interval,"           \
+      " created_at, updated_at, renews_at, traits_json, addons_json, trial_plan,"     \
+      " trial_started_at, trial_ends_at, plan_trial_used)"                            \
+      " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"                  \
+      " ON CONFLICT (id) DO UPDATE SET name=excluded.name, plan=excluded.plan,"       \
+      " owner=excluded.owner, plan_version=excluded.plan_version,"                    \
+      " interval=excluded.interval, created_at=excluded.created_at,"                  \
+      " updated_at=excluded.updated_at, renews_at=excluded.renews_at,"                \
+      " traits_json=excluded.traits_json, addons_json=excluded.addons_json,"          \
+      " trial_plan=excluded.trial_plan, trial_started_at=excluded.trial_started_at,"  \
+      " trial_ends_at=excluded.trial_ends_at,"                                        \
+      " plan_trial_used=excluded.plan_trial_used")                                    \
+    X(DEL_ACCOUNT, "DELETE FROM accounts WHERE id = ?1")                               \
+    X(DEL_ACCOUNT_USERS, "DELETE FROM users WHERE account = ?1")                       \
+    X(DEL_ACCOUNT_USAGE, "DELETE FROM usage WHERE account = ?1")                       \
+    X(DEL_ACCOUNT_OVERRIDES, "DELETE FROM overrides WHERE account = ?1")               \
+    X(DEL_ACCOUNT_FTRIALS, "DELETE FROM feature_trials WHERE account = ?1")            \
+    X(PUT_USER,                                                                        \
+      "INSERT INTO users (account, id, role, seat_type, traits_json, created_at,"      \
+      " updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7)"                                     \
+      " ON CONFLICT (account, id) DO UPDATE SET role=excluded.role,"                   \
+      " seat_type=excluded.seat_type, traits_json=excluded.traits_json,"               \
+      " created_at=excluded.created_at, updated_at=excluded.updated_at")               \
+    X(DEL_USER, "DELETE FROM users WHERE account = ?1 AND id = ?2")                    \
+    X(PUT_USAGE,                                                                       \
+      "INSERT INTO usage (account, feature, value, period_start, updated_at)"          \
+      " VALUES (?1,?2,?3,?4,?5)"                                                       \
+      " ON CONFLICT (account, feature) DO UPDATE SET value=excluded.value,"            \
+      " period_start=excluded.period_start, updated_at=excluded.updated_at")           \
+    X(PUT_OVERRIDE,                                                                    \
+      "INSERT INTO overrides (account, feature, value, expires_at, created_at)"        \
+      " VALUES (?1,?2,?3,?4,?5)"                                                       \
+      " ON CONFLICT (account, feature) DO UPDATE SET value=excluded.value,"            \
+      " expires_at=excluded.expires_at, created_at=excluded.created_at")               \
+    X(DEL_OVERRIDE, "DELETE FROM overrides WHERE account = ?1 AND feature = ?2")       \
+    X(PUT_FTRIAL,                                                                      \
+      "INSERT INTO feature_trials (account, feature, started_at, ends_at)"             \
+      " VALUES (?1,?2,?3,?4)"                                                          \
+      " ON CONFLICT (account, feature) DO UPDATE SET started_at=excluded.started_at,"  \
+      " ends_at=excluded.ends_at")                                                     \
+    X(IDEM_GET, "SELECT request_hash, status, body FROM idempotency WHERE key = ?1")   \
+    X(IDEM_PUT,                                                                        \
+      "INSERT INTO idempotency (key, request_hash, status, body, created_at)"           \
+      " VALUES (?1,?2,?3,?4,?5)"                                                       \
+      " ON CONFLICT (key) DO UPDATE SET request_hash=excluded.request_hash,"           \
+      " status=excluded.status, body=excluded.body, created_at=excluded.created_at")   \
+    X(PUT_CATALOG, "INSERT INTO catalog (text, at) VALUES (?1, ?2)")                   \
+    X(GET_CATALOG, "SELECT text, at FROM catalog ORDER BY id DESC LIMIT 1")
+
+enum {
+#define X(name, sql) ST_##name,
+    STMTS(X)
+#undef X
+    NSTMTS
+};
+
+static const char *const stmt_sql[NSTMTS] = {
+#define X(name, sql) sql,
+    STMTS(X)
+#undef X
+};
+
+typedef struct sq_store {
+    hr_store base; /* first: hr_store * and sq_store * convert both ways */
+    sqlite3 *db;
+    int version;
+    sqlite3_stmt *st[NSTMTS];
+} sq_store;
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static int fail_rc(sqlite3 *db, int rc, hr_err *err, const char *what) {
+    int code = (rc == SQLITE_NOMEM) ? HR_ENOMEM : HR_ESTORE;
+    return hr_err_set(err, code, "sqlite %s: %s", what,
+                      db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+static void done(sqlite3_stmt *st) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Steps a write statement to completion and readies it for the next call.
+ * bad is non-zero when a bind failed (the message is in the connection). */
+static int exec_stmt(sq_store *q, int idx, int bad, hr_err *err, const char *what) {
+    sqlite3_stmt *st = q->st[idx];
+    int ret = 0;
+    if (bad) {
+        ret = fail_rc(q->db, sqlite3_errcode(q->db), err, what);
+        goto out;
+    }
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, what);
+out:
+    done(st);
+    return ret;
+}
+
+/* SQLITE_STATIC: the record's strings outlive the step; NULL binds SQL NULL. */
+static int btext(sqlite3_stmt *st, int i, const char *s) {
+    return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) != SQLITE_OK;
+}
+
+static int bint(sqlite3_stmt *st, int i, int64_t v) {
+    return sqlite3_bind_int64(st, i, (sqlite3_int64)v) != SQLITE_OK;
+}
+
+static const char *ctext(sqlite3_stmt *st, int i) {
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+static char *ccopy(sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    size_t n = t ? (size_t)sqlite3_column_bytes(st, i) : 0;
+    char *p = malloc(n + 1);
+    if (!p) return NULL;
+    if (n) memcpy(p, t, n);
+    p[n] = '\0';
+    return p;
+}
+
+static int exec_sql(sqlite3 *db, const char *sql, hr_err *err, const char *what) {
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : fail_rc(db, rc, err, what);
+}
+
+/* Sets a pragma that answers with a value, returning that value's first
+ * character in *first (journal_mode answers with the mode it got). */
+static int pragma(sqlite3 *db, const char *sql, char *first, hr_err *err) {
+    sqlite3_stmt *st = NULL;
+    int ret = 0, rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        ret = fail_rc(db, rc, err, sql);
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (first) {
+            const char *v = ctext(st, 0);
+            *first = v ? v[0] : '\0';
+        }
+    if (rc != SQLITE_DONE) ret = fail_rc(db, rc, err, sql);
+out:
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* ---- migrations --------------------------------------------------------- */
+
+static int current_version(sqlite3 *db, int *v, hr_err *err) {
+    sqlite3_stmt *st = NULL;
+    int ret = 0,
+        rc = sqlite3_prepare_v2(db, "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        ret = fail_rc(db, rc, err, "reading schema version");
+        goto out;
+    }
+    *v = sqlite3_column_int(st, 0);
+out:
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static int record_version(sqlite3 *db, int version, hr_err *err) {
+    sqlite3_stmt *st = NULL;
+    int ret = 0,
+        rc = sqlite3_prepare_v2(db,
+                                "INSERT INTO schema_migrations (version, applied_at)"
+                                " VALUES (?1, CAST(strftime('%s','now') AS INTEGER))",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int(st, 1, version);
+    if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE) ret = fail_rc(db, rc, err, "recording migration");
+    sqlite3_finalize(st);
+    return ret;
+}
+
+/* Each migration runs in its own IMMEDIATE transaction that re-reads the
+ * version, so two processes opening a fresh file at once do not both apply
+ * it; a failed migration leaves the database at the previous version. */
+static int migrate(sqlite3 *db, int *version, hr_err *err) {
+    int ret = exec_sql(db,
+                       "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                       " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                       err, "creating schema_migrations");
+    if (ret) return ret;
+    int v = 0;
+    if ((ret = current_version(db, &v, err))) return ret;
+    if (v > LATEST_VERSION)
+        goto too_new;
+    for (int i = 0; i < NMIGRATIONS; i++) {
+        const migration *m = &migrations[i];
+        if (m->version <= v) continue;
+        if ((ret = exec_sql(db, "BEGIN IMMEDIATE", err, "starting migration"))) return ret;
+        if ((ret = current_version(db, &v, err))) goto undo;
+        if (v > LATEST_VERSION) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            goto too_new;
+        }
+        if (v < m->version) {
+            char what[64];
+            snprintf(what, sizeof what, "migration %d", m->version);
+            if ((ret = exec_sql(db, m->sql, err, what))) goto undo;
+            if ((ret = record_version(db, m->version, err))) goto undo;
+            v = m->version;
+        }
+        if ((ret = exec_sql(db, "COMMIT", err, "committing migration"))) goto undo;
+    }
+    *version = v;
+    return 0;
+undo:
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return ret;
+too_new:
+    return hr_err_set(err, HR_ESTORE,
+                      "database schema version %d is newer than this headroom supports "
+                      "(%d): upgrade headroom, or restore a backup made by this version",
+                      v, LATEST_VERSION);
+}
+
+/* ---- ops ---------------------------------------------------------------- */
+
+static void sq_close(hr_store *s) {
+    sq_store *q = (sq_store *)s;
+    for (int i = 0; i < NSTMTS; i++) sqlite3_finalize(q->st[i]);
+    /* Closing the last connection checkpoints and removes the WAL file;
+     * an open transaction is rolled back. */
+    sqlite3_close(q->db);
+    free(q);
+}
+
+static int in_tx(sq_store *q) {
+    return !sqlite3_get_autocommit(q->db);
+}
+
+static int sq_begin(hr_store *s, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    if (in_tx(q)) return hr_err_set(err, HR_ESTORE, "sqlite begin: a transaction is already open");
+    return exec_stmt(q, ST_BEGIN, 0, err, "begin");
+}
+
+static int sq_commit(hr_store *s, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    if (!in_tx(q)) return hr_err_set(err, HR_ESTORE, "sqlite commit: no transaction is open");
+    return exec_stmt(q, ST_COMMIT, 0, err, "commit");
+}
+
+static void sq_rollback(hr_store *s) {
+    sq_store *q = (sq_store *)s;
+    /* SQLite may already have rolled back on its own (e.g. after SQLITE_FULL). */
+    if (in_tx(q)) exec_stmt(q, ST_ROLLBACK, 0, NULL, "rollback");
+}
+
+static int sq_put_account(hr_store *s, const hr_account_rec *r, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_PUT_ACCOUNT];
+    int bad = btext(st, 1, r->id) | btext(st, 2, r->name) | btext(st, 3, r->plan) |
+              btext(st, 4, r->owner) | bint(st, 5, r->plan_version) |
+              btext(st, 6, r->interval) | bint(st, 7, r->created_at) |
+              bint(st, 8, r->updated_at) | bint(st, 9, r->renews_at) |
+              btext(st, 10, r->traits_json) | btext(st, 11, r->addons_json) |
+              btext(st, 12, r->trial_plan) | bint(st, 13, r->trial_started_at) |
+              bint(st, 14, r->trial_ends_at) | bint(st, 15, r->plan_trial_used ? 1 : 0);
+    return exec_stmt(q, ST_PUT_ACCOUNT, bad, err, "put_account");
+}
+
+static int sq_delete_account(hr_store *s, const char *id, hr_err *err) {
+    static const int dels[] = {ST_DEL_ACCOUNT_USERS, ST_DEL_ACCOUNT_USAGE,
+                               ST_DEL_ACCOUNT_OVERRIDES, ST_DEL_ACCOUNT_FTRIALS,
+                               ST_DEL_ACCOUNT};
+    sq_store *q = (sq_store *)s;
+    /* Outside the caller's transaction the five deletes need one of their
+     * own; inside it, a failure is undone by the caller's rollback. */
+    int own = !in_tx(q), ret = 0;
+    if (own && (ret = exec_stmt(q, ST_BEGIN, 0, err, "delete_account"))) return ret;
+    for (size_t i = 0; i < sizeof dels / sizeof dels[0]; i++) {
+        int bad = btext(q->st[dels[i]], 1, id);
+        if ((ret = exec_stmt(q, dels[i], bad, err, "delete_account"))) goto out;
+    }
+    if (own) ret = exec_stmt(q, ST_COMMIT, 0, err, "delete_account");
+out:
+    if (ret && own) sq_rollback(s);
+    return ret;
+}
+
+static int sq_put_user(hr_store *s, const hr_user_rec *r, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_PUT_USER];
+    int bad = btext(st, 1, r->account) | btext(st, 2, r->id) | btext(st, 3, r->role) |
+              btext(st, 4, r->seat_type) | btext(st, 5, r->traits_json) |
+              bint(st, 6, r->created_at) | bint(st, 7, r->updated_at);
+    return exec_stmt(q, ST_PUT_USER, bad, err, "put_user");
+}
+
+static int sq_delete_user(hr_store *s, const char *account, const char *id, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_DEL_USER];
+    int bad = btext(st, 1, account) | btext(st, 2, id);
+    return exec_stmt(q, ST_DEL_USER, bad, err, "delete_user");
+}
+
+static int sq_put_usage(hr_store *s, const hr_usage_rec *r, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_PUT_USAGE];
+    int bad = btext(st, 1, r->account) | btext(st, 2, r->feature) | bint(st, 3, r->value) |
+              bint(st, 4, r->period_start) | bint(st, 5, r->updated_at);
+    return exec_stmt(q, ST_PUT_USAGE, bad, err, "put_usage");
+}
+
+static int sq_put_override(hr_store *s, const hr_override_rec *r, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_PUT_OVERRIDE];
+    int bad = btext(st, 1, r->account) | btext(st, 2, r->feature) | bint(st, 3, r->value) |
+              bint(st, 4, r->expires_at) | bint(st, 5, r->created_at);
+    return exec_stmt(q, ST_PUT_OVERRIDE, bad, err, "put_override");
+}
+
+static int sq_delete_override(hr_store *s, const char *account, const char *feature,
+                              hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_DEL_OVERRIDE];
+    int bad = btext(st, 1, account) | btext(st, 2, feature);
+    return exec_stmt(q, ST_DEL_OVERRIDE, bad, err, "delete_override");
+}
+
+static int sq_put_ftrial(hr_store *s, const hr_ftrial_rec *r, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_PUT_FTRIAL];
+    int bad = btext(st, 1, r->account) | btext(st, 2, r->feature) |
+              bint(st, 3, r->started_at) | bint(st, 4, r->ends_at);
+    return exec_stmt(q, ST_PUT_FTRIAL, bad, err, "put_ftrial");
+}
+
+static int sq_idem_get(hr_store *s, const char *key, uint64_t *request_hash, int *status,
+                       char **body, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_IDEM_GET];
+    int ret = 0;
+    if (btext(st, 1, key)) {
+        ret = fail_rc(q->db, sqlite3_errcode(q->db), err, "idem_get");
+        goto out;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        ret = hr_err_set(err, HR_ENOTFOUND, "idempotency key not found");
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        ret = fail_rc(q->db, rc, err, "idem_get");
+        goto out;
+    }
+    if (body) {
+        /* A NULL body comes back as "" so callers always get a string. */
+        if (!(*body = ccopy(st, 2))) {
+            ret = hr_err_set(err, HR_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if (request_hash) *request_hash = (uint64_t)sqlite3_column_int64(st, 0);
+    if (status) *status = sqlite3_column_int(st, 1);
+out:
+    done(st);
+    return ret;
+}
+
+static int sq_idem_put(hr_store *s, const hr_idem_rec *r, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_IDEM_PUT];
+    /* uint64 -> int64 is implementation-defined above INT64_MAX in C but
+     * two's complement on every compiler we build with; get casts back. */
+    int bad = btext(st, 1, r->key) | bint(st, 2, (int64_t)r->request_hash) |
+              bint(st, 3, r->status) | btext(st, 4, r->body) | bint(st, 5, r->created_at);
+    return exec_stmt(q, ST_IDEM_PUT, bad, err, "idem_put");
+}
+
+static int sq_put_catalog(hr_store *s, const char *text, int64_t at, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_PUT_CATALOG];
+    int bad = btext(st, 1, text ? text : "") | bint(st, 2, at);
+    return exec_stmt(q, ST_PUT_CATALOG, bad, err, "put_catalog");
+}
+
+static int sq_get_catalog(hr_store *s, char **text, int64_t *at, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_GET_CATALOG];
+    int ret = 0, rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        ret = hr_err_set(err, HR_ENOTFOUND, "no catalog stored");
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        ret = fail_rc(q->db, rc, err, "get_catalog");
+        goto out;
+    }
+    if (text && !(*text = ccopy(st, 0))) {
+        ret = hr_err_set(err, HR_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (at) *at = sqlite3_column_int64(st, 1);
+out:
+    done(st);
+    return ret;
+}
+
+/* ---- load --------------------------------------------------------------- */
+
+/* One table scan: prepares sql, calls row() for each result row. Load runs
+ * once per process, so these statements are not worth caching. */
+typedef int (*row_fn)(sqlite3_stmt *st, const hr_store_loader *l);
+
+static int scan(sq_store *q, const char *sql, row_fn row, const hr_store_loader *l,
+                hr_err *err, const char *what) {
+    sqlite3_stmt *st = NULL;
+    int ret = 0, rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        ret = fail_rc(q->db, rc, err, what);
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((ret = row(st, l))) goto out; /* the callback's own code */
+    if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, what);
+out:
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static const char *json_or_empty(const char *s) {
+    return s ? s : "{}";
+}
+
+static int row_account(sqlite3_stmt *st, const hr_store_loader *l) {
+    hr_account_rec r = {
+        .id = ctext(st, 0),
+        .name = ctext(st, 1),
+        .plan = ctext(st, 2),
+        .owner = ctext(st, 3),
+        .plan_version = sqlite3_column_int(st, 4),
+        .interval = ctext(st, 5),
+        .created_at = sqlite3_column_int64(st, 6),
+        .updated_at = sqlite3_column_int64(st, 7),
+        .renews_at = sqlite3_column_int64(st, 8),
+        .traits_json = json_or_empty(ctext(st, 9)),
+        .addons_json = json_or_empty(ctext(st, 10)),
+        .trial_plan = ctext(st, 11),
+        .trial_started_at = sqlite3_column_int64(st, 12),
+        .trial_ends_at = sqlite3_column_int64(st, 13),
+        .plan_trial_used = sqlite3_column_int(st, 14),
+    };
+    return l->account(l->ud, &r);
+}
+
+static int row_user(sqlite3_stmt *st, const hr_store_loader *l) {
+    hr_user_rec r = {
+        .account = ctext(st, 0),
+        .id = ctext(st, 1),
+        .role = ctext(st, 2),
+        .seat_type = ctext(st, 3),
+        .traits_json = json_or_empty(ctext(st, 4)),
+        .created_at = sqlite3_column_int64(st, 5),
+        .updated_at = sqlite3_column_int64(st, 6),
+    };
+    return l->user(l->ud, &r);
+}
+
+static int row_usage(sqlite3_stmt *st, const hr_store_loader *l) {
+    hr_usage_rec r = {
+        .account = ctext(st, 0),
+        .feature = ctext(st, 1),
+        .value = sqlite3_column_int64(st, 2),
+        .period_start = sqlite3_column_int64(st, 3),
+        .updated_at = sqlite3_column_int64(st, 4),
+    };
+    return l->usage(l->ud, &r);
+}
+
+static int row_override(sqlite3_stmt *st, const hr_store_loader *l) {
+    hr_override_rec r = {
+        .account = ctext(st, 0),
+        .feature = ctext(st, 1),
+        .value = sqlite3_column_int64(st, 2),
+        .expires_at = sqlite3_column_int64(st, 3),
+        .created_at = sqlite3_column_int64(st, 4),
+    };
+    return l->override(l->ud, &r);
+}
+
+static int row_ftrial(sqlite3_stmt *st, const hr_store_loader *l) {
+    hr_ftrial_rec r = {
+        .account = ctext(st, 0),
+        .feature = ctext(st, 1),
+        .started_at = sqlite3_column_int64(st, 2),
+        .ends_at = sqlite3_column_int64(st, 3),
+    };
+    return l->ftrial(l->ud, &r);
+}
+
+static int sq_load(hr_store *s, const hr_store_loader *l, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    /* One read transaction so the five scans see one consistent snapshot. */
+    int own = !in_tx(q), ret = 0;
+    if (own && (ret = exec_sql(q->db, "BEGIN", err, "load"))) return ret;
+    if (l->account &&
+        (ret = scan(q,
+                    "SELECT id, name, plan, owner, plan_version, interval, created_at,"
+                    " updated_at, renews_at, traits_json, addons_json, trial_plan,"
+                    " trial_started_at, trial_ends_at, plan_trial_used FROM accounts",
+                    row_account, l, err, "load accounts")))
+        goto out;
+    if (l->user &&
+        (ret = scan(q,
+                    "SELECT account, id, role, seat_type, traits_json, created_at,"
+                    " updated_at FROM users",
+                    row_user, l, err, "load users")))
+        goto out;
+    if (l->usage &&
+        (ret = scan(q,
+                    "SELECT account, feature, value, period_start, updated_at FROM usage",
+                    row_usage, l, err, "load usage")))
+        goto out;
+    if (l->override &&
+        (ret = scan(q,
+                    "SELECT account, feature, value, expires_at, created_at FROM overrides",
+                    row_override, l, err, "load overrides")))
+        goto out;
+    if (l->ftrial &&
+        (ret = scan(q, "SELECT account, feature, started_at, ends_at FROM feature_trials",
+                    row_ftrial, l, err, "load feature trials")))
+        goto out;
+out:
+    /* Nothing was written: ending the read transaction cannot lose data. */
+    if (own) sqlite3_exec(q->db, ret ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
+    return ret;
+}
+
+static const hr_store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .load = sq_load,
+    .put_account = sq_put_account,
+    .delete_account = sq_delete_account,
+    .put_user = sq_put_user,
+    .delete_user = sq_delete_user,
+    .put_usage = sq_put_usage,
+    .put_override = sq_put_override,
+    .delete_override = sq_delete_override,
+    .put_ftrial = sq_put_ftrial,
+    .idem_get = sq_idem_get,
+    .idem_put = sq_idem_put,
+    .put_catalog = sq_put_catalog,
+    .get_catalog = sq_get_catalog,
+};
+
+/* ---- open --------------------------------------------------------------- */
+
+int hr_store_sqlite_open(const char *path, int durable_full, hr_store **out, hr_err *err) {
+    sq_store *q = NULL;
+    int ret = 0, rc;
+    char mode = 0;
+    *out = NULL;
+    if (!(q = calloc(1, sizeof *q))) return hr_err_set(err, HR_ENOMEM, "out of memory");
+    q->base.ops = &sqlite_ops;
+    /* NOMUTEX: the store is used by one thread at a time (store.h). */
+    rc = sqlite3_open_v2(path, &q->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                         NULL);
+    if (rc != SQLITE_OK) {
+        ret = hr_err_set(err, rc == SQLITE_NOMEM ? HR_ENOMEM : HR_ESTORE,
+                         "sqlite open %s: %s", path,
+                         q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
+        goto out;
+    }
+    sqlite3_extended_result_codes(q->db, 0);
+    /* Set before anything touches the file, so a concurrent opener waits. */
+    if ((ret = pragma(q->db, "PRAGMA busy_timeout = 5000", NULL, err))) goto out;
+    if ((ret = pragma(q->db, "PRAGMA journal_mode = WAL", &mode, err))) goto out;
+    /* An in-memory database answers "memory"; anything else is a failure
+     * to get WAL (e.g. a file system without shared memory). */
+    if (mode != 'w' && mode != 'm') {
+        ret = hr_err_set(err, HR_ESTORE, "sqlite open %s: could not enable WAL mode", path);
+        goto out;
+    }
+    /* WAL + NORMAL survives a killed process; FULL also survives power loss. */
+    if ((ret = pragma(q->db, durable_full ? "PRAGMA synchronous = FULL"
+                                          : "PRAGMA synchronous = NORMAL",
+                      NULL, err)))
+        goto out;
+    if ((ret = pragma(q->db, "PRAGMA foreign_keys = OFF", NULL, err))) goto out;
+    /* Big batched writes (the demo loader) otherwise leave a WAL as large as
+     * the biggest transaction on disk forever. */
+    if ((ret = pragma(q->db, "PRAGMA journal_size_limit = 67108864", NULL, err))) goto out;
+    if ((ret = pragma(q->db, "PRAGMA cache_size = -65536", NULL, err))) goto out;
+    if ((ret = migrate(q->db, &q->version, err))) goto out;
+    for (int i = 0; i < NSTMTS; i++) {
+        rc = sqlite3_prepare_v3(q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i],
+                                NULL);
+        if (rc != SQLITE_OK) {
+            ret = fail_rc(q->db, rc, err, "prepare");
+            goto out;
+        }
+    }
+    *out = &q->base;
+    q = NULL;
+out:
+    if (q) {
+        for (int i = 0; i < NSTMTS; i++) sqlite3_finalize(q->st[i]);
+        sqlite3_close(q->db);
+        free(q);
+    }
+    return ret;
+}
+
+int hr_store_sqlite_schema_version(hr_store *s) {
+    return s ? ((sq_store *)s)->version : 0;
+}

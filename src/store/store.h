@@ -1,0 +1,112 @@
+/* store.h: the durable store behind the engine, as an ops table.
+ *
+ * The engine keeps all state in memory and writes through to a store; at
+ * start it loads everything back with hr_store_load. Backends implement
+ * hr_store_ops (sqlite.c now, pg.c later). Records are plain data: strings
+ * are borrowed for the duration of the call only. Every call that returns 0
+ * has made its write durable (or, between begin and commit, durable at
+ * commit). One store is used by one thread at a time: callers serialise. */
+#ifndef HR_STORE_H
+#define HR_STORE_H
+
+#include <stdint.h>
+
+#include "headroom.h"
+
+typedef struct hr_account_rec {
+    const char *id, *name, *plan, *owner;
+    int plan_version;
+    const char *interval;    /* "month" | "year" */
+    int64_t created_at, updated_at, renews_at;
+    const char *traits_json; /* a JSON object as text, "{}" if none */
+    const char *addons_json; /* {"extra_boards":1}, "{}" if none */
+    const char *trial_plan;  /* plan under trial, NULL if none */
+    int64_t trial_started_at, trial_ends_at;
+    int plan_trial_used;     /* a plan trial was ever started */
+} hr_account_rec;
+
+typedef struct hr_user_rec {
+    const char *account, *id, *role, *seat_type, *traits_json;
+    int64_t created_at, updated_at;
+} hr_user_rec;
+
+typedef struct hr_usage_rec {
+    const char *account, *feature;
+    int64_t value, period_start; /* period_start 0 for features that do not reset */
+    int64_t updated_at;
+} hr_usage_rec;
+
+typedef struct hr_override_rec {
+    const char *account, *feature;
+    int64_t value, expires_at; /* expires_at 0 = never */
+    int64_t created_at;
+} hr_override_rec;
+
+typedef struct hr_ftrial_rec {
+    const char *account, *feature;
+    int64_t started_at, ends_at;
+} hr_ftrial_rec;
+
+typedef struct hr_idem_rec {
+    const char *key;       /* scope-qualified idempotency key */
+    uint64_t request_hash; /* to refuse the same key with another body */
+    int status;
+    const char *body;
+    int64_t created_at;
+} hr_idem_rec;
+
+/* Called for each row by load; a non-zero return stops the load with it. */
+typedef struct hr_store_loader {
+    void *ud;
+    int (*account)(void *ud, const hr_account_rec *r);
+    int (*user)(void *ud, const hr_user_rec *r);
+    int (*usage)(void *ud, const hr_usage_rec *r);
+    int (*override)(void *ud, const hr_override_rec *r);
+    int (*ftrial)(void *ud, const hr_ftrial_rec *r);
+} hr_store_loader;
+
+typedef struct hr_store hr_store;
+
+typedef struct hr_store_ops {
+    const char *name;
+    void (*close)(hr_store *s);
+    int (*begin)(hr_store *s, hr_err *err);
+    int (*commit)(hr_store *s, hr_err *err);
+    void (*rollback)(hr_store *s);
+    /* Loads accounts first, then users, usage, overrides, feature trials. */
+    int (*load)(hr_store *s, const hr_store_loader *l, hr_err *err);
+    int (*put_account)(hr_store *s, const hr_account_rec *r, hr_err *err);
+    /* Deletes the account and everything that belongs to it. */
+    int (*delete_account)(hr_store *s, const char *id, hr_err *err);
+    int (*put_user)(hr_store *s, const hr_user_rec *r, hr_err *err);
+    int (*delete_user)(hr_store *s, const char *account, const char *id, hr_err *err);
+    int (*put_usage)(hr_store *s, const hr_usage_rec *r, hr_err *err);
+    int (*put_override)(hr_store *s, const hr_override_rec *r, hr_err *err);
+    int (*delete_override)(hr_store *s, const char *account, const char *feature, hr_err *err);
+    int (*put_ftrial)(hr_store *s, const hr_ftrial_rec *r, hr_err *err);
+    /* Idempotency: get returns HR_ENOTFOUND when the key is unknown; the
+     * body is copied into *body (caller frees). */
+    int (*idem_get)(hr_store *s, const char *key, uint64_t *request_hash, int *status,
+                    char **body, hr_err *err);
+    int (*idem_put)(hr_store *s, const hr_idem_rec *r, hr_err *err);
+    /* Catalog text set over the API (PUT /v1/catalog): latest wins. */
+    int (*put_catalog)(hr_store *s, const char *text, int64_t at, hr_err *err);
+    int (*get_catalog)(hr_store *s, char **text, int64_t *at, hr_err *err);
+} hr_store_ops;
+
+struct hr_store {
+    const hr_store_ops *ops;
+};
+
+/* Opens (creating and migrating) an SQLite database in WAL mode.
+ * durable_full: fsync every commit (synchronous=FULL) rather than NORMAL. */
+int hr_store_sqlite_open(const char *path, int durable_full, hr_store **out, hr_err *err);
+/* Schema version after migrations (for /metrics and tests). */
+int hr_store_sqlite_schema_version(hr_store *s);
+
+/* Convenience wrappers: s->ops->x(s, ...). hr_store_close accepts NULL. */
+static inline void hr_store_close(hr_store *s) {
+    if (s) s->ops->close(s);
+}
+
+#endif
