@@ -199,10 +199,10 @@ typedef struct option {
     int64_t after;   /* the allocation after the change */
 } option;
 
-static int64_t current_monthly(const hr_catalog *c, const hr_account *a, int only_for) {
-    int pi;
-    const hr_plan_version *pv = acct_version(c, a, &pi);
-    int64_t m = pv ? hr_catalog_monthly(pv->price, pv->interval) : 0;
+/* Monthly cost of the account's add-ons; with only_for >= 0, of those that
+ * plan may buy (the ones kept when moving to it). One-off add-ons cost 0. */
+static int64_t addons_monthly(const hr_catalog *c, const hr_account *a, int only_for) {
+    int64_t m = 0;
     for (uint16_t i = 0; i < a->naddons; i++) {
         int ai = hr_catalog_addon(c, a->addons[i].addon);
         if (ai < 0 || c->addons[ai].interval == HR_INTERVAL_ONE_TIME) continue;
@@ -210,6 +210,13 @@ static int64_t current_monthly(const hr_catalog *c, const hr_account *a, int onl
         m += hr_catalog_monthly(c->addons[ai].price, c->addons[ai].interval) * a->addons[i].qty;
     }
     return m;
+}
+
+/* What the account pays per month now: its plan version plus add-ons. */
+static int64_t current_monthly(const hr_catalog *c, const hr_account *a) {
+    int pi;
+    const hr_plan_version *pv = acct_version(c, a, &pi);
+    return (pv ? hr_catalog_monthly(pv->price, pv->interval) : 0) + addons_monthly(c, a, -1);
 }
 
 static int helps(const hr_feature *f, int64_t after, int64_t needed) {
@@ -232,7 +239,7 @@ static int options(const hr_catalog *c, const hr_account *a, int fi, int64_t nee
     int n = 0, pi;
     if (g->src == SRC_OVERRIDE) return 0; /* an override decides whatever the plan */
     acct_version(c, a, &pi);
-    int64_t now_m = current_monthly(c, a, -1);
+    int64_t now_m = current_monthly(c, a);
     for (int p = 0; p < c->nplans; p++) {
         const hr_plan *pl = &c->plans[p];
         if (pi >= 0 && pl->tier <= c->plans[pi].tier) continue;
@@ -240,16 +247,9 @@ static int options(const hr_catalog *c, const hr_account *a, int fi, int64_t nee
         int64_t after = plan_limit(c, a, fi, pv, p, NULL);
         if (!helps(f, after, needed)) continue;
         option o = {pl->contact_sales ? OPT_CONTACT : OPT_PLAN, p, 1, 0, HR_INTERVAL_MONTH, after};
+        /* the new plan plus the add-ons it keeps, against today's bill */
         if (!pl->contact_sales)
-            o.delta = hr_catalog_monthly(pv->price, pv->interval) + current_monthly(c, a, p) -
-                      (pv ? 0 : 0) - now_m -
-                      (acct_version(c, a, &(int){0}) ? 0 : 0);
-        if (!pl->contact_sales) {
-            /* current_monthly(c, a, p) counts the plan too: take it out */
-            int cpi;
-            const hr_plan_version *cur = acct_version(c, a, &cpi);
-            if (cur) o.delta -= hr_catalog_monthly(cur->price, cur->interval);
-        }
+            o.delta = hr_catalog_monthly(pv->price, pv->interval) + addons_monthly(c, a, p) - now_m;
         opts[n++] = o;
     }
     if (pi >= 0) {
@@ -618,7 +618,7 @@ int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_bu
     hr_buf_puts(out, ",\"currency\":");
     hr_buf_json_str(out, c->currency);
     hr_buf_puts(out, ",\"monthly_total\":");
-    money(c, current_monthly(c, a, -1), HR_INTERVAL_MONTH, out);
+    money(c, current_monthly(c, a), HR_INTERVAL_MONTH, out);
     hr_buf_puts(out, ",\"trial\":");
     if (a->trial_plan && now < a->trial_ends_at) {
         hr_buf_puts(out, "{\"plan\":");
@@ -679,7 +679,7 @@ int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_bu
     }
     hr_buf_puts(out, "],\"upgrades\":[");
     k = 0;
-    int64_t now_m = current_monthly(c, a, -1);
+    int64_t now_m = current_monthly(c, a);
     for (int p = 0; p < c->nplans; p++) {
         const hr_plan *pl = &c->plans[p];
         if (pi >= 0 && pl->tier <= c->plans[pi].tier) continue;
@@ -694,7 +694,8 @@ int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_bu
             hr_buf_puts(out, ",\"price\":");
             money(c, pv->price, pv->interval, out);
             hr_buf_puts(out, ",\"price_delta\":");
-            money(c, hr_catalog_monthly(pv->price, pv->interval) - now_m, HR_INTERVAL_MONTH, out);
+            money(c, hr_catalog_monthly(pv->price, pv->interval) + addons_monthly(c, a, p) - now_m,
+                  HR_INTERVAL_MONTH, out);
         }
         hr_buf_puts(out, ",\"trial_days\":");
         hr_buf_i64(out, a->plan_trial_used ? 0 : pl->trial_days);

@@ -14,6 +14,7 @@
 #include "entitle_int.h"
 #include "err.h"
 #include "intern.h"
+#include "jsonbody.h"
 #include "timeutil.h"
 
 #define MAX_ID 128
@@ -1133,4 +1134,15 @@ void hr_engine_each_feature(hr_engine *e, hr_feature_fn fn, void *ud) {
     if (!c) return;
     for (int i = 0; i < c->nfeatures; i++) fn(ud, c->features[i].key);
     hr_catalog_release(c);
+}
+
+int hr_engine_put_account_json(hr_engine *e, const char *id, const char *json, hr_err *err) {
+    json_object *doc = NULL;
+    size_t off;
+    char msg[160];
+    int rc = hr_json_decode(json, strlen(json), &doc, &off, msg, sizeof msg);
+    if (rc) return hr_err_set(err, rc, "malformed JSON at byte %zu: %s", off, msg);
+    rc = hr_engine_put_account(e, id, doc, 0, NULL, NULL, err);
+    json_object_put(doc);
+    return rc;
 }

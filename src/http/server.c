@@ -21,6 +21,7 @@
 #include "api/app.h"
 #include "err.h"
 #include "http.h"
+#include "jsonbody.h"
 
 struct hr_server {
     struct MHD_Daemon *d;
@@ -118,34 +119,18 @@ json_object *hr_req_json(hr_req *r, int empty_ok) {
         hr_reply_error(r, 400, "invalid_request", "a JSON body is required");
         return NULL;
     }
-    json_tokener *tok = json_tokener_new_ex(64);
-    if (!tok) {
+    json_object *o = NULL;
+    size_t off = 0;
+    char msg[160];
+    int rc = hr_json_decode(r->body, r->body_len, &o, &off, msg, sizeof msg);
+    if (rc == HR_ENOMEM) {
         hr_reply_error(r, 500, "internal", "out of memory");
         return NULL;
     }
-    json_object *o = json_tokener_parse_ex(tok, r->body, (int)r->body_len);
-    enum json_tokener_error je = json_tokener_get_error(tok);
-    size_t off = json_tokener_get_parse_end(tok);
-    if (je == json_tokener_success) {
-        /* anything but white space after the value is an error too */
-        while (off < r->body_len && strchr(" \t\r\n", r->body[off])) off++;
-        if (off < r->body_len) {
-            json_object_put(o);
-            o = NULL;
-            hr_reply_error(r, 400, "malformed_json",
-                           "malformed JSON at byte %zu: unexpected data after the value", off);
-        }
-    } else {
-        json_object_put(o);
-        o = NULL;
-        if (je == json_tokener_continue)
-            hr_reply_error(r, 400, "malformed_json", "malformed JSON at byte %zu: unexpected end "
-                           "of input", r->body_len);
-        else
-            hr_reply_error(r, 400, "malformed_json", "malformed JSON at byte %zu: %s", off,
-                           json_tokener_error_desc(je));
+    if (rc) {
+        hr_reply_error(r, 400, "malformed_json", "malformed JSON at byte %zu: %s", off, msg);
+        return NULL;
     }
-    json_tokener_free(tok);
     return o;
 }
 

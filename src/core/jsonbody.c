@@ -1,0 +1,72 @@
+/* jsonbody.c: json-c's tokener keeps integers exact (int64) where other
+ * parsers turn them into doubles; we add the offset reporting and refuse
+ * trailing data, which json_tokener_parse silently ignores. */
+#include "jsonbody.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "headroom.h"
+
+static size_t skip_ws(const char *s, size_t i, size_t n) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+    return i;
+}
+
+int hr_json_decode(const char *body, size_t len, json_object **out, size_t *offset, char *msg,
+                   size_t msglen) {
+    *out = NULL;
+    *offset = 0;
+    size_t start = skip_ws(body, 0, len);
+    if (start == len) {
+        snprintf(msg, msglen, "empty body");
+        return HR_EPARSE;
+    }
+    if (len > (size_t)1 << 30) {
+        snprintf(msg, msglen, "body too large");
+        return HR_EPARSE;
+    }
+    json_tokener *tok = json_tokener_new_ex(64);
+    if (!tok) {
+        snprintf(msg, msglen, "out of memory");
+        return HR_ENOMEM;
+    }
+    json_object *o = json_tokener_parse_ex(tok, body, (int)len);
+    enum json_tokener_error je = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    if (je == json_tokener_continue) {
+        /* a top-level number ends only at a delimiter: give it one */
+        o = json_tokener_parse_ex(tok, " ", 1);
+        je = json_tokener_get_error(tok);
+        end = len;
+    }
+    int rc = 0;
+    if (je == json_tokener_success) {
+        end = skip_ws(body, end, len);
+        if (end < len) {
+            *offset = end;
+            snprintf(msg, msglen, "unexpected data after the value");
+            rc = HR_EPARSE;
+        }
+    } else if (je == json_tokener_continue) {
+        *offset = len;
+        snprintf(msg, msglen, "unexpected end of input");
+        rc = HR_EPARSE;
+    } else {
+        *offset = end;
+        snprintf(msg, msglen, "%s", json_tokener_error_desc(je));
+        rc = HR_EPARSE;
+    }
+    /* json-c stops at a NUL byte as if the text ended there */
+    if (!rc && memchr(body, 0, len)) {
+        *offset = (size_t)((const char *)memchr(body, 0, len) - body);
+        snprintf(msg, msglen, "NUL byte in body");
+        rc = HR_EPARSE;
+    }
+    json_tokener_free(tok);
+    if (rc)
+        json_object_put(o);
+    else
+        *out = o;
+    return rc;
+}

@@ -1,0 +1,116 @@
+/* test_core.c: time arithmetic, the hash map, JSON writing and decoding. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "headroom.h"
+#include "jsonbody.h"
+#include "map.h"
+#include "timeutil.h"
+
+static int64_t t(const char *s) {
+    int64_t v = 0;
+    assert_int_equal(hr_time_parse(s, &v), 0);
+    return v;
+}
+
+static void time_parse_format(void **state) {
+    char buf[40];
+    hr_time_format(t("2026-12-01T00:00:00Z"), buf, sizeof buf);
+    assert_string_equal(buf, "2026-12-01T00:00:00Z");
+    assert_int_equal(t("1970-01-01T00:00:00Z"), 0);
+    assert_int_equal(t("2026-12-01"), t("2026-12-01T00:00:00Z"));
+    assert_int_equal(t("2026-12-01T02:00:00+02:00"), t("2026-12-01T00:00:00Z"));
+    assert_int_equal(t("2026-11-30T19:00:00.123-05:00"), t("2026-12-01T00:00:00Z"));
+    int64_t v;
+    assert_int_equal(hr_time_parse("2026-02-30", &v), -1);
+    assert_int_equal(hr_time_parse("2026-13-01", &v), -1);
+    assert_int_equal(hr_time_parse("2026-12-01T00:00", &v), -1); /* no zone */
+    assert_int_equal(hr_time_parse("yesterday", &v), -1);
+    assert_int_equal(hr_time_parse("2024-02-29", &v), 0);
+    assert_int_equal(hr_time_parse("2023-02-29", &v), -1);
+}
+
+static void month_arithmetic(void **state) {
+    assert_int_equal(hr_time_add_months(t("2026-01-31T10:00:00Z"), 1), t("2026-02-28T10:00:00Z"));
+    assert_int_equal(hr_time_add_months(t("2024-01-31T00:00:00Z"), 1), t("2024-02-29T00:00:00Z"));
+    assert_int_equal(hr_time_add_months(t("2026-12-15T00:00:00Z"), 1), t("2027-01-15T00:00:00Z"));
+    assert_int_equal(hr_time_add_months(t("2026-03-31T00:00:00Z"), -1), t("2026-02-28T00:00:00Z"));
+    assert_int_equal(hr_time_month_start(t("2026-11-22T11:00:00Z")), t("2026-11-01"));
+    assert_int_equal(hr_time_week_start(t("2026-11-22T11:00:00Z")), t("2026-11-16")); /* a Monday */
+    assert_int_equal(hr_time_day_start(t("2026-11-22T23:59:59Z")), t("2026-11-22"));
+    assert_int_equal(hr_time_year_start(t("2026-11-22T11:00:00Z")), t("2026-01-01"));
+}
+
+static void map_put_get_del(void **state) {
+    hr_map *m = hr_map_new(4);
+    enum { N = 20000 };
+    char **keys = calloc(N, sizeof *keys);
+    int err;
+    for (int i = 0; i < N; i++) {
+        keys[i] = malloc(16);
+        snprintf(keys[i], 16, "k%d", i);
+        assert_null(hr_map_put(m, keys[i], keys[i], &err));
+        assert_int_equal(err, 0);
+    }
+    assert_int_equal(hr_map_count(m), N);
+    for (int i = 0; i < N; i += 2) assert_ptr_equal(hr_map_del(m, keys[i]), keys[i]);
+    assert_int_equal(hr_map_count(m), N / 2);
+    for (int i = 0; i < N; i++) {
+        if (i % 2)
+            assert_ptr_equal(hr_map_get(m, keys[i]), keys[i]);
+        else
+            assert_null(hr_map_get(m, keys[i]));
+    }
+    size_t pos = 0, seen = 0;
+    while (hr_map_next(m, &pos, NULL, NULL)) seen++;
+    assert_int_equal(seen, N / 2);
+    hr_map_free(m);
+    for (int i = 0; i < N; i++) free(keys[i]);
+    free(keys);
+}
+
+static void json_writer_escapes(void **state) {
+    hr_buf b;
+    hr_buf_init(&b);
+    hr_buf_json_str(&b, "a\"b\\c\n\x01");
+    assert_string_equal(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");
+    hr_buf_reset(&b);
+    hr_buf_i64(&b, INT64_MIN);
+    assert_string_equal(b.data, "-9223372036854775808");
+    hr_buf_dispose(&b);
+}
+
+static void json_decode_offsets(void **state) {
+    json_object *o;
+    size_t off;
+    char msg[160];
+    assert_int_equal(hr_json_decode("{\"a\":1}", 7, &o, &off, msg, sizeof msg), 0);
+    json_object_put(o);
+    assert_int_equal(hr_json_decode("{\"a\":}", 6, &o, &off, msg, sizeof msg), HR_EPARSE);
+    assert_int_equal(off, 5);
+    assert_int_equal(hr_json_decode("{\"a\":1", 6, &o, &off, msg, sizeof msg), HR_EPARSE);
+    assert_int_equal(off, 6);
+    assert_int_equal(hr_json_decode("{} x", 4, &o, &off, msg, sizeof msg), HR_EPARSE);
+    assert_int_equal(off, 3);
+    assert_int_equal(hr_json_decode("  ", 2, &o, &off, msg, sizeof msg), HR_EPARSE);
+    /* large integers stay exact */
+    assert_int_equal(hr_json_decode("9007199254740993", 16, &o, &off, msg, sizeof msg), 0);
+    assert_true(json_object_get_int64(o) == 9007199254740993LL);
+    json_object_put(o);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(time_parse_format), cmocka_unit_test(month_arithmetic),
+        cmocka_unit_test(map_put_get_del),   cmocka_unit_test(json_writer_escapes),
+        cmocka_unit_test(json_decode_offsets),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
