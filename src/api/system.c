@@ -137,6 +137,10 @@ void hr_api_catalog_put(hr_req *r) {
     hr_err err = {0};
     hr_err_list errs = {0};
     if (!r->body_len) return hr_reply_error(r, 400, "invalid_request", "a JSON body is required");
+    /* malformed JSON is a bad request (with its byte offset), not a bad catalog */
+    json_object *probe = hr_req_json(r, 0);
+    if (!probe) return;
+    json_object_put(probe);
     int rc = hr_app_reload(r->app, r->body, r->body_len, "catalog", 1, &err, &errs);
     if (rc) {
         /* every problem, each with its position in the body */

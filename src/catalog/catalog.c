@@ -41,18 +41,6 @@ typedef struct ctx {
 
 /* ---- small helpers ---- */
 
-static const char *show(const char *s, char *buf, size_t n) {
-    size_t j = 0;
-    for (; *s && j + 4 < n; s++) buf[j++] = (unsigned char)*s < 0x20 ? '?' : *s;
-    if (*s) {
-        buf[j++] = '.';
-        buf[j++] = '.';
-        buf[j++] = '.';
-    }
-    buf[j] = 0;
-    return buf;
-}
-
 static void bad(ctx *x, const hr_ynode *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void bad(ctx *x, const hr_ynode *n, const char *fmt, ...) {
@@ -91,7 +79,7 @@ static const char *got(const hr_ynode *n, char *buf, size_t size) {
     if (n->kind == HR_Y_SEQ) return "a list";
     if (is_null(n)) return "nothing";
     char sh[64];
-    snprintf(buf, size, "'%s'", show(n->str, sh, sizeof sh));
+    snprintf(buf, size, "'%s'", hr_yshow(n->str, sh, sizeof sh));
     return buf;
 }
 
@@ -213,7 +201,7 @@ static int check_id(ctx *x, const hr_ynode *k, const char *what) {
     char sh[80];
     if (valid_id(k->str)) return 0;
     bad(x, k, "invalid %s name '%s': use letters, digits, '_', '-' and '.' (at most 64)", what,
-        show(k->str, sh, sizeof sh));
+        hr_yshow(k->str, sh, sizeof sh));
     return -1;
 }
 
@@ -283,7 +271,7 @@ static void fields(ctx *x, const hr_ynode *m, const char *const *keys, int nkeys
             vals[j] = m->kids[i + 1];
             continue;
         }
-        bad(x, k, "unknown key '%s'%s%s%s", show(k->str, sh, sizeof sh), in ? " " : "",
+        bad(x, k, "unknown key '%s'%s%s%s", hr_yshow(k->str, sh, sizeof sh), in ? " " : "",
             in ? in : "", hint(k->str, keys, nkeys, hb, sizeof hb));
     }
 }
@@ -580,7 +568,7 @@ static void entitlements(ctx *x, const hr_ynode *m, int64_t *ent, const char *pl
         int fi = feature_ix(x->c, k->str);
         if (fi < 0) {
             if (!x->no_features)
-                bad(x, k, "unknown feature '%s' in plan '%s'%s", show(k->str, sh, sizeof sh),
+                bad(x, k, "unknown feature '%s' in plan '%s'%s", hr_yshow(k->str, sh, sizeof sh),
                     plan, feature_hint(x, k->str, hb, sizeof hb));
             continue;
         }
@@ -612,7 +600,7 @@ static void plan_versions(ctx *x, hr_plan *p, const hr_ynode *m) {
         int64_t num;
         if (scan_int(k->str, &num) || num < 1 || num > MAX_SMALL) {
             bad(x, k, "expected a version number (1, 2 ...) in plan '%s', got '%s'", p->key,
-                show(k->str, sh, sizeof sh));
+                hr_yshow(k->str, sh, sizeof sh));
             continue;
         }
         if (num >= cur->version) {
@@ -766,7 +754,7 @@ static void addon_def(ctx *x, hr_addon *a, const hr_ynode *v) {
             if (fi < 0) {
                 if (!x->no_features)
                     bad(x, k, "unknown feature '%s' in add-on '%s'%s",
-                        show(k->str, sh, sizeof sh), a->key,
+                        hr_yshow(k->str, sh, sizeof sh), a->key,
                         feature_hint(x, k->str, hb, sizeof hb));
                 continue;
             }
@@ -840,7 +828,7 @@ static void feature_trials(ctx *x, const hr_ynode *m) {
         int64_t days;
         if (fi < 0) {
             if (!x->no_features)
-                bad(x, k, "unknown feature '%s' in feature_trials%s", show(k->str, sh, sizeof sh),
+                bad(x, k, "unknown feature '%s' in feature_trials%s", hr_yshow(k->str, sh, sizeof sh),
                     feature_hint(x, k->str, hb, sizeof hb));
             continue;
         }
@@ -875,7 +863,7 @@ static void overrides(ctx *x, const hr_ynode *m) {
             if (fi < 0) {
                 if (!x->no_features)
                     bad(x, k, "unknown feature '%s' in overrides of '%s'%s",
-                        show(k->str, sh, sizeof sh), show(ak->str, g, sizeof g),
+                        hr_yshow(k->str, sh, sizeof sh), hr_yshow(ak->str, g, sizeof g),
                         feature_hint(x, k->str, hb, sizeof hb));
                 continue;
             }
@@ -941,7 +929,7 @@ static void build(ctx *x, const hr_ynode *root) {
         int r = 0;
         while (r < 9 && strcmp(reserved[r], k->str)) r++;
         if (r == 9)
-            bad(x, k, "unknown key '%s'%s", show(k->str, sh, sizeof sh),
+            bad(x, k, "unknown key '%s'%s", hr_yshow(k->str, sh, sizeof sh),
                 hint(k->str, all, 15, hb, sizeof hb));
     }
     currency(x, f[CURRENCY]);
@@ -1050,6 +1038,12 @@ out:
         hr_esink_sort(&es);
         first = es.items[0];
         list_push(errs, es.items, es.count);
+        if (es.dropped) {
+            hr_err more;
+            hr_err_setpos(&more, HR_ECONFIG, es.name, 0, 0, "too many errors: %d more not shown",
+                          es.dropped);
+            list_push(errs, &more, 1);
+        }
     }
     if (rc && err) *err = first;
     if (rc)

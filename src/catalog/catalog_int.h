@@ -39,6 +39,9 @@ void hr_esink_add(hr_esink *s, int line, int col, const char *fmt, ...)
 void hr_esink_sort(hr_esink *s);
 void hr_esink_dispose(hr_esink *s);
 
+/* s made printable and cut to fit buf (n >= 8), for messages. */
+const char *hr_yshow(const char *s, char *buf, size_t n);
+
 /* Reads one YAML (or JSON) document into *root (NULL for an empty input).
  * Duplicate keys are reported and dropped (the first wins), so a mapping's
  * keys are unique strings afterwards. Returns 0, HR_ECONFIG when the text
@@ -46,6 +49,10 @@ void hr_esink_dispose(hr_esink *s);
  * Caller frees *root with hr_ynode_free, also on error. */
 int hr_ytree_parse(const char *text, size_t len, hr_esink *s, hr_ynode **root);
 void hr_ynode_free(hr_ynode *n);
+
+/* The value of a single-quoted scalar from its source text between the
+ * quotes ('' escapes, line folding); caller frees. NULL on OOM. */
+char *hr_ysq_text(const char *s, size_t n, size_t *len);
 
 /* Writes micros as a major-unit decimal ("12", "0.002") into buf (>= 32). */
 void hr_price_fmt(int64_t micros, char *buf, size_t n);

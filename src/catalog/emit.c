@@ -260,6 +260,7 @@ static void overrides(hr_buf *b, const hr_catalog *c) {
 
 char *hr_catalog_to_json(const hr_catalog *c) {
     hr_buf b;
+    if (!c) return NULL;
     hr_buf_init(&b);
     hr_buf_putc(&b, '{');
     hr_buf_json_key(&b, "currency");

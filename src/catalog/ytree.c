@@ -113,6 +113,8 @@ static int add_kid(hr_ynode *p, hr_ynode *k) {
 /* ---- building from events ---- */
 
 struct builder {
+    const char *text; /* the whole input, for single-quoted scalars */
+    size_t len;
     hr_esink *s;
     hr_ynode *root;
     hr_ynode *stack[MAX_DEPTH];
@@ -122,11 +124,65 @@ struct builder {
     int oom;
 };
 
-/* A printable, bounded rendering of a key for messages. */
-static const char *show(const char *s, char *buf, size_t n) {
+char *hr_ysq_text(const char *s, size_t n, size_t *olen) {
+    char *o = malloc(n + 1);
+    size_t i = 0, j = 0;
+    if (!o) return NULL;
+    while (i < n) {
+        if (s[i] == '\'' && i + 1 < n && s[i + 1] == '\'') {
+            o[j++] = '\'';
+            i += 2;
+        } else if (s[i] == '\n' || s[i] == '\r') {
+            /* Fold: drop the line's trailing blanks and the next lines'
+             * indentation; one break is a space, n + 1 breaks are n newlines. */
+            size_t nb = 0;
+            while (j && (o[j - 1] == ' ' || o[j - 1] == '\t')) j--;
+            for (;;) {
+                i += s[i] == '\r' && i + 1 < n && s[i + 1] == '\n' ? 2 : 1;
+                nb++;
+                while (i < n && (s[i] == ' ' || s[i] == '\t')) i++;
+                if (i >= n || (s[i] != '\n' && s[i] != '\r')) break;
+            }
+            if (nb == 1)
+                o[j++] = ' ';
+            else
+                while (--nb) o[j++] = '\n';
+        } else {
+            o[j++] = s[i++];
+        }
+    }
+    o[j] = 0;
+    *olen = j;
+    return o;
+}
+
+/* The scalar's text, owned by the caller. Single-quoted scalars are read
+ * from the source: libfyaml 0.7.12 leaks a buffer in fy_token_get_text for
+ * runs of '' escapes (found by fuzzing). */
+static char *scalar_text(struct builder *b, struct fy_token *t, size_t *len) {
+    if (fy_token_scalar_style(t) == FYSS_SINGLE_QUOTED) {
+        const struct fy_mark *s = fy_token_start_mark(t), *e = fy_token_end_mark(t);
+        if (s && e && s->input_pos >= 1 && s->input_pos <= e->input_pos &&
+            e->input_pos < b->len && b->text[s->input_pos - 1] == '\'' &&
+            b->text[e->input_pos] == '\'')
+            return hr_ysq_text(b->text + s->input_pos, e->input_pos - s->input_pos, len);
+    }
+    const char *p = fy_token_get_text(t, len);
+    if (!p) *len = 0;
+    char *o = malloc(*len + 1);
+    if (!o) return NULL;
+    if (*len) memcpy(o, p, *len);
+    o[*len] = 0;
+    return o;
+}
+
+const char *hr_yshow(const char *s, char *buf, size_t n) {
     size_t j = 0;
     for (; *s && j + 4 < n; s++) buf[j++] = (unsigned char)*s < 0x20 ? '?' : *s;
     if (*s) {
+        /* do not cut a UTF-8 sequence in two */
+        while (j && ((unsigned char)buf[j - 1] & 0xc0) == 0x80) j--;
+        if (j && ((unsigned char)buf[j - 1] & 0xc0) == 0xc0) j--;
         buf[j++] = '.';
         buf[j++] = '.';
         buf[j++] = '.';
@@ -198,7 +254,7 @@ static void dedupe(struct builder *b, hr_ynode *m) {
         }
         if (first) {
             hr_esink_add(b->s, k->line, k->col, "duplicate key '%s' (first at %d:%d)",
-                         show(k->str, sh, sizeof sh), first->line, first->col);
+                         hr_yshow(k->str, sh, sizeof sh), first->line, first->col);
             goto drop;
         }
         if (seen) {
@@ -250,13 +306,12 @@ static void on_event(struct builder *b, struct fy_event *e) {
         return;
     case FYET_SCALAR: {
         size_t len = 0;
-        const char *t = fy_token_get_text(e->scalar.value, &len);
         enum fy_scalar_style st = fy_token_scalar_style(e->scalar.value);
         event_pos(b, e, &line, &col);
         unsupported(b, line, col, e->scalar.anchor, e->scalar.tag);
-        if (!(n = node_new(HR_Y_SCALAR, line, col)) || !(n->str = malloc(len + 1))) goto oom;
-        if (len) memcpy(n->str, t, len);
-        n->str[len] = 0;
+        if (!(n = node_new(HR_Y_SCALAR, line, col)) ||
+            !(n->str = scalar_text(b, e->scalar.value, &len)))
+            goto oom;
         n->quoted = st != FYSS_PLAIN && st != FYSS_ANY;
         if (strlen(n->str) != len)
             hr_esink_add(b->s, line, col, "NUL character in a string");
@@ -295,18 +350,80 @@ oom:
     b->oom = b->fatal = 1;
 }
 
+/* Length of the UTF-8 sequence at p (at most n bytes), 0 if invalid:
+ * overlong forms, surrogates and code points past U+10FFFF included. */
+static size_t utf8_len(const unsigned char *p, size_t n, uint32_t *cp) {
+    size_t len;
+    uint32_t c, min;
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    }
+    if ((p[0] & 0xe0) == 0xc0) {
+        len = 2, c = p[0] & 0x1f, min = 0x80;
+    } else if ((p[0] & 0xf0) == 0xe0) {
+        len = 3, c = p[0] & 0x0f, min = 0x800;
+    } else if ((p[0] & 0xf8) == 0xf0) {
+        len = 4, c = p[0] & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len > n) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        c = c << 6 | (p[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+    *cp = c;
+    return len;
+}
+
+/* YAML allows only printable characters in a stream, and libfyaml 0.7 can
+ * loop forever on some invalid UTF-8 (upstream issue #101), so the text is
+ * checked before the parser sees it. Columns count characters. */
+static int check_text(hr_esink *s, const char *text, size_t n) {
+    const unsigned char *p = (const unsigned char *)text;
+    int line = 1, col = 1;
+    for (size_t i = 0; i < n;) {
+        uint32_t c = 0;
+        size_t len = utf8_len(p + i, n - i, &c);
+        if (!len) {
+            hr_esink_add(s, line, col, "invalid UTF-8 (byte 0x%02x)", p[i]);
+            return -1;
+        }
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f ||
+            (c >= 0x80 && c <= 0x9f && c != 0x85) || c == 0xfffe || c == 0xffff) {
+            hr_esink_add(s, line, col, "invalid character U+%04X", (unsigned)c);
+            return -1;
+        }
+        i += len;
+        if (c == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    return 0;
+}
+
 /* libfyaml must never print: errors are collected, anything else dropped. */
 static void diag_discard(struct fy_diag *diag, void *user, const char *buf, size_t len) {}
 
 int hr_ytree_parse(const char *text, size_t len, hr_esink *s, hr_ynode **root) {
-    struct builder b = {.s = s};
+    struct builder b = {.text = text, .len = text ? len : 0, .s = s};
     struct fy_diag *diag = NULL;
     struct fy_parser *p = NULL;
     struct fy_event *e;
     struct fy_diag_cfg dc;
+    struct fy_parse_cfg pc = {0};
     int rc = 0, before = s->count;
 
     *root = NULL;
+    if (check_text(s, text, text ? len : 0)) {
+        rc = HR_ECONFIG;
+        goto out;
+    }
     fy_diag_cfg_default(&dc);
     dc.fp = NULL;
     dc.output_fn = diag_discard;
@@ -316,10 +433,8 @@ int hr_ytree_parse(const char *text, size_t len, hr_esink *s, hr_ynode **root) {
         goto out;
     }
     fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg pc = {
-        .flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2,
-        .diag = diag,
-    };
+    pc.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2;
+    pc.diag = diag;
     if (!(p = fy_parser_create(&pc)) || fy_parser_set_string(p, text ? text : "", text ? len : 0)) {
         rc = HR_ENOMEM;
         goto out;
@@ -351,7 +466,7 @@ out:
         hr_ynode_free(b.root);
     else
         *root = b.root;
-    fy_parser_destroy(p);
+    if (p) fy_parser_destroy(p);
     if (diag) fy_diag_destroy(diag);
     return rc;
 }

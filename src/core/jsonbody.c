@@ -31,6 +31,9 @@ int hr_json_decode(const char *body, size_t len, json_object **out, size_t *offs
         snprintf(msg, msglen, "out of memory");
         return HR_ENOMEM;
     }
+    /* strict: no single quotes, trailing commas or NaN that other JSON
+     * parsers would refuse; and valid UTF-8 only */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     json_object *o = json_tokener_parse_ex(tok, body, (int)len);
     enum json_tokener_error je = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);

@@ -238,7 +238,8 @@ static int options(const hr_catalog *c, const hr_account *a, int fi, int64_t nee
     const hr_feature *f = &c->features[fi];
     int n = 0, pi;
     if (g->src == SRC_OVERRIDE) return 0; /* an override decides whatever the plan */
-    acct_version(c, a, &pi);
+    const hr_plan_version *cur = acct_version(c, a, &pi);
+    int64_t paid = plan_limit(c, a, fi, cur, -1, NULL);
     int64_t now_m = current_monthly(c, a);
     for (int p = 0; p < c->nplans; p++) {
         const hr_plan *pl = &c->plans[p];
@@ -266,7 +267,9 @@ static int options(const hr_catalog *c, const hr_account *a, int fi, int64_t nee
                 qty = 1;
                 after = 1;
             } else {
-                int64_t base = g->limit == HR_ENT_NONE ? 0 : g->limit;
+                /* from what the account pays for: a trial ends */
+                int64_t base = g->src == SRC_TRIAL ? paid : g->limit;
+                if (base == HR_ENT_NONE) base = 0;
                 if (base == HR_UNLIMITED) continue;
                 qty = per == HR_UNLIMITED ? 1 : (needed - base + per - 1) / per;
                 if (qty < 1) qty = 1;
@@ -306,7 +309,8 @@ static void after_json(const hr_feature *f, const char *field, int64_t v, hr_buf
         hr_buf_i64(out, v == HR_ENT_NONE ? 0 : v);
 }
 
-static void option_json(const hr_catalog *c, const hr_feature *f, const option *o, hr_buf *out) {
+static void option_json(const hr_catalog *c, const hr_account *a, const hr_feature *f,
+                        const option *o, hr_buf *out) {
     if (o->kind == OPT_ADDON) {
         const hr_addon *ad = &c->addons[o->idx];
         hr_buf_puts(out, "{\"kind\":\"addon\",\"addon\":");
@@ -327,7 +331,7 @@ static void option_json(const hr_catalog *c, const hr_feature *f, const option *
         if (o->kind == OPT_PLAN) {
             hr_buf_puts(out, ",\"price_delta\":");
             money(c, o->delta, HR_INTERVAL_MONTH, out);
-            if (p->trial_days) {
+            if (p->trial_days && !a->plan_trial_used) {
                 hr_buf_puts(out, ",\"trial_days\":");
                 hr_buf_i64(out, p->trial_days);
             }
@@ -339,11 +343,11 @@ static void option_json(const hr_catalog *c, const hr_feature *f, const option *
 
 /* The trial that would allow the request, if the account has one unused. */
 static void trial_offer(const hr_catalog *c, const hr_account *a, int fi, int64_t needed,
-                        const option *opts, int nopts, hr_buf *out) {
+                        int64_t current, const option *opts, int nopts, hr_buf *out) {
     const hr_feature *f = &c->features[fi];
     int days = c->feature_trial_days[fi];
     if (days > 0 && !ftrial_of(a, f->key) &&
-        helps(f, feature_trial_value(c, fi, HR_ENT_NONE), needed)) {
+        helps(f, feature_trial_value(c, fi, current), needed)) {
         hr_buf_puts(out, ",\"trial\":{\"kind\":\"feature\",\"feature\":");
         hr_buf_json_str(out, f->key);
         hr_buf_puts(out, ",\"days\":");
@@ -428,16 +432,16 @@ int hr_engine_decide(hr_engine *e, const char *account, const char *feature, int
                 if (opts[i].kind != OPT_CONTACT) first = i;
             hr_buf_puts(out, ",\"upgrade\":");
             if (first >= 0)
-                option_json(c, f, &opts[first], out);
+                option_json(c, a, f, &opts[first], out);
             else
                 hr_buf_puts(out, "null");
-            if (!v.allowed) trial_offer(c, a, fi, v.usage + quantity, opts, n, out);
+            if (!v.allowed) trial_offer(c, a, fi, v.usage + quantity, g.limit, opts, n, out);
             hr_buf_puts(out, ",\"alternatives\":[");
             int k = 0;
             for (int i = 0; i < n; i++) {
                 if (i == first) continue;
                 if (k++) hr_buf_putc(out, ',');
-                option_json(c, f, &opts[i], out);
+                option_json(c, a, f, &opts[i], out);
             }
             hr_buf_putc(out, ']');
             if (opts != stack) free(opts);

@@ -18,6 +18,7 @@
 #include "timeutil.h"
 
 #define MAX_ID 128
+#define HR_IDEM_WINDOW (7 * 86400)
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -29,6 +30,11 @@ static int valid_id(const char *s) {
     }
     return n > 0 && n <= MAX_ID;
 }
+
+/* Account ids may not contain '.': a user_hash signs "{user}.{account}.{ts}",
+ * and with dot-free accounts that string splits one way only (user ids, often
+ * e-mail addresses, keep their dots). */
+static int valid_account_id(const char *s) { return valid_id(s) && !strchr(s, '.'); }
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
@@ -229,7 +235,8 @@ static int load_user(void *ud, const hr_user_rec *r) {
     u->id = strdup(r->id);
     u->role = dup_or_null(r->role);
     u->seat_type = dup_or_null(r->seat_type);
-    u->traits_json = dup_or_null(r->traits_json);
+    /* most users have no traits: keep NULL rather than a copy of "{}" */
+    u->traits_json = r->traits_json && strcmp(r->traits_json, "{}") ? strdup(r->traits_json) : NULL;
     u->created_at = r->created_at;
     u->updated_at = r->updated_at;
     return u->id ? 0 : HR_ENOMEM;
@@ -301,6 +308,8 @@ int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
     pthread_mutex_lock(&e->wmu);
     pthread_rwlock_wrlock(&e->lock);
     int rc = s->ops->load(s, &l, err);
+    /* idempotency keys are kept for a week: long enough for any retry */
+    if (!rc) rc = s->ops->idem_prune(s, hr_time_now() - HR_IDEM_WINDOW, err);
     if (!rc) e->store = s;
     pthread_rwlock_unlock(&e->lock);
     pthread_mutex_unlock(&e->wmu);
@@ -319,7 +328,9 @@ static void addons_json(const hr_addon_ent *ad, uint16_t n, hr_buf *b) {
     hr_buf_putc(b, '}');
 }
 
-static int store_account(hr_engine *e, const hr_account *a, hr_err *err) {
+/* id is passed apart from a: callers stage changes in a stack copy of the
+ * account, and a struct copy does not carry the flexible id[] member. */
+static int store_account(hr_engine *e, const char *id, const hr_account *a, hr_err *err) {
     if (!e->store) return 0;
     hr_buf ab;
     hr_buf_init(&ab);
@@ -329,7 +340,7 @@ static int store_account(hr_engine *e, const hr_account *a, hr_err *err) {
         return hr_err_set(err, HR_ENOMEM, "out of memory");
     }
     hr_account_rec r = {
-        .id = a->id, .name = a->name, .plan = a->plan, .owner = a->owner,
+        .id = id, .name = a->name, .plan = a->plan, .owner = a->owner,
         .plan_version = a->plan_version,
         .interval = a->interval == HR_INTERVAL_YEAR ? "year" : "month",
         .created_at = a->created_at, .updated_at = a->updated_at, .renews_at = a->renews_at,
@@ -489,9 +500,9 @@ int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int pa
     hr_account *fresh = NULL, tmp;
     int rc = 0, locked = 0;
     if (created) *created = 0;
-    if (!valid_id(id))
+    if (!valid_account_id(id))
         return hr_err_set(err, HR_EINVAL, "account id must be 1-%d characters of "
-                                          "letters, digits and ._:@+-", MAX_ID);
+                                          "letters, digits and _:@+- (no dots)", MAX_ID);
     if ((rc = parse_attrs(doc, &t, err))) goto out;
     pthread_mutex_lock(&e->wmu);
     locked = 1;
@@ -548,7 +559,7 @@ int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int pa
         memcpy(fresh, &tmp, sizeof tmp);
         memcpy(fresh->id, id, idlen + 1);
     }
-    if ((rc = store_account(e, old ? &tmp : fresh, err))) goto out;
+    if ((rc = store_account(e, id, old ? &tmp : fresh, err))) goto out;
     /* Durable: apply. */
     pthread_rwlock_wrlock(&e->lock);
     if (!old) {
@@ -594,6 +605,24 @@ int hr_engine_get_account(hr_engine *e, const char *id, hr_buf *out) {
     return a ? 0 : HR_ENOTFOUND;
 }
 
+/* Drops the in-memory idempotency keys of an account ("{id}\x1f..."). */
+static void forget_idem(hr_engine *e, const char *id) {
+    size_t n = strlen(id), pos = 0, cnt = 0;
+    const char *k;
+    void *v;
+    void **gone = malloc(hr_map_count(e->idem) * sizeof *gone + 1);
+    if (!gone) return;
+    while (hr_map_next(e->idem, &pos, &k, &v))
+        if (!strncmp(k, id, n) && k[n] == '\x1f') gone[cnt++] = v;
+    for (size_t i = 0; i < cnt; i++) {
+        /* the key lives inside the value: after "hash\nstatus\nbody\0" */
+        const char *blob = gone[i];
+        hr_map_del(e->idem, blob + strlen(blob) + 1);
+        free(gone[i]);
+    }
+    free(gone);
+}
+
 int hr_engine_delete_account(hr_engine *e, const char *id, hr_err *err) {
     int rc = 0;
     pthread_mutex_lock(&e->wmu);
@@ -607,6 +636,7 @@ int hr_engine_delete_account(hr_engine *e, const char *id, hr_err *err) {
     hr_map_del(e->accounts, id);
     pthread_rwlock_unlock(&e->lock);
     hr_account_free(a);
+    forget_idem(e, id);
 out:
     pthread_mutex_unlock(&e->wmu);
     return rc;
@@ -839,7 +869,7 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
     pthread_mutex_lock(&e->wmu);
     if (idem_key) {
         /* scoped by account so two tenants' keys never collide */
-        hr_buf_printf(&key, "usage\x1f%s\x1f%s", account, idem_key);
+        hr_buf_printf(&key, "%s\x1fusage\x1f%s", account, idem_key);
         uint64_t h = 0;
         char *prev = NULL;
         int st = 0;
@@ -1109,6 +1139,12 @@ int hr_engine_start_plan_trial(hr_engine *e, const char *account, const char *pl
         rc = hr_err_set(err, HR_ELIMIT, "plan '%s' has no trial", plan);
         goto out;
     }
+    int cur = hr_catalog_plan(e->cat, a->plan);
+    if (cur >= 0 && e->cat->plans[pi].tier <= e->cat->plans[cur].tier) {
+        rc = hr_err_set(err, HR_ELIMIT, "plan '%s' is not above the account's plan '%s'", plan,
+                        a->plan);
+        goto out;
+    }
     if (a->plan_trial_used) {
         rc = hr_err_set(err, HR_ECONFLICT, "account '%s' already used its plan trial", account);
         goto out;
@@ -1119,7 +1155,7 @@ int hr_engine_start_plan_trial(hr_engine *e, const char *account, const char *pl
     tmp.trial_ends_at = now + (int64_t)days * 86400;
     tmp.plan_trial_used = 1;
     tmp.updated_at = now;
-    if ((rc = store_account(e, &tmp, err))) goto out;
+    if ((rc = store_account(e, a->id, &tmp, err))) goto out;
     pthread_rwlock_wrlock(&e->lock);
     *a = tmp;
     pthread_rwlock_unlock(&e->lock);

@@ -42,6 +42,10 @@ int hr_identity_verify(const hr_auth_cfg *cfg, const char *user, const char *acc
         *why = "identity needs user, account, ts and user_hash";
         return HR_EAUTH;
     }
+    if (strchr(account, '.')) { /* keeps "{user}.{account}.{ts}" unambiguous */
+        *why = "account ids cannot contain '.'";
+        return HR_EAUTH;
+    }
     char *end;
     long long t = strtoll(ts, &end, 10);
     if (!*ts || *end) {

@@ -38,7 +38,7 @@ static void usage(FILE *f) {
             "  HEADROOM_PUBLISHABLE_KEY   pk_... for browsers (check/entitlements/OFREP with a user_hash)\n"
             "  HEADROOM_IDENTITY_SECRET   HMAC secret for user_hash; HEADROOM_IDENTITY_SECRET_OLD during rotation\n"
             "  HEADROOM_IDENTITY_WINDOW   seconds a user_hash stays valid (default 86400)\n"
-            "  HEADROOM_WRITE_KEY         event write key (metering)\n"
+
             "  HEADROOM_OFREP_ACCOUNT_FIELD  OFREP context field with the account id (default accountId)\n");
 }
 

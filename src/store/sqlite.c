@@ -131,6 +131,9 @@ static const migration migrations[] = {
       " VALUES (?1,?2,?3,?4)"                                                          \
       " ON CONFLICT (account, feature) DO UPDATE SET started_at=excluded.started_at,"  \
       " ends_at=excluded.ends_at")                                                     \
+    X(DEL_ACCOUNT_IDEM,                                                                \
+      "DELETE FROM idempotency WHERE key >= ?1 || char(31) AND key < ?1 || char(32)")  \
+    X(IDEM_PRUNE, "DELETE FROM idempotency WHERE created_at < ?1")                     \
     X(IDEM_GET, "SELECT request_hash, status, body FROM idempotency WHERE key = ?1")   \
     X(IDEM_PUT,                                                                        \
       "INSERT INTO idempotency (key, request_hash, status, body, created_at)"           \
@@ -361,9 +364,9 @@ static int sq_put_account(hr_store *s, const hr_account_rec *r, hr_err *err) {
 static int sq_delete_account(hr_store *s, const char *id, hr_err *err) {
     static const int dels[] = {ST_DEL_ACCOUNT_USERS, ST_DEL_ACCOUNT_USAGE,
                                ST_DEL_ACCOUNT_OVERRIDES, ST_DEL_ACCOUNT_FTRIALS,
-                               ST_DEL_ACCOUNT};
+                               ST_DEL_ACCOUNT_IDEM, ST_DEL_ACCOUNT};
     sq_store *q = (sq_store *)s;
-    /* Outside the caller's transaction the five deletes need one of their
+    /* Outside the caller's transaction the deletes need one of their
      * own; inside it, a failure is undone by the caller's rollback. */
     int own = !in_tx(q), ret = 0;
     if (own && (ret = exec_stmt(q, ST_BEGIN, 0, err, "delete_account"))) return ret;
@@ -455,6 +458,12 @@ static int sq_idem_get(hr_store *s, const char *key, uint64_t *request_hash, int
 out:
     done(st);
     return ret;
+}
+
+static int sq_idem_prune(hr_store *s, int64_t older_than, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    int bad = bint(q->st[ST_IDEM_PRUNE], 1, older_than);
+    return exec_stmt(q, ST_IDEM_PRUNE, bad, err, "idem_prune");
 }
 
 static int sq_idem_put(hr_store *s, const hr_idem_rec *r, hr_err *err) {
@@ -643,6 +652,7 @@ static const hr_store_ops sqlite_ops = {
     .put_ftrial = sq_put_ftrial,
     .idem_get = sq_idem_get,
     .idem_put = sq_idem_put,
+    .idem_prune = sq_idem_prune,
     .put_catalog = sq_put_catalog,
     .get_catalog = sq_get_catalog,
 };

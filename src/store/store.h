@@ -76,7 +76,8 @@ typedef struct hr_store_ops {
     /* Loads accounts first, then users, usage, overrides, feature trials. */
     int (*load)(hr_store *s, const hr_store_loader *l, hr_err *err);
     int (*put_account)(hr_store *s, const hr_account_rec *r, hr_err *err);
-    /* Deletes the account and everything that belongs to it. */
+    /* Deletes the account and everything that belongs to it, including
+     * idempotency keys scoped to it (keys that start with "{id}\x1f"). */
     int (*delete_account)(hr_store *s, const char *id, hr_err *err);
     int (*put_user)(hr_store *s, const hr_user_rec *r, hr_err *err);
     int (*delete_user)(hr_store *s, const char *account, const char *id, hr_err *err);
@@ -89,6 +90,8 @@ typedef struct hr_store_ops {
     int (*idem_get)(hr_store *s, const char *key, uint64_t *request_hash, int *status,
                     char **body, hr_err *err);
     int (*idem_put)(hr_store *s, const hr_idem_rec *r, hr_err *err);
+    /* Forgets keys stored before older_than (unix seconds). */
+    int (*idem_prune)(hr_store *s, int64_t older_than, hr_err *err);
     /* Catalog text set over the API (PUT /v1/catalog): latest wins. */
     int (*put_catalog)(hr_store *s, const char *text, int64_t at, hr_err *err);
     int (*get_catalog)(hr_store *s, char **text, int64_t *at, hr_err *err);

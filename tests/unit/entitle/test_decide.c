@@ -346,6 +346,51 @@ static void usage_increment_idempotent(void **state) {
     hr_buf_dispose(&out);
 }
 
+static void options_during_trial_priced_from_paid(void **state) {
+    fx *f = *state;
+    account(f, "acme", "{\"plan\":\"free\"}");
+    hr_err err = {0};
+    assert_int_equal(hr_engine_start_plan_trial(f->e, "acme", "pro", f->now, NULL, &err), 0);
+    hr_engine_usage(f->e, "acme", "boards", 50, 1, NULL);
+    /* 13 more: on the trial's 50 two packs would look enough, but the
+     * account pays for free's 3: it needs six, over max_quantity */
+    json_object *d = decide(f, "acme", "boards", 13);
+    assert_string_equal(jstr(d, "upgrade.kind"), "plan");
+    assert_string_equal(jstr(d, "upgrade.plan"), "business");
+    assert_null(strstr(json_object_to_json_string(d), "extra_boards"));
+    /* the plan trial is used: no trial_days on the options */
+    assert_null(strstr(json_object_to_json_string(d), "trial_days"));
+    json_object_put(d);
+    /* same or lower tier trials are refused and do not use the trial */
+    account(f, "bob", "{\"plan\":\"pro\"}");
+    assert_int_equal(hr_engine_start_plan_trial(f->e, "bob", "pro", f->now, NULL, &err), HR_ELIMIT);
+}
+
+static void dotted_account_ids_refused(void **state) {
+    fx *f = *state;
+    hr_err err = {0};
+    assert_int_equal(hr_engine_put_account_json(f->e, "corp.acme", "{\"plan\":\"free\"}", &err), HR_EINVAL);
+    assert_int_equal(hr_engine_put_account_json(f->e, "corp_acme", "{\"plan\":\"free\"}", &err), 0);
+    /* strict JSON */
+    assert_int_equal(hr_engine_put_account_json(f->e, "x", "{'plan':'free'}", &err), HR_EPARSE);
+    assert_int_equal(hr_engine_put_account_json(f->e, "x", "{\"plan\":\"free\",}", &err), HR_EPARSE);
+}
+
+static void idempotency_forgotten_with_account(void **state) {
+    fx *f = *state;
+    account(f, "acme", "{\"plan\":\"free\"}");
+    hr_err err = {0};
+    int st;
+    hr_buf out;
+    hr_buf_init(&out);
+    assert_int_equal(hr_engine_record_usage(f->e, "acme", "boards", 2, 0, "k", 7, f->now, &st, &out, &err), 0);
+    assert_int_equal(hr_engine_delete_account(f->e, "acme", &err), 0);
+    account(f, "acme", "{\"plan\":\"free\"}");
+    assert_int_equal(hr_engine_record_usage(f->e, "acme", "boards", 2, 0, "k", 7, f->now, &st, &out, &err), 0);
+    assert_int_equal(check(f, "acme", "boards", 0).usage, 2);
+    hr_buf_dispose(&out);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -354,7 +399,8 @@ int main(void) {
         T(overrides_and_expiry),               T(grandfathered_versions),
         T(feature_trial_once),                 T(plan_trial_once),
         T(metered_resets_each_month),          T(soft_limit_overage),
-        T(usage_increment_idempotent),
+        T(usage_increment_idempotent),         T(options_during_trial_priced_from_paid),
+        T(dotted_account_ids_refused),         T(idempotency_forgotten_with_account),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
