@@ -67,6 +67,10 @@ int hr_metrics_status_slot(int status);
  * a restart keeps it. On failure the old catalog stays and err says why. */
 int hr_app_reload(hr_app *app, const char *text, size_t len, const char *name, int from_api,
                   hr_err *err, hr_err_list *errs);
+/* The catalog to start with is the file at config_path, unless a catalog set
+ * over the API (stored in s) is newer than the file: then *cat (loaded from
+ * the file) is replaced by that one and 1 is returned, else 0. */
+int hr_app_prefer_api_catalog(const char *config_path, hr_store *s, hr_catalog **cat);
 /* Reads config_path again (SIGHUP). */
 int hr_app_reload_file(hr_app *app, hr_err *err);
 

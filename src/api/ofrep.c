@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api_int.h"
+#include "jsonbody.h"
 #include "map.h"
 
 typedef struct ctx {
@@ -36,13 +37,22 @@ static void ofrep_error(hr_req *r, int status, const char *key, const char *code
 static json_object *read_ctx(hr_req *r, const char *key, ctx *c) {
     json_object *doc = NULL, *cx = NULL, *v;
     if (r->body_len) {
-        json_tokener *tok = json_tokener_new();
-        doc = tok ? json_tokener_parse_ex(tok, r->body, (int)r->body_len) : NULL;
-        int ok = tok && json_tokener_get_error(tok) == json_tokener_success;
-        json_tokener_free(tok);
-        if (!ok || !json_object_is_type(doc, json_type_object)) {
+        /* the strict decoder the rest of the API uses: trailing data, single
+         * quotes or trailing commas are a PARSE_ERROR, not silently ignored */
+        char msg[200], details[260];
+        size_t off;
+        int rc = hr_json_decode(r->body, r->body_len, &doc, &off, msg, sizeof msg);
+        if (rc == HR_ENOMEM) {
+            hr_reply_error(r, 500, "internal", "out of memory");
+            return NULL;
+        }
+        if (rc || !json_object_is_type(doc, json_type_object)) {
+            if (rc)
+                snprintf(details, sizeof details, "malformed JSON at byte %zu: %s", off, msg);
+            else
+                snprintf(details, sizeof details, "the body must be a JSON object");
             json_object_put(doc);
-            ofrep_error(r, 400, key, "PARSE_ERROR", "the body must be a JSON object");
+            ofrep_error(r, 400, key, "PARSE_ERROR", details);
             return NULL;
         }
     } else {

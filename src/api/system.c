@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api_int.h"
 #include "err.h"
@@ -119,6 +120,26 @@ int hr_app_reload(hr_app *app, const char *text, size_t len, const char *name, i
     if (c) hr_catalog_release(c);
     atomic_fetch_add(rc ? &app->metrics.reload_failures : &app->metrics.reloads, 1);
     return rc;
+}
+
+int hr_app_prefer_api_catalog(const char *config_path, hr_store *s, hr_catalog **cat) {
+    char *text = NULL;
+    int64_t at = 0;
+    int used = 0;
+    hr_err ignore = {0};
+    struct stat st;
+    if (s->ops->get_catalog(s, &text, &at, &ignore) == 0 && stat(config_path, &st) == 0 &&
+        st.st_mtime < at) {
+        hr_catalog *api = NULL;
+        if (hr_catalog_parse(text, strlen(text), "catalog (set over the API)", &api, &ignore,
+                             NULL) == 0) {
+            hr_catalog_release(*cat);
+            *cat = api;
+            used = 1;
+        }
+    }
+    free(text);
+    return used;
 }
 
 int hr_app_reload_file(hr_app *app, hr_err *err) {

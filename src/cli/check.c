@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "api/app.h"
 #include "entitle/engine.h"
 #include "err.h"
 
@@ -73,7 +74,12 @@ static int from_db(const char *db, const char *config, const char *account, cons
         fprintf(stderr, "%s\n", m);
         goto out;
     }
-    if (hr_store_sqlite_open(db, 0, &s, &err) || !(e = hr_engine_new(cat)) ||
+    if (hr_store_sqlite_open(db, 0, &s, &err)) {
+        fprintf(stderr, "headroom: %s: %s\n", db, err.message);
+        goto out;
+    }
+    hr_app_prefer_api_catalog(config, s, &cat); /* the catalog headroomd would use */
+    if (!(e = hr_engine_new(cat)) ||
         hr_engine_attach_store(e, s, &err)) {
         fprintf(stderr, "headroom: %s: %s\n", db, err.message);
         goto out;

@@ -3,6 +3,7 @@
  * trailing data, which json_tokener_parse silently ignores. */
 #include "jsonbody.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,25 @@
 static size_t skip_ws(const char *s, size_t i, size_t n) {
     while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
     return i;
+}
+
+/* json-c accepts NaN and Infinity even in strict mode; JSON has neither. */
+static int all_finite(json_object *o) {
+    switch (json_object_get_type(o)) {
+    case json_type_double: return isfinite(json_object_get_double(o));
+    case json_type_array:
+        for (size_t i = 0, n = json_object_array_length(o); i < n; i++)
+            if (!all_finite(json_object_array_get_idx(o, i))) return 0;
+        return 1;
+    case json_type_object: {
+        json_object_object_foreach(o, k, v) {
+            (void)k;
+            if (!all_finite(v)) return 0;
+        }
+        return 1;
+    }
+    default: return 1;
+    }
 }
 
 int hr_json_decode(const char *body, size_t len, json_object **out, size_t *offset, char *msg,
@@ -64,6 +84,11 @@ int hr_json_decode(const char *body, size_t len, json_object **out, size_t *offs
     if (!rc && memchr(body, 0, len)) {
         *offset = (size_t)((const char *)memchr(body, 0, len) - body);
         snprintf(msg, msglen, "NUL byte in body");
+        rc = HR_EPARSE;
+    }
+    if (!rc && !all_finite(o)) {
+        *offset = 0;
+        snprintf(msg, msglen, "NaN and Infinity are not JSON numbers");
         rc = HR_EPARSE;
     }
     json_tokener_free(tok);

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -146,34 +145,19 @@ int main(int argc, char **argv) {
         goto out;
     }
 
-    /* Catalog: the file, unless the API set a newer one. */
-    if ((rc = hr_catalog_load_file(config, &cat, &err))) {
+    /* Catalog: the file (refused before anything is created), unless the
+     * API set a newer one. */
+    if (hr_catalog_load_file(config, &cat, &err)) {
         char msg[1200];
         hr_err_fmt(&err, msg, sizeof msg);
         hr_log(HR_LOG_ERROR, "%s", msg);
-        rc = 1;
         goto out;
     }
-    rc = 1;
     if (hr_store_sqlite_open(db, !strcmp(durability, "full"), &store, &err)) {
         hr_log(HR_LOG_ERROR, "cannot open database %s: %s", db, err.message);
         goto out;
     }
-    char *api_text = NULL;
-    int64_t api_at = 0;
-    struct stat st;
-    if (store->ops->get_catalog(store, &api_text, &api_at, &err) == 0) {
-        if (stat(config, &st) == 0 && st.st_mtime < api_at) {
-            hr_catalog *c2 = NULL;
-            if (hr_catalog_parse(api_text, strlen(api_text), "catalog (set over the API)", &c2,
-                                 &err, NULL) == 0) {
-                hr_log(HR_LOG_INFO, "using the catalog set over the API (newer than %s)", config);
-                hr_catalog_release(cat);
-                cat = c2;
-            }
-        }
-        free(api_text);
-    }
+    if (hr_app_prefer_api_catalog(config, store, &cat)) hr_log(HR_LOG_INFO, "using the catalog set over the API (newer than %s)", config);
     memset(&err, 0, sizeof err);
     app.engine = hr_engine_new(cat);
     app.store = store;

@@ -493,7 +493,14 @@ describe('raw protocol', () => {
   });
 
   test('malformed JSON: 400 PARSE_ERROR', async () => {
-    for (const text of ['{"context":', 'not json', '[1,2]']) {
+    const good = '{"context":{"targetingKey":"u1","accountId":"acme"}}';
+    const bad = [
+      '{"context":', 'not json', '[1,2]', '"text"', '  ',
+      // strict JSON, as everywhere in the API: no trailing data, single
+      // quotes or trailing commas (a lenient parser would answer 200)
+      good + ' xyz', good + '{}', good.replaceAll('"', "'"), good.replace('"acme"', '"acme",'),
+    ];
+    for (const text of bad) {
       const r = await srv.api('POST', '/ofrep/v1/evaluate/flags/boards', text);
       assert.equal(r.status, 400, text);
       assert.match(r.headers.get('content-type'), /^application\/json/);
@@ -504,6 +511,7 @@ describe('raw protocol', () => {
       assert.equal(b.status, 400, text);
       assert.equal(b.json.errorCode, 'PARSE_ERROR');
     }
+    assert.equal((await srv.api('POST', '/ofrep/v1/evaluate/flags/boards', good)).status, 200);
   });
 
   test('context errors: TARGETING_KEY_MISSING and INVALID_CONTEXT', async () => {

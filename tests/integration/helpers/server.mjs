@@ -24,6 +24,13 @@ const live = new Set();
 process.on('exit', () => {
   for (const s of live) s._cleanupSync();
 });
+// Interrupted (Ctrl-C, a runner's timeout): clean up, then die as asked.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    for (const s of live) s._cleanupSync();
+    process.kill(process.pid, sig);
+  });
+}
 
 /** hex HMAC-SHA256(secret, `${user}.${account}.${ts}`): headroom's user_hash. */
 export function userHash(secret, user, account, ts) {
@@ -87,6 +94,10 @@ export async function startServer(opts = {}) {
     };
     proc.stdout.on('data', onData);
     proc.stderr.on('data', onData);
+    // a server left running must not keep node alive: the exit hook kills it
+    proc.unref();
+    proc.stdout.unref();
+    proc.stderr.unref();
     let exited = null;
     proc.exitPromise = new Promise((resolve) => {
       proc.on('exit', (code, signal) => {
@@ -118,10 +129,18 @@ export async function startServer(opts = {}) {
     }
   };
 
+  // true once proc has exited, false after ms (the timer never outlives the wait)
   const waitExit = async (proc, ms) => {
     if (proc.exitCode !== null || proc.signalCode !== null) return true;
-    const t = sleep(ms).then(() => false);
-    return Promise.race([proc.exitPromise.then(() => true), t]);
+    let timer;
+    const t = new Promise((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    try {
+      return await Promise.race([proc.exitPromise.then(() => true), t]);
+    } finally {
+      clearTimeout(timer);
+    }
   };
 
   /**
