@@ -27,7 +27,9 @@ int hr_api_browser_ok(hr_req *r, const char *account, const char *user, const ch
     if (r->key == HR_KEY_SECRET) return 0;
     const char *hu = hr_req_header(r, "X-Headroom-User");
     const char *ha = hr_req_header(r, "X-Headroom-Account");
-    const char *id_user = user ? user : hu;
+    /* The identity is the headers' when given, else the request's own
+     * fields; the request may then only name that user and account. */
+    const char *id_user = hu ? hu : user;
     const char *id_acct = ha ? ha : account;
     if (!ts) ts = hr_req_header(r, "X-Headroom-Ts");
     if (!hash) hash = hr_req_header(r, "X-Headroom-User-Hash");
@@ -39,13 +41,13 @@ int hr_api_browser_ok(hr_req *r, const char *account, const char *user, const ch
             hr_reply_error(r, 401, "unauthorized", "publishable key: %s", why);
         return -1;
     }
-    if ((account && strcmp(account, id_acct)) || (user && hu && strcmp(user, hu))) {
+    if ((account && strcmp(account, id_acct)) || (user && strcmp(user, id_user))) {
         if (bare)
             hr_reply_empty(r, 403);
         else
             hr_reply_error(r, 403, "forbidden",
-                           "the verified identity is for account '%s', not '%s'", id_acct,
-                           account ? account : "");
+                           "the verified identity is user '%s' of account '%s'", id_user,
+                           id_acct);
         return -1;
     }
     snprintf(r->id.user, sizeof r->id.user, "%s", id_user);

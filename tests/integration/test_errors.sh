@@ -225,9 +225,8 @@ API_KEY=$HR_PK api POST /v1/check '{"account":"globex","feature":"boards"}' \
 expect_error 403 forbidden "a verified acme identity asking about globex"
 API_KEY=$HR_PK api POST /v1/check '{"account":"acme","feature":"boards","user":"u2"}' \
     -H "X-Headroom-User: u1" -H "X-Headroom-Account: acme" -H "X-Headroom-Ts: $TS" -H "X-Headroom-User-Hash: $H"
-# The body's user takes part in the verification, so u1's hash does not
-# verify as u2: refused as 401 (the hash does not match), not 403.
-expect_error 401 unauthorized "u1's identity asking as u2"
+# The headers' identity (u1) verifies; asking as another user is forbidden.
+expect_error 403 forbidden "u1's identity asking as u2"
 OLD_TS=$((TS - 2 * 86400))
 API_KEY=$HR_PK api POST /v1/check "{$(ident acme u1 "$OLD_TS" "$(user_hash u1 acme "$OLD_TS")"),\"feature\":\"boards\"}"
 expect_error 401 unauthorized "a ts 2 days old"
