@@ -226,35 +226,37 @@ static int distance(const char *a, const char *b) {
     return row[lb];
 }
 
-/* " (did you mean 'x'?)" or "" into buf. */
-static const char *hint(const char *s, const char *const *cands, int n, char *buf, size_t size) {
-    int best = 3;
-    const char *pick = NULL;
-    buf[0] = 0;
-    for (int i = 0; i < n; i++) {
-        int d = distance(s, cands[i]);
-        if (d < best && d < (int)strlen(cands[i])) {
-            best = d;
-            pick = cands[i];
-        }
+/* "Did you mean": offer candidates one by one, then print the closest
+ * (at most 2 edits away) as " (did you mean 'x'?)", or "" if none is. */
+typedef struct near {
+    const char *s, *pick;
+    int best;
+} near;
+
+static void near_try(near *h, const char *cand) {
+    int d = distance(h->s, cand);
+    if (d < h->best && d < (int)strlen(cand)) {
+        h->best = d;
+        h->pick = cand;
     }
-    if (pick) snprintf(buf, size, " (did you mean '%s'?)", pick);
+}
+
+static const char *near_str(const near *h, char *buf, size_t size) {
+    buf[0] = 0;
+    if (h->pick) snprintf(buf, size, " (did you mean '%s'?)", h->pick);
     return buf;
 }
 
+static const char *hint(const char *s, const char *const *cands, int n, char *buf, size_t size) {
+    near h = {s, NULL, 3};
+    for (int i = 0; i < n; i++) near_try(&h, cands[i]);
+    return near_str(&h, buf, size);
+}
+
 static const char *feature_hint(ctx *x, const char *s, char *buf, size_t size) {
-    buf[0] = 0;
-    int best = 3;
-    const char *pick = NULL;
-    for (int i = 0; i < x->c->nfeatures; i++) {
-        int d = distance(s, x->c->features[i].key);
-        if (d < best && d < (int)strlen(x->c->features[i].key)) {
-            best = d;
-            pick = x->c->features[i].key;
-        }
-    }
-    if (pick) snprintf(buf, size, " (did you mean '%s'?)", pick);
-    return buf;
+    near h = {s, NULL, 3};
+    for (int i = 0; i < x->c->nfeatures; i++) near_try(&h, x->c->features[i].key);
+    return near_str(&h, buf, size);
 }
 
 /* Picks the known keys of a mapping into vals[] (NULL when absent) and
@@ -328,7 +330,7 @@ static int get_str(ctx *x, const hr_ynode *n, const char *what, const char **out
         return -1;
     }
     if (!printable(n->str)) {
-        bad(x, n, "%s contains a control character", what);
+        bad(x, n, "%s contains a control character or a non-character", what);
         return -1;
     }
     *out = n->str;
@@ -383,15 +385,15 @@ static int get_interval(ctx *x, const hr_ynode *n, int addon, hr_interval *out) 
     return 0;
 }
 
-static int feature_ix(const hr_catalog *c, const char *key) {
-    void *v = c->feature_ix ? hr_map_get(c->feature_ix, key) : NULL;
+/* The index maps hold index + 1, so that 0 (NULL) means absent. */
+static int lookup(const hr_map *m, const char *key) {
+    void *v = m && key ? hr_map_get(m, key) : NULL;
     return v ? (int)(intptr_t)v - 1 : -1;
 }
 
-static int plan_ix(const hr_catalog *c, const char *key) {
-    void *v = c->plan_ix ? hr_map_get(c->plan_ix, key) : NULL;
-    return v ? (int)(intptr_t)v - 1 : -1;
-}
+static int feature_ix(const hr_catalog *c, const char *key) { return lookup(c->feature_ix, key); }
+
+static int plan_ix(const hr_catalog *c, const char *key) { return lookup(c->plan_ix, key); }
 
 static void index_put(ctx *x, hr_map *m, const char *key, int i) {
     int err;
@@ -828,8 +830,8 @@ static void feature_trials(ctx *x, const hr_ynode *m) {
         int64_t days;
         if (fi < 0) {
             if (!x->no_features)
-                bad(x, k, "unknown feature '%s' in feature_trials%s", hr_yshow(k->str, sh, sizeof sh),
-                    feature_hint(x, k->str, hb, sizeof hb));
+                bad(x, k, "unknown feature '%s' in feature_trials%s",
+                    hr_yshow(k->str, sh, sizeof sh), feature_hint(x, k->str, hb, sizeof hb));
             continue;
         }
         if (want_map(x, v, "a feature trial (e.g. {days: 14})")) continue;
@@ -1134,16 +1136,15 @@ void hr_catalog_release(hr_catalog *c) {
 /* ---- lookups ---- */
 
 int hr_catalog_feature(const hr_catalog *c, const char *key) {
-    return c && key ? feature_ix(c, key) : -1;
+    return c ? lookup(c->feature_ix, key) : -1;
 }
 
 int hr_catalog_plan(const hr_catalog *c, const char *key) {
-    return c && key ? plan_ix(c, key) : -1;
+    return c ? lookup(c->plan_ix, key) : -1;
 }
 
 int hr_catalog_addon(const hr_catalog *c, const char *key) {
-    void *v = c && key ? hr_map_get(c->addon_ix, key) : NULL;
-    return v ? (int)(intptr_t)v - 1 : -1;
+    return c ? lookup(c->addon_ix, key) : -1;
 }
 
 const hr_plan_version *hr_catalog_plan_version(const hr_catalog *c, int plan, int v) {

@@ -28,11 +28,28 @@ void hr_price_fmt(int64_t micros, char *buf, size_t n) {
     snprintf(buf, n, "%s%llu.%s", sign, (unsigned long long)whole, f);
 }
 
-static void price(hr_buf *b, const char *key, int64_t micros) {
+/* Starts member k of the object being written: a comma before all but the
+ * first (*n counts the members written so far). */
+static void member(hr_buf *b, int *n, const char *k) {
+    if ((*n)++) hr_buf_putc(b, ',');
+    hr_buf_json_key(b, k);
+}
+
+static void price(hr_buf *b, int *n, const char *key, int64_t micros) {
     char tmp[40];
     hr_price_fmt(micros, tmp, sizeof tmp);
-    hr_buf_json_key(b, key);
+    member(b, n, key);
     hr_buf_puts(b, tmp);
+}
+
+static void str(hr_buf *b, int *n, const char *key, const char *s) {
+    member(b, n, key);
+    hr_buf_json_str(b, s);
+}
+
+static void i64(hr_buf *b, int *n, const char *key, int64_t v) {
+    member(b, n, key);
+    hr_buf_i64(b, v);
 }
 
 static void ent_value(hr_buf *b, const hr_feature *f, int64_t v) {
@@ -48,107 +65,78 @@ static void ent_value(hr_buf *b, const hr_feature *f, int64_t v) {
 
 /* cur is NULL for the current version; for an older one, features it lacks
  * but the current has are written as null so they are not inherited back. */
-static void entitlements(hr_buf *b, const hr_catalog *c, const int64_t *ent, const int64_t *cur) {
-    int first = 1;
-    hr_buf_json_key(b, "entitlements");
+static void entitlements(hr_buf *b, int *n, const hr_catalog *c, const int64_t *ent,
+                         const int64_t *cur) {
+    int m = 0;
+    member(b, n, "entitlements");
     hr_buf_putc(b, '{');
     for (int i = 0; i < c->nfeatures; i++) {
         if (ent[i] == HR_ENT_NONE && (!cur || cur[i] == HR_ENT_NONE)) continue;
-        if (!first) hr_buf_putc(b, ',');
-        first = 0;
-        hr_buf_json_key(b, c->features[i].key);
+        member(b, &m, c->features[i].key);
         ent_value(b, &c->features[i], ent[i]);
     }
     hr_buf_putc(b, '}');
 }
 
-static void features(hr_buf *b, const hr_catalog *c) {
-    hr_buf_json_key(b, "features");
+static void features(hr_buf *b, int *n, const hr_catalog *c) {
+    static const char *const per[] = {"month", "day", "week", "month", "year"};
+    int m = 0;
+    member(b, n, "features");
     hr_buf_putc(b, '{');
     for (int i = 0; i < c->nfeatures; i++) {
         const hr_feature *f = &c->features[i];
-        if (i) hr_buf_putc(b, ',');
-        hr_buf_json_key(b, f->key);
+        int k = 0;
+        member(b, &m, f->key);
         hr_buf_putc(b, '{');
-        hr_buf_json_key(b, "name");
-        hr_buf_json_str(b, f->name);
-        hr_buf_putc(b, ',');
-        hr_buf_json_key(b, "type");
-        hr_buf_json_str(b, hr_feature_type_str(f->type));
-        if (f->unit) {
-            hr_buf_putc(b, ',');
-            hr_buf_json_key(b, "unit");
-            hr_buf_json_str(b, f->unit);
-        }
-        if (f->type == HR_FEAT_METERED) {
-            static const char *const per[] = {"month", "day", "week", "month", "year"};
-            hr_buf_putc(b, ',');
-            hr_buf_json_key(b, "period");
-            hr_buf_json_str(b, per[f->period]);
-        }
+        str(b, &k, "name", f->name);
+        str(b, &k, "type", hr_feature_type_str(f->type));
+        if (f->unit) str(b, &k, "unit", f->unit);
+        if (f->type == HR_FEAT_METERED) str(b, &k, "period", per[f->period]);
         if (f->has_overage) {
-            hr_buf_putc(b, ',');
-            hr_buf_json_key(b, "overage");
+            int o = 0;
+            member(b, &k, "overage");
             hr_buf_putc(b, '{');
-            price(b, "price", f->overage_price);
+            price(b, &o, "price", f->overage_price);
             hr_buf_putc(b, '}');
         }
-        if (f->meter) {
-            hr_buf_putc(b, ',');
-            hr_buf_json_key(b, "meter");
-            hr_buf_json_str(b, f->meter);
-        }
+        if (f->meter) str(b, &k, "meter", f->meter);
         hr_buf_putc(b, '}');
     }
     hr_buf_putc(b, '}');
 }
 
-static void plans(hr_buf *b, const hr_catalog *c) {
-    hr_buf_json_key(b, "plans");
+static void plans(hr_buf *b, int *n, const hr_catalog *c) {
+    int m = 0;
+    member(b, n, "plans");
     hr_buf_putc(b, '{');
     for (int i = 0; i < c->nplans; i++) {
         const hr_plan *p = &c->plans[i];
         const hr_plan_version *cur = &p->versions[p->nversions - 1];
-        if (i) hr_buf_putc(b, ',');
-        hr_buf_json_key(b, p->key);
+        int k = 0;
+        member(b, &m, p->key);
         hr_buf_putc(b, '{');
-        hr_buf_json_key(b, "name");
-        hr_buf_json_str(b, p->name);
-        hr_buf_putc(b, ',');
-        if (!p->contact_sales) {
-            price(b, "price", cur->price);
-            hr_buf_putc(b, ',');
-        }
-        hr_buf_json_key(b, "interval");
-        hr_buf_json_str(b, hr_interval_str(cur->interval));
-        hr_buf_putc(b, ',');
-        hr_buf_json_key(b, "trial_days");
-        hr_buf_i64(b, p->trial_days);
-        hr_buf_putc(b, ',');
-        hr_buf_json_key(b, "contact_sales");
+        str(b, &k, "name", p->name);
+        if (!p->contact_sales) price(b, &k, "price", cur->price);
+        str(b, &k, "interval", hr_interval_str(cur->interval));
+        i64(b, &k, "trial_days", p->trial_days);
+        member(b, &k, "contact_sales");
         hr_buf_puts(b, p->contact_sales ? "true" : "false");
-        hr_buf_putc(b, ',');
-        hr_buf_json_key(b, "version");
-        hr_buf_i64(b, cur->version);
-        hr_buf_putc(b, ',');
-        entitlements(b, c, cur->ent, NULL);
+        i64(b, &k, "version", cur->version);
+        entitlements(b, &k, c, cur->ent, NULL);
         if (p->nversions > 1) {
-            hr_buf_putc(b, ',');
-            hr_buf_json_key(b, "versions");
+            int vs = 0;
+            member(b, &k, "versions");
             hr_buf_putc(b, '{');
             for (int v = 0; v < p->nversions - 1; v++) {
                 const hr_plan_version *pv = &p->versions[v];
                 char num[16];
+                int f = 0;
                 snprintf(num, sizeof num, "%d", pv->version);
-                if (v) hr_buf_putc(b, ',');
-                hr_buf_json_key(b, num);
+                member(b, &vs, num);
                 hr_buf_putc(b, '{');
-                price(b, "price", pv->price);
-                hr_buf_putc(b, ',');
-                hr_buf_json_key(b, "interval");
-                hr_buf_json_str(b, hr_interval_str(pv->interval));
-                hr_buf_putc(b, ',');
-                entitlements(b, c, pv->ent, cur->ent);
+                price(b, &f, "price", pv->price);
+                str(b, &f, "interval", hr_interval_str(pv->interval));
+                entitlements(b, &f, c, pv->ent, cur->ent);
                 hr_buf_putc(b, '}');
             }
             hr_buf_putc(b, '}');
@@ -158,30 +146,23 @@ static void plans(hr_buf *b, const hr_catalog *c) {
     hr_buf_putc(b, '}');
 }
 
-static void addons(hr_buf *b, const hr_catalog *c) {
-    hr_buf_json_key(b, "addons");
+static void addons(hr_buf *b, int *n, const hr_catalog *c) {
+    int m = 0;
+    member(b, n, "addons");
     hr_buf_putc(b, '{');
     for (int i = 0; i < c->naddons; i++) {
         const hr_addon *a = &c->addons[i];
-        int first = 1, all = 1;
-        if (i) hr_buf_putc(b, ',');
-        hr_buf_json_key(b, a->key);
+        int k = 0, g = 0, all = 1;
+        member(b, &m, a->key);
         hr_buf_putc(b, '{');
-        hr_buf_json_key(b, "name");
-        hr_buf_json_str(b, a->name);
-        hr_buf_putc(b, ',');
-        price(b, "price", a->price);
-        hr_buf_putc(b, ',');
-        hr_buf_json_key(b, "interval");
-        hr_buf_json_str(b, hr_interval_str(a->interval));
-        hr_buf_putc(b, ',');
-        hr_buf_json_key(b, "grants");
+        str(b, &k, "name", a->name);
+        price(b, &k, "price", a->price);
+        str(b, &k, "interval", hr_interval_str(a->interval));
+        member(b, &k, "grants");
         hr_buf_putc(b, '{');
         for (int f = 0; f < c->nfeatures; f++) {
             if (!a->grants[f]) continue;
-            if (!first) hr_buf_putc(b, ',');
-            first = 0;
-            hr_buf_json_key(b, c->features[f].key);
+            member(b, &g, c->features[f].key);
             if (c->features[f].type == HR_FEAT_BOOLEAN)
                 hr_buf_puts(b, "true");
             else
@@ -190,9 +171,8 @@ static void addons(hr_buf *b, const hr_catalog *c) {
         hr_buf_putc(b, '}');
         for (int p = 0; p < c->nplans; p++) all &= a->plans[p];
         if (!all) {
-            first = 1;
-            hr_buf_putc(b, ',');
-            hr_buf_json_key(b, "plans");
+            int first = 1;
+            member(b, &k, "plans");
             hr_buf_putc(b, '[');
             for (int p = 0; p < c->nplans; p++) {
                 if (!a->plans[p]) continue;
@@ -202,54 +182,47 @@ static void addons(hr_buf *b, const hr_catalog *c) {
             }
             hr_buf_putc(b, ']');
         }
-        if (a->max_quantity) {
-            hr_buf_putc(b, ',');
-            hr_buf_json_key(b, "max_quantity");
-            hr_buf_i64(b, a->max_quantity);
-        }
+        if (a->max_quantity) i64(b, &k, "max_quantity", a->max_quantity);
         hr_buf_putc(b, '}');
     }
     hr_buf_putc(b, '}');
 }
 
-static void trials(hr_buf *b, const hr_catalog *c) {
-    int first = 1;
-    hr_buf_json_key(b, "feature_trials");
+static void trials(hr_buf *b, int *n, const hr_catalog *c) {
+    int m = 0;
+    member(b, n, "feature_trials");
     hr_buf_putc(b, '{');
     for (int f = 0; f < c->nfeatures; f++) {
+        int k = 0;
         if (!c->feature_trial_days[f]) continue;
-        if (!first) hr_buf_putc(b, ',');
-        first = 0;
-        hr_buf_json_key(b, c->features[f].key);
+        member(b, &m, c->features[f].key);
         hr_buf_putc(b, '{');
-        hr_buf_json_key(b, "days");
-        hr_buf_i64(b, c->feature_trial_days[f]);
+        i64(b, &k, "days", c->feature_trial_days[f]);
         hr_buf_putc(b, '}');
     }
     hr_buf_putc(b, '}');
 }
 
-static void overrides(hr_buf *b, const hr_catalog *c) {
-    hr_buf_json_key(b, "overrides");
+static void overrides(hr_buf *b, int *n, const hr_catalog *c) {
+    int m = 0, k = 0;
+    member(b, n, "overrides");
     hr_buf_putc(b, '{');
     for (int i = 0; i < c->noverrides; i++) {
         const hr_cat_override *o = &c->overrides[i];
+        int v = 0;
         /* Entries of one account are adjacent: they come from one mapping. */
-        int open = i == 0 || strcmp(c->overrides[i - 1].account, o->account) != 0;
-        if (open) {
-            if (i) hr_buf_puts(b, "},");
-            hr_buf_json_key(b, o->account);
+        if (i == 0 || strcmp(c->overrides[i - 1].account, o->account) != 0) {
+            if (i) hr_buf_putc(b, '}');
+            member(b, &m, o->account);
             hr_buf_putc(b, '{');
-        } else {
-            hr_buf_putc(b, ',');
+            k = 0;
         }
-        hr_buf_json_key(b, c->features[o->feature].key);
+        member(b, &k, c->features[o->feature].key);
         hr_buf_putc(b, '{');
-        hr_buf_json_key(b, "value");
+        member(b, &v, "value");
         ent_value(b, &c->features[o->feature], o->value);
         if (o->expires_at) {
-            hr_buf_putc(b, ',');
-            hr_buf_json_key(b, "expires_at");
+            member(b, &v, "expires_at");
             hr_buf_json_time(b, o->expires_at);
         }
         hr_buf_putc(b, '}');
@@ -260,21 +233,16 @@ static void overrides(hr_buf *b, const hr_catalog *c) {
 
 char *hr_catalog_to_json(const hr_catalog *c) {
     hr_buf b;
+    int n = 0;
     if (!c) return NULL;
     hr_buf_init(&b);
     hr_buf_putc(&b, '{');
-    hr_buf_json_key(&b, "currency");
-    hr_buf_json_str(&b, c->currency);
-    hr_buf_putc(&b, ',');
-    features(&b, c);
-    hr_buf_putc(&b, ',');
-    plans(&b, c);
-    hr_buf_putc(&b, ',');
-    addons(&b, c);
-    hr_buf_putc(&b, ',');
-    trials(&b, c);
-    hr_buf_putc(&b, ',');
-    overrides(&b, c);
+    str(&b, &n, "currency", c->currency);
+    features(&b, &n, c);
+    plans(&b, &n, c);
+    addons(&b, &n, c);
+    trials(&b, &n, c);
+    overrides(&b, &n, c);
     hr_buf_putc(&b, '}');
     if (hr_buf_failed(&b)) {
         hr_buf_dispose(&b);

@@ -9,7 +9,12 @@
  * stream, so the library stays silent and syntax errors come out as
  * name:line:column like ours. Anchors, aliases and tags are rejected: a
  * catalog is plain data, and shared subtrees would make errors point at
- * the wrong place. */
+ * the wrong place.
+ *
+ * Two guards against the libfyaml 0.7.12 Debian ships, both found by
+ * fuzzing: the text is checked for clean UTF-8 before parsing (bad bytes
+ * can make it loop forever), and single-quoted scalars are unescaped here
+ * (on runs of '' it leaks and returns the wrong text). */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -157,8 +162,8 @@ char *hr_ysq_text(const char *s, size_t n, size_t *olen) {
 }
 
 /* The scalar's text, owned by the caller. Single-quoted scalars are read
- * from the source: libfyaml 0.7.12 leaks a buffer in fy_token_get_text for
- * runs of '' escapes (found by fuzzing). */
+ * from the source: libfyaml 0.7.12's fy_token_get_text leaks a buffer and
+ * returns the wrong text for runs of '' escapes ('a''''b' gives a'''). */
 static char *scalar_text(struct builder *b, struct fy_token *t, size_t *len) {
     if (fy_token_scalar_style(t) == FYSS_SINGLE_QUOTED) {
         const struct fy_mark *s = fy_token_start_mark(t), *e = fy_token_end_mark(t);
