@@ -16,14 +16,31 @@ struct hr_map {
     size_t cap, count; /* cap is a power of two */
 };
 
-uint64_t hr_hash(const char *s, size_t n) {
-    /* FNV-1a then a murmur finaliser: cheap for short ids, well mixed. */
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+/* Eight bytes per step (a multiply-xorshift mix, as in wyhash/murmur), then
+ * a murmur finaliser: ids are short, so this is a few multiplies. */
+#define MIX_K 0x9e3779b97f4a7c15ULL
+
+static uint64_t finish(uint64_t h) {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
-    return h ? h : 1;
+    return h ? h : 1; /* 0 marks an empty slot */
+}
+
+uint64_t hr_hash(const char *s, size_t n) {
+    uint64_t h = 0x243f6a8885a308d3ULL ^ (n * MIX_K), w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * MIX_K;
+        h ^= h >> 29;
+    }
+    if (n) {
+        w = 0;
+        memcpy(&w, s, n);
+        h = (h ^ w) * MIX_K;
+        h ^= h >> 29;
+    }
+    return finish(h);
 }
 
 hr_map *hr_map_new(size_t expected) {
@@ -53,7 +70,14 @@ static size_t find(const hr_map *m, const char *key, size_t n, uint64_t h) {
     for (;;) {
         const struct slot *s = &m->slots[i];
         if (!s->hash) return i;
-        if (s->hash == h && strncmp(s->key, key, n) == 0 && s->key[n] == 0) return i;
+        if (s->hash == h) {
+            /* Almost surely the entry: start fetching the value's first
+             * lines while the key comparison waits for its own. */
+            __builtin_prefetch(s->val);
+            __builtin_prefetch((const char *)s->val + 64);
+            __builtin_prefetch((const char *)s->val + 128);
+            if (memcmp(s->key, key, n) == 0 && s->key[n] == 0) return i;
+        }
         i = (i + 1) & mask;
     }
 }

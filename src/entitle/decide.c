@@ -39,7 +39,7 @@ static int64_t plus(int64_t v, int64_t add) {
 }
 
 static const hr_plan_version *acct_version(const hr_catalog *c, const hr_account *a, int *pi) {
-    *pi = hr_catalog_plan(c, a->plan);
+    *pi = a->plan_ix; /* cached by the engine for the current catalog */
     return *pi < 0 ? NULL : hr_catalog_plan_version(c, *pi, a->plan_version);
 }
 
@@ -51,7 +51,7 @@ static int64_t plan_limit(const hr_catalog *c, const hr_account *a, int fi,
     int boolean = c->features[fi].type == HR_FEAT_BOOLEAN;
     if (from_addon) *from_addon = 0;
     for (uint16_t i = 0; i < a->naddons; i++) {
-        int ai = hr_catalog_addon(c, a->addons[i].addon);
+        int ai = a->addons[i].ix;
         if (ai < 0) continue;
         const hr_addon *ad = &c->addons[ai];
         int64_t g = ad->grants[fi];
@@ -103,7 +103,7 @@ static grant effective(const hr_catalog *c, const hr_account *a, int fi, int64_t
     g.limit = plan_limit(c, a, fi, pv, -1, &from_addon);
     g.src = from_addon ? SRC_ADDON : g.limit == HR_ENT_NONE ? SRC_NONE : SRC_PLAN;
     if (a->trial_plan) {
-        int ti = hr_catalog_plan(c, a->trial_plan);
+        int ti = a->trial_ix;
         if (ti >= 0) {
             int64_t tv = plan_limit(c, a, fi, hr_catalog_plan_version(c, ti, 0), -1, NULL);
             if (tv > g.limit) {
@@ -129,8 +129,8 @@ static grant effective(const hr_catalog *c, const hr_account *a, int fi, int64_t
 
 /* ---- the verdict ------------------------------------------------------- */
 
-static void verdict_of(const hr_catalog *c, const hr_account *a, int fi, int64_t qty,
-                       int64_t now, grant *gout, hr_verdict *v) {
+static void verdict_of(const hr_catalog *c, const hr_account *a, int fi, const char *fname,
+                       int64_t qty, int64_t now, grant *gout, hr_verdict *v) {
     const hr_feature *f = &c->features[fi];
     grant g = effective(c, a, fi, now);
     *gout = g;
@@ -139,7 +139,7 @@ static void verdict_of(const hr_catalog *c, const hr_account *a, int fi, int64_t
         v->limit = g.limit == 1;
         v->allowed = g.limit == 1;
     } else {
-        v->usage = hr_account_usage(a, f, f->key, now);
+        v->usage = hr_account_usage(a, f, fname, now);
         v->limit = g.limit == HR_ENT_NONE ? 0 : g.limit;
         if (f->type == HR_FEAT_METERED)
             v->resets_at = hr_period_next(f->period, hr_period_start(f->period, now));
@@ -181,7 +181,7 @@ int hr_engine_check(hr_engine *e, const char *account, const char *feature, int6
         out->reason = HR_REASON_UNKNOWN_FEATURE;
     else {
         grant g;
-        verdict_of(c, a, fi, quantity < 0 ? 0 : quantity, now, &g, out);
+        verdict_of(c, a, fi, e->fnames[fi], quantity < 0 ? 0 : quantity, now, &g, out);
     }
     pthread_rwlock_unlock(&e->lock);
     return 0;
@@ -204,7 +204,7 @@ typedef struct option {
 static int64_t addons_monthly(const hr_catalog *c, const hr_account *a, int only_for) {
     int64_t m = 0;
     for (uint16_t i = 0; i < a->naddons; i++) {
-        int ai = hr_catalog_addon(c, a->addons[i].addon);
+        int ai = a->addons[i].ix;
         if (ai < 0 || c->addons[ai].interval == HR_INTERVAL_ONE_TIME) continue;
         if (only_for >= 0 && !c->addons[ai].plans[only_for]) continue;
         m += hr_catalog_monthly(c->addons[ai].price, c->addons[ai].interval) * a->addons[i].qty;
@@ -260,7 +260,7 @@ static int options(const hr_catalog *c, const hr_account *a, int fi, int64_t nee
             if (per <= 0 || !ad->plans[pi]) continue;
             int64_t owned = 0;
             for (uint16_t i = 0; i < a->naddons; i++)
-                if (!strcmp(a->addons[i].addon, ad->key)) owned = a->addons[i].qty;
+                if (a->addons[i].ix == ai) owned = a->addons[i].qty;
             int64_t qty, after;
             if (f->type == HR_FEAT_BOOLEAN) {
                 if (owned) continue;
@@ -392,7 +392,7 @@ int hr_engine_decide(hr_engine *e, const char *account, const char *feature, int
     else if (fi < 0)
         v.reason = HR_REASON_UNKNOWN_FEATURE;
     else
-        verdict_of(c, a, fi, quantity, now, &g, &v);
+        verdict_of(c, a, fi, e->fnames[fi], quantity, now, &g, &v);
     hr_buf_puts(out, v.allowed ? "{\"allowed\":true,\"reason\":" : "{\"allowed\":false,\"reason\":");
     hr_buf_json_str(out, hr_reason_str(v.reason));
     hr_buf_puts(out, ",\"account\":");
@@ -637,7 +637,7 @@ int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_bu
     for (int fi = 0; fi < c->nfeatures; fi++) {
         if (fi) hr_buf_putc(out, ',');
         hr_buf_json_key(out, c->features[fi].key);
-        hr_feature_state_json(c, a, fi, hr_account_usage(a, &c->features[fi], c->features[fi].key, now),
+        hr_feature_state_json(c, a, fi, hr_account_usage(a, &c->features[fi], e->fnames[fi], now),
                               now, out);
     }
     hr_buf_puts(out, "},\"addons\":{");
@@ -653,7 +653,7 @@ int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_bu
         if (!ad->plans[pi]) continue;
         int64_t owned = 0;
         for (uint16_t i = 0; i < a->naddons; i++)
-            if (!strcmp(a->addons[i].addon, ad->key)) owned = a->addons[i].qty;
+            if (a->addons[i].ix == ai) owned = a->addons[i].qty;
         if (k++) hr_buf_putc(out, ',');
         hr_buf_puts(out, "{\"addon\":");
         hr_buf_json_str(out, ad->key);

@@ -50,7 +50,7 @@ void hr_account_free(hr_account *a) {
     free(a->name);
     free(a->owner);
     free(a->traits_json);
-    free(a->usage);
+    if (a->usage != a->usage_inline) free(a->usage);
     free(a->addons);
     free(a->ovr);
     free(a->ftrial);
@@ -65,6 +65,24 @@ void hr_account_free(hr_account *a) {
     free(a);
 }
 
+/* Room for one more usage entry: inline first, then on the heap (grown one
+ * entry at a time: an account gains a usage entry once per feature). */
+static int usage_reserve(hr_account *a) {
+    if (!a->usage) a->usage = a->usage_inline;
+    if (a->usage == a->usage_inline) {
+        if (a->nusage < HR_USAGE_INLINE) return 0;
+        hr_usage_ent *heap = malloc(sizeof *heap * (HR_USAGE_INLINE + 1));
+        if (!heap) return -1;
+        memcpy(heap, a->usage_inline, sizeof a->usage_inline);
+        a->usage = heap;
+        return 0;
+    }
+    hr_usage_ent *p = realloc(a->usage, sizeof *p * ((size_t)a->nusage + 1));
+    if (!p) return -1;
+    a->usage = p;
+    return 0;
+}
+
 static hr_account *account_alloc(const char *id) {
     size_t n = strlen(id);
     hr_account *a = calloc(1, sizeof *a + n + 1);
@@ -72,11 +90,24 @@ static hr_account *account_alloc(const char *id) {
     return a;
 }
 
+/* The calendar month of the last day asked about, per thread: decisions on
+ * metered features ask for it every time, and it changes once a day. */
+static _Thread_local struct { int64_t day, start, next; } month_cache = {INT64_MIN, 0, 0};
+
+static void month_of(int64_t now) {
+    int64_t day = hr_time_day_start(now);
+    if (day != month_cache.day) {
+        month_cache.start = hr_time_month_start(now);
+        month_cache.next = hr_time_add_months(month_cache.start, 1);
+        month_cache.day = day;
+    }
+}
+
 int64_t hr_period_start(hr_period p, int64_t now) {
     switch (p) {
     case HR_PERIOD_DAY: return hr_time_day_start(now);
     case HR_PERIOD_WEEK: return hr_time_week_start(now);
-    case HR_PERIOD_MONTH: return hr_time_month_start(now);
+    case HR_PERIOD_MONTH: month_of(now); return month_cache.start;
     case HR_PERIOD_YEAR: return hr_time_year_start(now);
     default: return 0;
     }
@@ -86,17 +117,19 @@ int64_t hr_period_next(hr_period p, int64_t start) {
     switch (p) {
     case HR_PERIOD_DAY: return start + 86400;
     case HR_PERIOD_WEEK: return start + 7 * 86400;
-    case HR_PERIOD_MONTH: return hr_time_add_months(start, 1);
+    case HR_PERIOD_MONTH:
+        if (month_cache.day != INT64_MIN && start == month_cache.start) return month_cache.next;
+        return hr_time_add_months(start, 1);
     case HR_PERIOD_YEAR: return hr_time_add_months(start, 12);
     default: return 0;
     }
 }
 
-/* Names compare by strcmp, not address: the catalog's keys are not interned
- * and the decision path must not take the intern lock. */
+/* fname must be interned: usage entries compare by address (the engine keeps
+ * the catalog's feature keys interned in e->fnames for the decision path). */
 static hr_usage_ent *find_usage(const hr_account *a, const char *fname) {
     for (uint16_t i = 0; i < a->nusage; i++)
-        if (!strcmp(a->usage[i].feature, fname)) return &a->usage[i];
+        if (a->usage[i].feature == fname) return &a->usage[i];
     return NULL;
 }
 
@@ -109,6 +142,24 @@ int64_t hr_account_usage(const hr_account *a, const hr_feature *f, const char *f
     return u->value;
 }
 
+void hr_account_reindex(const hr_catalog *c, hr_account *a) {
+    a->plan_ix = (int16_t)hr_catalog_plan(c, a->plan);
+    a->trial_ix = (int16_t)(a->trial_plan ? hr_catalog_plan(c, a->trial_plan) : -1);
+    for (uint16_t i = 0; i < a->naddons; i++)
+        a->addons[i].ix = hr_catalog_addon(c, a->addons[i].addon);
+}
+
+/* Interned feature keys of c, in catalog order; NULL on OOM. */
+static const char **intern_features(const hr_catalog *c) {
+    const char **f = calloc((size_t)c->nfeatures + 1, sizeof *f);
+    for (int i = 0; f && i < c->nfeatures; i++)
+        if (!(f[i] = hr_intern(c->features[i].key))) {
+            free(f);
+            return NULL;
+        }
+    return f;
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 hr_engine *hr_engine_new(hr_catalog *c) {
@@ -119,6 +170,7 @@ hr_engine *hr_engine_new(hr_catalog *c) {
     if (!e->accounts || !e->idem) goto fail;
     pthread_rwlock_init(&e->lock, NULL);
     pthread_mutex_init(&e->wmu, NULL);
+    if (c && !(e->fnames = intern_features(c))) goto fail;
     e->cat = c ? hr_catalog_retain(c) : NULL;
     return e;
 fail:
@@ -138,6 +190,7 @@ void hr_engine_free(hr_engine *e) {
     while (hr_map_next(e->idem, &pos, NULL, &v)) free(v);
     hr_map_free(e->idem);
     if (e->cat) hr_catalog_release(e->cat);
+    free(e->fnames);
     pthread_rwlock_destroy(&e->lock);
     pthread_mutex_destroy(&e->wmu);
     free(e);
@@ -152,14 +205,23 @@ hr_catalog *hr_engine_catalog(hr_engine *e) {
 
 int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     if (!c) return hr_err_set(err, HR_EINVAL, "no catalog");
+    const char **fnames = intern_features(c);
+    if (!fnames) return hr_err_set(err, HR_ENOMEM, "out of memory");
     hr_catalog_retain(c);
     pthread_mutex_lock(&e->wmu);
     pthread_rwlock_wrlock(&e->lock);
     hr_catalog *old = e->cat;
+    const char **old_names = e->fnames;
     e->cat = c;
+    e->fnames = fnames;
+    /* accounts cache catalog indexes: a new catalog may order things anew */
+    size_t pos = 0;
+    void *v;
+    while (hr_map_next(e->accounts, &pos, NULL, &v)) hr_account_reindex(c, v);
     pthread_rwlock_unlock(&e->lock);
     pthread_mutex_unlock(&e->wmu);
     if (old) hr_catalog_release(old);
+    free(old_names);
     return 0;
 }
 
@@ -195,8 +257,27 @@ static int parse_addons_json(const char *text, hr_addon_ent **out, uint16_t *n) 
     return rc;
 }
 
+/* Rows of the other tables come sorted by account, several per account:
+ * remember the last account looked up (and the last name interned) so a
+ * 1M-account start does not pay a hash lookup and a lock per row. */
+typedef struct loader {
+    hr_engine *e;
+    hr_account *last;
+    const char *last_name; /* interned */
+} loader;
+
+static hr_account *owner_of(loader *l, const char *id) {
+    if (!l->last || strcmp(l->last->id, id)) l->last = hr_map_get(l->e->accounts, id);
+    return l->last;
+}
+
+static const char *name_of(loader *l, const char *s) {
+    if (!l->last_name || strcmp(l->last_name, s)) l->last_name = hr_intern(s);
+    return l->last_name;
+}
+
 static int load_account(void *ud, const hr_account_rec *r) {
-    hr_engine *e = ud;
+    hr_engine *e = ((loader *)ud)->e;
     hr_account *a = account_alloc(r->id);
     if (!a) return HR_ENOMEM;
     a->name = dup_or_null(r->name);
@@ -216,6 +297,7 @@ static int load_account(void *ud, const hr_account_rec *r) {
     a->plan_trial_used = (uint8_t)r->plan_trial_used;
     int err = 0;
     if (parse_addons_json(r->addons_json, &a->addons, &a->naddons)) err = 1;
+    if (!err) hr_account_reindex(e->cat, a);
     hr_account *old = err ? NULL : hr_map_put(e->accounts, a->id, a, &err);
     if (err) {
         hr_account_free(a);
@@ -226,8 +308,7 @@ static int load_account(void *ud, const hr_account_rec *r) {
 }
 
 static int load_user(void *ud, const hr_user_rec *r) {
-    hr_engine *e = ud;
-    hr_account *a = hr_map_get(e->accounts, r->account);
+    hr_account *a = owner_of(ud, r->account);
     if (!a) return 0; /* orphan row: its account was deleted */
     if (grow((void **)&a->users, sizeof *a->users, a->nusers)) return HR_ENOMEM;
     hr_user *u = &a->users[a->nusers++];
@@ -243,13 +324,12 @@ static int load_user(void *ud, const hr_user_rec *r) {
 }
 
 static int load_usage(void *ud, const hr_usage_rec *r) {
-    hr_engine *e = ud;
-    hr_account *a = hr_map_get(e->accounts, r->account);
+    hr_account *a = owner_of(ud, r->account);
     if (!a) return 0;
-    const char *f = hr_intern(r->feature);
+    const char *f = name_of(ud, r->feature);
     hr_usage_ent *u = find_usage(a, f);
     if (!u) {
-        if (grow((void **)&a->usage, sizeof *a->usage, a->nusage)) return HR_ENOMEM;
+        if (usage_reserve(a)) return HR_ENOMEM;
         u = &a->usage[a->nusage++];
         u->feature = f;
     }
@@ -271,10 +351,9 @@ static hr_ftrial_ent *find_ftrial(const hr_account *a, const char *f) {
 }
 
 static int load_override(void *ud, const hr_override_rec *r) {
-    hr_engine *e = ud;
-    hr_account *a = hr_map_get(e->accounts, r->account);
+    hr_account *a = owner_of(ud, r->account);
     if (!a) return 0;
-    const char *f = hr_intern(r->feature);
+    const char *f = name_of(ud, r->feature);
     hr_ovr_ent *o = find_ovr(a, f);
     if (!o) {
         if (grow((void **)&a->ovr, sizeof *a->ovr, a->novr)) return HR_ENOMEM;
@@ -288,10 +367,9 @@ static int load_override(void *ud, const hr_override_rec *r) {
 }
 
 static int load_ftrial(void *ud, const hr_ftrial_rec *r) {
-    hr_engine *e = ud;
-    hr_account *a = hr_map_get(e->accounts, r->account);
+    hr_account *a = owner_of(ud, r->account);
     if (!a) return 0;
-    const char *f = hr_intern(r->feature);
+    const char *f = name_of(ud, r->feature);
     hr_ftrial_ent *t = find_ftrial(a, f);
     if (!t) {
         if (grow((void **)&a->ftrial, sizeof *a->ftrial, a->nftrial)) return HR_ENOMEM;
@@ -304,7 +382,8 @@ static int load_ftrial(void *ud, const hr_ftrial_rec *r) {
 }
 
 int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
-    hr_store_loader l = {e, load_account, load_user, load_usage, load_override, load_ftrial};
+    loader ctx = {e, NULL, NULL};
+    hr_store_loader l = {&ctx, load_account, load_user, load_usage, load_override, load_ftrial};
     pthread_mutex_lock(&e->wmu);
     pthread_rwlock_wrlock(&e->lock);
     int rc = s->ops->load(s, &l, err);
@@ -550,6 +629,7 @@ int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int pa
     tmp.updated_at = now;
     if ((rc = validate_account(e->cat, tmp.plan, tmp.plan_version, tmp.addons, tmp.naddons, err)))
         goto out;
+    hr_account_reindex(e->cat, &tmp);
     if (!old) {
         if (!(fresh = account_alloc(id))) {
             rc = hr_err_set(err, HR_ENOMEM, "oom");
@@ -921,7 +1001,7 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
     }
     hr_usage_ent *u = find_usage(a, fname);
     if (!u) { /* make room before the write so applying cannot fail */
-        if (grow((void **)&a->usage, sizeof *a->usage, a->nusage)) {
+        if (usage_reserve(a)) {
             rc = hr_err_set(err, HR_ENOMEM, "oom");
             goto out;
         }
@@ -1155,6 +1235,7 @@ int hr_engine_start_plan_trial(hr_engine *e, const char *account, const char *pl
     tmp.trial_ends_at = now + (int64_t)days * 86400;
     tmp.plan_trial_used = 1;
     tmp.updated_at = now;
+    hr_account_reindex(e->cat, &tmp);
     if ((rc = store_account(e, a->id, &tmp, err))) goto out;
     pthread_rwlock_wrlock(&e->lock);
     *a = tmp;
