@@ -3,16 +3,26 @@
 # private nginx returning a fixed 100-byte JSON as the reference measured in
 # the same run, on the same core, with the same client and the same requests.
 #
-#   bench/check.sh                      # 10 s per server
+#   bench/check.sh                      # 3 rounds of 10 s per server (~90 s)
 #   BENCH_SECONDS=30 bench/check.sh
 #
 # Layout: the server under test (headroomd --threads 1, then nginx with one
 # worker) runs alone on core 0; wrk runs on core 1 (-t1 -c64). The servers
-# are measured one after the other, never both at once.
+# are measured one after the other, never both at once, alternating over a
+# few rounds so that a noisy neighbour hits both alike. headroomd gets
+# POST /v1/check for random accounts and features (bench/check.lua, a pool
+# of pre-formatted requests); nginx gets POSTs of the same shape (method,
+# path, headers, body size) as one static wrk request (BENCH_STATIC=1), the
+# cheapest client there is, so that the reference is not client-bound; it
+# discards the body. Each round shows how busy the server core was (by
+# anything: the VM is shared) and wrk's CPU use, with a warning when wrk is
+# saturated while the server core is not.
 #
 # Environment:
 #   BENCH_SECONDS   seconds of measurement per server (default 10)
 #   BENCH_WARMUP    seconds of unrecorded warm-up per server (default 2)
+#   BENCH_ROUNDS    rounds, each headroomd then nginx (default 3); medians are
+#                   reported, the ratio is the median of the per-round ratios
 #   BENCH_CONNS     wrk connections (default 64)
 #   BENCH_ACCOUNTS  accounts in the demo database (default 100000)
 #   BENCH_FRESH=1   regenerate the cached database in bench/out/
@@ -29,6 +39,7 @@ BUILD=${HEADROOM_BUILD:-$ROOT/build}
 OUT=$ROOT/bench/out
 SECONDS_=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-64}
 ACCOUNTS=${BENCH_ACCOUNTS:-100000}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -46,8 +57,9 @@ done
 
 mkdir -p "$OUT"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hr-bench-check.XXXXXX")
-SRV_PID=
+SRV_PID='' WRK_PID=''
 cleanup() {
+    if [ -n "$WRK_PID" ]; then kill -TERM "$WRK_PID" 2>/dev/null || true; wait "$WRK_PID" 2>/dev/null || true; fi
     if [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; then
         kill -TERM "$SRV_PID" 2>/dev/null || true
         wait "$SRV_PID" 2>/dev/null || true
@@ -77,17 +89,34 @@ to_ms() {
         printf "%.3f", n }'
 }
 
+# cpu_ticks N: "total idle" jiffies of core N so far (/proc/stat).
+cpu_ticks() {
+    awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6 }' /proc/stat
+}
+
 # run_wrk URL SECONDS LOGFILE: runs wrk on the client core; fails on errors.
+# Sets CLIENT_PCT, wrk's CPU use in percent of its core (from bash's `time`),
+# and SERVER_PCT, how busy the server core was (by anything) meanwhile.
 run_wrk() {
-    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$2"s --latency -s "$ROOT/bench/check.lua" "$1" >"$3" 2>&1 ||
-        { cat "$3" >&2; die "wrk failed"; }
+    local s0 s1
+    s0=$(cpu_ticks "$SERVER_CPU")
+    # in the background, so that a signal to this script is handled at once
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$2"s --latency -s "$ROOT/bench/check.lua" "$1" >"$3" 2>&1 &
+    WRK_PID=$!
+    local TIMEFORMAT='%U %S %R' rc=0
+    { time wait "$WRK_PID" || rc=$?; } 2>"$TMP/wrk-time"
+    WRK_PID=
+    s1=$(cpu_ticks "$SERVER_CPU")
+    [ "$rc" = 0 ] || { cat "$3" >&2; die "wrk failed"; }
+    SERVER_PCT=$(echo "$s0 $s1" | awk '{ t = $3 - $1; printf "%.0f", (t > 0) ? 100 * (t - ($4 - $2)) / t : 0 }')
+    CLIENT_PCT=$(awk '{ printf "%.0f", ($3 > 0) ? 100 * ($1 + $2) / $3 : 0 }' "$TMP/wrk-time")
     if grep -q "Non-2xx" "$3"; then
         cat "$3" >&2
         die "wrk saw non-2xx responses from $1"
     fi
 }
 
-# measure NAME URL: warm-up, then the timed run; sets RPS and P99 (ms).
+# measure NAME URL: warm-up, then the timed run; sets RPS, P99 (ms), CLIENT_PCT.
 measure() {
     if [ "$WARMUP" -gt 0 ]; then run_wrk "$2" "$WARMUP" "$TMP/$1-warmup.txt"; fi
     run_wrk "$2" "$SECONDS_" "$OUT/check-wrk-$1.txt"
@@ -97,6 +126,10 @@ measure() {
     local errs
     errs=$(grep "Socket errors" "$OUT/check-wrk-$1.txt" || true)
     [ -z "$errs" ] || echo "  $1: $errs" >&2
+    if [ "$CLIENT_PCT" -ge 90 ] && [ "$SERVER_PCT" -lt 95 ]; then
+        echo "  warning: wrk used ${CLIENT_PCT}% of its core and the server core was ${SERVER_PCT}% busy:" \
+             "the $1 figure is limited by the client" >&2
+    fi
 }
 
 stop_server() {
@@ -116,38 +149,36 @@ wait_file() { # wait_file PATH PID: until PATH exists, the process dies or 60 s 
     return 1
 }
 
-# ---- headroomd ---------------------------------------------------------------
-taskset -c "$SERVER_CPU" "$BUILD/headroomd" --config "$CONFIG" --db "$DB" \
-    --listen 127.0.0.1:0 --threads 1 --durability normal --log-level warn \
-    --ready-file "$TMP/ready" >"$TMP/headroomd.log" 2>&1 &
-SRV_PID=$!
-wait_file "$TMP/ready" "$SRV_PID" || { cat "$TMP/headroomd.log" >&2; die "headroomd did not start"; }
-HR_URL=$(head -n1 "$TMP/ready")
+# ---- the servers --------------------------------------------------------------
+start_headroomd() { # sets SRV_PID and URL
+    rm -f "$TMP/ready"
+    taskset -c "$SERVER_CPU" "$BUILD/headroomd" --config "$CONFIG" --db "$DB" \
+        --listen 127.0.0.1:0 --threads 1 --durability normal --log-level warn \
+        --ready-file "$TMP/ready" >"$TMP/headroomd.log" 2>&1 &
+    SRV_PID=$!
+    wait_file "$TMP/ready" "$SRV_PID" || { cat "$TMP/headroomd.log" >&2; die "headroomd did not start"; }
+    URL=$(head -n1 "$TMP/ready")
+    local code
+    code=$(curl -sS -o "$TMP/sample.json" -w '%{http_code}' -X POST "$URL/v1/check" \
+        -H "Authorization: Bearer $HEADROOM_SECRET_KEY" -H 'Content-Type: application/json' \
+        -d '{"account":"acct_000042","feature":"boards"}') || die "curl to headroomd failed"
+    if [ "$code" != 200 ] || ! grep -q '"allowed"' "$TMP/sample.json"; then
+        cat "$TMP/sample.json" >&2; echo >&2
+        die "sample POST /v1/check returned HTTP $code without \"allowed\" (wrong key or database?)"
+    fi
+}
 
-sample=$(curl -sS -o "$TMP/sample.json" -w '%{http_code}' -X POST "$HR_URL/v1/check" \
-    -H "Authorization: Bearer $HEADROOM_SECRET_KEY" -H 'Content-Type: application/json' \
-    -d '{"account":"acct_000042","feature":"boards"}') || die "curl to headroomd failed"
-if [ "$sample" != 200 ] || ! grep -q '"allowed"' "$TMP/sample.json"; then
-    cat "$TMP/sample.json" >&2; echo >&2
-    die "sample POST /v1/check returned HTTP $sample without \"allowed\" (wrong key or database?)"
-fi
-
-echo "headroomd: POST /v1/check, $ACCOUNTS accounts, --threads 1 on cpu $SERVER_CPU;" \
-     "wrk -t1 -c$CONNS on cpu $CLIENT_CPU, ${WARMUP}s warm-up + ${SECONDS_}s"
-measure headroomd "$HR_URL"
-HR_RPS=$RPS HR_P99=$P99
-stop_server
-
-# ---- nginx (the reference) ---------------------------------------------------
 # 100 bytes of JSON, shaped like a check answer.
 BODY='{"allowed":true,"reason":"ok","account":"acct_000042","feature":"boards","usage":3,"limit":23,"r":1}'
 [ ${#BODY} -eq 100 ] || die "reference body is ${#BODY} bytes, not 100"
 mkdir -p "$TMP/nginx/logs"
-NG_PORT=
-for _ in $(seq 1 20); do
-    port=$((20000 + RANDOM % 40000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue   # in use
-    cat >"$TMP/nginx/nginx.conf" <<EOF
+
+start_nginx() { # sets SRV_PID and URL; a private nginx on a free loopback port
+    local port ok
+    for _ in $(seq 1 20); do
+        port=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue   # in use
+        cat >"$TMP/nginx/nginx.conf" <<EOF
 daemon off;
 master_process on;
 worker_processes 1;
@@ -169,38 +200,61 @@ http {
     }
 }
 EOF
-    taskset -c "$SERVER_CPU" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" \
-        >"$TMP/nginx.log" 2>&1 &
-    SRV_PID=$!
-    ok=
-    for _ in $(seq 1 100); do
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        if curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then ok=1; break; fi
-        sleep 0.05
+        taskset -c "$SERVER_CPU" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
+            -e "$TMP/nginx/logs/error.log" >"$TMP/nginx.log" 2>&1 &
+        SRV_PID=$!
+        ok=
+        for _ in $(seq 1 100); do
+            kill -0 "$SRV_PID" 2>/dev/null || break
+            if curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then ok=1; break; fi
+            sleep 0.05
+        done
+        [ -n "$ok" ] && break
+        stop_server   # most likely lost a race for the port: try another
     done
-    if [ -n "$ok" ]; then NG_PORT=$port; break; fi
-    stop_server   # most likely lost a race for the port: try another
+    [ -n "$ok" ] || { cat "$TMP/nginx.log" "$TMP/nginx/logs/error.log" >&2 2>/dev/null; die "nginx did not start"; }
+    URL=http://127.0.0.1:$port
+    local got
+    got=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' -X POST "$URL/v1/check" \
+        -H 'Content-Type: application/json' -d '{"account":"acct_000042","feature":"boards"}')
+    [ "$got" = "200 100" ] || die "nginx reference answered '$got', expected '200 100'"
+}
+
+# ---- rounds: headroomd then nginx, each alone on the server core ---------------
+echo "headroomd: POST /v1/check, $ACCOUNTS accounts, --threads 1 on cpu $SERVER_CPU"
+echo "nginx:     return 200 with a 100-byte JSON, 1 worker on cpu $SERVER_CPU; requests of the same shape (static)"
+echo "client:    wrk -t1 -c$CONNS on cpu $CLIENT_CPU; $ROUNDS round(s) of ${WARMUP}s warm-up + ${SECONDS_}s per server"
+: >"$TMP/rounds"
+for r in $(seq 1 "$ROUNDS"); do
+    start_headroomd
+    measure headroomd "$URL"
+    cp "$OUT/check-wrk-headroomd.txt" "$OUT/check-wrk-headroomd-$r.txt"
+    hr_rps=$RPS hr_p99=$P99 hr_cli=$CLIENT_PCT hr_srv=$SERVER_PCT
+    stop_server
+    start_nginx
+    BENCH_STATIC=1 measure nginx "$URL"
+    cp "$OUT/check-wrk-nginx.txt" "$OUT/check-wrk-nginx-$r.txt"
+    stop_server
+    echo "$r $hr_rps $hr_p99 $RPS $P99" >>"$TMP/rounds"
+    printf '  round %d: headroomd %6.0f req/s p99 %5.2f ms (cpu %3d%%, wrk %3d%%) | nginx %6.0f req/s p99 %5.2f ms (cpu %3d%%, wrk %3d%%)\n' \
+        "$r" "$hr_rps" "$hr_p99" "$hr_srv" "$hr_cli" "$RPS" "$P99" "$SERVER_PCT" "$CLIENT_PCT"
 done
-[ -n "$NG_PORT" ] || { cat "$TMP/nginx.log" "$TMP/nginx/logs/error.log" >&2 2>/dev/null; die "nginx did not start"; }
-NG_URL=http://127.0.0.1:$NG_PORT
-ng=$(curl -sS -o "$TMP/ng.json" -w '%{http_code} %{size_download}' -X POST "$NG_URL/v1/check" \
-    -H 'Content-Type: application/json' -d '{"account":"acct_000042","feature":"boards"}')
-[ "$ng" = "200 100" ] || die "nginx reference answered '$ng', expected '200 100'"
 
-echo "nginx:     return 200 (100-byte JSON), 1 worker on cpu $SERVER_CPU; same wrk, same requests"
-measure nginx "$NG_URL"
-NG_RPS=$RPS NG_P99=$P99
-stop_server
-
-# ---- report ------------------------------------------------------------------
-awk -v hr="$HR_RPS" -v hp="$HR_P99" -v ng="$NG_RPS" -v np="$NG_P99" -v c="$CONNS" \
-    -v s="$SECONDS_" -v n="$ACCOUNTS" -v when="$(date -u +%Y-%m-%dT%H:%M:%SZ)" 'BEGIN {
-    r = hr / ng
-    printf "\n== check (HTTP) %s, %d accounts, %d connections, %d s ==\n", when, n, c, s
+# ---- report: medians over the rounds; the ratio is the median of each round's ratio
+awk -v load="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" -v c="$CONNS" -v s="$SECONDS_" -v n="$ACCOUNTS" -v when="$(date -u +%Y-%m-%dT%H:%M:%SZ)" '
+function median(a, k,   i, j, t) {
+    for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+}
+{ k++; hr[k] = $2; hp[k] = $3; ng[k] = $4; np[k] = $5; rr[k] = $2 / $4 }
+END {
+    r = median(rr, k); h = median(hr, k); hpm = median(hp, k); g = median(ng, k); npm = median(np, k)
+    printf "\n== check (HTTP) %s, %d accounts, %d connections, %d x %d s (medians), load %s ==\n", when, n, c, k, s, load
     printf "%-10s %12s %10s\n", "", "req/s", "p99 (ms)"
-    printf "%-10s %12.0f %10.2f\n", "headroomd", hr, hp
-    printf "%-10s %12.0f %10.2f\n", "nginx", ng, np
-    printf "ratio headroomd/nginx: %.2fx req/s, %.1fx p99\n", r, hp / np
+    printf "%-10s %12.0f %10.2f\n", "headroomd", h, hpm
+    printf "%-10s %12.0f %10.2f\n", "nginx", g, npm
+    printf "ratio headroomd/nginx: %.2fx req/s, %.1fx p99\n", r, hpm / npm
     printf "goal req/s >= 0.6x nginx: %s (%.2fx)\n", (r >= 0.6) ? "MET" : "NOT MET", r
-    printf "goal p99 <= 2 ms at %d connections: %s (%.2f ms)\n", c, (hp <= 2) ? "MET" : "NOT MET", hp
-}' | tee "$OUT/check.txt"
+    printf "goal p99 <= 2 ms at %d connections: %s (%.2f ms; nginx %.2f ms)\n", c,
+           (hpm <= 2) ? "MET" : "NOT MET", hpm, npm
+}' "$TMP/rounds" | tee "$OUT/check.txt"

@@ -245,8 +245,16 @@ int main(int argc, char **argv) {
     time_t wall = time(NULL);
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&wall));
-    printf("== check (in-process) %s, %ld accounts, %ld calls x %d rounds (best) ==\n", when, n,
-           lookups, rounds);
+    char load[64] = "?";
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        double l1, l5, l15;
+        if (fscanf(lf, "%lf %lf %lf", &l1, &l5, &l15) == 3)
+            snprintf(load, sizeof load, "%.2f %.2f %.2f", l1, l5, l15);
+        fclose(lf);
+    }
+    printf("== check (in-process) %s, %ld accounts, %ld calls x %d rounds (best), load %s ==\n",
+           when, n, lookups, rounds, load);
     printf("catalog %s; loaded in %.1f s (%.1f us/account incl. usage)\n", catalog,
            (t1 - t0) / 1e9, (t1 - t0) / 1e3 / (double)n);
     printf("(a) hr_engine_check, random account of %ld:  %8.1f ns  (%.0f%% allowed)\n", n, best_a,
