@@ -4,6 +4,7 @@
 #include "jsonbody.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +34,24 @@ static int all_finite(json_object *o) {
     }
 }
 
+/* One tokener per thread, reset for each body: creating one per request
+ * costs more than parsing a small body. Freed when its thread exits. */
+static pthread_key_t tok_key;
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+
+static void tok_free(void *t) { json_tokener_free(t); }
+static void tok_init(void) { pthread_key_create(&tok_key, tok_free); }
+
+static json_tokener *thread_tokener(void) {
+    pthread_once(&tok_once, tok_init);
+    json_tokener *t = pthread_getspecific(tok_key);
+    if (!t && (t = json_tokener_new_ex(64)) && pthread_setspecific(tok_key, t)) {
+        json_tokener_free(t);
+        t = NULL;
+    }
+    return t;
+}
+
 int hr_json_decode(const char *body, size_t len, json_object **out, size_t *offset, char *msg,
                    size_t msglen) {
     *out = NULL;
@@ -46,11 +65,12 @@ int hr_json_decode(const char *body, size_t len, json_object **out, size_t *offs
         snprintf(msg, msglen, "body too large");
         return HR_EPARSE;
     }
-    json_tokener *tok = json_tokener_new_ex(64);
+    json_tokener *tok = thread_tokener();
     if (!tok) {
         snprintf(msg, msglen, "out of memory");
         return HR_ENOMEM;
     }
+    json_tokener_reset(tok);
     /* strict: no single quotes, trailing commas or NaN that other JSON
      * parsers would refuse; and valid UTF-8 only */
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
@@ -91,7 +111,6 @@ int hr_json_decode(const char *body, size_t len, json_object **out, size_t *offs
         snprintf(msg, msglen, "NaN and Infinity are not JSON numbers");
         rc = HR_EPARSE;
     }
-    json_tokener_free(tok);
     if (rc)
         json_object_put(o);
     else

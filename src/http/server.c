@@ -340,9 +340,14 @@ int hr_server_start(hr_app *app, const char *host, int port, int threads, hr_ser
     }
     if (threads < 1) threads = 1;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    /* One thread: MHD's own polling thread serves, no pool (a pool of one
+     * only adds a hand-off). The per-connection pool holds headers only
+     * (bodies are copied out), and MHD clears it on every request: 16 KiB
+     * instead of the default 32 halves that work. */
     s->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads > 1 ? threads : 0),
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
