@@ -89,8 +89,17 @@ void *hr_map_getn(const hr_map *m, const char *key, size_t n) {
 
 void *hr_map_get(const hr_map *m, const char *key) { return hr_map_getn(m, key, strlen(key)); }
 
-static int grow(hr_map *m) {
-    size_t cap = m->cap * 2;
+static int rehash(hr_map *m, size_t cap);
+
+static int grow(hr_map *m) { return rehash(m, m->cap * 2); }
+
+int hr_map_reserve(hr_map *m, size_t n) {
+    size_t cap = m->cap;
+    while (n * 4 > cap * 3) cap *= 2;
+    return cap == m->cap ? 0 : rehash(m, cap);
+}
+
+static int rehash(hr_map *m, size_t cap) {
     struct slot *ns = calloc(cap, sizeof *ns);
     if (!ns) return -1;
     for (size_t i = 0; i < m->cap; i++) {
@@ -158,4 +167,38 @@ int hr_map_next(const hr_map *m, size_t *pos, const char **key, void **val) {
         }
     }
     return 0;
+}
+
+int hr_map_put_many(hr_map *m, const char *const *keys, void *const *vals, size_t n) {
+    if (hr_map_reserve(m, m->count + n)) return -1;
+    struct slot *tmp = malloc(n * sizeof *tmp), *sorted = malloc(n * sizeof *sorted);
+    size_t *count = calloc(65536, sizeof *count);
+    int rc = -1;
+    if (!tmp || !sorted || !count) goto out;
+    size_t mask = m->cap - 1;
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = (struct slot){hr_hash(keys[i], strlen(keys[i])), keys[i], vals[i]};
+    /* one counting-sort pass on the top 16 bits of the home slot: enough to
+     * turn random writes into a front-to-back sweep */
+    int shift = 0;
+    while ((mask >> shift) > 65535) shift++;
+    for (size_t i = 0; i < n; i++) count[(tmp[i].hash & mask) >> shift]++;
+    for (size_t b = 0, sum = 0; b < 65536; b++) {
+        size_t c = count[b];
+        count[b] = sum;
+        sum += c;
+    }
+    for (size_t i = 0; i < n; i++) sorted[count[(tmp[i].hash & mask) >> shift]++] = tmp[i];
+    for (size_t i = 0; i < n; i++) {
+        size_t j = sorted[i].hash & mask;
+        while (m->slots[j].hash) j = (j + 1) & mask;
+        m->slots[j] = sorted[i];
+    }
+    m->count += n;
+    rc = 0;
+out:
+    free(tmp);
+    free(sorted);
+    free(count);
+    return rc;
 }

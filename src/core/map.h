@@ -18,6 +18,12 @@ void *hr_map_getn(const hr_map *m, const char *key, size_t n);
 void *hr_map_put(hr_map *m, const char *key, void *val, int *err);
 void *hr_map_del(hr_map *m, const char *key);
 size_t hr_map_count(const hr_map *m);
+/* Inserts n new entries (keys not yet in the map, all distinct) at once:
+ * sorted by home slot first, so the table is written front to back instead
+ * of at random, several times faster for large n. 0, or -1 on OOM. */
+int hr_map_put_many(hr_map *m, const char *const *keys, void *const *vals, size_t n);
+/* Grows the table once for n entries in all; 0, or -1 on OOM. */
+int hr_map_reserve(hr_map *m, size_t n);
 /* Iteration: start with *pos = 0; returns 0 at the end. */
 int hr_map_next(const hr_map *m, size_t *pos, const char **key, void **val);
 

@@ -257,18 +257,67 @@ static int parse_addons_json(const char *text, hr_addon_ent **out, uint16_t *n) 
     return rc;
 }
 
-/* Rows of the other tables come sorted by account, several per account:
- * remember the last account looked up (and the last name interned) so a
- * 1M-account start does not pay a hash lookup and a lock per row. */
+/* Rows of the other tables come grouped by account, in id order. Where the
+ * accounts themselves arrived in id order (as rows inserted in id order do),
+ * a cursor over them finds each row's account without a hash probe: a merge
+ * join, which is what keeps a 1M-account start within its budget. Any row
+ * the cursor cannot place falls back to the hash map, so order only ever
+ * affects speed. The last name interned is remembered too (features repeat). */
 typedef struct loader {
     hr_engine *e;
     hr_account *last;
     const char *last_name; /* interned */
+    hr_account **order;    /* accounts whose ids ascend in load order */
+    size_t n, cap, cur;
+    int table;             /* which table the cursor walks */
+    hr_account **pending;  /* loaded, not yet in the map (put_many at the end) */
+    size_t npending, cappending;
+    int oom;
 } loader;
 
-static hr_account *owner_of(loader *l, const char *id) {
-    if (!l->last || strcmp(l->last->id, id)) l->last = hr_map_get(l->e->accounts, id);
-    return l->last;
+/* Puts the pending accounts into the map in one sorted sweep. */
+static int flush_pending(loader *l) {
+    if (!l->npending) return l->oom ? HR_ENOMEM : 0;
+    const char **keys = malloc(l->npending * sizeof *keys);
+    int rc = keys ? 0 : HR_ENOMEM;
+    for (size_t i = 0; !rc && i < l->npending; i++) keys[i] = l->pending[i]->id;
+    if (!rc && hr_map_put_many(l->e->accounts, keys, (void *const *)l->pending, l->npending))
+        rc = HR_ENOMEM;
+    if (rc) /* not in the map: nobody else will free them */
+        for (size_t i = 0; i < l->npending; i++) hr_account_free(l->pending[i]);
+    free(keys);
+    l->npending = 0;
+    return rc ? rc : l->oom ? HR_ENOMEM : 0;
+}
+
+static void expect_accounts(void *ud, int64_t n) {
+    loader *l = ud;
+    if (n > 0) hr_map_reserve(l->e->accounts, hr_map_count(l->e->accounts) + (size_t)n);
+}
+
+/* Keeps the accounts that extend an increasing run of ids: the cursor walks
+ * those; any other account is found through the map. */
+static void remember(loader *l, hr_account *a) {
+    if (l->n && strcmp(l->order[l->n - 1]->id, a->id) >= 0) return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        hr_account **p = realloc(l->order, cap * sizeof *p);
+        if (!p) return; /* the map alone still finds everything */
+        l->order = p;
+        l->cap = cap;
+    }
+    l->order[l->n++] = a;
+}
+
+static hr_account *owner_of(loader *l, int table, const char *id) {
+    if (l->npending && flush_pending(l)) l->oom = 1;
+    if (l->last && !strcmp(l->last->id, id)) return l->last;
+    if (l->n) {
+        if (l->table != table) l->table = table, l->cur = 0;
+        while (l->cur < l->n && strcmp(l->order[l->cur]->id, id) < 0) l->cur++;
+        if (l->cur < l->n && !strcmp(l->order[l->cur]->id, id)) return l->last = l->order[l->cur];
+    }
+    return l->last = hr_map_get(l->e->accounts, id);
 }
 
 static const char *name_of(loader *l, const char *s) {
@@ -298,17 +347,33 @@ static int load_account(void *ud, const hr_account_rec *r) {
     int err = 0;
     if (parse_addons_json(r->addons_json, &a->addons, &a->naddons)) err = 1;
     if (!err) hr_account_reindex(e->cat, a);
-    hr_account *old = err ? NULL : hr_map_put(e->accounts, a->id, a, &err);
+    loader *l = ud;
+    if (!err && hr_map_count(e->accounts)) {
+        /* an engine that already holds accounts (not the start-up case):
+         * replace in place */
+        hr_account *old = hr_map_put(e->accounts, a->id, a, &err);
+        if (!err) hr_account_free(old);
+    } else if (!err) {
+        if (l->npending == l->cappending) {
+            size_t cap = l->cappending ? l->cappending * 2 : 4096;
+            hr_account **p = realloc(l->pending, cap * sizeof *p);
+            if (!p)
+                err = 1;
+            else
+                l->pending = p, l->cappending = cap;
+        }
+        if (!err) l->pending[l->npending++] = a;
+    }
     if (err) {
         hr_account_free(a);
         return HR_ENOMEM;
     }
-    hr_account_free(old);
+    remember(ud, a);
     return 0;
 }
 
 static int load_user(void *ud, const hr_user_rec *r) {
-    hr_account *a = owner_of(ud, r->account);
+    hr_account *a = owner_of(ud, 1, r->account);
     if (!a) return 0; /* orphan row: its account was deleted */
     if (grow((void **)&a->users, sizeof *a->users, a->nusers)) return HR_ENOMEM;
     hr_user *u = &a->users[a->nusers++];
@@ -324,7 +389,7 @@ static int load_user(void *ud, const hr_user_rec *r) {
 }
 
 static int load_usage(void *ud, const hr_usage_rec *r) {
-    hr_account *a = owner_of(ud, r->account);
+    hr_account *a = owner_of(ud, 2, r->account);
     if (!a) return 0;
     const char *f = name_of(ud, r->feature);
     hr_usage_ent *u = find_usage(a, f);
@@ -351,7 +416,7 @@ static hr_ftrial_ent *find_ftrial(const hr_account *a, const char *f) {
 }
 
 static int load_override(void *ud, const hr_override_rec *r) {
-    hr_account *a = owner_of(ud, r->account);
+    hr_account *a = owner_of(ud, 3, r->account);
     if (!a) return 0;
     const char *f = name_of(ud, r->feature);
     hr_ovr_ent *o = find_ovr(a, f);
@@ -367,7 +432,7 @@ static int load_override(void *ud, const hr_override_rec *r) {
 }
 
 static int load_ftrial(void *ud, const hr_ftrial_rec *r) {
-    hr_account *a = owner_of(ud, r->account);
+    hr_account *a = owner_of(ud, 4, r->account);
     if (!a) return 0;
     const char *f = name_of(ud, r->feature);
     hr_ftrial_ent *t = find_ftrial(a, f);
@@ -382,11 +447,16 @@ static int load_ftrial(void *ud, const hr_ftrial_rec *r) {
 }
 
 int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
-    loader ctx = {e, NULL, NULL};
-    hr_store_loader l = {&ctx, load_account, load_user, load_usage, load_override, load_ftrial};
+    loader ctx = {e, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0, 0, 0};
+    hr_store_loader l = {&ctx,      load_account,  load_user,  load_usage,
+                         load_override, load_ftrial, expect_accounts};
     pthread_mutex_lock(&e->wmu);
     pthread_rwlock_wrlock(&e->lock);
     int rc = s->ops->load(s, &l, err);
+    int frc = flush_pending(&ctx); /* when no other table had rows */
+    if (!rc && frc) rc = hr_err_set(err, frc, "out of memory loading accounts");
+    free(ctx.order);
+    free(ctx.pending);
     /* idempotency keys are kept for a week: long enough for any retry */
     if (!rc) rc = s->ops->idem_prune(s, hr_time_now() - HR_IDEM_WINDOW, err);
     if (!rc) e->store = s;

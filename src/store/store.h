@@ -63,6 +63,9 @@ typedef struct hr_store_loader {
     int (*usage)(void *ud, const hr_usage_rec *r);
     int (*override)(void *ud, const hr_override_rec *r);
     int (*ftrial)(void *ud, const hr_ftrial_rec *r);
+    /* Optional, called first: about how many accounts follow (an upper
+     * bound), so the caller can size its tables once. */
+    void (*expect)(void *ud, int64_t accounts);
 } hr_store_loader;
 
 typedef struct hr_store hr_store;
@@ -73,7 +76,8 @@ typedef struct hr_store_ops {
     int (*begin)(hr_store *s, hr_err *err);
     int (*commit)(hr_store *s, hr_err *err);
     void (*rollback)(hr_store *s);
-    /* Loads accounts first, then users, usage, overrides, feature trials. */
+    /* Loads accounts first, then users, usage, overrides, feature trials;
+     * the rows of the later tables come grouped by account, in id order. */
     int (*load)(hr_store *s, const hr_store_loader *l, hr_err *err);
     int (*put_account)(hr_store *s, const hr_account_rec *r, hr_err *err);
     /* Deletes the account and everything that belongs to it, including

@@ -391,6 +391,52 @@ static void idempotency_forgotten_with_account(void **state) {
     hr_buf_dispose(&out);
 }
 
+/* The start-up load: accounts in and out of id order, several rows per
+ * account in the other tables; every row must reach its account. */
+static void load_from_store_any_order(void **state) {
+    fx *f = *state;
+    char dir[] = "/tmp/hr-decide-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/h.db", dir);
+    hr_store *s = NULL;
+    hr_err err = {0};
+    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
+    const char *ids[] = {"b1", "b2", "a9", "b3", "c1", "a1", "b4"}; /* a run, then strays */
+    for (int i = 0; i < 7; i++) {
+        hr_account_rec r = {.id = ids[i], .plan = "free", .interval = "month",
+                            .traits_json = "{}", .addons_json = "{}"};
+        assert_int_equal(s->ops->put_account(s, &r, &err), 0);
+        for (int u = 0; u < 2; u++) {
+            char uid[16];
+            snprintf(uid, sizeof uid, "%s_u%d", ids[i], u);
+            hr_user_rec ur = {ids[i], uid, "member", NULL, "{}", 0, 0};
+            assert_int_equal(s->ops->put_user(s, &ur, &err), 0);
+        }
+        hr_usage_rec us = {ids[i], "boards", i + 1, 0, 0};
+        assert_int_equal(s->ops->put_usage(s, &us, &err), 0);
+        hr_usage_rec ss = {ids[i], "seats", 10 * (i + 1), 0, 0};
+        assert_int_equal(s->ops->put_usage(s, &ss, &err), 0);
+    }
+    hr_engine *e = hr_engine_new(f->cat);
+    assert_int_equal(hr_engine_attach_store(e, s, &err), 0);
+    assert_int_equal(hr_engine_account_count(e), 7);
+    for (int i = 0; i < 7; i++) {
+        hr_verdict v;
+        hr_engine_check(e, ids[i], "boards", 0, f->now, &v);
+        assert_int_equal(v.usage, i + 1);
+        hr_engine_check(e, ids[i], "seats", 0, f->now, &v);
+        assert_int_equal(v.usage, 10 * (i + 1));
+        char uid[16];
+        snprintf(uid, sizeof uid, "%s_u1", ids[i]);
+        assert_true(hr_engine_has_user(e, ids[i], uid));
+    }
+    hr_engine_free(e);
+    hr_store_close(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -401,6 +447,7 @@ int main(void) {
         T(metered_resets_each_month),          T(soft_limit_overage),
         T(usage_increment_idempotent),         T(options_during_trial_priced_from_paid),
         T(dotted_account_ids_refused),         T(idempotency_forgotten_with_account),
+        T(load_from_store_any_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

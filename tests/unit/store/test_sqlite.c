@@ -176,7 +176,7 @@ static void seen_free(seen *v) {
 }
 
 static void load_all(hr_store *s, seen *v) {
-    hr_store_loader l = {v, on_account, on_user, on_usage, on_override, on_ftrial};
+    hr_store_loader l = {v, on_account, on_user, on_usage, on_override, on_ftrial, NULL};
     hr_err err = {0};
     int rc = s->ops->load(s, &l, &err);
     if (rc) fail_msg("load: %s", err.message);
@@ -369,14 +369,14 @@ static void test_children_roundtrip_and_order(void **state) {
     seen_free(&v);
 
     /* NULL callbacks skip their table. */
-    hr_store_loader l = {&v, NULL, on_user, NULL, NULL, on_ftrial};
+    hr_store_loader l = {&v, NULL, on_user, NULL, NULL, on_ftrial, NULL};
     ok(s->ops->load(s, &l, &err), &err);
     assert_string_equal(v.order, "uuf");
     seen_free(&v);
 
     /* A callback's non-zero return stops the load with that code. */
     v.stop_after = 1;
-    hr_store_loader stop = {&v, on_account, on_user, NULL, NULL, NULL};
+    hr_store_loader stop = {&v, on_account, on_user, NULL, NULL, NULL, NULL};
     assert_int_equal(s->ops->load(s, &stop, &err), HR_EINTERNAL);
     assert_string_equal(v.order, "a");
     seen_free(&v);
