@@ -34,9 +34,9 @@ uint64_t hr_hash(const char *s, size_t n) {
         h = (h ^ w) * MIX_K;
         h ^= h >> 29;
     }
-    if (n) {
+    if (n) { /* the tail byte by byte: a variable-length memcpy is a call */
         w = 0;
-        memcpy(&w, s, n);
+        for (size_t i = 0; i < n; i++) w |= (uint64_t)(unsigned char)s[i] << (8 * i);
         h = (h ^ w) * MIX_K;
         h ^= h >> 29;
     }
@@ -65,7 +65,15 @@ void hr_map_free(hr_map *m) {
 
 size_t hr_map_count(const hr_map *m) { return m->count; }
 
+/* A slot keeps the key's length (up to 254) in the top byte of its hash, so
+ * equal tags mean equal lengths and memcmp never reads past a shorter key. */
+static inline uint64_t tag(uint64_t h, size_t n) {
+    uint64_t t = (h & 0x00ffffffffffffffULL) | ((uint64_t)(n < 255 ? n : 255) << 56);
+    return t ? t : 1;
+}
+
 static size_t find(const hr_map *m, const char *key, size_t n, uint64_t h) {
+    h = tag(h, n);
     size_t mask = m->cap - 1, i = h & mask;
     for (;;) {
         const struct slot *s = &m->slots[i];
@@ -76,7 +84,9 @@ static size_t find(const hr_map *m, const char *key, size_t n, uint64_t h) {
             __builtin_prefetch(s->val);
             __builtin_prefetch((const char *)s->val + 64);
             __builtin_prefetch((const char *)s->val + 128);
-            if (memcmp(s->key, key, n) == 0 && s->key[n] == 0) return i;
+            if (n < 255 ? memcmp(s->key, key, n) == 0
+                        : strncmp(s->key, key, n) == 0 && s->key[n] == 0)
+                return i;
         }
         i = (i + 1) & mask;
     }
@@ -127,7 +137,7 @@ void *hr_map_put(hr_map *m, const char *key, void *val, int *err) {
     struct slot *s = &m->slots[i];
     void *old = s->hash ? s->val : NULL;
     if (!s->hash) m->count++;
-    s->hash = h;
+    s->hash = tag(h, n);
     s->key = key;
     s->val = val;
     return old;
@@ -177,7 +187,10 @@ int hr_map_put_many(hr_map *m, const char *const *keys, void *const *vals, size_
     if (!tmp || !sorted || !count) goto out;
     size_t mask = m->cap - 1;
     for (size_t i = 0; i < n; i++)
-        tmp[i] = (struct slot){hr_hash(keys[i], strlen(keys[i])), keys[i], vals[i]};
+    {
+        size_t kl = strlen(keys[i]);
+        tmp[i] = (struct slot){tag(hr_hash(keys[i], kl), kl), keys[i], vals[i]};
+    }
     /* one counting-sort pass on the top 16 bits of the home slot: enough to
      * turn random writes into a front-to-back sweep */
     int shift = 0;

@@ -76,6 +76,33 @@ static void map_put_get_del(void **state) {
     free(keys);
 }
 
+static void map_prefixes_and_long_keys(void **state) {
+    hr_map *m = hr_map_new(4);
+    static char keys[6][400];
+    int err;
+    const char *v[6];
+    for (int i = 0; i < 6; i++) {
+        /* "a", "aa", ... and two keys past the 255 bytes kept in a slot tag */
+        size_t n = i < 4 ? (size_t)i + 1 : 300 + (size_t)i;
+        memset(keys[i], 'a', n);
+        keys[i][n] = 0;
+        v[i] = keys[i];
+        hr_map_put(m, keys[i], (void *)v[i], &err);
+    }
+    for (int i = 0; i < 6; i++) assert_ptr_equal(hr_map_get(m, keys[i]), v[i]);
+    char probe[400];
+    memset(probe, 'a', 305);
+    probe[305] = 0; /* between the two long keys: absent */
+    assert_null(hr_map_get(m, probe));
+    assert_null(hr_map_getn(m, keys[5], 300));
+    const char *many[3] = {"k1", "k22", "k333"};
+    void *vals[3] = {(void *)"1", (void *)"2", (void *)"3"};
+    assert_int_equal(hr_map_put_many(m, many, vals, 3), 0);
+    assert_ptr_equal(hr_map_get(m, "k22"), vals[1]);
+    assert_int_equal(hr_map_count(m), 9);
+    hr_map_free(m);
+}
+
 static void json_writer_escapes(void **state) {
     hr_buf b;
     hr_buf_init(&b);
@@ -110,6 +137,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(time_parse_format), cmocka_unit_test(month_arithmetic),
         cmocka_unit_test(map_put_get_del),   cmocka_unit_test(json_writer_escapes),
+        cmocka_unit_test(map_prefixes_and_long_keys),
         cmocka_unit_test(json_decode_offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
