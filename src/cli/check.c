@@ -68,16 +68,7 @@ static int from_db(const char *db, const char *config, const char *account, cons
     hr_err err = {0};
     char *json = NULL;
     int rc = 1;
-    if (hr_catalog_load_file(config, &cat, &err)) {
-        char m[1200];
-        hr_err_fmt(&err, m, sizeof m);
-        fprintf(stderr, "%s\n", m);
-        goto out;
-    }
-    if (hr_store_sqlite_open(db, 0, &s, &err)) {
-        fprintf(stderr, "headroom: %s: %s\n", db, err.message);
-        goto out;
-    }
+    if (hr_cli_open(config, db, &cat, &s)) goto out;
     hr_app_prefer_api_catalog(config, s, &cat); /* the catalog headroomd would use */
     if (!(e = hr_engine_new(cat)) ||
         hr_engine_attach_store(e, s, &err)) {

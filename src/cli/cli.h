@@ -7,4 +7,11 @@
 #include "commands.def"
 #undef CMD
 
+typedef struct hr_catalog hr_catalog;
+typedef struct hr_store hr_store;
+
+/* Loads the catalog file and opens the database, printing what went wrong
+ * (file:line:column for the catalog). 0, or 1 with nothing left open. */
+int hr_cli_open(const char *config, const char *db, hr_catalog **cat, hr_store **store);
+
 #endif

@@ -55,16 +55,7 @@ int hr_cmd_demo_data(int argc, char **argv) {
     hr_store *s = NULL;
     hr_err err = {0};
     int rc = 1, intx = 0;
-    if (hr_catalog_load_file(config, &c, &err)) {
-        char m[1200];
-        hr_err_fmt(&err, m, sizeof m);
-        fprintf(stderr, "%s\n", m);
-        goto out;
-    }
-    if (hr_store_sqlite_open(db, 0, &s, &err)) {
-        fprintf(stderr, "headroom: %s: %s\n", db, err.message);
-        goto out;
-    }
+    if (hr_cli_open(config, db, &c, &s)) goto out;
     int64_t now = hr_time_now();
     for (long i = 0; i < accounts; i++) {
         if (!intx) {
