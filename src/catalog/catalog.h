@@ -16,8 +16,13 @@
 typedef struct hr_map hr_map;
 
 typedef enum { HR_FEAT_BOOLEAN, HR_FEAT_LIMIT, HR_FEAT_METERED } hr_feature_type;
-/* Reset period of a metered feature; NONE for boolean and limit features. */
-typedef enum { HR_PERIOD_NONE, HR_PERIOD_DAY, HR_PERIOD_WEEK, HR_PERIOD_MONTH, HR_PERIOD_YEAR } hr_period;
+/* Reset period of a metered feature; NONE for boolean and limit features.
+ * Meters also use BILLING_CYCLE (resets on the account's renewal date) and
+ * LIFETIME (never resets). */
+typedef enum {
+    HR_PERIOD_NONE, HR_PERIOD_DAY, HR_PERIOD_WEEK, HR_PERIOD_MONTH, HR_PERIOD_YEAR,
+    HR_PERIOD_BILLING_CYCLE, HR_PERIOD_LIFETIME
+} hr_period;
 /* Billing interval of a price. ONE_TIME only for add-ons. */
 typedef enum { HR_INTERVAL_MONTH, HR_INTERVAL_YEAR, HR_INTERVAL_ONE_TIME } hr_interval;
 
@@ -70,6 +75,31 @@ typedef struct hr_addon {
     int max_quantity;        /* 0 = no maximum */
 } hr_addon;
 
+/* How a meter folds events into one number per account and period. */
+typedef enum { HR_AGG_COUNT, HR_AGG_SUM, HR_AGG_MAX, HR_AGG_UNIQUE, HR_AGG_LATEST } hr_aggregate;
+
+/* One clause of a meter's `where`: PATH OP LITERAL, e.g. properties.rows >= 1000.
+ * path is dotted from the event's root (properties.x, context.y, userId...). */
+typedef enum { HR_OP_EQ, HR_OP_NE, HR_OP_LT, HR_OP_LE, HR_OP_GT, HR_OP_GE } hr_cmp_op;
+typedef struct hr_where {
+    char *path;
+    hr_cmp_op op;
+    int is_number;  /* literal kind: number, else string (or true/false as "true"/"false") */
+    double number;
+    char *string;
+} hr_where;
+
+typedef struct hr_meter {
+    char *key;
+    char *event;            /* event name, or "*" for every track event */
+    hr_aggregate aggregate;
+    char *property;         /* sum/max/unique/latest: a dotted path (properties.rows,
+                               userId); NULL for count */
+    hr_period period;       /* DAY, WEEK, MONTH (default), BILLING_CYCLE, LIFETIME */
+    int nwhere;             /* clauses joined by && */
+    hr_where *where;
+} hr_meter;
+
 /* An override from the config file (the API adds its own per account). */
 typedef struct hr_cat_override {
     char *account;
@@ -94,6 +124,10 @@ struct hr_catalog {
     hr_map *feature_ix, *plan_ix, *addon_ix; /* key -> index + 1 (as pointer) */
     uint64_t hash;           /* of the canonical content: catalog version/ETag */
     char *source_path;       /* file it came from, or NULL */
+    int nmeters;
+    hr_meter *meters;        /* file order */
+    hr_map *meter_ix;        /* key -> index + 1 */
+    int *feature_meter;      /* nfeatures entries: the meter feeding it, -1 if none */
 };
 
 /* Parses YAML or JSON text. name is used in error positions ("headroom.yaml").
@@ -117,6 +151,7 @@ hr_catalog *hr_catalog_retain(hr_catalog *c);
 int hr_catalog_feature(const hr_catalog *c, const char *key);
 int hr_catalog_plan(const hr_catalog *c, const char *key);
 int hr_catalog_addon(const hr_catalog *c, const char *key);
+int hr_catalog_meter(const hr_catalog *c, const char *key);
 /* The plan's version v, or its current version when v <= 0 or v is unknown. */
 const hr_plan_version *hr_catalog_plan_version(const hr_catalog *c, int plan, int v);
 /* Price per month in micros (year / 12; ONE_TIME as is). */
