@@ -20,7 +20,7 @@ enum {
     HR_ROUTE_COUNT
 };
 
-enum { HR_ACCESS_PUBLIC, HR_ACCESS_SECRET, HR_ACCESS_BROWSER, HR_ACCESS_OFREP };
+enum { HR_ACCESS_PUBLIC, HR_ACCESS_SECRET, HR_ACCESS_BROWSER, HR_ACCESS_OFREP, HR_ACCESS_WRITE };
 
 typedef struct hr_route {
     const char *method, *pattern, *name;
@@ -52,6 +52,7 @@ struct hr_app {
     const char *config_path;
     hr_auth_cfg auth;
     const char *ofrep_account_field; /* context field naming the account */
+    const char *write_key;           /* Segment write key; NULL: sk_ only */
     int ofrep_poll_ms;
     size_t max_body;
     int64_t started_at;

@@ -1,6 +1,6 @@
 /* catalog.c: validates the tree of a headroom.yaml and builds the immutable
- * catalog snapshot (features, plans with versions, add-ons, trials and
- * config overrides).
+ * catalog snapshot (meters, features, plans with versions, add-ons, trials
+ * and config overrides).
  *
  * Validation never stops at the first mistake: every section is checked and
  * every error recorded with its line:column, so `headroom validate` can list
@@ -28,6 +28,7 @@
 #define MAX_SMALL 1000000                    /* days, versions, quantities */
 #define MAX_STR 1000
 #define MAX_FILE (16 << 20)
+#define MAX_WHERE 16                         /* clauses in a meter's where */
 
 typedef struct ctx {
     hr_esink *es;
@@ -36,6 +37,9 @@ typedef struct ctx {
     int no_features;         /* 'features' unusable: do not report unknown ones */
     int no_plans;
     const hr_ynode *first_price; /* earliest price > 0, for "price without currency" */
+    int no_meters;           /* 'meters' unusable: do not report unknown ones */
+    const char *text;        /* the source, for positions inside a scalar */
+    size_t len;
     int oom;
 } ctx;
 
@@ -186,10 +190,12 @@ static int valid_id(const char *s) {
 
 /* Strings must survive a trip through JSON and back through the YAML
  * reader, so characters YAML does not allow in a document are refused:
- * C0 and C1 controls (except tab), DEL, U+FFFE and U+FFFF. */
-static int printable(const char *s) {
+ * C0 and C1 controls (except tab, and line breaks when nl is set), DEL,
+ * U+FFFE and U+FFFF. */
+static int printable(const char *s, int nl) {
     const unsigned char *p = (const unsigned char *)s;
     for (; *p; p++) {
+        if (nl && (*p == '\n' || *p == '\r')) continue;
         if ((*p < 0x20 && *p != '\t') || *p == 0x7f) return 0;
         if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f && p[1] != 0x85) return 0;
         if (p[0] == 0xef && p[1] == 0xbf && (p[2] == 0xbe || p[2] == 0xbf)) return 0;
@@ -314,8 +320,9 @@ static int get_bool(ctx *x, const hr_ynode *n, const char *what, int *out) {
     return -1;
 }
 
-/* A non-empty printable string (any scalar but null). */
-static int get_str(ctx *x, const hr_ynode *n, const char *what, const char **out) {
+/* A non-empty printable string (any scalar but null); nl: line breaks are
+ * allowed too. */
+static int get_text(ctx *x, const hr_ynode *n, const char *what, int nl, const char **out) {
     char g[96];
     if (n->kind != HR_Y_SCALAR || is_null(n)) {
         bad(x, n, "expected a string for %s, got %s", what, got(n, g, sizeof g));
@@ -329,12 +336,16 @@ static int get_str(ctx *x, const hr_ynode *n, const char *what, const char **out
         bad(x, n, "%s is too long (at most %d bytes)", what, MAX_STR);
         return -1;
     }
-    if (!printable(n->str)) {
+    if (!printable(n->str, nl)) {
         bad(x, n, "%s contains a control character or a non-character", what);
         return -1;
     }
     *out = n->str;
     return 0;
+}
+
+static int get_str(ctx *x, const hr_ynode *n, const char *what, const char **out) {
+    return get_text(x, n, what, 0, out);
 }
 
 static void note_price(ctx *x, const hr_ynode *n, int64_t micros) {
@@ -424,13 +435,421 @@ static void currency(ctx *x, const hr_ynode *n) {
     }
 }
 
+/* ---- meters ---- */
+
+static int meter_ix(const hr_catalog *c, const char *key) { return lookup(c->meter_ix, key); }
+
+static const char *meter_hint(ctx *x, const char *s, char *buf, size_t size) {
+    near h = {s, NULL, 3};
+    for (int i = 0; i < x->c->nmeters; i++) near_try(&h, x->c->meters[i].key);
+    return near_str(&h, buf, size);
+}
+
+/* Bytes of the code point cp in UTF-8. */
+static size_t utf8_bytes(unsigned long cp) {
+    return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+/* The bytes a double-quoted escape (e points past the backslash) stands for;
+ * *raw gets its length in the source, backslash included. */
+static size_t escape_bytes(const unsigned char *e, const unsigned char *end, size_t *raw) {
+    int nhex = *e == 'x' ? 2 : *e == 'u' ? 4 : *e == 'U' ? 8 : 0;
+    unsigned long cp = 0;
+    *raw = 2;
+    if (*e == 'N' || *e == '_') return 2; /* U+0085, U+00A0 */
+    if (*e == 'L' || *e == 'P') return 3; /* U+2028, U+2029 */
+    if (!nhex) return 1;
+    for (int i = 1; i <= nhex; i++) {
+        unsigned char h = e + i < end ? e[i] : 0;
+        int d = h >= '0' && h <= '9'   ? h - '0'
+                : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                       : -1;
+        if (d < 0) return 1;
+        cp = cp << 4 | (unsigned long)d;
+    }
+    *raw = 2 + (size_t)nhex;
+    return utf8_bytes(cp);
+}
+
+/* Column of byte off of scalar n's value: exact for a scalar on one line
+ * (plain, or quoted with its escapes undone), else the scalar's start. */
+static int value_col(const ctx *x, const hr_ynode *n, size_t off) {
+    if (n->style == HR_YS_BLOCK || !n->src_len || !x->text || n->src_off > x->len ||
+        n->src_len > x->len - n->src_off)
+        return n->col;
+    const unsigned char *r = (const unsigned char *)x->text + n->src_off, *end = r + n->src_len;
+    size_t v = 0;
+    int col = n->col + (n->style != HR_YS_PLAIN); /* past the opening quote */
+    while (v < off && r < end) {
+        size_t raw = 1, out = 1;
+        int cols = 1;
+        if (n->style == HR_YS_SINGLE && r[0] == '\'' && r + 1 < end && r[1] == '\'') {
+            raw = 2, cols = 2;
+        } else if (n->style == HR_YS_DOUBLE && r[0] == '\\' && r + 1 < end) {
+            out = escape_bytes(r + 1, end, &raw);
+            cols = (int)raw;
+        } else if (r[0] >= 0xc0) {
+            raw = out = r[0] >= 0xf0 ? 4 : r[0] >= 0xe0 ? 3 : 2;
+        }
+        if (raw > (size_t)(end - r)) break;
+        r += raw;
+        v += out;
+        col += cols;
+    }
+    return col;
+}
+
+/* An error at byte off inside scalar n (a meter's where). */
+static void bad_at(ctx *x, const hr_ynode *n, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void bad_at(ctx *x, const hr_ynode *n, size_t off, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    hr_esink_add(x->es, n->line, value_col(x, n, off), "%s", msg);
+}
+
+static int path_char(unsigned char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '-' || ch == '$' || ch == '.' || ch >= 0x80;
+}
+
+static int path_start(unsigned char ch) {
+    return path_char(ch) && ch != '-' && ch != '.' && !(ch >= '0' && ch <= '9');
+}
+
+/* A dotted path into an event, normalised: properties.x, context.x,
+ * traits.x and the message fields userId, anonymousId and event are kept;
+ * anything else is a property (rows -> properties.rows). 0 ok, -1 invalid
+ * (why says what is wrong), -2 out of memory. */
+static int path_norm(ctx *x, const char *s, size_t n, char **out, char *why, size_t wsz) {
+    static const char *const roots[] = {"properties", "context", "traits"};
+    static const char *const fields[] = {"userId", "anonymousId", "event"};
+    const char *prefix = "properties.";
+    size_t seg = 0;
+
+    *out = NULL;
+    if (!n || !path_start((unsigned char)s[0])) {
+        snprintf(why, wsz, "a path starts with a letter, '_' or '$'");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!path_char((unsigned char)s[i])) {
+            snprintf(why, wsz, "use letters, digits, '_', '-' and '$', with '.' between fields");
+            return -1;
+        }
+        if (s[i] == '.' && (i + 1 == n || s[i + 1] == '.')) {
+            snprintf(why, wsz, "empty field name after '.'");
+            return -1;
+        }
+    }
+    while (seg < n && s[seg] != '.') seg++;
+    for (int i = 0; i < 3; i++) {
+        if (seg != strlen(fields[i]) || memcmp(s, fields[i], seg)) continue;
+        if (seg < n) {
+            snprintf(why, wsz, "'%s' is a string and has no fields", fields[i]);
+            return -1;
+        }
+        prefix = "";
+    }
+    for (int i = 0; i < 3; i++) {
+        if (seg != strlen(roots[i]) || memcmp(s, roots[i], seg)) continue;
+        if (seg == n) {
+            snprintf(why, wsz, "'%s' is an object: name one of its fields, e.g. %s.plan", roots[i],
+                     roots[i]);
+            return -1;
+        }
+        prefix = "";
+    }
+    size_t np = strlen(prefix);
+    if (!(*out = malloc(np + n + 1))) {
+        x->oom = 1;
+        return -2;
+    }
+    memcpy(*out, prefix, np);
+    memcpy(*out + np, s, n);
+    (*out)[np + n] = 0;
+    return 0;
+}
+
+static int is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r'; }
+
+/* The token at s (up to a blank), printable, for messages. */
+static const char *token(const char *s, char *buf, size_t size) {
+    char t[40];
+    size_t n = 0;
+    while (s[n] && !is_blank(s[n]) && n + 1 < sizeof t) n++;
+    if (s[n] && !is_blank(s[n])) /* cut short: not inside a UTF-8 sequence */
+        while (n && ((unsigned char)s[n] & 0xc0) == 0x80) n--;
+    memcpy(t, s, n);
+    t[n] = 0;
+    return hr_yshow(t, buf, size);
+}
+
+/* Said where someone reaches for more than the subset below. */
+#define LATER                                                                                      \
+    "; where takes PATH OP VALUE clauses joined by && (the full rule language comes later)"
+
+/* A literal number at s: -?digits[.digits][e[+-]digits] (or .digits);
+ * its length, 0 if there is none. */
+static size_t scan_number(const char *s) {
+    size_t i = 0, d = 0;
+    if (s[i] == '-') i++;
+    while (s[i] >= '0' && s[i] <= '9') i++, d++;
+    if (s[i] == '.') {
+        i++;
+        while (s[i] >= '0' && s[i] <= '9') i++, d++;
+    }
+    if (!d) return 0;
+    if (s[i] == 'e' || s[i] == 'E') {
+        size_t j = i + 1;
+        if (s[j] == '+' || s[j] == '-') j++;
+        if (s[j] < '0' || s[j] > '9') return 0;
+        while (s[j] >= '0' && s[j] <= '9') j++;
+        i = j;
+    }
+    return i;
+}
+
+/* A meter's where: PATH OP LITERAL clauses joined by &&, the subset of the
+ * rule language (src/rules) that meters need before it exists. Errors point
+ * at the column inside the scalar; only the first error of a where is
+ * reported, as what follows it cannot be read reliably. */
+static void where_parse(ctx *x, hr_meter *mt, const hr_ynode *n) {
+    static const char *const ops[] = {"==", "!=", "<=", ">=", "<", ">"};
+    static const hr_cmp_op opv[] = {HR_OP_EQ, HR_OP_NE, HR_OP_LE, HR_OP_GE, HR_OP_LT, HR_OP_GT};
+    hr_where w[MAX_WHERE];
+    const char *s = n->str;
+    size_t i = 0;
+    int nw = 0;
+    char why[160], sh[80], sh2[80];
+
+    memset(w, 0, sizeof w);
+    for (;;) {
+        while (is_blank(s[i])) i++;
+        if (nw == MAX_WHERE) {
+            bad_at(x, n, i, "where has too many clauses (at most %d)", MAX_WHERE);
+            goto out;
+        }
+        hr_where *c = &w[nw++];
+
+        size_t p0 = i;
+        if (!s[i]) {
+            bad_at(x, n, i, "where: expected a property path%s", nw > 1 ? " after &&" : "");
+            goto out;
+        }
+        if (!path_start((unsigned char)s[i])) {
+            bad_at(x, n, i,
+                   "where: expected a property path (e.g. rows or properties.plan), got '%s'" LATER,
+                   token(s + i, sh, sizeof sh));
+            goto out;
+        }
+        while (path_char((unsigned char)s[i])) i++;
+        int r = path_norm(x, s + p0, i - p0, &c->path, why, sizeof why);
+        if (r == -2) goto out;
+        if (r) {
+            bad_at(x, n, p0, "where: invalid path '%s': %s", token(s + p0, sh, sizeof sh), why);
+            goto out;
+        }
+
+        while (is_blank(s[i])) i++;
+        size_t o0 = i;
+        int k = 0;
+        while (k < 6 && strncmp(s + i, ops[k], strlen(ops[k]))) k++;
+        if (k == 6) {
+            if (s[i] == '=')
+                bad_at(x, n, i, "where: use == to compare");
+            else if (!s[i])
+                bad_at(x, n, i, "where: expected an operator (==, !=, <, <=, >, >=) after '%s'",
+                       token(s + p0, sh, sizeof sh));
+            else
+                bad_at(x, n, i,
+                       "where: expected an operator (==, !=, <, <=, >, >=), got '%s'" LATER,
+                       token(s + i, sh, sizeof sh));
+            goto out;
+        }
+        c->op = opv[k];
+        i += strlen(ops[k]);
+
+        while (is_blank(s[i])) i++;
+        size_t l0 = i, nl;
+        if (s[i] == '\'' || s[i] == '"') {
+            char q = s[i++];
+            size_t j = 0;
+            if (!(c->string = malloc(strlen(s + i) + 1))) {
+                x->oom = 1;
+                goto out;
+            }
+            while (s[i] && s[i] != q) {
+                if (s[i] == '\\' && (s[i + 1] == q || s[i + 1] == '\\')) i++;
+                c->string[j++] = s[i++];
+            }
+            c->string[j] = 0;
+            if (!s[i]) {
+                bad_at(x, n, l0, "where: unterminated string: add the closing %c", q);
+                goto out;
+            }
+            i++;
+        } else if ((nl = scan_number(s + i)) && !path_char((unsigned char)s[i + nl])) {
+            char num[64];
+            if (nl >= sizeof num) {
+                bad_at(x, n, l0, "where: number is too long");
+                goto out;
+            }
+            memcpy(num, s + i, nl);
+            num[nl] = 0;
+            c->number = strtod(num, NULL);
+            if (c->number > 1e300 || c->number < -1e300) {
+                bad_at(x, n, l0, "where: number %s is out of range", num);
+                goto out;
+            }
+            c->is_number = 1;
+            i += nl;
+        } else if (!strncmp(s + i, "true", 4) || !strncmp(s + i, "false", 5)) {
+            size_t wl = s[i] == 't' ? 4 : 5;
+            if (path_char((unsigned char)s[i + wl])) goto word;
+            if (!(c->string = xdup(x, s[i] == 't' ? "true" : "false"))) goto out;
+            i += wl;
+        } else if (!s[i]) {
+            bad_at(x, n, i, "where: expected a value after '%s'", ops[k]);
+            goto out;
+        } else {
+        word:
+            if (path_start((unsigned char)s[i]))
+                bad_at(x, n, l0,
+                       "where: expected a number, a quoted string, true or false, got '%s' "
+                       "(quote text: '%s')",
+                       token(s + i, sh, sizeof sh), token(s + i, sh2, sizeof sh2));
+            else
+                bad_at(x, n, l0,
+                       "where: expected a number, a quoted string, true or false, got '%s'",
+                       token(s + i, sh, sizeof sh));
+            goto out;
+        }
+        if (!c->is_number && c->op != HR_OP_EQ && c->op != HR_OP_NE) {
+            bad_at(x, n, o0, "where: %s compares numbers: use == or != with a string or boolean",
+                   ops[k]);
+            goto out;
+        }
+
+        while (is_blank(s[i])) i++;
+        if (!s[i]) break;
+        if (s[i] == '&' && s[i + 1] == '&') {
+            i += 2;
+            continue;
+        }
+        if (s[i] == '|' && s[i + 1] == '|')
+            bad_at(x, n, i, "where: only && joins clauses for now" LATER);
+        else
+            bad_at(x, n, i, "where: expected && or the end after a value, got '%s'" LATER,
+                   token(s + i, sh, sizeof sh));
+        goto out;
+    }
+    if (!(mt->where = xcalloc(x, (size_t)nw, sizeof *mt->where))) goto out;
+    memcpy(mt->where, w, (size_t)nw * sizeof *w);
+    mt->nwhere = nw;
+    nw = 0; /* now owned by the meter */
+out:
+    for (int j = 0; j < nw; j++) {
+        free(w[j].path);
+        free(w[j].string);
+    }
+}
+
+static void meter_def(ctx *x, hr_meter *mt, const hr_ynode *v) {
+    static const char *const keys[] = {"name",     "description", "event", "aggregate",
+                                       "property", "period",      "where"};
+    enum { NAME, DESC, EVENT, AGG, PROP, PERIOD, WHERE, NKEYS };
+    static const char *const aggs[] = {"count", "sum", "max", "unique", "latest"};
+    static const char *const pers[] = {"day", "week", "month", "billing_cycle", "lifetime"};
+    static const hr_period perv[] = {HR_PERIOD_DAY, HR_PERIOD_WEEK, HR_PERIOD_MONTH,
+                                     HR_PERIOD_BILLING_CYCLE, HR_PERIOD_LIFETIME};
+    const hr_ynode *f[NKEYS];
+    char in[128], g[96], hb[96], sh[80], why[160];
+    const char *s;
+    int agg = -1;
+
+    snprintf(in, sizeof in, "in meter '%s'", mt->key);
+    mt->period = HR_PERIOD_MONTH;
+    if (want_map(x, v, "a meter (e.g. {event: \"API Called\", aggregate: count})")) return;
+    fields(x, v, keys, NKEYS, f, in);
+    if (f[NAME]) get_str(x, f[NAME], "name", &s);
+    if (f[DESC]) get_str(x, f[DESC], "description", &s);
+    if (!f[EVENT])
+        bad(x, v, "meter '%s' needs an event: an event name, or \"*\" for every track event",
+            mt->key);
+    else if (!get_str(x, f[EVENT], "event", &s) && !(mt->event = xdup(x, s)))
+        return;
+
+    if (!f[AGG]) {
+        bad(x, v, "meter '%s' needs an aggregate: count, sum, max, unique or latest", mt->key);
+    } else {
+        s = f[AGG]->kind == HR_Y_SCALAR ? f[AGG]->str : "";
+        for (int i = 0; i < 5 && agg < 0; i++)
+            if (!strcmp(s, aggs[i])) agg = i;
+        if (agg < 0)
+            bad(x, f[AGG], "expected count, sum, max, unique or latest for aggregate, got %s%s",
+                got(f[AGG], g, sizeof g), hint(s, aggs, 5, hb, sizeof hb));
+        else
+            mt->aggregate = (hr_aggregate)agg;
+    }
+    if (f[PROP] && agg == HR_AGG_COUNT) {
+        bad(x, f[PROP], "aggregate count takes no property: meter '%s' counts events", mt->key);
+    } else if (f[PROP] && !get_str(x, f[PROP], "property", &s)) {
+        int r = path_norm(x, s, strlen(s), &mt->property, why, sizeof why);
+        if (r == -2) return;
+        if (r) bad(x, f[PROP], "invalid property path '%s': %s", hr_yshow(s, sh, sizeof sh), why);
+    } else if (!f[PROP] && agg > 0) {
+        bad(x, v, "aggregate %s needs a property (e.g. property: rows) in meter '%s'", aggs[agg],
+            mt->key);
+    }
+
+    if (f[PERIOD]) {
+        int i = 0;
+        s = f[PERIOD]->kind == HR_Y_SCALAR ? f[PERIOD]->str : "";
+        while (i < 5 && strcmp(s, pers[i])) i++;
+        if (i < 5)
+            mt->period = perv[i];
+        else
+            bad(x, f[PERIOD],
+                "expected day, week, month, billing_cycle or lifetime for period, got %s%s",
+                got(f[PERIOD], g, sizeof g), hint(s, pers, 5, hb, sizeof hb));
+    }
+    /* A long where may be folded over lines: breaks are blanks to it. */
+    if (f[WHERE] && !get_text(x, f[WHERE], "where", 1, &s)) where_parse(x, mt, f[WHERE]);
+}
+
+static void meters(ctx *x, const hr_ynode *m) {
+    hr_catalog *c = x->c;
+    if (!m || is_null(m)) return;
+    if (want_map(x, m, "meters")) {
+        x->no_meters = 1;
+        return;
+    }
+    int n = m->n / 2;
+    if (!(c->meters = xcalloc(x, (size_t)n, sizeof *c->meters))) return;
+    for (int i = 0; i < n; i++) {
+        const hr_ynode *k = m->kids[2 * i];
+        hr_meter *mt = &c->meters[c->nmeters];
+        if (!(mt->key = xdup(x, k->str))) return;
+        c->nmeters++;
+        index_put(x, c->meter_ix, mt->key, i);
+        check_id(x, k, "meter");
+        meter_def(x, mt, m->kids[2 * i + 1]);
+        if (x->oom) return;
+    }
+}
+
 static void feature_def(ctx *x, int fi, const hr_ynode *v) {
     static const char *const keys[] = {"name", "description", "type", "unit",
                                        "period", "overage", "meter"};
     enum { NAME, DESC, TYPE, UNIT, PERIOD, OVERAGE, METER, NKEYS };
     const hr_ynode *f[NKEYS];
     hr_feature *ft = &x->c->features[fi];
-    char in[128], g[96];
+    char in[128], g[96], sh[80], hb[96];
     const char *s;
 
     snprintf(in, sizeof in, "in feature '%s'", ft->key);
@@ -463,7 +882,18 @@ static void feature_def(ctx *x, int fi, const hr_ynode *v) {
         }
     }
     if (f[UNIT] && !get_str(x, f[UNIT], "unit", &s)) ft->unit = xdup(x, s);
-    if (f[METER] && !get_str(x, f[METER], "meter", &s)) ft->meter = xdup(x, s);
+    if (f[METER] && !get_str(x, f[METER], "meter", &s)) {
+        int mi = meter_ix(x->c, s);
+        ft->meter = xdup(x, s);
+        if (ft->type == HR_FEAT_BOOLEAN && !x->feat_bad[fi])
+            bad(x, f[METER], "meter is only for limit and metered features ('%s' is boolean)",
+                ft->key);
+        else if (mi < 0 && !x->no_meters)
+            bad(x, f[METER], "unknown meter '%s' in feature '%s'%s", hr_yshow(s, sh, sizeof sh),
+                ft->key, meter_hint(x, s, hb, sizeof hb));
+        else
+            x->c->feature_meter[fi] = mi;
+    }
     ft->period = ft->type == HR_FEAT_METERED ? HR_PERIOD_MONTH : HR_PERIOD_NONE;
     if (f[PERIOD] && ft->type != HR_FEAT_METERED && !x->feat_bad[fi]) {
         bad(x, f[PERIOD], "period is only for metered features ('%s' is %s)", ft->key,
@@ -502,8 +932,11 @@ static void features(ctx *x, const hr_ynode *m) {
     int n = m && is_map(m) ? m->n / 2 : 0;
     c->features = xcalloc(x, (size_t)n, sizeof *c->features);
     c->feature_trial_days = xcalloc(x, (size_t)n, sizeof *c->feature_trial_days);
+    c->feature_meter = xcalloc(x, (size_t)n, sizeof *c->feature_meter);
     x->feat_bad = xcalloc(x, (size_t)n, 1);
-    if (x->oom || !m || is_null(m)) return;
+    if (x->oom) return;
+    for (int i = 0; i < n; i++) c->feature_meter[i] = -1;
+    if (!m || is_null(m)) return;
     if (want_map(x, m, "features")) {
         x->no_features = 1;
         return;
@@ -894,17 +1327,16 @@ static void overrides(ctx *x, const hr_ynode *m) {
 }
 
 static void build(ctx *x, const hr_ynode *root) {
-    static const char *const keys[] = {"currency",       "features", "plans", "addons",
-                                       "feature_trials", "overrides"};
+    static const char *const keys[] = {"currency",       "features",  "plans", "addons",
+                                       "feature_trials", "overrides", "meters"};
     /* Sections of later features: accepted now so configs can carry them. */
-    static const char *const reserved[] = {"meters", "campaigns", "throttle",
-                                           "playbooks", "webhooks", "scoring",
-                                           "identity", "keys", "server"};
+    static const char *const reserved[] = {"campaigns", "throttle", "playbooks", "webhooks",
+                                           "scoring",   "identity", "keys",      "server"};
     static const char *const all[] = {"currency",  "features",  "plans",    "addons",
                                       "feature_trials", "overrides", "meters", "campaigns",
                                       "throttle",  "playbooks", "webhooks", "scoring",
                                       "identity",  "keys",      "server"};
-    enum { CURRENCY, FEATURES, PLANS, ADDONS, TRIALS, OVERRIDES, NKEYS };
+    enum { CURRENCY, FEATURES, PLANS, ADDONS, TRIALS, OVERRIDES, METERS, NKEYS };
     const hr_ynode *f[NKEYS] = {0};
     char sh[80], hb[96], g[96];
 
@@ -929,12 +1361,14 @@ static void build(ctx *x, const hr_ynode *root) {
             continue;
         }
         int r = 0;
-        while (r < 9 && strcmp(reserved[r], k->str)) r++;
-        if (r == 9)
+        while (r < 8 && strcmp(reserved[r], k->str)) r++;
+        if (r == 8)
             bad(x, k, "unknown key '%s'%s", hr_yshow(k->str, sh, sizeof sh),
                 hint(k->str, all, 15, hb, sizeof hb));
     }
     currency(x, f[CURRENCY]);
+    meters(x, f[METERS]); /* before features, which name them */
+    if (x->oom) return;
     features(x, f[FEATURES]);
     if (x->oom) return;
     plans(x, f[PLANS]);
@@ -978,6 +1412,20 @@ static void catalog_free(hr_catalog *c) {
     for (int i = 0; i < c->noverrides; i++) free(c->overrides[i].account);
     free(c->overrides);
     free(c->feature_trial_days);
+    for (int i = 0; i < c->nmeters; i++) {
+        hr_meter *m = &c->meters[i];
+        for (int j = 0; j < m->nwhere; j++) {
+            free(m->where[j].path);
+            free(m->where[j].string);
+        }
+        free(m->where);
+        free(m->key);
+        free(m->event);
+        free(m->property);
+    }
+    free(c->meters);
+    free(c->feature_meter);
+    hr_map_free(c->meter_ix);
     hr_map_free(c->feature_ix);
     hr_map_free(c->plan_ix);
     hr_map_free(c->addon_ix);
@@ -1010,14 +1458,15 @@ int hr_catalog_parse(const char *text, size_t len, const char *name, hr_catalog 
     rc = hr_ytree_parse(text, len, &es, &root);
     if (rc == HR_ENOMEM) goto out;
     if (!(c = calloc(1, sizeof *c)) || !(c->feature_ix = hr_map_new(16)) ||
-        !(c->plan_ix = hr_map_new(16)) || !(c->addon_ix = hr_map_new(16))) {
+        !(c->plan_ix = hr_map_new(16)) || !(c->addon_ix = hr_map_new(16)) ||
+        !(c->meter_ix = hr_map_new(16))) {
         rc = HR_ENOMEM;
         goto out;
     }
     c->refs = 1;
     c->currency_decimals = 2;
     if (rc == 0) {
-        ctx x = {.es = &es, .c = c};
+        ctx x = {.es = &es, .c = c, .text = text, .len = text ? len : 0};
         build(&x, root);
         free(x.feat_bad);
         if (x.oom) rc = HR_ENOMEM;
@@ -1145,6 +1594,10 @@ int hr_catalog_plan(const hr_catalog *c, const char *key) {
 
 int hr_catalog_addon(const hr_catalog *c, const char *key) {
     return c ? lookup(c->addon_ix, key) : -1;
+}
+
+int hr_catalog_meter(const hr_catalog *c, const char *key) {
+    return c ? lookup(c->meter_ix, key) : -1;
 }
 
 const hr_plan_version *hr_catalog_plan_version(const hr_catalog *c, int plan, int v) {

@@ -13,6 +13,7 @@
 #include "catalog.h"
 
 typedef enum { HR_Y_SCALAR, HR_Y_MAP, HR_Y_SEQ } hr_ykind;
+typedef enum { HR_YS_PLAIN, HR_YS_SINGLE, HR_YS_DOUBLE, HR_YS_BLOCK } hr_ystyle;
 
 typedef struct hr_ynode hr_ynode;
 struct hr_ynode {
@@ -20,6 +21,11 @@ struct hr_ynode {
     int line, col; /* 1-based */
     int quoted;    /* scalar written quoted or as a block: always a string */
     char *str;     /* scalar text, NUL-terminated (never NULL for scalars) */
+    /* Where a scalar's text sits in the source, so errors inside it (a
+     * meter's where) can point at a column: style, and for scalars on one
+     * line the byte span between the quotes (src_len 0 otherwise). */
+    hr_ystyle style;
+    size_t src_off, src_len;
     int n, cap;    /* map: kids are key, value, key, value ...; seq: items */
     hr_ynode **kids;
 };

@@ -105,6 +105,80 @@ static void features(hr_buf *b, int *n, const hr_catalog *c) {
     hr_buf_putc(b, '}');
 }
 
+/* A where literal number: integers as such, others in the fewest digits
+ * that read back as the same double. */
+static void where_num(hr_buf *b, double v) {
+    char tmp[40];
+    if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v) {
+        snprintf(tmp, sizeof tmp, "%.0f", v);
+    } else {
+        for (int p = 1; p <= 17; p++) {
+            snprintf(tmp, sizeof tmp, "%.*g", p, v);
+            if (strtod(tmp, NULL) == v) break;
+        }
+    }
+    hr_buf_puts(b, tmp);
+}
+
+/* The canonical text of a where: normalised paths, " && " between clauses,
+ * strings double-quoted; it parses back to the same clauses. */
+static void where_str(hr_buf *b, const hr_meter *m) {
+    static const char *const ops[] = {"==", "!=", "<", "<=", ">", ">="};
+    for (int i = 0; i < m->nwhere; i++) {
+        const hr_where *w = &m->where[i];
+        if (i) hr_buf_puts(b, " && ");
+        hr_buf_puts(b, w->path);
+        hr_buf_putc(b, ' ');
+        hr_buf_puts(b, ops[w->op]);
+        hr_buf_putc(b, ' ');
+        if (w->is_number) {
+            where_num(b, w->number);
+            continue;
+        }
+        hr_buf_putc(b, '"');
+        for (const char *p = w->string; *p; p++) {
+            if (*p == '"' || *p == '\\') hr_buf_putc(b, '\\');
+            hr_buf_putc(b, *p);
+        }
+        hr_buf_putc(b, '"');
+    }
+}
+
+/* Only written when there are meters, so catalogs without them keep the
+ * hash they had before meters existed. */
+static void meters(hr_buf *b, int *n, const hr_catalog *c) {
+    static const char *const aggs[] = {"count", "sum", "max", "unique", "latest"};
+    static const char *const per[] = {"month", "day",  "week",         "month",
+                                      "year",  "billing_cycle", "lifetime"};
+    int m = 0;
+    if (!c->nmeters) return;
+    member(b, n, "meters");
+    hr_buf_putc(b, '{');
+    for (int i = 0; i < c->nmeters; i++) {
+        const hr_meter *mt = &c->meters[i];
+        int k = 0;
+        member(b, &m, mt->key);
+        hr_buf_putc(b, '{');
+        str(b, &k, "event", mt->event);
+        str(b, &k, "aggregate", aggs[mt->aggregate]);
+        if (mt->property) str(b, &k, "property", mt->property);
+        str(b, &k, "period", per[mt->period]);
+        if (mt->nwhere) {
+            hr_buf w;
+            hr_buf_init(&w);
+            where_str(&w, mt);
+            member(b, &k, "where");
+            if (hr_buf_failed(&w) || !w.data)
+                b->failed = 1; /* sticky, like the buffer's own failures */
+            else
+                hr_buf_json_str(b, w.data);
+            hr_buf_dispose(&w);
+        }
+        hr_buf_putc(b, '}');
+    }
+    hr_buf_putc(b, '}');
+}
+
 static void plans(hr_buf *b, int *n, const hr_catalog *c) {
     int m = 0;
     member(b, n, "plans");
@@ -238,6 +312,7 @@ char *hr_catalog_to_json(const hr_catalog *c) {
     hr_buf_init(&b);
     hr_buf_putc(&b, '{');
     str(&b, &n, "currency", c->currency);
+    meters(&b, &n, c);
     features(&b, &n, c);
     plans(&b, &n, c);
     addons(&b, &n, c);

@@ -196,6 +196,17 @@ const char *hr_yshow(const char *s, char *buf, size_t n) {
     return buf;
 }
 
+/* Records the source span of a scalar written on one line: what lies
+ * between the quotes, or the plain text itself. */
+static void scalar_span(struct builder *b, struct fy_token *t, hr_ynode *n) {
+    const struct fy_mark *s = fy_token_start_mark(t), *e = fy_token_end_mark(t);
+    if (!s || !e || s->line != e->line || s->input_pos > e->input_pos || e->input_pos > b->len ||
+        n->style == HR_YS_BLOCK)
+        return;
+    n->src_off = s->input_pos;
+    n->src_len = e->input_pos - s->input_pos;
+}
+
 /* The event's position, 1-based. Empty (null) scalars have no mark in
  * libfyaml; they take the position of their key, or of their container. */
 static void event_pos(struct builder *b, struct fy_event *e, int *line, int *col) {
@@ -318,6 +329,11 @@ static void on_event(struct builder *b, struct fy_event *e) {
             !(n->str = scalar_text(b, e->scalar.value, &len)))
             goto oom;
         n->quoted = st != FYSS_PLAIN && st != FYSS_ANY;
+        n->style = st == FYSS_SINGLE_QUOTED   ? HR_YS_SINGLE
+                   : st == FYSS_DOUBLE_QUOTED ? HR_YS_DOUBLE
+                   : n->quoted                ? HR_YS_BLOCK
+                                              : HR_YS_PLAIN;
+        scalar_span(b, e->scalar.value, n);
         if (strlen(n->str) != len)
             hr_esink_add(b->s, line, col, "NUL character in a string");
         attach(b, n);

@@ -129,6 +129,36 @@ static grant effective(const hr_catalog *c, const hr_account *a, int fi, int64_t
 
 /* ---- the verdict ------------------------------------------------------- */
 
+/* A feature's usage: what was set over the API plus, for a feature fed by a
+ * meter, the meter's value in its current period. */
+static int64_t feature_usage(const hr_catalog *c, const hr_account *a, int fi, const char *fname,
+                             int64_t now) {
+    int64_t u = hr_account_usage(a, &c->features[fi], fname, now);
+    int mi = c->feature_meter ? c->feature_meter[fi] : -1;
+    if (mi >= 0) {
+        double m = hr_account_meter_now(c, a, mi, now);
+        u += m >= (double)INT64_MAX ? INT64_MAX : (int64_t)m;
+    }
+    return u;
+}
+
+/* When the usage next resets: the meter's period for a metered feature fed
+ * by a meter, else the feature's own period; 0 if it never resets. */
+static int64_t feature_resets(const hr_catalog *c, const hr_account *a, int fi, int64_t now) {
+    const hr_feature *f = &c->features[fi];
+    int mi = c->feature_meter ? c->feature_meter[fi] : -1;
+    if (mi >= 0) {
+        const hr_meter *m = &c->meters[mi];
+        int months = a->interval == HR_INTERVAL_YEAR ? 12 : 1;
+        int64_t next = hr_meter_period_next(
+            m->period, hr_meter_period_start(m->period, now, a->renews_at, months), a->renews_at,
+            months);
+        return next == INT64_MAX ? 0 : next;
+    }
+    if (f->type == HR_FEAT_METERED) return hr_period_next(f->period, hr_period_start(f->period, now));
+    return 0;
+}
+
 static void verdict_of(const hr_catalog *c, const hr_account *a, int fi, const char *fname,
                        int64_t qty, int64_t now, grant *gout, hr_verdict *v) {
     const hr_feature *f = &c->features[fi];
@@ -139,10 +169,9 @@ static void verdict_of(const hr_catalog *c, const hr_account *a, int fi, const c
         v->limit = g.limit == 1;
         v->allowed = g.limit == 1;
     } else {
-        v->usage = hr_account_usage(a, f, fname, now);
+        v->usage = feature_usage(c, a, fi, fname, now);
         v->limit = g.limit == HR_ENT_NONE ? 0 : g.limit;
-        if (f->type == HR_FEAT_METERED)
-            v->resets_at = hr_period_next(f->period, hr_period_start(f->period, now));
+        v->resets_at = feature_resets(c, a, fi, now);
         v->remaining = g.limit == HR_UNLIMITED ? HR_UNLIMITED
                        : v->usage >= v->limit  ? 0
                                                : v->limit - v->usage;
@@ -473,6 +502,11 @@ void hr_feature_state_json(const hr_catalog *c, const hr_account *a, int fi, int
                            int64_t now, hr_buf *out) {
     const hr_feature *f = &c->features[fi];
     grant g = effective(c, a, fi, now);
+    int mi = c->feature_meter ? c->feature_meter[fi] : -1;
+    if (mi >= 0) { /* the meter's part, as in feature_usage */
+        double m = hr_account_meter_now(c, a, mi, now);
+        usage += m >= (double)INT64_MAX ? INT64_MAX : (int64_t)m;
+    }
     hr_buf_puts(out, "{\"account\":");
     hr_buf_json_str(out, a->id);
     hr_buf_puts(out, ",\"feature\":");
@@ -492,9 +526,7 @@ void hr_feature_state_json(const hr_catalog *c, const hr_account *a, int fi, int
         count_json("remaining", lim == HR_UNLIMITED ? HR_UNLIMITED : usage >= lim ? 0 : lim - usage, out);
         hr_buf_puts(out, lim == HR_UNLIMITED ? ",\"unlimited\":true" : ",\"unlimited\":false");
         hr_buf_puts(out, ",\"resets_at\":");
-        hr_buf_json_time(out, f->type == HR_FEAT_METERED
-                                  ? hr_period_next(f->period, hr_period_start(f->period, now))
-                                  : 0);
+        hr_buf_json_time(out, feature_resets(c, a, fi, now));
         if (f->has_overage) {
             hr_buf_puts(out, ",\"overage_price\":");
             money(c, f->overage_price, HR_INTERVAL_ONE_TIME, out);

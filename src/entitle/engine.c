@@ -54,6 +54,8 @@ void hr_account_free(hr_account *a) {
     free(a->addons);
     free(a->ovr);
     free(a->ftrial);
+    for (uint16_t i = 0; i < a->nmvals; i++) hr_meter_value_dispose(&a->mvals[i].v);
+    free(a->mvals);
     for (uint32_t i = 0; i < a->nusers; i++) {
         hr_user *u = &a->users[i];
         free(u->id);
@@ -168,6 +170,11 @@ hr_engine *hr_engine_new(hr_catalog *c) {
     e->accounts = hr_map_new(1024);
     e->idem = hr_map_new(64);
     if (!e->accounts || !e->idem) goto fail;
+    hr_ingest_init(e);
+    if (!e->user_acct || !e->seen) {
+        hr_ingest_dispose(e);
+        goto fail;
+    }
     pthread_rwlock_init(&e->lock, NULL);
     pthread_mutex_init(&e->wmu, NULL);
     if (c && !(e->fnames = intern_features(c))) goto fail;
@@ -189,6 +196,7 @@ void hr_engine_free(hr_engine *e) {
     pos = 0;
     while (hr_map_next(e->idem, &pos, NULL, &v)) free(v);
     hr_map_free(e->idem);
+    hr_ingest_dispose(e);
     if (e->cat) hr_catalog_release(e->cat);
     free(e->fnames);
     pthread_rwlock_destroy(&e->lock);
@@ -385,6 +393,7 @@ static int load_user(void *ud, const hr_user_rec *r) {
     u->traits_json = r->traits_json && strcmp(r->traits_json, "{}") ? strdup(r->traits_json) : NULL;
     u->created_at = r->created_at;
     u->updated_at = r->updated_at;
+    if (u->id) hr_engine_note_member(((loader *)ud)->e, u->id, a->id, r->updated_at);
     return u->id ? 0 : HR_ENOMEM;
 }
 
@@ -413,6 +422,15 @@ static hr_ftrial_ent *find_ftrial(const hr_account *a, const char *f) {
     for (uint16_t i = 0; i < a->nftrial; i++)
         if (!strcmp(a->ftrial[i].feature, f)) return &a->ftrial[i];
     return NULL;
+}
+
+static int load_meter(void *ud, const hr_meter_rec *r) {
+    hr_account *a = owner_of(ud, 5, r->account);
+    return a ? hr_account_load_meter(a, r) : 0;
+}
+
+static int load_seen(void *ud, const char *id, int64_t at_ms) {
+    return hr_ingest_load_seen(((loader *)ud)->e, id, at_ms);
 }
 
 static int load_override(void *ud, const hr_override_rec *r) {
@@ -448,8 +466,10 @@ static int load_ftrial(void *ud, const hr_ftrial_rec *r) {
 
 int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
     loader ctx = {e, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0, 0, 0};
-    hr_store_loader l = {&ctx,      load_account,  load_user,  load_usage,
-                         load_override, load_ftrial, expect_accounts};
+    hr_store_loader l = {.ud = &ctx,           .account = load_account, .user = load_user,
+                         .usage = load_usage,   .override = load_override, .ftrial = load_ftrial,
+                         .expect = expect_accounts, .meter = load_meter, .seen = load_seen,
+                         .seen_since = (hr_time_now() - 7 * 86400) * 1000};
     pthread_mutex_lock(&e->wmu);
     pthread_rwlock_wrlock(&e->lock);
     int rc = s->ops->load(s, &l, err);
@@ -916,6 +936,7 @@ int hr_engine_put_user(hr_engine *e, const char *account, const char *uid, json_
     hr_user prev = *old;
     *old = nu;
     pthread_rwlock_unlock(&e->lock);
+    hr_engine_note_member(e, uid, account, now);
     free(prev.id);
     free(prev.role);
     free(prev.seat_type);
@@ -1331,5 +1352,75 @@ int hr_engine_put_account_json(hr_engine *e, const char *id, const char *json, h
     if (rc) return hr_err_set(err, rc, "malformed JSON at byte %zu: %s", off, msg);
     rc = hr_engine_put_account(e, id, doc, 0, NULL, NULL, err);
     json_object_put(doc);
+    return rc;
+}
+
+/* Merges the members of add into the JSON object text base (NULL = {});
+ * returns a new object (caller puts it). */
+static json_object *merged(const char *base, json_object *add) {
+    json_object *o = base ? json_tokener_parse(base) : NULL;
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        o = json_object_new_object();
+    }
+    if (o && add && json_object_is_type(add, json_type_object)) {
+        json_object_object_foreach(add, k, v) json_object_object_add(o, k, json_object_get(v));
+    }
+    return o;
+}
+
+int hr_engine_join(hr_engine *e, const char *account, const char *user, json_object *account_traits,
+                   json_object *user_traits, int64_t now, hr_err *err) {
+    (void)now;
+    int rc = 0;
+    char *acct_traits = NULL, *role = NULL, *seat = NULL, *utraits = NULL;
+    int known_user = 0;
+    /* what the account and user hold now, copied under the read lock */
+    pthread_rwlock_rdlock(&e->lock);
+    hr_account *a = hr_map_get(e->accounts, account);
+    int exists = a != NULL;
+    if (a && a->traits_json) acct_traits = strdup(a->traits_json);
+    hr_user *u = a && user ? find_user(a, user) : NULL;
+    if (u) {
+        known_user = 1;
+        role = u->role ? strdup(u->role) : NULL;
+        seat = u->seat_type ? strdup(u->seat_type) : NULL;
+        utraits = u->traits_json ? strdup(u->traits_json) : NULL;
+    }
+    pthread_rwlock_unlock(&e->lock);
+    json_object *doc = json_object_new_object(), *t = NULL;
+    if (!doc) {
+        rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!exists || (account_traits && json_object_object_length(account_traits))) {
+        /* a new account (first plan), or new traits merged into its own; a
+         * `name` trait names the account */
+        t = merged(acct_traits, account_traits);
+        json_object *name;
+        if (t && json_object_object_get_ex(t, "name", &name) &&
+            json_object_is_type(name, json_type_string))
+            json_object_object_add(doc, "name", json_object_get(name));
+        json_object_object_add(doc, "traits", t);
+        if ((rc = hr_engine_put_account(e, account, doc, exists, NULL, NULL, err))) goto out;
+    }
+    if (user && (!known_user || (user_traits && json_object_object_length(user_traits)))) {
+        json_object *ud = json_object_new_object();
+        if (role) json_object_object_add(ud, "role", json_object_new_string(role));
+        if (seat) json_object_object_add(ud, "seat_type", json_object_new_string(seat));
+        json_object_object_add(ud, "traits", merged(utraits, user_traits));
+        rc = hr_engine_put_user(e, account, user, ud, NULL, NULL, err);
+        json_object_put(ud);
+    } else if (user) {
+        pthread_mutex_lock(&e->wmu);
+        hr_engine_note_member(e, user, account, hr_time_now());
+        pthread_mutex_unlock(&e->wmu);
+    }
+out:
+    json_object_put(doc);
+    free(acct_traits);
+    free(role);
+    free(seat);
+    free(utraits);
     return rc;
 }

@@ -82,6 +82,26 @@ int hr_engine_decide(hr_engine *e, const char *account, const char *feature, int
  * pricing/billing screen. HR_ENOTFOUND for an unknown account. */
 int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_buf *out);
 
+/* Ingestion of validated Segment messages (events/segment.h): dedup by
+ * messageId within a 7-day window, account resolution (the message's, else
+ * the group its user last joined), meters folded, everything appended to the
+ * event log, durably, with other requests' messages in one transaction
+ * (group commit). Blocks until durable. status[i] is one of: */
+enum { HR_INGEST_OK, HR_INGEST_DUPLICATE, HR_INGEST_NO_ACCOUNT };
+typedef struct hr_msg hr_msg;
+int hr_engine_ingest(hr_engine *e, hr_msg *msgs, int n, int64_t now_ms, int *status, hr_err *err);
+/* Current-period value of meter `meter` for an account (0 if none). */
+int hr_engine_meter_value(hr_engine *e, const char *account, const char *meter, int64_t now,
+                          double *out);
+/* Makes user a member of account (the group call): creates the user if
+ * needed and remembers the account for resolving the user's later events.
+ * Creates the account on the first plan when it does not exist. */
+int hr_engine_join(hr_engine *e, const char *account, const char *user, json_object *account_traits,
+                   json_object *user_traits, int64_t now, hr_err *err);
+
+/* The account the user last joined, copied into out; HR_ENOTFOUND if none. */
+int hr_engine_user_account(hr_engine *e, const char *user, char *out, size_t n);
+
 /* For OFREP: every catalog feature key in order, as a callback. */
 typedef void (*hr_feature_fn)(void *ud, const char *key);
 void hr_engine_each_feature(hr_engine *e, hr_feature_fn fn, void *ud);

@@ -8,6 +8,7 @@
 
 #include "catalog/catalog.h"
 #include "map.h"
+#include "events/meter.h"
 #include "store/store.h"
 
 /* Names (plans, features, add-ons) are interned pointers (intern.h). */
@@ -16,6 +17,12 @@ typedef struct hr_ovr_ent { const char *feature; int64_t value, expires_at, crea
 typedef struct hr_ftrial_ent { const char *feature; int64_t started_at, ends_at; } hr_ftrial_ent;
 /* ix: the add-on's index in the engine's current catalog, -1 if absent. */
 typedef struct hr_addon_ent { const char *addon; int32_t qty; int32_t ix; } hr_addon_ent;
+
+/* A meter's value in its latest period (older periods live in the store). */
+typedef struct hr_mval_ent {
+    const char *meter; /* interned */
+    hr_meter_value v;
+} hr_mval_ent;
 
 typedef struct hr_user {
     char *id, *role, *seat_type, *traits_json;
@@ -42,6 +49,8 @@ typedef struct hr_account {
     hr_addon_ent *addons;
     hr_ovr_ent *ovr;
     hr_ftrial_ent *ftrial;
+    hr_mval_ent *mvals;
+    uint16_t nmvals;
     hr_usage_ent usage_inline[HR_USAGE_INLINE];
     /* cold: read by the API, not by decisions */
     char *name, *owner, *traits_json; /* traits kept as JSON text */
@@ -62,7 +71,33 @@ struct hr_engine {
     hr_store *store;        /* borrowed, may be NULL */
     /* in-memory idempotency keys when there is no store */
     hr_map *idem;
+    /* Ingestion (ingest.c): the account each user last joined (user id ->
+     * hr_membership), message ids seen in the dedup window (id -> hr_seen),
+     * and the group-commit queue. */
+    hr_map *user_acct, *seen;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    struct hr_ingest_job *qhead, *qtail;
+    int qbusy;
+    int64_t dedup_window_ms;
 };
+
+typedef struct hr_membership {
+    const char *account; /* interned */
+    int64_t at;
+    char user[];
+} hr_membership;
+
+/* Remembers that user joined account at time at (newest wins). */
+void hr_engine_note_member(hr_engine *e, const char *user, const char *account, int64_t at);
+void hr_ingest_init(hr_engine *e);
+/* Loader hooks: a stored meter value (latest period) into its account; a
+ * message id into the dedup window. */
+int hr_account_load_meter(hr_account *a, const hr_meter_rec *r);
+int hr_ingest_load_seen(hr_engine *e, const char *id, int64_t at_ms);
+void hr_ingest_dispose(hr_engine *e);
+/* The value of meter m (index mi in the current catalog) for account a now. */
+double hr_account_meter_now(const hr_catalog *c, const hr_account *a, int mi, int64_t now);
 
 void hr_account_free(hr_account *a);
 /* Recomputes the catalog indexes cached in a (plan, trial plan, add-ons). */
@@ -72,8 +107,9 @@ int64_t hr_period_next(hr_period p, int64_t start);
 /* Usage of feature f now (0 when its metered period has rolled over); fname
  * is f's key, interned. */
 int64_t hr_account_usage(const hr_account *a, const hr_feature *f, const char *fname, int64_t now);
-/* One feature's state (usage against allocation) as JSON, with usage given
- * explicitly so a mutation can describe the state it is about to apply. */
+/* One feature's state (usage against allocation) as JSON, with the usage set
+ * over the API given explicitly (so a mutation can describe the state it is
+ * about to apply); a meter feeding the feature is added to it. */
 void hr_feature_state_json(const hr_catalog *c, const hr_account *a, int fi, int64_t usage,
                            int64_t now, hr_buf *out);
 /* Writes the account as JSON (caller holds the lock). */

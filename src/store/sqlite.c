@@ -10,7 +10,9 @@
  * (borrowed, never copied) so a cold start of 1M accounts stays well under
  * the 3 s startup budget. No foreign keys: rows are owned by an account by
  * key prefix and delete_account removes them explicitly, which keeps inserts
- * free of FK checks and lets the engine write in any order. */
+ * free of FK checks and lets the engine write in any order. Ingested events
+ * go to an append-only log that delete_account leaves alone (it is history);
+ * the account's meter values go with it. */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +82,30 @@ static const migration migrations[] = {
      "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
      "  text TEXT NOT NULL,"
      "  at INTEGER NOT NULL);"},
+    {2,
+     /* The event log is append-only: seq is the rowid, so an insert is an
+      * append at the right edge of the b-tree. recent_events walks
+      * (account, seq) backwards. */
+     "CREATE TABLE events ("
+     "  seq INTEGER PRIMARY KEY,"
+     "  message_id TEXT, account TEXT, user_id TEXT, anonymous_id TEXT,"
+     "  type TEXT NOT NULL, event TEXT,"
+     "  ts_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
+     "  body TEXT NOT NULL);"
+     "CREATE INDEX events_account ON events (account, seq);"
+     /* Message ids inside the dedup window; pruned by received_ms. */
+     "CREATE TABLE seen ("
+     "  message_id TEXT PRIMARY KEY,"
+     "  received_ms INTEGER NOT NULL) WITHOUT ROWID;"
+     "CREATE INDEX seen_received ON seen (received_ms);"
+     /* uniq: the value hashes of a unique meter, little-endian uint64s. */
+     "CREATE TABLE meter_values ("
+     "  account TEXT NOT NULL, meter TEXT NOT NULL,"
+     "  period_start INTEGER NOT NULL,"
+     "  value REAL NOT NULL,"
+     "  latest_ms INTEGER NOT NULL DEFAULT 0,"
+     "  uniq BLOB,"
+     "  PRIMARY KEY (account, meter, period_start)) WITHOUT ROWID;"},
 };
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 #define LATEST_VERSION (migrations[NMIGRATIONS - 1].version)
@@ -108,6 +134,7 @@ static const migration migrations[] = {
     X(DEL_ACCOUNT_USAGE, "DELETE FROM usage WHERE account = ?1")                       \
     X(DEL_ACCOUNT_OVERRIDES, "DELETE FROM overrides WHERE account = ?1")               \
     X(DEL_ACCOUNT_FTRIALS, "DELETE FROM feature_trials WHERE account = ?1")            \
+    X(DEL_ACCOUNT_METERS, "DELETE FROM meter_values WHERE account = ?1")               \
     X(PUT_USER,                                                                        \
       "INSERT INTO users (account, id, role, seat_type, traits_json, created_at,"      \
       " updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7)"                                     \
@@ -141,7 +168,24 @@ static const migration migrations[] = {
       " ON CONFLICT (key) DO UPDATE SET request_hash=excluded.request_hash,"           \
       " status=excluded.status, body=excluded.body, created_at=excluded.created_at")   \
     X(PUT_CATALOG, "INSERT INTO catalog (text, at) VALUES (?1, ?2)")                   \
-    X(GET_CATALOG, "SELECT text, at FROM catalog ORDER BY id DESC LIMIT 1")
+    X(GET_CATALOG, "SELECT text, at FROM catalog ORDER BY id DESC LIMIT 1")            \
+    X(PUT_EVENT,                                                                       \
+      "INSERT INTO events (message_id, account, user_id, anonymous_id, type, event,"   \
+      " ts_ms, received_ms, body) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)")                \
+    X(PUT_SEEN, "INSERT OR IGNORE INTO seen (message_id, received_ms) VALUES (?1,?2)") \
+    X(SEEN_PRUNE, "DELETE FROM seen WHERE received_ms < ?1")                           \
+    X(PUT_METER,                                                                       \
+      "INSERT INTO meter_values (account, meter, period_start, value, latest_ms, uniq)" \
+      " VALUES (?1,?2,?3,?4,?5,?6)"                                                    \
+      " ON CONFLICT (account, meter, period_start) DO UPDATE SET value=excluded.value,"\
+      " latest_ms=excluded.latest_ms, uniq=excluded.uniq")                             \
+    X(METER_SERIES,                                                                    \
+      "SELECT account, meter, period_start, value, latest_ms, uniq FROM meter_values"  \
+      " WHERE account = ?1 AND meter = ?2 AND period_start >= ?3 AND period_start < ?4"\
+      " ORDER BY period_start")                                                        \
+    X(RECENT_EVENTS,                                                                   \
+      "SELECT message_id, account, user_id, anonymous_id, type, event, ts_ms,"         \
+      " received_ms, body FROM events WHERE account = ?1 ORDER BY seq DESC LIMIT ?2")
 
 enum {
 #define X(name, sql) ST_##name,
@@ -213,6 +257,77 @@ static char *ccopy(sqlite3_stmt *st, int i) {
     if (n) memcpy(p, t, n);
     p[n] = '\0';
     return p;
+}
+
+/* uniq blobs are little-endian on disk whatever the host; on a
+ * little-endian host that is the in-memory layout, so no conversion. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HOST_LE 1
+#else
+#define HOST_LE 0
+#endif
+
+/* Binds a uniq array as a blob; n == 0 binds NULL. On a little-endian host
+ * the record's own array is bound (it outlives the step). */
+static int buniq(sqlite3_stmt *st, int i, const uint64_t *u, uint32_t n) {
+    if (!n || !u) return sqlite3_bind_null(st, i) != SQLITE_OK;
+    sqlite3_uint64 bytes = (sqlite3_uint64)n * 8;
+#if HOST_LE
+    return sqlite3_bind_blob64(st, i, u, bytes, SQLITE_STATIC) != SQLITE_OK;
+#else
+    unsigned char *b = malloc(bytes);
+    if (!b) return 1;
+    for (uint32_t k = 0; k < n; k++)
+        for (int j = 0; j < 8; j++) b[k * 8 + j] = (unsigned char)(u[k] >> (8 * j));
+    return sqlite3_bind_blob64(st, i, b, bytes, free) != SQLITE_OK;
+#endif
+}
+
+/* Copies a uniq blob into a fresh uint64 array (caller frees): the blob
+ * SQLite hands out has no alignment promise. SQL NULL gives NULL/0; bytes
+ * past the last whole uint64 are ignored. */
+static int cuniq(sqlite3_stmt *st, int i, uint64_t **out, uint32_t *n) {
+    const unsigned char *b = sqlite3_column_blob(st, i);
+    size_t cnt = b ? (size_t)sqlite3_column_bytes(st, i) / 8 : 0;
+    *out = NULL;
+    *n = 0;
+    if (!cnt) return 0;
+    if (cnt > UINT32_MAX) cnt = UINT32_MAX;
+    uint64_t *u = malloc(cnt * sizeof *u);
+    if (!u) return HR_ENOMEM;
+#if HOST_LE
+    memcpy(u, b, cnt * sizeof *u);
+#else
+    for (size_t k = 0; k < cnt; k++) {
+        uint64_t v = 0;
+        for (int j = 7; j >= 0; j--) v = (v << 8) | b[k * 8 + j];
+        u[k] = v;
+    }
+#endif
+    *out = u;
+    *n = (uint32_t)cnt;
+    return 0;
+}
+
+/* Calls fn with the meter row at st (columns: account, meter, period_start,
+ * value, latest_ms, uniq); the uniq copy lives for the call only. */
+static int meter_row(sqlite3_stmt *st, int (*fn)(void *ud, const hr_meter_rec *r), void *ud,
+                     hr_err *err) {
+    uint64_t *u = NULL;
+    uint32_t nu = 0;
+    if (cuniq(st, 5, &u, &nu)) return hr_err_set(err, HR_ENOMEM, "out of memory");
+    hr_meter_rec r = {
+        .account = ctext(st, 0),
+        .meter = ctext(st, 1),
+        .period_start = sqlite3_column_int64(st, 2),
+        .value = sqlite3_column_double(st, 3),
+        .latest_ms = sqlite3_column_int64(st, 4),
+        .uniq = u,
+        .nuniq = nu,
+    };
+    int ret = fn(ud, &r);
+    free(u);
+    return ret;
 }
 
 static int exec_sql(sqlite3 *db, const char *sql, hr_err *err, const char *what) {
@@ -364,7 +479,8 @@ static int sq_put_account(hr_store *s, const hr_account_rec *r, hr_err *err) {
 static int sq_delete_account(hr_store *s, const char *id, hr_err *err) {
     static const int dels[] = {ST_DEL_ACCOUNT_USERS, ST_DEL_ACCOUNT_USAGE,
                                ST_DEL_ACCOUNT_OVERRIDES, ST_DEL_ACCOUNT_FTRIALS,
-                               ST_DEL_ACCOUNT_IDEM, ST_DEL_ACCOUNT};
+                               ST_DEL_ACCOUNT_METERS, ST_DEL_ACCOUNT_IDEM,
+                               ST_DEL_ACCOUNT};
     sq_store *q = (sq_store *)s;
     /* Outside the caller's transaction the deletes need one of their
      * own; inside it, a failure is undone by the caller's rollback. */
@@ -476,6 +592,108 @@ static int sq_idem_put(hr_store *s, const hr_idem_rec *r, hr_err *err) {
     return exec_stmt(q, ST_IDEM_PUT, bad, err, "idem_put");
 }
 
+/* ---- events and meters -------------------------------------------------- */
+
+static int sq_put_events(hr_store *s, const hr_event_rec *r, int n, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    if (n <= 0) return 0;
+    /* A batch is one transaction (group commit): one fsync, not n. */
+    int own = !in_tx(q), ret = 0;
+    if (own && (ret = exec_stmt(q, ST_BEGIN, 0, err, "put_events"))) return ret;
+    for (int i = 0; i < n; i++) {
+        const hr_event_rec *e = &r[i];
+        sqlite3_stmt *st = q->st[ST_PUT_EVENT];
+        int bad = btext(st, 1, e->message_id) | btext(st, 2, e->account) |
+                  btext(st, 3, e->user_id) | btext(st, 4, e->anonymous_id) |
+                  btext(st, 5, e->type) | btext(st, 6, e->event) | bint(st, 7, e->ts_ms) |
+                  bint(st, 8, e->received_ms) | btext(st, 9, e->body);
+        if ((ret = exec_stmt(q, ST_PUT_EVENT, bad, err, "put_events"))) goto out;
+        if (!e->message_id) continue;
+        /* The caller has deduplicated already; OR IGNORE only keeps a
+         * repeat that slipped through from failing the whole batch. */
+        st = q->st[ST_PUT_SEEN];
+        bad = btext(st, 1, e->message_id) | bint(st, 2, e->received_ms);
+        if ((ret = exec_stmt(q, ST_PUT_SEEN, bad, err, "put_events"))) goto out;
+    }
+    if (own) ret = exec_stmt(q, ST_COMMIT, 0, err, "put_events");
+out:
+    if (ret && own) sq_rollback(s);
+    return ret;
+}
+
+static int sq_seen_prune(hr_store *s, int64_t older_than_ms, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    int bad = bint(q->st[ST_SEEN_PRUNE], 1, older_than_ms);
+    return exec_stmt(q, ST_SEEN_PRUNE, bad, err, "seen_prune");
+}
+
+static int sq_put_meter(hr_store *s, const hr_meter_rec *r, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_PUT_METER];
+    int bad = btext(st, 1, r->account) | btext(st, 2, r->meter) |
+              bint(st, 3, r->period_start) |
+              (sqlite3_bind_double(st, 4, r->value) != SQLITE_OK) |
+              bint(st, 5, r->latest_ms) | buniq(st, 6, r->uniq, r->nuniq);
+    return exec_stmt(q, ST_PUT_METER, bad, err, "put_meter");
+}
+
+/* The read statements below are shared: a callback that called the same op
+ * again would reset the statement under the outer loop, so it is refused. */
+static int sq_meter_series(hr_store *s, const char *account, const char *meter, int64_t from,
+                           int64_t to, int (*fn)(void *ud, const hr_meter_rec *r), void *ud,
+                           hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_METER_SERIES];
+    if (sqlite3_stmt_busy(st))
+        return hr_err_set(err, HR_ESTORE, "sqlite meter_series: called from its own callback");
+    int ret = 0, rc;
+    if (btext(st, 1, account) | btext(st, 2, meter) | bint(st, 3, from) | bint(st, 4, to)) {
+        ret = fail_rc(q->db, sqlite3_errcode(q->db), err, "meter_series");
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((ret = meter_row(st, fn, ud, err))) goto out; /* the callback's own code */
+    if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, "meter_series");
+out:
+    done(st);
+    return ret;
+}
+
+#define RECENT_EVENTS_MAX 1000
+
+static int sq_recent_events(hr_store *s, const char *account, int limit,
+                            int (*fn)(void *ud, const hr_event_rec *r), void *ud, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_RECENT_EVENTS];
+    if (sqlite3_stmt_busy(st))
+        return hr_err_set(err, HR_ESTORE, "sqlite recent_events: called from its own callback");
+    if (limit <= 0) return 0;
+    if (limit > RECENT_EVENTS_MAX) limit = RECENT_EVENTS_MAX;
+    int ret = 0, rc;
+    if (btext(st, 1, account) | bint(st, 2, limit)) {
+        ret = fail_rc(q->db, sqlite3_errcode(q->db), err, "recent_events");
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        hr_event_rec r = {
+            .message_id = ctext(st, 0),
+            .account = ctext(st, 1),
+            .user_id = ctext(st, 2),
+            .anonymous_id = ctext(st, 3),
+            .type = ctext(st, 4),
+            .event = ctext(st, 5),
+            .ts_ms = sqlite3_column_int64(st, 6),
+            .received_ms = sqlite3_column_int64(st, 7),
+            .body = ctext(st, 8),
+        };
+        if ((ret = fn(ud, &r))) goto out; /* the callback's own code */
+    }
+    if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, "recent_events");
+out:
+    done(st);
+    return ret;
+}
+
 static int sq_put_catalog(hr_store *s, const char *text, int64_t at, hr_err *err) {
     sq_store *q = (sq_store *)s;
     sqlite3_stmt *st = q->st[ST_PUT_CATALOG];
@@ -507,20 +725,23 @@ out:
 
 /* ---- load --------------------------------------------------------------- */
 
-/* One table scan: prepares sql, calls row() for each result row. Load runs
- * once per process, so these statements are not worth caching. */
-typedef int (*row_fn)(sqlite3_stmt *st, const hr_store_loader *l);
+/* One table scan: prepares sql, binds arg to ?1 if it has one, calls row()
+ * for each result row. Load runs once per process, so these statements are
+ * not worth caching. */
+typedef int (*row_fn)(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err);
 
-static int scan(sq_store *q, const char *sql, row_fn row, const hr_store_loader *l,
-                hr_err *err, const char *what) {
+static int scan(sq_store *q, const char *sql, int64_t arg, row_fn row,
+                const hr_store_loader *l, hr_err *err, const char *what) {
     sqlite3_stmt *st = NULL;
     int ret = 0, rc = sqlite3_prepare_v2(q->db, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_bind_parameter_count(st) > 0)
+        rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)arg);
     if (rc != SQLITE_OK) {
         ret = fail_rc(q->db, rc, err, what);
         goto out;
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if ((ret = row(st, l))) goto out; /* the callback's own code */
+        if ((ret = row(st, l, err))) goto out; /* the callback's own code */
     if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, what);
 out:
     sqlite3_finalize(st);
@@ -531,7 +752,7 @@ static const char *json_or_empty(const char *s) {
     return s ? s : "{}";
 }
 
-static int row_account(sqlite3_stmt *st, const hr_store_loader *l) {
+static int row_account(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
     hr_account_rec r = {
         .id = ctext(st, 0),
         .name = ctext(st, 1),
@@ -552,7 +773,7 @@ static int row_account(sqlite3_stmt *st, const hr_store_loader *l) {
     return l->account(l->ud, &r);
 }
 
-static int row_user(sqlite3_stmt *st, const hr_store_loader *l) {
+static int row_user(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
     hr_user_rec r = {
         .account = ctext(st, 0),
         .id = ctext(st, 1),
@@ -565,7 +786,7 @@ static int row_user(sqlite3_stmt *st, const hr_store_loader *l) {
     return l->user(l->ud, &r);
 }
 
-static int row_usage(sqlite3_stmt *st, const hr_store_loader *l) {
+static int row_usage(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
     hr_usage_rec r = {
         .account = ctext(st, 0),
         .feature = ctext(st, 1),
@@ -576,7 +797,7 @@ static int row_usage(sqlite3_stmt *st, const hr_store_loader *l) {
     return l->usage(l->ud, &r);
 }
 
-static int row_override(sqlite3_stmt *st, const hr_store_loader *l) {
+static int row_override(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
     hr_override_rec r = {
         .account = ctext(st, 0),
         .feature = ctext(st, 1),
@@ -587,7 +808,7 @@ static int row_override(sqlite3_stmt *st, const hr_store_loader *l) {
     return l->override(l->ud, &r);
 }
 
-static int row_ftrial(sqlite3_stmt *st, const hr_store_loader *l) {
+static int row_ftrial(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
     hr_ftrial_rec r = {
         .account = ctext(st, 0),
         .feature = ctext(st, 1),
@@ -597,9 +818,17 @@ static int row_ftrial(sqlite3_stmt *st, const hr_store_loader *l) {
     return l->ftrial(l->ud, &r);
 }
 
+static int row_meter(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
+    return meter_row(st, l->meter, l->ud, err);
+}
+
+static int row_seen(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
+    return l->seen(l->ud, ctext(st, 0), sqlite3_column_int64(st, 1));
+}
+
 static int sq_load(hr_store *s, const hr_store_loader *l, hr_err *err) {
     sq_store *q = (sq_store *)s;
-    /* One read transaction so the five scans see one consistent snapshot. */
+    /* One read transaction so the scans see one consistent snapshot. */
     int own = !in_tx(q), ret = 0;
     if (own && (ret = exec_sql(q->db, "BEGIN", err, "load"))) return ret;
     if (l->expect) {
@@ -616,27 +845,41 @@ static int sq_load(hr_store *s, const hr_store_loader *l, hr_err *err) {
                     "SELECT id, name, plan, owner, plan_version, interval, created_at,"
                     " updated_at, renews_at, traits_json, addons_json, trial_plan,"
                     " trial_started_at, trial_ends_at, plan_trial_used FROM accounts",
-                    row_account, l, err, "load accounts")))
+                    0, row_account, l, err, "load accounts")))
         goto out;
     if (l->user &&
         (ret = scan(q,
                     "SELECT account, id, role, seat_type, traits_json, created_at,"
                     " updated_at FROM users",
-                    row_user, l, err, "load users")))
+                    0, row_user, l, err, "load users")))
         goto out;
     if (l->usage &&
         (ret = scan(q,
                     "SELECT account, feature, value, period_start, updated_at FROM usage",
-                    row_usage, l, err, "load usage")))
+                    0, row_usage, l, err, "load usage")))
         goto out;
     if (l->override &&
         (ret = scan(q,
                     "SELECT account, feature, value, expires_at, created_at FROM overrides",
-                    row_override, l, err, "load overrides")))
+                    0, row_override, l, err, "load overrides")))
         goto out;
     if (l->ftrial &&
         (ret = scan(q, "SELECT account, feature, started_at, ends_at FROM feature_trials",
-                    row_ftrial, l, err, "load feature trials")))
+                    0, row_ftrial, l, err, "load feature trials")))
+        goto out;
+    /* SQLite's bare-column rule: with max() the other columns come from the
+     * row holding the maximum, so the latest period of every (account,
+     * meter) is one ordered pass over the primary key, no sort and no
+     * per-group subquery (about 0.4 s for 1M rows). */
+    if (l->meter &&
+        (ret = scan(q,
+                    "SELECT account, meter, max(period_start), value, latest_ms, uniq"
+                    " FROM meter_values GROUP BY account, meter ORDER BY account, meter",
+                    0, row_meter, l, err, "load meters")))
+        goto out;
+    if (l->seen &&
+        (ret = scan(q, "SELECT message_id, received_ms FROM seen WHERE received_ms >= ?1",
+                    l->seen_since, row_seen, l, err, "load seen")))
         goto out;
 out:
     /* Nothing was written: ending the read transaction cannot lose data. */
@@ -662,6 +905,11 @@ static const hr_store_ops sqlite_ops = {
     .idem_get = sq_idem_get,
     .idem_put = sq_idem_put,
     .idem_prune = sq_idem_prune,
+    .put_events = sq_put_events,
+    .put_meter = sq_put_meter,
+    .meter_series = sq_meter_series,
+    .recent_events = sq_recent_events,
+    .seen_prune = sq_seen_prune,
     .put_catalog = sq_put_catalog,
     .get_catalog = sq_get_catalog,
 };

@@ -55,6 +55,28 @@ typedef struct hr_idem_rec {
     int64_t created_at;
 } hr_idem_rec;
 
+/* One ingested event (Segment message), appended to the event log. */
+typedef struct hr_event_rec {
+    const char *message_id;  /* NULL: the client sent none */
+    const char *account;     /* NULL if it reached no account */
+    const char *user_id, *anonymous_id;
+    const char *type;        /* "track", "identify", ... */
+    const char *event;       /* track event / page name; may be NULL */
+    int64_t ts_ms, received_ms;
+    const char *body;        /* the message as JSON text */
+} hr_event_rec;
+
+/* A meter's value for one account and period. uniq/nuniq: the set of value
+ * hashes of a unique meter (NULL/0 otherwise). */
+typedef struct hr_meter_rec {
+    const char *account, *meter;
+    int64_t period_start;
+    double value;
+    int64_t latest_ms;
+    const uint64_t *uniq;
+    uint32_t nuniq;
+} hr_meter_rec;
+
 /* Called for each row by load; a non-zero return stops the load with it. */
 typedef struct hr_store_loader {
     void *ud;
@@ -66,6 +88,14 @@ typedef struct hr_store_loader {
     /* Optional, called first: about how many accounts follow (an upper
      * bound), so the caller can size its tables once. */
     void (*expect)(void *ud, int64_t accounts);
+    /* Optional: every meter value of the latest period stored for each
+     * (account, meter), after the feature trials; the uniq array is
+     * borrowed for the call. */
+    int (*meter)(void *ud, const hr_meter_rec *r);
+    /* Optional: message ids received at or after seen_since (unix ms), for
+     * the dedup window, after the meters. */
+    int (*seen)(void *ud, const char *message_id, int64_t received_ms);
+    int64_t seen_since;
 } hr_store_loader;
 
 typedef struct hr_store hr_store;
@@ -80,8 +110,9 @@ typedef struct hr_store_ops {
      * the rows of the later tables come grouped by account, in id order. */
     int (*load)(hr_store *s, const hr_store_loader *l, hr_err *err);
     int (*put_account)(hr_store *s, const hr_account_rec *r, hr_err *err);
-    /* Deletes the account and everything that belongs to it, including
-     * idempotency keys scoped to it (keys that start with "{id}\x1f"). */
+    /* Deletes the account and everything that belongs to it, including its
+     * meter values and the idempotency keys scoped to it (keys that start
+     * with "{id}\x1f"); its events stay in the log (history). */
     int (*delete_account)(hr_store *s, const char *id, hr_err *err);
     int (*put_user)(hr_store *s, const hr_user_rec *r, hr_err *err);
     int (*delete_user)(hr_store *s, const char *account, const char *id, hr_err *err);
@@ -96,6 +127,20 @@ typedef struct hr_store_ops {
     int (*idem_put)(hr_store *s, const hr_idem_rec *r, hr_err *err);
     /* Forgets keys stored before older_than (unix seconds). */
     int (*idem_prune)(hr_store *s, int64_t older_than, hr_err *err);
+    /* Appends events to the log and records their message ids as seen. */
+    int (*put_events)(hr_store *s, const hr_event_rec *r, int n, hr_err *err);
+    /* Upserts a meter value (account, meter, period_start). */
+    int (*put_meter)(hr_store *s, const hr_meter_rec *r, hr_err *err);
+    /* Values of one account's meter with period_start in [from, to), in
+     * period order; for GET .../usage. */
+    int (*meter_series)(hr_store *s, const char *account, const char *meter, int64_t from,
+                        int64_t to, int (*fn)(void *ud, const hr_meter_rec *r), void *ud,
+                        hr_err *err);
+    /* The newest `limit` events of an account, newest first (bodies). */
+    int (*recent_events)(hr_store *s, const char *account, int limit,
+                         int (*fn)(void *ud, const hr_event_rec *r), void *ud, hr_err *err);
+    /* Forgets seen message ids received before older_than_ms. */
+    int (*seen_prune)(hr_store *s, int64_t older_than_ms, hr_err *err);
     /* Catalog text set over the API (PUT /v1/catalog): latest wins. */
     int (*put_catalog)(hr_store *s, const char *text, int64_t at, hr_err *err);
     int (*get_catalog)(hr_store *s, char **text, int64_t *at, hr_err *err);

@@ -43,6 +43,12 @@ struct bad_case {
     const char *msg; /* substring of the message */
 };
 
+/* A meter m defined as the flow mapping D (it starts at 2:6), or one with
+ * where: S (S starts at 5:12). */
+#define M(d) "meters:\n  m: " d "\nplans:\n  free: {}\n"
+#define W(s) "meters:\n  m:\n    event: e\n    aggregate: count\n    where: " s "\n" \
+             "plans:\n  free: {}\n"
+
 static const struct bad_case bad_cases[] = {
     /* unknown feature in a plan, at the key */
     {"features:\n  boards: {type: limit}\nplans:\n  free: {entitlements: {bords: 3}}\n", 4, 25,
@@ -136,6 +142,72 @@ static const struct bad_case bad_cases[] = {
     {"plans:\n  free: {}\n# \xc3\xa9" "\xc3(\n", 3, 4, "invalid UTF-8 (byte 0xc3)"},
     {"plans:\n  free: {name: a\x01}\n", 2, 17, "invalid character U+0001"},
     {"plans:\n  free: {name: \"a\\x01\"}\n", 2, 16, "name contains a control character"},
+    /* meters */
+    {M("{event: e, aggregate: avg}"), 2, 28,
+     "expected count, sum, max, unique or latest for aggregate, got 'avg'"},
+    {M("{event: e, aggregate: uniq, property: userId}"), 2, 28, "(did you mean 'unique'?)"},
+    {M("{event: e, aggregate: sum}"), 2, 6,
+     "aggregate sum needs a property (e.g. property: rows) in meter 'm'"},
+    {M("{event: e, aggregate: latest}"), 2, 6, "aggregate latest needs a property"},
+    {M("{event: e, aggregate: count, property: rows}"), 2, 45,
+     "aggregate count takes no property"},
+    {M("{event: e, aggregate: count, period: year}"), 2, 43,
+     "expected day, week, month, billing_cycle or lifetime for period, got 'year'"},
+    {M("{event: e, aggregate: count, period: lifetme}"), 2, 43, "(did you mean 'lifetime'?)"},
+    {M("{event: e, aggregate: count, peroid: day}"), 2, 35,
+     "unknown key 'peroid' in meter 'm' (did you mean 'period'?)"},
+    {M("{aggregate: count}"), 2, 6, "meter 'm' needs an event"},
+    {M("{event: e}"), 2, 6, "meter 'm' needs an aggregate: count, sum, max, unique or latest"},
+    {M("{event: \"\", aggregate: count}"), 2, 14, "event must not be empty"},
+    {M("{event: e, aggregate: sum, property: properties}"), 2, 43,
+     "invalid property path 'properties': 'properties' is an object"},
+    {M("{event: e, aggregate: max, property: userId.x}"), 2, 43,
+     "'userId' is a string and has no fields"},
+    {M("{event: e, aggregate: max, property: a..b}"), 2, 43, "empty field name"},
+    {"meters:\n  m: {event: e, aggregate: count}\n  m: {event: f, aggregate: count}\n"
+     "plans:\n  free: {}\n", 3, 3, "duplicate key 'm' (first at 2:3)"},
+    {"meters:\n  \"a b\": {event: e, aggregate: count}\nplans:\n  free: {}\n", 2, 3,
+     "invalid meter name 'a b'"},
+    {"meters: [a]\nplans:\n  free: {}\n", 1, 9, "expected a mapping for meters"},
+    {"meters:\n  m:\nplans:\n  free: {}\n", 2, 3, "expected a mapping for a meter"},
+    {"metres: {}\nplans:\n  free: {}\n", 1, 1, "unknown key 'metres' (did you mean 'meters'?)"},
+    /* where: the column inside the scalar, plain (value at 5:12) or quoted
+     * (quote at 5:12, text from 5:13, escapes counted as written) */
+    {W("rows >= 1000 || big == true"), 5, 25,
+     "where: only && joins clauses for now; where takes PATH OP VALUE clauses joined by && "
+     "(the full rule language comes later)"},
+    {W("(rows > 1)"), 5, 12, "expected a property path (e.g. rows or properties.plan), got "
+                             "'(rows'; where takes PATH OP VALUE"},
+    {W("rows = 5"), 5, 17, "where: use == to compare"},
+    {W("rows >="), 5, 19, "where: expected a value after '>='"},
+    {W("rows >= 10k"), 5, 20, "expected a number, a quoted string, true or false, got '10k'"},
+    {W("plan == pro"), 5, 20, "got 'pro' (quote text: 'pro')"},
+    {W("rows > 1 and x"), 5, 21, "expected && or the end after a value, got 'and'"},
+    {W("rows in 5"), 5, 17, "expected an operator (==, !=, <, <=, >, >=), got 'in'"},
+    {W("rows > 1 &&"), 5, 23, "where: expected a property path after &&"},
+    {W("properties > 1"), 5, 12, "where: invalid path 'properties': 'properties' is an object"},
+    {W("x == 1 && userId.a == 2"), 5, 22, "'userId' is a string and has no fields"},
+    {W("plan < 'pro'"), 5, 17, "where: < compares numbers: use == or != with a string"},
+    {W("ok >= true"), 5, 15, ">= compares numbers"},
+    {W("'plan == \"pro'"), 5, 21, "where: unterminated string: add the closing \""},
+    {W("\"plan == \\\"pro\\\" && rows < \\\"x\\\"\""), 5, 37, "< compares numbers"},
+    {W("'plan == ''pro'' && x'"), 5, 33,
+     "expected an operator (==, !=, <, <=, >, >=) after 'x'"},
+    {W("\"city == \\\"\\u00e9\\\" && n = 1\""), 5, 37, "use == to compare"},
+    {W("city == '\xc3\xa9' && n = 1"), 5, 29, "use == to compare"},
+    {W("\"\""), 5, 12, "where must not be empty"},
+    /* a block scalar: its start (line breaks in it are blanks) */
+    {"meters:\n  m:\n    event: e\n    aggregate: count\n    where: |\n      rows > 1 &&\n"
+     "      rows = 1\nplans:\n  free: {}\n", 6, 1, "where: use == to compare"},
+    {W("\"rows == 'a\\x01'\""), 5, 12, "where contains a control character"},
+    /* features naming meters */
+    {"meters:\n  api: {event: e, aggregate: count}\nfeatures:\n  f: {type: metered, meter: apy}\n"
+     "plans:\n  free: {}\n", 4, 29, "unknown meter 'apy' in feature 'f' (did you mean 'api'?)"},
+    {"meters:\n  api: {event: e, aggregate: count}\nfeatures:\n  f: {type: boolean, meter: api}\n"
+     "plans:\n  free: {}\n", 4, 29,
+     "meter is only for limit and metered features ('f' is boolean)"},
+    {"features:\n  f: {type: limit, meter: x}\nplans:\n  free: {}\n", 2, 27,
+     "unknown meter 'x' in feature 'f'"},
 };
 
 static void test_errors_table(void **state) {
@@ -299,6 +371,20 @@ static void test_example_loads(void **state) {
     assert_int_equal(c->noverrides, 0);
     assert_int_not_equal(c->hash, 0);
 
+    assert_int_equal(c->nmeters, 5);
+    int bc = hr_catalog_meter(c, "board_count"), au = hr_catalog_meter(c, "active_users");
+    int er = hr_catalog_meter(c, "export_rows"), be = hr_catalog_meter(c, "big_exports");
+    assert_true(bc >= 0 && au >= 0 && er >= 0 && be >= 0);
+    assert_int_equal(c->feature_meter[api], hr_catalog_meter(c, "api_calls"));
+    assert_int_equal(c->feature_meter[boards], bc);
+    assert_int_equal(c->feature_meter[seats], -1);
+    assert_int_equal(c->meters[bc].period, HR_PERIOD_LIFETIME);
+    assert_int_equal(c->meters[au].aggregate, HR_AGG_UNIQUE);
+    assert_string_equal(c->meters[au].property, "userId");
+    assert_string_equal(c->meters[er].property, "properties.rows");
+    assert_int_equal(c->meters[be].nwhere, 1);
+    assert_string_equal(c->meters[be].where[0].path, "properties.rows");
+
     assert_ptr_equal(hr_catalog_retain(c), c);
     assert_int_equal(c->refs, 2);
     hr_catalog_release(c);
@@ -440,7 +526,7 @@ static void test_json_input_same_hash(void **state) {
                        " private_boards: true}}\n"
                        "addons:\n"
                        "  extra: {price: 5, grants: {boards: 10}, plans: [free]}\n"
-                       "meters: {anything: [1, 2]}\n"; /* reserved: accepted, ignored */
+                       "campaigns: {anything: [1, 2]}\n"; /* reserved: accepted, ignored */
     const char *json = "{\"currency\":\"USD\",\"features\":{\"boards\":{\"type\":\"limit\","
                        "\"unit\":\"board\"},\"private_boards\":{\"type\":\"boolean\"}},"
                        "\"plans\":{\"free\":{\"entitlements\":{\"boards\":3,"
@@ -482,7 +568,11 @@ static void test_roundtrip(void **state) {
                        "overrides:\n"
                        "  acme: {seats: {value: 20, expires_at: \"2027-03-01T02:00:00+02:00\"},"
                        " sso: {value: true}}\n"
-                       "  \"user@example.com\": {calls: {value: unlimited}}\n";
+                       "  \"user@example.com\": {calls: {value: unlimited}}\n"
+                       "meters:\n"
+                       "  api: {event: API Called, aggregate: count, period: day}\n"
+                       "  big: {event: '*', aggregate: sum, property: context.n,"
+                       " where: 'x == \"a\\\"b\\\\c\" && y != false && z < -1.5e-3'}\n";
     hr_catalog *files[2] = {parse_ok(rich), NULL};
     hr_err err;
     assert_int_equal(hr_catalog_load_file(EXAMPLE, &files[1], &err), 0);
@@ -520,6 +610,221 @@ static void test_roundtrip(void **state) {
     free(json);
     hr_catalog_release(files[0]);
     hr_catalog_release(files[1]);
+}
+
+/* ---- meters ---- */
+
+static const char *const meters_yaml =
+    "meters:\n"
+    "  api_calls:    {event: \"API Called\", aggregate: count}\n"
+    "  export_rows:  {event: \"Export Finished\", aggregate: sum, property: rows}\n"
+    "  board_count:  {event: \"Board Created\", aggregate: count, period: lifetime}\n"
+    "  active_users: {event: \"*\", aggregate: unique, property: userId, period: month}\n"
+    "  big_exports:  {event: \"Export Finished\", aggregate: count,"
+    " where: 'properties.rows >= 1000'}\n"
+    "features:\n"
+    "  api_calls: {type: metered, unit: call, period: month, meter: api_calls}\n"
+    "  boards:    {type: limit, unit: board, meter: board_count}\n"
+    "  sso:       {type: boolean}\n"
+    "plans:\n"
+    "  free: {entitlements: {api_calls: 1000, boards: 3}}\n";
+
+static void test_meters(void **state) {
+    hr_catalog *c = parse_ok(meters_yaml);
+    assert_int_equal(c->nmeters, 5);
+    const char *order[] = {"api_calls", "export_rows", "board_count", "active_users",
+                           "big_exports"};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(hr_catalog_meter(c, order[i]), i);
+        assert_string_equal(c->meters[i].key, order[i]);
+    }
+    assert_int_equal(hr_catalog_meter(c, "nope"), -1);
+    assert_int_equal(hr_catalog_meter(NULL, "api_calls"), -1);
+
+    const hr_meter *m = &c->meters[0];
+    assert_string_equal(m->event, "API Called");
+    assert_int_equal(m->aggregate, HR_AGG_COUNT);
+    assert_null(m->property);
+    assert_int_equal(m->period, HR_PERIOD_MONTH); /* the default */
+    assert_int_equal(m->nwhere, 0);
+    assert_null(m->where);
+
+    m = &c->meters[1];
+    assert_string_equal(m->event, "Export Finished");
+    assert_int_equal(m->aggregate, HR_AGG_SUM);
+    assert_string_equal(m->property, "properties.rows"); /* bare name: a property */
+
+    m = &c->meters[2];
+    assert_int_equal(m->aggregate, HR_AGG_COUNT);
+    assert_int_equal(m->period, HR_PERIOD_LIFETIME);
+
+    m = &c->meters[3];
+    assert_string_equal(m->event, "*");
+    assert_int_equal(m->aggregate, HR_AGG_UNIQUE);
+    assert_string_equal(m->property, "userId"); /* a message field: as written */
+    assert_int_equal(m->period, HR_PERIOD_MONTH);
+
+    m = &c->meters[4];
+    assert_int_equal(m->nwhere, 1);
+    assert_string_equal(m->where[0].path, "properties.rows");
+    assert_int_equal(m->where[0].op, HR_OP_GE);
+    assert_true(m->where[0].is_number);
+    assert_true(m->where[0].number == 1000);
+    assert_null(m->where[0].string);
+
+    int api = hr_catalog_feature(c, "api_calls"), boards = hr_catalog_feature(c, "boards");
+    int sso = hr_catalog_feature(c, "sso");
+    assert_int_equal(c->feature_meter[api], 0);
+    assert_int_equal(c->feature_meter[boards], 2);
+    assert_int_equal(c->feature_meter[sso], -1);
+    assert_string_equal(c->features[boards].meter, "board_count");
+    assert_int_equal(c->features[api].period, HR_PERIOD_MONTH);
+
+    /* Canonical JSON: normalised paths, the where as canonical text, and the
+     * same hash when read back. */
+    char *json = hr_catalog_to_json(c);
+    assert_non_null(strstr(json, "\"export_rows\":{\"event\":\"Export Finished\","
+                                 "\"aggregate\":\"sum\",\"property\":\"properties.rows\","
+                                 "\"period\":\"month\"}"));
+    assert_non_null(strstr(json, "\"period\":\"lifetime\""));
+    assert_non_null(strstr(json, "\"where\":\"properties.rows >= 1000\""));
+    assert_non_null(strstr(json, "\"meter\":\"board_count\""));
+    hr_catalog *c2 = parse_ok(json);
+    assert_true(c2->hash == c->hash);
+    assert_int_equal(c2->nmeters, 5);
+    assert_int_equal(c2->feature_meter[boards], 2);
+    char *json2 = hr_catalog_to_json(c2);
+    assert_string_equal(json, json2);
+    free(json);
+    free(json2);
+    hr_catalog_release(c2);
+
+    /* Meters are content: changing one changes the hash. */
+    static const struct {
+        const char *from, *to;
+    } edits[] = {
+        {"period: lifetime", "period: billing_cycle"},
+        {"'properties.rows >= 1000'", "'properties.rows > 1000'"},
+        {"'properties.rows >= 1000'", "'properties.rows >= 1001'"},
+        {"property: rows", "property: context.rows"},
+        {"aggregate: unique, property: userId", "aggregate: latest, property: userId"},
+        {"\"API Called\"", "\"API called\""},
+        {"meter: board_count", "meter: api_calls"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        char y[2048];
+        const char *at = strstr(meters_yaml, edits[i].from);
+        assert_non_null(at);
+        snprintf(y, sizeof y, "%.*s%s%s", (int)(at - meters_yaml), meters_yaml, edits[i].to,
+                 at + strlen(edits[i].from));
+        if (hash_of(y) == c->hash) fail_msg("edit %zu did not change the hash", i);
+    }
+    /* ... and a catalog without meters keeps the hash it had before them. */
+    assert_true(hash_of("plans:\n  free: {}\n") == hash_of("plans:\n  free: {}\nmeters: {}\n"));
+    hr_catalog_release(c);
+}
+
+static void test_where_clauses(void **state) {
+    hr_catalog *c = parse_ok(
+        "meters:\n"
+        "  a: {event: e, aggregate: count, where: 'plan == \"pro\" && rows<10&&ok!=true'}\n"
+        "  b: {event: e, aggregate: max, property: context.x,"
+        " where: \"traits.age > -2.5 && event != 'It\\\\'s' && n <= 1e3\"}\n"
+        "  c:\n"
+        "    event: e\n"
+        "    aggregate: count\n"
+        "    where: >-\n"
+        "      anonymousId == ''\n"
+        "      && userId != \"a\\\"b\"\n"
+        "plans:\n  free: {}\n");
+    const hr_meter *a = &c->meters[0], *b = &c->meters[1], *m = &c->meters[2];
+    assert_int_equal(a->nwhere, 3);
+    assert_string_equal(a->where[0].path, "properties.plan");
+    assert_int_equal(a->where[0].op, HR_OP_EQ);
+    assert_false(a->where[0].is_number);
+    assert_string_equal(a->where[0].string, "pro");
+    assert_string_equal(a->where[1].path, "properties.rows");
+    assert_int_equal(a->where[1].op, HR_OP_LT);
+    assert_true(a->where[1].is_number && a->where[1].number == 10);
+    assert_int_equal(a->where[2].op, HR_OP_NE);
+    assert_string_equal(a->where[2].string, "true");
+
+    assert_int_equal(b->nwhere, 3);
+    assert_string_equal(b->property, "context.x");
+    assert_string_equal(b->where[0].path, "traits.age");
+    assert_int_equal(b->where[0].op, HR_OP_GT);
+    assert_true(b->where[0].number == -2.5);
+    assert_string_equal(b->where[1].path, "event");
+    assert_string_equal(b->where[1].string, "It's");
+    assert_int_equal(b->where[2].op, HR_OP_LE);
+    assert_true(b->where[2].number == 1000);
+
+    assert_int_equal(m->nwhere, 2);
+    assert_string_equal(m->where[0].path, "anonymousId");
+    assert_string_equal(m->where[0].string, "");
+    assert_string_equal(m->where[1].path, "userId");
+    assert_string_equal(m->where[1].string, "a\"b");
+
+    char *json = hr_catalog_to_json(c);
+    assert_non_null(strstr(json, "\"where\":\"properties.plan == \\\"pro\\\" && "
+                                 "properties.rows < 10 && properties.ok != \\\"true\\\"\""));
+    assert_non_null(strstr(json, "traits.age > -2.5 && event != \\\"It's\\\" && "
+                                 "properties.n <= 1000"));
+    assert_non_null(strstr(json, "userId != \\\"a\\\\\\\"b\\\""));
+    hr_catalog *c2 = parse_ok(json);
+    assert_true(c2->hash == c->hash);
+    free(json);
+    hr_catalog_release(c2);
+    hr_catalog_release(c);
+
+    /* Numbers come back exactly. */
+    c = parse_ok("meters:\n  m: {event: e, aggregate: count,"
+                 " where: 'a == 0.1 && b == 1e300 && c == -0.000123 && d == 123456789012345678'}\n"
+                 "plans:\n  free: {}\n");
+    json = hr_catalog_to_json(c);
+    c2 = parse_ok(json);
+    for (int i = 0; i < 4; i++)
+        assert_memory_equal(&c->meters[0].where[i].number, &c2->meters[0].where[i].number,
+                            sizeof(double));
+    assert_true(c2->hash == c->hash);
+    free(json);
+    hr_catalog_release(c2);
+    hr_catalog_release(c);
+
+    /* At most 16 clauses. */
+    hr_buf y;
+    hr_buf_init(&y);
+    hr_buf_puts(&y, "plans: {free: {}}\nmeters:\n  m: {event: e, aggregate: count, where: 'a == 1");
+    for (int i = 0; i < 16; i++) hr_buf_puts(&y, " && a == 1");
+    hr_buf_puts(&y, "'}\n");
+    hr_err err;
+    assert_int_equal(hr_catalog_parse(y.data, y.len, "t.yaml", &c, &err, NULL), HR_ECONFIG);
+    assert_non_null(strstr(err.message, "too many clauses (at most 16)"));
+    assert_int_equal(err.column, 44 + 16 * 10 - 1); /* after the 16th && */
+    hr_buf_dispose(&y);
+}
+
+static void test_meter_errors_all(void **state) {
+    /* Every mistake is listed; a broken meter is still a known name. */
+    const char *y = "meters:\n"
+                    "  m: {event: e, aggregate: sum}\n"
+                    "  n: {event: e, aggregate: count, where: 'x >'}\n"
+                    "features:\n"
+                    "  f: {type: limit, meter: m}\n"
+                    "  g: {type: metered, meter: n}\n"
+                    "  h: {type: metered, meter: o}\n"
+                    "plans:\n  free: {}\n";
+    hr_catalog *c = NULL;
+    hr_err err;
+    hr_err_list errs = {0};
+    assert_int_equal(hr_catalog_parse(y, strlen(y), "t.yaml", &c, &err, &errs), HR_ECONFIG);
+    assert_int_equal(errs.count, 3);
+    assert_int_equal(errs.items[0].line, 2);
+    assert_int_equal(errs.items[1].line, 3);
+    assert_int_equal(errs.items[1].column, 46);
+    assert_int_equal(errs.items[2].line, 7);
+    assert_non_null(strstr(errs.items[2].message, "unknown meter 'o' in feature 'h'"));
+    hr_catalog_errors_free(&errs);
 }
 
 static void test_layout_independent(void **state) {
@@ -590,6 +895,9 @@ int main(void) {
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_json_input_same_hash),
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_meters),
+        cmocka_unit_test(test_where_clauses),
+        cmocka_unit_test(test_meter_errors_all),
         cmocka_unit_test(test_layout_independent),
         cmocka_unit_test(test_single_quoted),
     };

@@ -76,6 +76,12 @@ typedef struct seen {
     char *ftr_key[MAXROWS];
     hr_ftrial_rec ftr[MAXROWS];
     int stop_after; /* accounts: return HR_EINTERNAL after this many, 0 = never */
+    int n_meter, n_seen;
+    char *meter_key[MAXROWS];
+    hr_meter_rec meter[MAXROWS]; /* uniq below, copied */
+    uint64_t *meter_uniq[MAXROWS];
+    char *seen_id[MAXROWS];
+    int64_t seen_at[MAXROWS];
 } seen;
 
 static char *dup_or_null(const char *s) {
@@ -154,8 +160,39 @@ static int on_ftrial(void *ud, const hr_ftrial_rec *r) {
     return 0;
 }
 
+static int on_meter(void *ud, const hr_meter_rec *r) {
+    seen *v = ud;
+    int i = v->n_meter++;
+    note(v, 'm');
+    if (i >= MAXROWS) return 0;
+    /* The borrowed array is a proper uint64 array, aligned. */
+    assert_true(r->nuniq == 0 || ((uintptr_t)r->uniq % _Alignof(uint64_t)) == 0);
+    v->meter[i] = *r;
+    v->meter_key[i] = key2(r->account, r->meter);
+    if (r->nuniq) {
+        v->meter_uniq[i] = malloc(r->nuniq * sizeof(uint64_t));
+        memcpy(v->meter_uniq[i], r->uniq, r->nuniq * sizeof(uint64_t));
+    }
+    v->meter[i].uniq = v->meter_uniq[i];
+    v->meter[i].account = v->meter[i].meter = NULL;
+    return 0;
+}
+
+static int on_seen(void *ud, const char *message_id, int64_t received_ms) {
+    seen *v = ud;
+    int i = v->n_seen++;
+    note(v, 's');
+    if (i >= MAXROWS) return 0;
+    v->seen_id[i] = strdup(message_id);
+    v->seen_at[i] = received_ms;
+    return 0;
+}
+
 static void seen_free(seen *v) {
     for (int i = 0; i < MAXROWS; i++) {
+        free(v->meter_key[i]);
+        free(v->meter_uniq[i]);
+        free(v->seen_id[i]);
         free(v->acc_id[i]);
         free(v->acc_name[i]);
         free(v->acc_plan[i]);
@@ -176,7 +213,7 @@ static void seen_free(seen *v) {
 }
 
 static void load_all(hr_store *s, seen *v) {
-    hr_store_loader l = {v, on_account, on_user, on_usage, on_override, on_ftrial, NULL};
+    hr_store_loader l = {v, on_account, on_user, on_usage, on_override, on_ftrial, NULL, NULL, NULL, 0};
     hr_err err = {0};
     int rc = s->ops->load(s, &l, &err);
     if (rc) fail_msg("load: %s", err.message);
@@ -213,6 +250,43 @@ static void ok(int rc, const hr_err *err) {
     if (rc) fail_msg("rc %d: %s", rc, err->message);
 }
 
+/* One integer from a query on a second connection (sees committed data). */
+static int64_t query_int(fixture *f, const char *sql) {
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void exec_raw(fixture *f, const char *sql) {
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    sqlite3_close(db);
+}
+
+static hr_event_rec event(const char *msg_id, const char *acc, const char *name, int64_t at) {
+    hr_event_rec e = {
+        .message_id = msg_id,
+        .account = acc,
+        .user_id = "u1",
+        .anonymous_id = NULL,
+        .type = "track",
+        .event = name,
+        .ts_ms = at - 5,
+        .received_ms = at,
+        .body = "{\"type\":\"track\"}",
+    };
+    return e;
+}
+
 static void put_children(hr_store *s, const char *acc) {
     hr_err err = {0};
     hr_user_rec u = {acc, "u1", "admin", "full", "{\"x\":1}", 10, 11};
@@ -235,7 +309,7 @@ static void test_open_migrate_reopen(void **state) {
     hr_store *s = open_store(f);
     assert_string_equal(s->ops->name, "sqlite");
     int v = hr_store_sqlite_schema_version(s);
-    assert_true(v >= 1);
+    assert_int_equal(v, 2);
     hr_store_close(s);
 
     s = open_store(f);
@@ -369,14 +443,14 @@ static void test_children_roundtrip_and_order(void **state) {
     seen_free(&v);
 
     /* NULL callbacks skip their table. */
-    hr_store_loader l = {&v, NULL, on_user, NULL, NULL, on_ftrial, NULL};
+    hr_store_loader l = {&v, NULL, on_user, NULL, NULL, on_ftrial, NULL, NULL, NULL, 0};
     ok(s->ops->load(s, &l, &err), &err);
     assert_string_equal(v.order, "uuf");
     seen_free(&v);
 
     /* A callback's non-zero return stops the load with that code. */
     v.stop_after = 1;
-    hr_store_loader stop = {&v, on_account, on_user, NULL, NULL, NULL, NULL};
+    hr_store_loader stop = {&v, on_account, on_user, NULL, NULL, NULL, NULL, NULL, NULL, 0};
     assert_int_equal(s->ops->load(s, &stop, &err), HR_EINTERNAL);
     assert_string_equal(v.order, "a");
     seen_free(&v);
@@ -673,6 +747,340 @@ static void test_sqlite_error_reported(void **state) {
     hr_store_close(s);
 }
 
+static void test_migration_2_from_v1(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    hr_account_rec a = account("acc_1", "pro");
+    ok(s->ops->put_account(s, &a, &err), &err);
+    hr_store_close(s);
+    /* Turn the file back into a version-1 database holding v1 data. */
+    exec_raw(f, "DROP TABLE events; DROP TABLE seen; DROP TABLE meter_values;"
+                "DELETE FROM schema_migrations WHERE version = 2");
+    assert_int_equal(query_int(f, "SELECT max(version) FROM schema_migrations"), 1);
+
+    s = open_store(f);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 2);
+    hr_event_rec e = event("m1", "acc_1", "Board Created", 1000);
+    ok(s->ops->put_events(s, &e, 1, &err), &err);
+    hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
+    ok(s->ops->put_meter(s, &m, &err), &err);
+    seen v = {0};
+    load_all(s, &v);
+    assert_int_equal(v.n_acc, 1); /* v1 data survived */
+    seen_free(&v);
+    hr_store_close(s);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                  " ('events','events_account','seen','seen_received',"
+                                  "  'meter_values')"),
+                     5);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 2);
+}
+
+typedef struct ev_seen {
+    int n, stop_at;
+    char *msg[8], *event[8], *body[8], *anon[8];
+    int64_t ts[8], received[8];
+} ev_seen;
+
+static int on_event(void *ud, const hr_event_rec *r) {
+    ev_seen *v = ud;
+    int i = v->n++;
+    if (v->stop_at && v->n >= v->stop_at) return HR_EINTERNAL;
+    if (i >= 8) return 0;
+    v->msg[i] = dup_or_null(r->message_id);
+    v->event[i] = dup_or_null(r->event);
+    v->body[i] = dup_or_null(r->body);
+    v->anon[i] = dup_or_null(r->anonymous_id);
+    v->ts[i] = r->ts_ms;
+    v->received[i] = r->received_ms;
+    assert_string_equal(r->type, "track");
+    return 0;
+}
+
+static void ev_free(ev_seen *v) {
+    for (int i = 0; i < 8; i++) {
+        free(v->msg[i]);
+        free(v->event[i]);
+        free(v->body[i]);
+        free(v->anon[i]);
+    }
+    memset(v, 0, sizeof *v);
+}
+
+static void test_events_seen_recent(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    hr_event_rec ev[6] = {
+        event("m1", "acc_1", "A", 1000), event("m2", "acc_2", "B", 1001),
+        event(NULL, "acc_1", "C", 1002), /* no message id: logged, not seen */
+        event("m3", "acc_1", NULL, 1003), event("m3", "acc_1", "dup", 1004), /* safety net */
+        event("m4", NULL, "D", 1005),    /* reached no account */
+    };
+    ev[3].anonymous_id = "anon_9";
+    ok(s->ops->put_events(s, ev, 6, &err), &err);
+    ok(s->ops->put_events(s, ev, 0, &err), &err); /* an empty batch is a no-op */
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 6);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM seen"), 4);
+    assert_int_equal(query_int(f, "SELECT received_ms FROM seen WHERE message_id='m3'"), 1003);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events WHERE account IS NULL"), 1);
+
+    /* Newest first, at most limit. */
+    ev_seen v = {0};
+    ok(s->ops->recent_events(s, "acc_1", 3, on_event, &v, &err), &err);
+    assert_int_equal(v.n, 3);
+    assert_string_equal(v.event[0], "dup");
+    assert_null(v.event[1]);
+    assert_string_equal(v.msg[1], "m3");
+    assert_string_equal(v.anon[1], "anon_9");
+    assert_null(v.msg[2]);
+    assert_string_equal(v.event[2], "C");
+    assert_int_equal(v.received[2], 1002);
+    assert_int_equal(v.ts[2], 997);
+    assert_string_equal(v.body[2], "{\"type\":\"track\"}");
+    assert_null(v.anon[2]);
+    ev_free(&v);
+    ok(s->ops->recent_events(s, "acc_1", 100, on_event, &v, &err), &err);
+    assert_int_equal(v.n, 4);
+    assert_string_equal(v.event[3], "A");
+    ev_free(&v);
+    ok(s->ops->recent_events(s, "acc_1", 0, on_event, &v, &err), &err);
+    assert_int_equal(v.n, 0);
+    ok(s->ops->recent_events(s, "acc_none", 10, on_event, &v, &err), &err);
+    assert_int_equal(v.n, 0);
+    /* A callback's non-zero return stops with that code; the statement is reusable. */
+    v.stop_at = 2;
+    assert_int_equal(s->ops->recent_events(s, "acc_1", 10, on_event, &v, &err), HR_EINTERNAL);
+    assert_int_equal(v.n, 2);
+    ev_free(&v);
+
+    /* The limit is capped at 1000. */
+    static hr_event_rec many[1010];
+    for (int i = 0; i < 1010; i++) many[i] = event(NULL, "acc_3", "X", 2000 + i);
+    ok(s->ops->put_events(s, many, 1010, &err), &err);
+    ok(s->ops->recent_events(s, "acc_3", 5000, on_event, &v, &err), &err);
+    assert_int_equal(v.n, 1000);
+    assert_int_equal(v.received[0], 2000 + 1009);
+    ev_free(&v);
+
+    /* A bad record fails the whole batch when put_events owns the transaction. */
+    hr_event_rec bad[3] = {event("m7", "acc_1", "ok", 5000), event("m8", "acc_1", "bad", 5001),
+                           event("m9", "acc_1", "ok", 5002)};
+    bad[1].type = NULL; /* NOT NULL */
+    assert_int_equal(s->ops->put_events(s, bad, 3, &err), HR_ESTORE);
+    assert_non_null(strstr(err.message, "put_events"));
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events WHERE received_ms >= 5000"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM seen WHERE message_id='m7'"), 0);
+    hr_store_close(s);
+}
+
+static int collect_meter(void *ud, const hr_meter_rec *r) {
+    return on_meter(ud, r);
+}
+
+static void test_meter_upsert_and_series(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    const uint64_t u1[] = {0x0102030405060708ULL, UINT64_MAX, 0, 0x8000000000000001ULL};
+    hr_meter_rec m = {"acc_1", "active_users", 3000, 4, 3500, u1, 4};
+    ok(s->ops->put_meter(s, &m, &err), &err);
+    /* Little-endian on disk, whatever the host. */
+    assert_int_equal(query_int(f, "SELECT length(uniq) FROM meter_values"), 32);
+    assert_int_equal(query_int(f, "SELECT hex(substr(uniq, 1, 8)) = '0807060504030201'"
+                                  " FROM meter_values"),
+                     1);
+    /* Upsert: same key, new value, shorter set. */
+    const uint64_t u2[] = {42, 7};
+    m.value = 2.5;
+    m.latest_ms = 3600;
+    m.uniq = u2;
+    m.nuniq = 2;
+    ok(s->ops->put_meter(s, &m, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM meter_values"), 1);
+
+    /* Other periods, another meter and account, a plain (non-unique) meter. */
+    hr_meter_rec p = {"acc_1", "active_users", 1000, 9, 1100, u1, 4};
+    ok(s->ops->put_meter(s, &p, &err), &err);
+    p.period_start = 2000;
+    p.uniq = NULL;
+    p.nuniq = 0;
+    ok(s->ops->put_meter(s, &p, &err), &err);
+    p.period_start = 4000;
+    ok(s->ops->put_meter(s, &p, &err), &err);
+    hr_meter_rec o = {"acc_1", "api_calls", 2000, 1, 1, NULL, 0};
+    ok(s->ops->put_meter(s, &o, &err), &err);
+    o.account = "acc_2";
+    o.meter = "active_users";
+    ok(s->ops->put_meter(s, &o, &err), &err);
+
+    seen v = {0};
+    ok(s->ops->meter_series(s, "acc_1", "active_users", 1000, 4000, collect_meter, &v, &err),
+       &err);
+    assert_int_equal(v.n_meter, 3);
+    assert_int_equal(v.meter[0].period_start, 1000);
+    assert_int_equal(v.meter[0].nuniq, 4);
+    assert_memory_equal(v.meter_uniq[0], u1, sizeof u1);
+    assert_int_equal(v.meter[1].period_start, 2000);
+    assert_int_equal(v.meter[1].nuniq, 0);
+    assert_null(v.meter[1].uniq);
+    assert_int_equal(v.meter[2].period_start, 3000);
+    assert_true(v.meter[2].value == 2.5);
+    assert_int_equal(v.meter[2].latest_ms, 3600);
+    assert_int_equal(v.meter[2].nuniq, 2);
+    assert_memory_equal(v.meter_uniq[2], u2, sizeof u2);
+    assert_string_equal(v.meter_key[2], "acc_1/active_users");
+    seen_free(&v);
+
+    ok(s->ops->meter_series(s, "acc_1", "active_users", 1001, 3000, collect_meter, &v, &err),
+       &err);
+    assert_int_equal(v.n_meter, 1);
+    assert_int_equal(v.meter[0].period_start, 2000);
+    seen_free(&v);
+    ok(s->ops->meter_series(s, "acc_9", "active_users", 0, 99999, collect_meter, &v, &err),
+       &err);
+    assert_int_equal(v.n_meter, 0);
+
+    /* Upserting back to no set stores NULL. */
+    m.uniq = NULL;
+    m.nuniq = 0;
+    ok(s->ops->put_meter(s, &m, &err), &err);
+    assert_int_equal(query_int(f, "SELECT uniq IS NULL FROM meter_values"
+                                  " WHERE account='acc_1' AND meter='active_users'"
+                                  " AND period_start=3000"),
+                     1);
+    hr_store_close(s);
+}
+
+typedef struct reenter {
+    hr_store *s;
+    int inner_rc;
+} reenter;
+
+static int reenter_series(void *ud, const hr_meter_rec *r) {
+    reenter *x = ud;
+    hr_err err = {0};
+    x->inner_rc = x->s->ops->meter_series(x->s, r->account, r->meter, 0, 10, reenter_series,
+                                          ud, &err);
+    return 0;
+}
+
+static void test_meter_series_reentry_refused(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    hr_meter_rec m = {"acc_1", "boards", 0, 1, 1, NULL, 0};
+    ok(s->ops->put_meter(s, &m, &err), &err);
+    reenter x = {s, 0};
+    ok(s->ops->meter_series(s, "acc_1", "boards", 0, 10, reenter_series, &x, &err), &err);
+    assert_int_equal(x.inner_rc, HR_ESTORE);
+    hr_store_close(s);
+}
+
+static void test_load_latest_meters_and_seen(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    const uint64_t u[] = {5, 6, 7};
+    hr_meter_rec rows[] = {
+        {"acc_2", "boards", 2000, 20, 2100, NULL, 0},
+        {"acc_1", "seats", 1000, 1, 1100, NULL, 0},
+        {"acc_1", "active_users", 3000, 3, 3100, u, 3},
+        {"acc_1", "active_users", 1000, 1, 1100, NULL, 0},
+        {"acc_2", "boards", 1000, 10, 1100, NULL, 0},
+        {"acc_1", "active_users", 2000, 2, 2100, u, 2},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        ok(s->ops->put_meter(s, &rows[i], &err), &err);
+    hr_event_rec ev[4] = {event("m1", "acc_1", "A", 100), event("m2", "acc_1", "A", 200),
+                          event("m3", "acc_1", "A", 300), event(NULL, "acc_1", "A", 400)};
+    ok(s->ops->put_events(s, ev, 4, &err), &err);
+    hr_ftrial_rec t = {"acc_1", "sso", 1, 2};
+    ok(s->ops->put_ftrial(s, &t, &err), &err);
+
+    seen v = {0};
+    hr_store_loader l = {.ud = &v, .ftrial = on_ftrial, .meter = on_meter, .seen = on_seen,
+                         .seen_since = 200};
+    ok(s->ops->load(s, &l, &err), &err);
+    /* Feature trials, then meters, then seen ids. */
+    assert_string_equal(v.order, "fmmmss");
+    assert_int_equal(v.n_meter, 3);
+    assert_string_equal(v.meter_key[0], "acc_1/active_users");
+    assert_int_equal(v.meter[0].period_start, 3000);
+    assert_true(v.meter[0].value == 3);
+    assert_int_equal(v.meter[0].latest_ms, 3100);
+    assert_int_equal(v.meter[0].nuniq, 3);
+    assert_memory_equal(v.meter_uniq[0], u, sizeof u);
+    assert_string_equal(v.meter_key[1], "acc_1/seats");
+    assert_int_equal(v.meter[1].period_start, 1000);
+    assert_string_equal(v.meter_key[2], "acc_2/boards");
+    assert_int_equal(v.meter[2].period_start, 2000);
+    assert_true(v.meter[2].value == 20);
+    assert_int_equal(v.n_seen, 2);
+    int m2 = find(v.seen_id, v.n_seen, "m2"), m3 = find(v.seen_id, v.n_seen, "m3");
+    assert_true(m2 >= 0 && m3 >= 0);
+    assert_int_equal(v.seen_at[m2], 200);
+    assert_int_equal(v.seen_at[m3], 300);
+    seen_free(&v);
+
+    /* seen_prune forgets ids received before the cutoff. */
+    ok(s->ops->seen_prune(s, 300, &err), &err);
+    l.seen_since = 0;
+    ok(s->ops->load(s, &l, &err), &err);
+    assert_int_equal(v.n_seen, 1);
+    assert_string_equal(v.seen_id[0], "m3");
+    seen_free(&v);
+    /* The log itself is untouched by pruning. */
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 4);
+    hr_store_close(s);
+}
+
+static void test_delete_account_meters_and_events(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    hr_meter_rec m = {"acc_1", "boards", 1000, 1, 1, NULL, 0};
+    ok(s->ops->put_meter(s, &m, &err), &err);
+    m.account = "acc_10";
+    ok(s->ops->put_meter(s, &m, &err), &err);
+    hr_event_rec e = event("m1", "acc_1", "A", 100);
+    ok(s->ops->put_events(s, &e, 1, &err), &err);
+    ok(s->ops->delete_account(s, "acc_1", &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM meter_values WHERE account='acc_1'"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM meter_values"), 1);
+    /* The event log is history: it stays. */
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events WHERE account='acc_1'"), 1);
+    hr_store_close(s);
+}
+
+static void test_events_meters_in_transactions(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    hr_event_rec ev[2] = {event("m1", "acc_1", "A", 100), event("m2", "acc_1", "B", 200)};
+    hr_meter_rec m = {"acc_1", "boards", 0, 2, 200, NULL, 0};
+
+    ok(s->ops->begin(s, &err), &err);
+    ok(s->ops->put_events(s, ev, 2, &err), &err);
+    ok(s->ops->put_meter(s, &m, &err), &err);
+    s->ops->rollback(s);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM seen"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM meter_values"), 0);
+
+    ok(s->ops->begin(s, &err), &err);
+    ok(s->ops->put_events(s, ev, 2, &err), &err);
+    ok(s->ops->put_meter(s, &m, &err), &err);
+    /* put_events joined the caller's transaction: nothing committed yet. */
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 0);
+    ok(s->ops->commit(s, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 2);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM seen"), 2);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM meter_values"), 1);
+    hr_store_close(s);
+}
+
 #define BULK 100000
 #define BATCH 10000
 
@@ -718,6 +1126,14 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_durable_across_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_error_reported, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_2_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_seen_recent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meter_upsert_and_series, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meter_series_reentry_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_latest_meters_and_seen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_account_meters_and_events, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_events_meters_in_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_100k, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

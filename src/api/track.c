@@ -1,0 +1,239 @@
+/* track.c: Segment's HTTP Tracking API (track, identify, group, page,
+ * screen, batch) and the reads of what it produced (usage series, recent
+ * events).
+ *
+ * Unmodified Segment clients send the write key as the HTTP Basic user name;
+ * `writeKey` in the body is accepted too. A batch keeps its good messages and
+ * reports the bad ones by index; nothing valid is dropped. group calls make
+ * the user a member of the account (creating it on the first plan if
+ * needed) before the batch's events are counted, so events in the same
+ * batch already reach it. */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api_int.h"
+#include "err.h"
+#include "events/segment.h"
+#include "timeutil.h"
+
+/* The write key from "Authorization: Basic base64(key:)" or the body. */
+static int write_key_ok(hr_req *r, json_object *body) {
+    if (r->key == HR_KEY_SECRET) return 1;
+    const char *want = r->app->write_key;
+    if (!want || !*want) return 0;
+    const char *h = hr_req_header(r, "Authorization");
+    if (h && !strncasecmp(h, "Basic ", 6)) {
+        const char *b64 = h + 6;
+        while (*b64 == ' ') b64++;
+        size_t n = strlen(b64);
+        if (n && n < 1024) {
+            unsigned char dec[800];
+            int len = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)n);
+            if (len > 0) {
+                /* EVP_DecodeBlock counts padding as bytes: trim them */
+                while (len > 0 && n > 0 && b64[n - 1] == '=') len--, n--;
+                dec[len] = 0;
+                char *colon = strchr((char *)dec, ':');
+                if (colon) *colon = 0;
+                if (hr_key_equal((char *)dec, want)) return 1;
+            }
+        }
+    }
+    json_object *wk;
+    if (body && json_object_object_get_ex(body, "writeKey", &wk) &&
+        json_object_is_type(wk, json_type_string))
+        return hr_key_equal(json_object_get_string(wk), want);
+    return 0;
+}
+
+/* group and identify: membership and traits, before the events count. */
+static int side_effects(hr_req *r, hr_msg *m, hr_err *err) {
+    const char *user = m->user_id;
+    if (m->type == HR_MSG_GROUP)
+        return hr_engine_join(r->app->engine, m->group_id, user, m->traits, NULL, 0, err);
+    if (m->type == HR_MSG_IDENTIFY && user && m->account)
+        return hr_engine_join(r->app->engine, m->account, user, NULL, m->traits, 0, err);
+    if (m->type == HR_MSG_IDENTIFY && user && m->traits) {
+        char acct[160];
+        if (hr_engine_user_account(r->app->engine, user, acct, sizeof acct) == 0)
+            return hr_engine_join(r->app->engine, acct, user, NULL, m->traits, 0, err);
+    }
+    return 0;
+}
+
+static void ingest(hr_req *r, int type) {
+    int batch = type < 0;
+    size_t limit = batch ? HR_BATCH_MAX_BYTES : HR_MSG_MAX_BYTES;
+    if (r->body_len > limit)
+        return hr_reply_error(r, 413, "payload_too_large", "%s exceeds %s", batch ? "a batch" : "a message",
+                              batch ? "500 KB" : "32 KB");
+    json_object *doc = hr_req_json(r, 0);
+    if (!doc) return;
+    hr_msg *msgs = NULL;
+    int *status = NULL, n = 0, total = 1;
+    hr_buf errs;
+    hr_buf_init(&errs);
+    int nerr = 0;
+    if (!write_key_ok(r, doc)) {
+        hr_reply_error(r, 401, "unauthorized", "send the write key as the HTTP Basic user name "
+                                               "(or 'writeKey' in the body)");
+        goto out;
+    }
+    int64_t now_ms = hr_time_now() * 1000;
+    json_object *list = doc, *v;
+    int64_t batch_sent = 0;
+    if (batch) {
+        if (!json_object_object_get_ex(doc, "batch", &list) ||
+            !json_object_is_type(list, json_type_array)) {
+            hr_reply_error(r, 400, "invalid_request", "'batch' (an array of messages) is required");
+            goto out;
+        }
+        total = (int)json_object_array_length(list);
+        if (total > HR_BATCH_MAX_MSGS) {
+            hr_reply_error(r, 400, "invalid_request", "a batch holds at most %d messages, not %d",
+                           HR_BATCH_MAX_MSGS, total);
+            goto out;
+        }
+        if (json_object_object_get_ex(doc, "sentAt", &v) && json_object_is_type(v, json_type_string))
+            hr_time_parse_ms(json_object_get_string(v), &batch_sent);
+    }
+    msgs = calloc((size_t)total + 1, sizeof *msgs);
+    status = calloc((size_t)total + 1, sizeof *status);
+    if (!msgs || !status) {
+        hr_reply_error(r, 500, "internal", "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < total; i++) {
+        json_object *o = batch ? json_object_array_get_idx(list, (size_t)i) : doc;
+        size_t size = r->body_len;
+        if (batch) json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &size);
+        hr_err e = {0};
+        if (hr_msg_parse(o, batch ? -1 : type, size, batch_sent, now_ms, &msgs[n], &e)) {
+            if (nerr++) hr_buf_putc(&errs, ',');
+            hr_buf_printf(&errs, "{\"index\":%d,\"message\":", i);
+            hr_buf_json_str(&errs, e.message);
+            hr_buf_putc(&errs, '}');
+            continue;
+        }
+        n++;
+    }
+    if (!n) {
+        if (!batch) {
+            hr_buf_reset(&errs);
+            /* one message: its reason is the error */
+            hr_err e = {0};
+            hr_msg_parse(doc, type, r->body_len, 0, now_ms, &msgs[0], &e);
+            hr_reply_error(r, 400, "invalid_request", "%s", e.message);
+            goto out;
+        }
+        if (total) {
+            hr_buf_puts(&r->out, "{\"error\":{\"code\":\"invalid_request\",\"message\":"
+                                 "\"no valid message in the batch\",\"details\":[");
+            hr_buf_append(&r->out, errs.data, errs.len);
+            hr_buf_puts(&r->out, "]}}");
+            hr_reply(r, 400);
+            goto out;
+        }
+    }
+    hr_err e = {0};
+    for (int i = 0; i < n; i++) {
+        if (side_effects(r, &msgs[i], &e)) {
+            hr_api_fail(r, e.code, &e);
+            goto out;
+        }
+    }
+    if (n && hr_engine_ingest(r->app->engine, msgs, n, now_ms, status, &e)) {
+        hr_api_fail(r, e.code, &e);
+        goto out;
+    }
+    int dup = 0, orphan = 0;
+    for (int i = 0; i < n; i++) {
+        dup += status[i] == HR_INGEST_DUPLICATE;
+        orphan += status[i] == HR_INGEST_NO_ACCOUNT;
+    }
+    hr_buf_printf(&r->out, "{\"success\":true,\"accepted\":%d,\"duplicates\":%d,"
+                           "\"without_account\":%d,\"rejected\":%d,\"errors\":[",
+                  n - dup, dup, orphan, nerr);
+    hr_buf_append(&r->out, errs.data ? errs.data : "", errs.len);
+    hr_buf_puts(&r->out, "]}");
+    hr_reply(r, 200);
+out:
+    free(msgs);
+    free(status);
+    hr_buf_dispose(&errs);
+    json_object_put(doc);
+}
+
+void hr_api_seg_track(hr_req *r) { ingest(r, HR_MSG_TRACK); }
+void hr_api_seg_identify(hr_req *r) { ingest(r, HR_MSG_IDENTIFY); }
+void hr_api_seg_group(hr_req *r) { ingest(r, HR_MSG_GROUP); }
+void hr_api_seg_page(hr_req *r) { ingest(r, HR_MSG_PAGE); }
+void hr_api_seg_screen(hr_req *r) { ingest(r, HR_MSG_SCREEN); }
+void hr_api_seg_batch(hr_req *r) { ingest(r, -1); }
+
+/* ---- reading -------------------------------------------------------------- */
+
+typedef struct series {
+    hr_buf *out;
+    int n;
+} series;
+
+static int point(void *ud, const hr_meter_rec *m) {
+    series *s = ud;
+    if (s->n++) hr_buf_putc(s->out, ',');
+    hr_buf_puts(s->out, "{\"period_start\":");
+    hr_buf_json_time(s->out, m->period_start ? m->period_start : 1);
+    hr_buf_printf(s->out, ",\"value\":%.17g}", m->value);
+    return 0;
+}
+
+/* ?meter=api_calls&from=&to= : the meter's value per period, oldest first. */
+void hr_api_usage_series(hr_req *r) {
+    const char *meter = hr_req_query(r, "meter"), *from = hr_req_query(r, "from"),
+               *to = hr_req_query(r, "to");
+    int64_t f = 0, t = INT64_MAX;
+    if (!meter) return hr_reply_error(r, 400, "invalid_request", "'meter' is required");
+    if ((from && hr_time_parse(from, &f)) || (to && hr_time_parse(to, &t)))
+        return hr_reply_error(r, 400, "invalid_request", "'from' and 'to' must be RFC 3339 times");
+    double now_v;
+    int rc = hr_engine_meter_value(r->app->engine, r->params[0], meter, 0, &now_v);
+    if (rc == HR_ENOTFOUND) return hr_reply_error(r, 404, "not_found", "no account '%s'", r->params[0]);
+    if (rc) return hr_reply_error(r, 422, "unprocessable", "unknown meter '%s'", meter);
+    hr_buf_puts(&r->out, "{\"account\":");
+    hr_buf_json_str(&r->out, r->params[0]);
+    hr_buf_puts(&r->out, ",\"meter\":");
+    hr_buf_json_str(&r->out, meter);
+    hr_buf_printf(&r->out, ",\"current\":%.17g,\"points\":[", now_v);
+    series s = {&r->out, 0};
+    hr_err e = {0};
+    if (r->app->store &&
+        r->app->store->ops->meter_series(r->app->store, r->params[0], meter, f, t, point, &s, &e))
+        return hr_api_fail(r, e.code, &e);
+    hr_buf_puts(&r->out, "]}");
+    hr_reply(r, 200);
+}
+
+static int event_row(void *ud, const hr_event_rec *ev) {
+    series *s = ud;
+    if (s->n++) hr_buf_putc(s->out, ',');
+    hr_buf_puts(s->out, ev->body); /* stored as JSON text */
+    return 0;
+}
+
+/* ?limit=N : the account's newest raw events, for debugging integrations. */
+void hr_api_events_recent(hr_req *r) {
+    const char *l = hr_req_query(r, "limit");
+    int limit = l ? atoi(l) : 50;
+    if (limit < 1 || limit > 1000) return hr_reply_error(r, 400, "invalid_request", "limit must be 1..1000");
+    hr_buf_puts(&r->out, "{\"events\":[");
+    series s = {&r->out, 0};
+    hr_err e = {0};
+    if (r->app->store &&
+        r->app->store->ops->recent_events(r->app->store, r->params[0], limit, event_row, &s, &e))
+        return hr_api_fail(r, e.code, &e);
+    hr_buf_puts(&r->out, "]}");
+    hr_reply(r, 200);
+}

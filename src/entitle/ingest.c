@@ -1,0 +1,416 @@
+/* ingest.c: product events into meters, durably, with group commit.
+ *
+ * A request hands its validated messages to hr_engine_ingest and waits.
+ * Whoever finds no commit in progress becomes the leader: it takes every
+ * job queued so far (its own and other requests'), and under the engine's
+ * writer mutex dedups them (message ids seen in the window), folds track
+ * events into staged copies of the meter values they touch, appends all to
+ * the event log and upserts the values in one transaction (one fsync for
+ * many requests), then swaps the staged values into the accounts under the
+ * brief exclusive lock. Followers just wait for their job to be marked
+ * done. So a 2xx always means durable, and a retry of an acknowledged
+ * message counts nothing twice. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "entitle_int.h"
+#include "err.h"
+#include "intern.h"
+#include "timeutil.h"
+
+typedef struct hr_ingest_job {
+    struct hr_ingest_job *next;
+    hr_msg *msgs;
+    int n;
+    int64_t now_ms;
+    int *status; /* per message: HR_INGEST_* */
+    int done, rc;
+    hr_err err;
+} hr_ingest_job;
+
+typedef struct hr_seen {
+    int64_t at_ms;
+    char id[];
+} hr_seen;
+
+void hr_ingest_init(hr_engine *e) {
+    e->user_acct = hr_map_new(1024);
+    e->seen = hr_map_new(1024);
+    pthread_mutex_init(&e->qmu, NULL);
+    pthread_cond_init(&e->qcv, NULL);
+    e->dedup_window_ms = 7LL * 86400 * 1000;
+}
+
+void hr_ingest_dispose(hr_engine *e) {
+    size_t pos = 0;
+    void *v;
+    while (e->user_acct && hr_map_next(e->user_acct, &pos, NULL, &v)) free(v);
+    pos = 0;
+    while (e->seen && hr_map_next(e->seen, &pos, NULL, &v)) free(v);
+    hr_map_free(e->user_acct);
+    hr_map_free(e->seen);
+    pthread_mutex_destroy(&e->qmu);
+    pthread_cond_destroy(&e->qcv);
+}
+
+void hr_engine_note_member(hr_engine *e, const char *user, const char *account, int64_t at) {
+    hr_membership *m = hr_map_get(e->user_acct, user);
+    if (m) {
+        if (at >= m->at) m->account = hr_intern(account), m->at = at;
+        return;
+    }
+    size_t n = strlen(user);
+    if (!(m = malloc(sizeof *m + n + 1))) return; /* resolution falls back to context */
+    memcpy(m->user, user, n + 1);
+    m->account = hr_intern(account);
+    m->at = at;
+    int err = 0;
+    hr_map_put(e->user_acct, m->user, m, &err);
+    if (err) free(m);
+}
+
+int hr_engine_user_account(hr_engine *e, const char *user, char *out, size_t n) {
+    pthread_mutex_lock(&e->wmu); /* the membership map is the writers' */
+    hr_membership *m = hr_map_get(e->user_acct, user);
+    if (m) snprintf(out, n, "%s", m->account);
+    pthread_mutex_unlock(&e->wmu);
+    return m ? 0 : HR_ENOTFOUND;
+}
+
+static int cycle_months(const hr_account *a) { return a->interval == HR_INTERVAL_YEAR ? 12 : 1; }
+
+static hr_mval_ent *find_mval(const hr_account *a, const char *meter) {
+    for (uint16_t i = 0; i < a->nmvals; i++)
+        if (!strcmp(a->mvals[i].meter, meter)) return &a->mvals[i];
+    return NULL;
+}
+
+double hr_account_meter_now(const hr_catalog *c, const hr_account *a, int mi, int64_t now) {
+    const hr_meter *m = &c->meters[mi];
+    const hr_mval_ent *mv = find_mval(a, m->key);
+    if (!mv) return 0;
+    int64_t start = hr_meter_period_start(m->period, now, a->renews_at, cycle_months(a));
+    return mv->v.period_start == start ? mv->v.value : 0;
+}
+
+/* Copies a stored value into v (rebuilding a unique meter's set). */
+static int set_from_rec(hr_meter_value *v, const hr_meter_rec *r) {
+    hr_meter_value_init(v, r->period_start);
+    for (uint32_t i = 0; i < r->nuniq; i++)
+        if (hr_meter_fold(v, HR_AGG_UNIQUE, 0, r->uniq[i], 0) < 0) return HR_ENOMEM;
+    v->value = r->value;
+    v->latest_ms = r->latest_ms;
+    return 0;
+}
+
+int hr_account_load_meter(hr_account *a, const hr_meter_rec *r) {
+    const char *meter = hr_intern(r->meter);
+    if (!meter) return HR_ENOMEM;
+    hr_mval_ent *mv = find_mval(a, meter);
+    if (!mv) {
+        hr_mval_ent *p = realloc(a->mvals, (a->nmvals + 1u) * sizeof *p);
+        if (!p) return HR_ENOMEM;
+        a->mvals = p;
+        mv = &p[a->nmvals++];
+        mv->meter = meter;
+        hr_meter_value_init(&mv->v, 0);
+    } else if (mv->v.period_start > r->period_start) {
+        return 0;
+    }
+    hr_meter_value_dispose(&mv->v);
+    return set_from_rec(&mv->v, r);
+}
+
+int hr_ingest_load_seen(hr_engine *e, const char *id, int64_t at_ms) {
+    size_t n = strlen(id);
+    hr_seen *s = malloc(sizeof *s + n + 1);
+    if (!s) return HR_ENOMEM;
+    s->at_ms = at_ms;
+    memcpy(s->id, id, n + 1);
+    int err = 0;
+    void *old = hr_map_put(e->seen, s->id, s, &err);
+    if (err) {
+        free(s);
+        return HR_ENOMEM;
+    }
+    free(old);
+    return 0;
+}
+
+int hr_engine_meter_value(hr_engine *e, const char *account, const char *meter, int64_t now,
+                          double *out) {
+    pthread_rwlock_rdlock(&e->lock);
+    const hr_account *a = hr_map_get(e->accounts, account);
+    int mi = hr_catalog_meter(e->cat, meter);
+    int rc = !a ? HR_ENOTFOUND : mi < 0 ? HR_ELIMIT : 0;
+    if (!rc) *out = hr_account_meter_now(e->cat, a, mi, now ? now : hr_time_now());
+    pthread_rwlock_unlock(&e->lock);
+    return rc;
+}
+
+/* ---- one batch, under the writer mutex --------------------------------- */
+
+/* A meter value being changed by this batch. */
+typedef struct staged {
+    hr_account *a;
+    const char *meter; /* interned */
+    hr_meter_value v;  /* owned copy */
+    int current;       /* replaces the account's in-memory value after commit */
+} staged;
+
+typedef struct batch {
+    staged *st;
+    size_t nst, capst;
+    hr_event_rec *ev;
+    char **bodies;
+    size_t nev, capev;
+    const char **new_seen;
+    int64_t *new_seen_at;
+    size_t nseen, capseen;
+} batch;
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap * 2 : 64;
+    while (c < need) c *= 2;
+    void *np = realloc(*p, c * elem);
+    if (!np) return -1;
+    *p = np;
+    *cap = c;
+    return 0;
+}
+
+static int load_one(void *ud, const hr_meter_rec *r) { return set_from_rec(ud, r); }
+
+/* The staged value of (a, meter) for the period starting at ps: from memory
+ * (the latest period) or the store (a late event's older period) the first
+ * time this batch touches it. NULL on OOM or a store error (in err). */
+static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, int64_t ps,
+                     hr_err *err) {
+    for (size_t i = 0; i < b->nst; i++)
+        if (b->st[i].a == a && b->st[i].meter == meter && b->st[i].v.period_start == ps)
+            return &b->st[i];
+    if (grow((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st)) {
+        hr_err_set(err, HR_ENOMEM, "out of memory");
+        return NULL;
+    }
+    staged *s = &b->st[b->nst];
+    memset(s, 0, sizeof *s);
+    s->a = a;
+    s->meter = meter;
+    hr_meter_value_init(&s->v, ps);
+    const hr_mval_ent *mv = find_mval(a, meter);
+    /* a later period than any staged for the same meter supersedes them */
+    int latest = !mv || ps >= mv->v.period_start;
+    for (size_t i = 0; i < b->nst; i++)
+        if (b->st[i].a == a && b->st[i].meter == meter && b->st[i].v.period_start > ps) latest = 0;
+    if (mv && mv->v.period_start == ps) {
+        s->v = mv->v;
+        s->v.uniq = NULL;
+        if (mv->v.capuniq) {
+            if (!(s->v.uniq = malloc(mv->v.capuniq * sizeof *s->v.uniq))) {
+                hr_err_set(err, HR_ENOMEM, "out of memory");
+                return NULL;
+            }
+            memcpy(s->v.uniq, mv->v.uniq, mv->v.capuniq * sizeof *s->v.uniq);
+        }
+    } else if (!latest && e->store &&
+               e->store->ops->meter_series(e->store, a->id, meter, ps, ps + 1, load_one, &s->v,
+                                           err)) {
+        hr_meter_value_dispose(&s->v);
+        return NULL;
+    }
+    if (latest)
+        for (size_t i = 0; i < b->nst; i++)
+            if (b->st[i].a == a && b->st[i].meter == meter) b->st[i].current = 0;
+    s->current = latest;
+    b->nst++;
+    return s;
+}
+
+/* Resolves, dedups and folds one message; appends it to the batch log. */
+static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *status, hr_err *err) {
+    *status = HR_INGEST_OK;
+    if (m->message_id) {
+        int dup = hr_map_get(e->seen, m->message_id) != NULL;
+        for (size_t i = 0; !dup && i < b->nseen; i++) dup = !strcmp(b->new_seen[i], m->message_id);
+        if (dup) {
+            *status = HR_INGEST_DUPLICATE;
+            return 0;
+        }
+        if (grow((void **)&b->new_seen, &b->capseen, b->nseen + 1, sizeof *b->new_seen) ||
+            !(b->new_seen_at = realloc(b->new_seen_at, b->capseen * sizeof *b->new_seen_at)))
+            return hr_err_set(err, HR_ENOMEM, "out of memory");
+        b->new_seen[b->nseen] = m->message_id;
+        b->new_seen_at[b->nseen++] = now_ms;
+    }
+    /* the account: the message's own, else the group the user last joined */
+    const char *acct = m->account;
+    if (!acct && m->user_id) {
+        hr_membership *mb = hr_map_get(e->user_acct, m->user_id);
+        if (mb) acct = mb->account;
+    }
+    hr_account *a = acct ? hr_map_get(e->accounts, acct) : NULL;
+    if (!a) *status = HR_INGEST_NO_ACCOUNT;
+    if (grow((void **)&b->ev, &b->capev, b->nev + 1, sizeof *b->ev) ||
+        !(b->bodies = realloc(b->bodies, b->capev * sizeof *b->bodies)))
+        return hr_err_set(err, HR_ENOMEM, "out of memory");
+    char *body = strdup(json_object_to_json_string_ext(m->msg, JSON_C_TO_STRING_PLAIN));
+    if (!body) return hr_err_set(err, HR_ENOMEM, "out of memory");
+    b->bodies[b->nev] = body;
+    b->ev[b->nev++] = (hr_event_rec){m->message_id, a ? a->id : acct, m->user_id, m->anonymous_id,
+                                     hr_msg_type_str(m->type), m->event, m->timestamp_ms, now_ms,
+                                     body};
+    if (!a || m->type != HR_MSG_TRACK) return 0;
+    const hr_catalog *c = e->cat;
+    for (int mi = 0; mi < c->nmeters; mi++) {
+        const hr_meter *mt = &c->meters[mi];
+        double num;
+        uint64_t uh;
+        if (!hr_meter_matches(mt, m) || hr_meter_input(mt, m, &num, &uh)) continue;
+        int64_t ps = hr_meter_period_start(mt->period, m->timestamp_ms / 1000, a->renews_at,
+                                           cycle_months(a));
+        staged *s = stage(e, b, a, hr_intern(mt->key), ps, err);
+        if (!s) return err->code ? err->code : HR_ENOMEM;
+        if (hr_meter_fold(&s->v, mt->aggregate, num, uh, m->timestamp_ms) < 0)
+            return hr_err_set(err, HR_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* The set's hashes, compactly, for the store; caller frees. */
+static uint64_t *compact_set(const hr_meter_value *v) {
+    uint64_t *out = malloc((v->nuniq + 1) * sizeof *out);
+    uint32_t k = 0;
+    for (uint32_t i = 0; out && i < v->capuniq; i++)
+        if (v->uniq[i]) out[k++] = v->uniq[i];
+    return out;
+}
+
+static int persist(hr_engine *e, batch *b, hr_err *err) {
+    hr_store *s = e->store;
+    if (!s || (!b->nev && !b->nst)) return 0;
+    int rc = s->ops->begin(s, err);
+    if (rc) return rc;
+    if (b->nev) rc = s->ops->put_events(s, b->ev, (int)b->nev, err);
+    for (size_t i = 0; !rc && i < b->nst; i++) {
+        const staged *st = &b->st[i];
+        uint64_t *set = st->v.nuniq ? compact_set(&st->v) : NULL;
+        if (st->v.nuniq && !set) {
+            rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+            break;
+        }
+        hr_meter_rec r = {st->a->id, st->meter, st->v.period_start, st->v.value, st->v.latest_ms,
+                          set, st->v.nuniq};
+        rc = s->ops->put_meter(s, &r, err);
+        free(set);
+    }
+    if (!rc) rc = s->ops->commit(s, err);
+    if (rc) s->ops->rollback(s);
+    return rc;
+}
+
+/* After the commit: staged latest values replace the accounts' own, all
+ * under the exclusive lock (an account's array may move). */
+static int apply(hr_engine *e, batch *b) {
+    int rc = 0;
+    pthread_rwlock_wrlock(&e->lock);
+    for (size_t i = 0; i < b->nst; i++) {
+        staged *st = &b->st[i];
+        if (!st->current) continue;
+        hr_mval_ent *mv = find_mval(st->a, st->meter);
+        if (!mv) {
+            hr_mval_ent *p = realloc(st->a->mvals, (st->a->nmvals + 1u) * sizeof *p);
+            if (!p) {
+                rc = HR_ENOMEM; /* durable all the same: a restart loads it */
+                continue;
+            }
+            st->a->mvals = p;
+            mv = &p[st->a->nmvals++];
+            mv->meter = st->meter;
+            hr_meter_value_init(&mv->v, 0);
+        }
+        hr_meter_value old = mv->v;
+        mv->v = st->v;
+        st->v = old; /* the old one is freed with the batch */
+    }
+    pthread_rwlock_unlock(&e->lock);
+    return rc;
+}
+
+static void batch_free(batch *b) {
+    for (size_t i = 0; i < b->nst; i++) hr_meter_value_dispose(&b->st[i].v);
+    for (size_t i = 0; i < b->nev; i++) free(b->bodies[i]);
+    free(b->st);
+    free(b->ev);
+    free(b->bodies);
+    free(b->new_seen);
+    free(b->new_seen_at);
+}
+
+static void remember_seen(hr_engine *e, batch *b) {
+    for (size_t i = 0; i < b->nseen; i++) {
+        size_t n = strlen(b->new_seen[i]);
+        hr_seen *s = malloc(sizeof *s + n + 1);
+        if (!s) continue; /* the store still has it: a restart reloads it */
+        s->at_ms = b->new_seen_at[i];
+        memcpy(s->id, b->new_seen[i], n + 1);
+        int err = 0;
+        hr_map_put(e->seen, s->id, s, &err);
+        if (err) free(s);
+    }
+}
+
+/* Runs the queued jobs as one batch; sets each job's rc and statuses. */
+static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
+    batch b;
+    memset(&b, 0, sizeof b);
+    hr_err err = {0};
+    int rc = 0;
+    pthread_mutex_lock(&e->wmu);
+    for (hr_ingest_job *j = jobs; j && !rc; j = j->next)
+        for (int i = 0; i < j->n && !rc; i++) rc = fold_msg(e, &b, &j->msgs[i], j->now_ms, &j->status[i], &err);
+    if (!rc) rc = persist(e, &b, &err);
+    if (!rc) {
+        /* durable: now visible */
+        if (apply(e, &b)) rc = hr_err_set(&err, HR_ENOMEM, "out of memory (after commit)");
+        remember_seen(e, &b);
+    }
+    pthread_mutex_unlock(&e->wmu);
+    batch_free(&b);
+    for (hr_ingest_job *j = jobs; j; j = j->next) {
+        j->rc = rc;
+        j->err = err;
+    }
+}
+
+int hr_engine_ingest(hr_engine *e, hr_msg *msgs, int n, int64_t now_ms, int *status, hr_err *err) {
+    hr_ingest_job job = {NULL, msgs, n, now_ms ? now_ms : hr_time_now() * 1000, status, 0, 0, {0}};
+    pthread_mutex_lock(&e->qmu);
+    if (e->qtail)
+        e->qtail->next = &job;
+    else
+        e->qhead = &job;
+    e->qtail = &job;
+    while (!job.done) {
+        if (e->qbusy) {
+            pthread_cond_wait(&e->qcv, &e->qmu);
+            continue;
+        }
+        /* lead: take everything queued so far, commit it as one batch */
+        hr_ingest_job *jobs = e->qhead;
+        e->qhead = e->qtail = NULL;
+        e->qbusy = 1;
+        pthread_mutex_unlock(&e->qmu);
+        run_batch(e, jobs);
+        pthread_mutex_lock(&e->qmu);
+        for (hr_ingest_job *j = jobs; j; j = j->next) j->done = 1;
+        e->qbusy = 0;
+        pthread_cond_broadcast(&e->qcv);
+    }
+    pthread_mutex_unlock(&e->qmu);
+    if (job.rc && err) *err = job.err;
+    return job.rc;
+}

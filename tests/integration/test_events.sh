@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# test_events.sh: Segment-compatible ingestion as a product would use it:
+# write-key auth, track/identify/group/batch, dedup by messageId (also
+# across kill -9), accounts reached through context.groupId, properties
+# and group membership, meters feeding features in /v1/check, late events
+# in their own period, partial batches, and the usage/events reads.
+. "$(dirname "$0")/lib.sh"
+
+export HEADROOM_WRITE_KEY=wk_test_integration
+WK_AUTH="Authorization: Basic $(printf '%s:' "$HEADROOM_WRITE_KEY" | base64)"
+seg() { # seg PATH BODY: a Segment call with the write key (no bearer key)
+    API_KEY= api POST "$1" "$2" -H "$WK_AUTH"
+}
+NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+hr_start
+section "accounts and membership"
+api PUT /v1/accounts/acme '{"name":"Acme","plan":"free"}'
+expect_status 201
+seg /v1/group '{"userId":"u1","groupId":"acme","traits":{"industry":"software"}}'
+expect_status 200
+expect_json accepted 1
+api GET /v1/accounts/acme
+expect_json traits.industry software
+expect_json users 1
+seg /v1/group '{"userId":"u9","groupId":"newco","traits":{"name":"New Co"}}'
+expect_status 200
+api GET /v1/accounts/newco
+expect_status 200
+expect_json name "New Co"
+expect_json plan free
+
+section "auth and validation"
+API_KEY= api POST /v1/track '{"userId":"u1","event":"API Called"}'
+expect_error 401 unauthorized
+API_KEY= api POST /v1/track '{"userId":"u1","event":"API Called"}' -H "Authorization: Basic $(printf 'wrong:' | base64)"
+expect_error 401 unauthorized
+API_KEY= api POST /v1/track '{"userId":"u1","event":"API Called","writeKey":"wk_test_integration","messageId":"wk-body"}'
+expect_status 200 "writeKey in the body"
+seg /v1/track '{"event":"API Called"}'
+expect_error 400 invalid_request
+seg /v1/track '{"userId":"u1"}'
+expect_error 400 invalid_request
+seg /v1/track '{"userId":"u1","event":"E","timestamp":"2099-01-01T00:00:00Z"}'
+expect_error 400 invalid_request
+big=$(python3 -c 'print("x"*40000)')
+seg /v1/track "{\"userId\":\"u1\",\"event\":\"E\",\"properties\":{\"p\":\"$big\"}}"
+expect_error 413 payload_too_large
+
+section "track feeds meters and the decision"
+for i in 1 2 3; do
+    seg /v1/track "{\"userId\":\"u1\",\"event\":\"API Called\",\"messageId\":\"m$i\",\"context\":{\"groupId\":\"acme\"}}"
+    expect_status 200
+done
+# the same messageId again: counted once
+seg /v1/track '{"userId":"u1","event":"API Called","messageId":"m1","context":{"groupId":"acme"}}'
+expect_json duplicates 1
+api POST /v1/check '{"account":"acme","feature":"api_calls","quantity":1}'
+expect_json usage 4 "3 tracked + the writeKey one (u1 belongs to acme)"
+# properties.accountId, and membership (u1 -> acme) without any account
+seg /v1/track '{"userId":"u1","event":"API Called","messageId":"m4"}'
+seg /v1/track '{"userId":"zz","event":"API Called","messageId":"m5","properties":{"accountId":"acme"}}'
+api POST /v1/check '{"account":"acme","feature":"api_calls"}'
+expect_json usage 6
+# a board-created event feeds the boards limit through its lifetime meter
+seg /v1/batch "{\"batch\":[
+  {\"type\":\"track\",\"userId\":\"u1\",\"event\":\"Board Created\",\"messageId\":\"b1\"},
+  {\"type\":\"track\",\"userId\":\"u1\",\"event\":\"Board Created\",\"messageId\":\"b2\"},
+  {\"type\":\"track\",\"userId\":\"u1\",\"event\":\"Board Created\",\"messageId\":\"b3\"},
+  {\"type\":\"track\",\"event\":\"Board Created\"},
+  {\"type\":\"alias\",\"userId\":\"u1\"}
+]}"
+expect_status 200 "a batch with bad messages keeps the good ones"
+expect_json accepted 3
+expect_json rejected 2
+expect_json errors.0.index 3
+expect_json errors.1.index 4
+api POST /v1/check '{"account":"acme","feature":"boards","quantity":1}'
+expect_json allowed false
+expect_json reason limit_reached
+expect_json usage 3
+expect_json upgrade.addon extra_boards
+
+section "late events land in their own period"
+seg /v1/track '{"userId":"u1","event":"API Called","messageId":"late1","timestamp":"2026-01-15T10:00:00Z","context":{"groupId":"acme"}}'
+expect_status 200
+api POST /v1/check '{"account":"acme","feature":"api_calls"}'
+expect_json usage 6 "the January event is not this month's"
+api GET "/v1/accounts/acme/usage?meter=api_calls&from=2026-01-01T00:00:00Z"
+expect_status 200
+expect_json current 6
+expect_py "d['points'][0]['period_start'].startswith('2026-01-01') and d['points'][0]['value'] == 1"
+api GET "/v1/accounts/acme/events?limit=2"
+expect_status 200
+expect_py "len(d['events']) == 2 and d['events'][0]['messageId'] == 'late1'"
+
+section "unique and sum meters"
+seg /v1/batch '{"batch":[
+  {"type":"track","userId":"a","event":"Export Finished","properties":{"rows":1500},"context":{"groupId":"acme"}},
+  {"type":"track","userId":"b","event":"Export Finished","properties":{"rows":10},"context":{"groupId":"acme"}},
+  {"type":"track","userId":"a","event":"Export Finished","properties":{"rows":5},"context":{"groupId":"acme"}}
+]}'
+expect_json accepted 3
+api GET "/v1/accounts/acme/usage?meter=export_rows"
+expect_json current 1515
+api GET "/v1/accounts/acme/usage?meter=big_exports"
+expect_json current 1
+api GET "/v1/accounts/acme/usage?meter=active_users"
+expect_py "d['current'] >= 3"
+
+section "kill -9: acknowledged events stay counted exactly once"
+hr_kill9
+hr_start
+api POST /v1/check '{"account":"acme","feature":"api_calls"}'
+expect_json usage 6
+api POST /v1/check '{"account":"acme","feature":"boards","quantity":0}'
+expect_json usage 3
+seg /v1/track '{"userId":"u1","event":"API Called","messageId":"m3","context":{"groupId":"acme"}}'
+expect_json duplicates 1 "dedup survives the restart"
+seg /v1/track '{"userId":"u1","event":"API Called","messageId":"m6"}'
+expect_json accepted 1 "membership survives the restart"
+api POST /v1/check '{"account":"acme","feature":"api_calls"}'
+expect_json usage 7
+hr_stop
+hr_done
