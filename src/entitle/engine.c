@@ -469,7 +469,7 @@ int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
     hr_store_loader l = {.ud = &ctx,           .account = load_account, .user = load_user,
                          .usage = load_usage,   .override = load_override, .ftrial = load_ftrial,
                          .expect = expect_accounts, .meter = load_meter, .seen = load_seen,
-                         .seen_since = (hr_time_now() - 7 * 86400) * 1000};
+                         .seen_since = hr_time_now() * 1000 - e->dedup_window_ms};
     pthread_mutex_lock(&e->wmu);
     pthread_rwlock_wrlock(&e->lock);
     int rc = s->ops->load(s, &l, err);
@@ -479,6 +479,8 @@ int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
     free(ctx.pending);
     /* idempotency keys are kept for a week: long enough for any retry */
     if (!rc) rc = s->ops->idem_prune(s, hr_time_now() - HR_IDEM_WINDOW, err);
+    /* message ids older than the dedup window are forgotten (7 days too) */
+    if (!rc) rc = s->ops->seen_prune(s, (hr_time_now() * 1000) - e->dedup_window_ms, err);
     if (!rc) e->store = s;
     pthread_rwlock_unlock(&e->lock);
     pthread_mutex_unlock(&e->wmu);
