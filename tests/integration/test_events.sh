@@ -121,5 +121,44 @@ seg /v1/track '{"userId":"u1","event":"API Called","messageId":"m6"}'
 expect_json accepted 1 "membership survives the restart"
 api POST /v1/check '{"account":"acme","feature":"api_calls"}'
 expect_json usage 7
+section "kill -9 at a random moment during ingestion"
+api PUT /v1/accounts/crash '{"plan":"business"}'
+expect_status 201
+sent=$HR_SCRATCH/sent; acked=$HR_SCRATCH/acked
+: >"$sent"; : >"$acked"
+(
+    for b in $(seq 1 400); do
+        body="{\"batch\":["
+        for i in $(seq 1 25); do
+            [ "$i" -gt 1 ] && body="$body,"
+            body="$body{\"type\":\"track\",\"userId\":\"c\",\"event\":\"API Called\",\"messageId\":\"crash-$b-$i\",\"context\":{\"groupId\":\"crash\"}}"
+        done
+        body="$body]}"
+        echo "$body" >>"$sent"
+        code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 -H "$WK_AUTH" \
+               -H 'Content-Type: application/json' -d "$body" "$URL/v1/batch") || break
+        [ "$code" = 200 ] && echo "$b" >>"$acked" || break
+    done
+) &
+loader=$!
+sleep "0.$(( RANDOM % 8 + 2 ))"
+kill -9 "$PID"
+wait "$PID" 2>/dev/null
+wait "$loader" 2>/dev/null
+n_acked=$(( $(wc -l <"$acked") * 25 ))
+n_sent=$(( $(wc -l <"$sent") * 25 ))
+echo "       $n_acked of $n_sent events acknowledged before the kill"
+check "some batches were acknowledged before the kill" [ "$n_acked" -gt 0 ]
+hr_start
+api POST /v1/check '{"account":"crash","feature":"api_calls","quantity":0}'
+got=$(json_get usage)
+check "every acknowledged event is counted ($got >= $n_acked)" [ "$got" -ge "$n_acked" ]
+check "nothing is counted that was not sent ($got <= $n_sent)" [ "$got" -le "$n_sent" ]
+# send everything again: acknowledged (and committed) events are duplicates now
+while read -r body; do
+    curl -s -o /dev/null -H "$WK_AUTH" -H 'Content-Type: application/json' -d "$body" "$URL/v1/batch"
+done <"$sent"
+api POST /v1/check '{"account":"crash","feature":"api_calls","quantity":0}'
+expect_json usage "$n_sent" "after resending all: each messageId counted exactly once"
 hr_stop
 hr_done
