@@ -16,6 +16,7 @@ fi
 export HEADROOM_SECRET_KEY=sk_demo_secret_0123456789
 export HEADROOM_PUBLISHABLE_KEY=pk_demo_publishable_0123456789
 export HEADROOM_IDENTITY_SECRET=demo_identity_secret
+export HEADROOM_WRITE_KEY=wk_demo_write_0123456789
 rm -f "$DIR/ready"
 nohup "$BUILD/headroomd" --config "$DIR/headroom.yaml" --db "$DIR/headroom.db" \
   --listen "127.0.0.1:$PORT" --ready-file "$DIR/ready" >"$DIR/headroomd.log" 2>&1 &
@@ -31,6 +32,7 @@ headroom is running at $URL  (log: $DIR/headroomd.log, stop: make demo-stop)
   secret key:       $HEADROOM_SECRET_KEY
   publishable key:  $HEADROOM_PUBLISHABLE_KEY
   identity secret:  $HEADROOM_IDENTITY_SECRET
+  write key:        $HEADROOM_WRITE_KEY  (Segment clients: HTTP Basic user name)
   1000 demo accounts (acct_000001 ...) on the catalog in $DIR/headroom.yaml
 
 Try:
@@ -43,6 +45,10 @@ Try:
   # may acme create 1 more board? (no: and here is the cheapest way to yes)
   curl -s -X POST $URL/v1/check -H 'Authorization: Bearer $HEADROOM_SECRET_KEY' \\
        -H 'Content-Type: application/json' -d '{"account":"acme","feature":"boards","quantity":1}'
+
+  # product events from any Segment client: they feed the meters
+  curl -s -u $HEADROOM_WRITE_KEY: $URL/v1/track -H 'Content-Type: application/json' \\
+       -d '{"userId":"u1","event":"API Called","context":{"groupId":"acme"}}'
 
   # everything a billing screen shows
   curl -s $URL/v1/accounts/acme/entitlements -H 'Authorization: Bearer $HEADROOM_SECRET_KEY'
