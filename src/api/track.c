@@ -38,9 +38,10 @@ static int write_key_ok(hr_req *r, json_object *body) {
                 dec[len] = 0;
                 char *colon = strchr((char *)dec, ':');
                 if (colon) *colon = 0;
-                if (hr_key_equal((char *)dec, want)) return 1;
+                return hr_key_equal((char *)dec, want);
             }
         }
+        return 0; /* a Basic header decides alone: a wrong one is not rescued by the body */
     }
     json_object *wk;
     if (body && json_object_object_get_ex(body, "writeKey", &wk) &&

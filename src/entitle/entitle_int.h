@@ -80,6 +80,7 @@ struct hr_engine {
     struct hr_ingest_job *qhead, *qtail;
     int qbusy;
     int64_t dedup_window_ms;
+    int64_t last_prune_ms;  /* when seen ids past the window were last dropped */
 };
 
 typedef struct hr_membership {

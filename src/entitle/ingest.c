@@ -363,6 +363,36 @@ static void remember_seen(hr_engine *e, batch *b) {
     }
 }
 
+/* Drops message ids older than the dedup window, in memory and in the
+ * store, at most once a minute: this bounds the index by the window. */
+static void prune_seen(hr_engine *e, int64_t now_ms) {
+    if (now_ms - e->last_prune_ms < 60000) return;
+    e->last_prune_ms = now_ms;
+    int64_t cutoff = now_ms - e->dedup_window_ms;
+    size_t pos = 0, n = 0, cap = 0;
+    const char *k;
+    void *v;
+    hr_seen **old = NULL;
+    while (hr_map_next(e->seen, &pos, &k, &v)) {
+        if (((hr_seen *)v)->at_ms >= cutoff) continue;
+        if (n == cap) {
+            size_t c = cap ? cap * 2 : 256;
+            hr_seen **p = realloc(old, c * sizeof *p);
+            if (!p) break;
+            old = p;
+            cap = c;
+        }
+        old[n++] = v;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hr_map_del(e->seen, old[i]->id);
+        free(old[i]);
+    }
+    free(old);
+    hr_err ignore;
+    if (e->store) e->store->ops->seen_prune(e->store, cutoff, &ignore);
+}
+
 /* Runs the queued jobs as one batch; sets each job's rc and statuses. */
 static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     batch b;
@@ -377,6 +407,7 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
         /* durable: now visible */
         if (apply(e, &b)) rc = hr_err_set(&err, HR_ENOMEM, "out of memory (after commit)");
         remember_seen(e, &b);
+        prune_seen(e, jobs->now_ms);
     }
     pthread_mutex_unlock(&e->wmu);
     batch_free(&b);

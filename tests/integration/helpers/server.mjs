@@ -3,6 +3,7 @@
 //   const srv = await startServer();            // examples/boards/headroom.yaml
 //   const res = await srv.api('PUT', '/v1/accounts/acme', { plan: 'free' });
 //   await srv.stop();                           // or kill9(); restart() reuses the db
+//   startServer({ env: { HEADROOM_WRITE_KEY: 'wk_x' } })  // extra env (kept by restart())
 //
 // Every server gets its own temp dir (catalog copy, SQLite db, ready file,
 // log) and listens on 127.0.0.1:0; the ready file tells us the URL. HR_BIN
@@ -45,7 +46,8 @@ export const nowTs = () => Math.floor(Date.now() / 1000);
  * @param {object} [opts]
  * @param {string} [opts.config]   path of a catalog file to copy (default: the boards example)
  * @param {string} [opts.catalog]  catalog YAML text (instead of opts.config)
- * @param {object} [opts.env]      extra environment variables
+ * @param {object} [opts.env]      extra environment variables (override the defaults
+ *                                 below; a value of undefined removes a variable)
  * @param {string[]} [opts.args]   extra command-line flags
  * @param {number} [opts.readyTimeoutMs]
  */
@@ -60,13 +62,16 @@ export async function startServer(opts = {}) {
   const secretKey = 'sk_test_' + randomBytes(12).toString('hex');
   const publishableKey = 'pk_test_' + randomBytes(12).toString('hex');
   const identitySecret = 'idsec_' + randomBytes(16).toString('hex');
+  const writeKey = 'wk_test_' + randomBytes(12).toString('hex');
   const env = {
     ...process.env,
     HEADROOM_SECRET_KEY: secretKey,
     HEADROOM_PUBLISHABLE_KEY: publishableKey,
     HEADROOM_IDENTITY_SECRET: identitySecret,
+    HEADROOM_WRITE_KEY: writeKey,
     ...(opts.env || {}),
   };
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
   const readyTimeoutMs = opts.readyTimeoutMs ?? 15000;
 
   const srv = {
@@ -77,6 +82,8 @@ export async function startServer(opts = {}) {
     secretKey,
     publishableKey,
     identitySecret,
+    /** the Segment write key (HEADROOM_WRITE_KEY as the server got it, or null) */
+    writeKey: env.HEADROOM_WRITE_KEY ?? null,
     proc: null,
     log: '',
   };

@@ -1,0 +1,158 @@
+/* test_ingest.c: events into meters in the engine (no store): dedup by
+ * messageId and its 7-day window, account resolution (context, property,
+ * membership), periods (late events do not touch the current one), the
+ * aggregates as a feature reads them. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog/catalog.h"
+#include "entitle/engine.h"
+#include "events/segment.h"
+#include "timeutil.h"
+
+static const char yaml[] =
+    "currency: USD\n"
+    "meters:\n"
+    "  calls: {event: API Called, aggregate: count}\n"
+    "  boards: {event: Board Created, aggregate: count, period: lifetime}\n"
+    "  users: {event: '*', aggregate: unique, property: userId}\n"
+    "  cycle_calls: {event: API Called, aggregate: count, period: billing_cycle}\n"
+    "features:\n"
+    "  api_calls: {type: metered, unit: call, period: month, meter: calls}\n"
+    "  board_count: {type: limit, unit: board, meter: boards}\n"
+    "plans:\n"
+    "  free: {price: 0, entitlements: {api_calls: 5, board_count: 3}}\n";
+
+typedef struct fx {
+    hr_catalog *cat;
+    hr_engine *e;
+    int64_t now_ms;
+} fx;
+
+static int setup(void **state) {
+    fx *f = calloc(1, sizeof *f);
+    hr_err err;
+    if (hr_catalog_parse(yaml, sizeof yaml - 1, "t.yaml", &f->cat, &err, NULL)) {
+        fprintf(stderr, "%d:%d: %s\n", err.line, err.column, err.message);
+        return -1;
+    }
+    f->e = hr_engine_new(f->cat);
+    int64_t t;
+    hr_time_parse("2026-11-22T12:00:00Z", &t);
+    f->now_ms = t * 1000;
+    assert_int_equal(hr_engine_put_account_json(f->e, "acme", "{\"plan\":\"free\",\"renews_at\":\"2026-12-05T00:00:00Z\"}", &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx *f = *state;
+    hr_engine_free(f->e);
+    hr_catalog_release(f->cat);
+    free(f);
+    return 0;
+}
+
+/* Ingests one message (JSON) at now_ms; returns its status. */
+static int send1(fx *f, const char *json, int64_t now_ms) {
+    json_object *o = json_tokener_parse(json);
+    assert_non_null(o);
+    hr_msg m;
+    hr_err err = {0};
+    assert_int_equal(hr_msg_parse(o, -1, strlen(json), 0, now_ms, &m, &err), 0);
+    int st = -1;
+    assert_int_equal(hr_engine_ingest(f->e, &m, 1, now_ms, &st, &err), 0);
+    json_object_put(o);
+    return st;
+}
+
+static int64_t usage(fx *f, const char *feature) {
+    hr_verdict v;
+    hr_engine_check(f->e, "acme", feature, 0, f->now_ms / 1000, &v);
+    return v.usage;
+}
+
+static void dedup_and_window(void **state) {
+    fx *f = *state;
+    const char *m1 = "{\"type\":\"track\",\"userId\":\"u\",\"event\":\"API Called\",\"messageId\":\"m1\",\"context\":{\"groupId\":\"acme\"}}";
+    assert_int_equal(send1(f, m1, f->now_ms - 8LL * 86400000), HR_INGEST_OK); /* Nov 14 */
+    assert_int_equal(send1(f, m1, f->now_ms - 8LL * 86400000 + 1000), HR_INGEST_DUPLICATE);
+    /* eight days later the id has left the 7-day window: a new event */
+    assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u\",\"event\":\"Other\",\"messageId\":\"x\"}", f->now_ms), HR_INGEST_NO_ACCOUNT);
+    assert_int_equal(send1(f, m1, f->now_ms), HR_INGEST_OK);
+    assert_int_equal(send1(f, m1, f->now_ms), HR_INGEST_DUPLICATE);
+    /* no messageId: never deduplicated */
+    const char *anon = "{\"type\":\"track\",\"userId\":\"u\",\"event\":\"API Called\",\"properties\":{\"accountId\":\"acme\"}}";
+    assert_int_equal(send1(f, anon, f->now_ms), HR_INGEST_OK);
+    assert_int_equal(send1(f, anon, f->now_ms), HR_INGEST_OK);
+    assert_int_equal(usage(f, "api_calls"), 4); /* m1 twice (8 days apart) + two anonymous */
+}
+
+static void membership_and_periods(void **state) {
+    fx *f = *state;
+    hr_err err = {0};
+    assert_int_equal(hr_engine_join(f->e, "acme", "u7", NULL, NULL, 0, &err), 0);
+    char acct[64];
+    assert_int_equal(hr_engine_user_account(f->e, "u7", acct, sizeof acct), 0);
+    assert_string_equal(acct, "acme");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u7\",\"event\":\"Board Created\"}", f->now_ms), HR_INGEST_OK);
+    /* a board from last year still counts: lifetime */
+    assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u7\",\"event\":\"Board Created\",\"timestamp\":\"2025-03-01T00:00:00Z\"}", f->now_ms), HR_INGEST_OK);
+    assert_int_equal(usage(f, "board_count"), 4);
+    hr_verdict v;
+    hr_engine_check(f->e, "acme", "board_count", 1, f->now_ms / 1000, &v);
+    assert_int_equal(v.reason, HR_REASON_LIMIT_REACHED);
+    /* API calls: this month counts; a late one from October does not */
+    assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u7\",\"event\":\"API Called\"}", f->now_ms), HR_INGEST_OK);
+    assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u7\",\"event\":\"API Called\",\"timestamp\":\"2026-10-30T10:00:00Z\"}", f->now_ms), HR_INGEST_OK);
+    assert_int_equal(usage(f, "api_calls"), 1);
+    double d;
+    assert_int_equal(hr_engine_meter_value(f->e, "acme", "calls", f->now_ms / 1000, &d), 0);
+    assert_true(d == 1);
+    /* the billing cycle runs from the 5th (renews 5 Dec): Nov 5 - Dec 5 */
+    assert_int_equal(hr_engine_meter_value(f->e, "acme", "cycle_calls", f->now_ms / 1000, &d), 0);
+    assert_true(d == 1);
+    /* unique users across every event: u7 only */
+    assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u8\",\"event\":\"Seen\",\"context\":{\"groupId\":\"acme\"}}", f->now_ms), HR_INGEST_OK);
+    assert_int_equal(hr_engine_meter_value(f->e, "acme", "users", f->now_ms / 1000, &d), 0);
+    assert_true(d == 2);
+    /* the metered feature resets with its meter: the first of next month */
+    int64_t dec1;
+    hr_time_parse("2026-12-01T00:00:00Z", &dec1);
+    assert_int_equal(v.resets_at, 0); /* board_count: a lifetime meter never resets */
+    hr_engine_check(f->e, "acme", "api_calls", 1, f->now_ms / 1000, &v);
+    assert_int_equal(v.resets_at, dec1);
+    assert_int_equal(hr_engine_meter_value(f->e, "acme", "nope", 0, &d), HR_ELIMIT);
+    assert_int_equal(hr_engine_meter_value(f->e, "nobody", "calls", 0, &d), HR_ENOTFOUND);
+}
+
+static void group_creates_account(void **state) {
+    fx *f = *state;
+    hr_err err = {0};
+    json_object *t = json_tokener_parse("{\"name\":\"New Co\",\"size\":12}");
+    assert_int_equal(hr_engine_join(f->e, "newco", "u1", t, NULL, 0, &err), 0);
+    json_object_put(t);
+    hr_buf out;
+    hr_buf_init(&out);
+    assert_int_equal(hr_engine_get_account(f->e, "newco", &out), 0);
+    assert_non_null(strstr(out.data, "\"name\":\"New Co\""));
+    assert_non_null(strstr(out.data, "\"size\":12"));
+    assert_non_null(strstr(out.data, "\"plan\":\"free\""));
+    hr_buf_dispose(&out);
+    assert_true(hr_engine_has_user(f->e, "newco", "u1"));
+}
+
+int main(void) {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(dedup_and_window), T(membership_and_periods), T(group_creates_account),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
