@@ -169,6 +169,7 @@ typedef struct batch {
     const char **new_seen;
     int64_t *new_seen_at;
     size_t nseen, capseen;
+    hr_map *bseen; /* the batch's own message ids (a batch may repeat one) */
 } batch;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -234,13 +235,14 @@ static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, i
 static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *status, hr_err *err) {
     *status = HR_INGEST_OK;
     if (m->message_id) {
-        int dup = hr_map_get(e->seen, m->message_id) != NULL;
-        for (size_t i = 0; !dup && i < b->nseen; i++) dup = !strcmp(b->new_seen[i], m->message_id);
-        if (dup) {
+        if (hr_map_get(e->seen, m->message_id) || (b->bseen && hr_map_get(b->bseen, m->message_id))) {
             *status = HR_INGEST_DUPLICATE;
             return 0;
         }
-        if (grow((void **)&b->new_seen, &b->capseen, b->nseen + 1, sizeof *b->new_seen) ||
+        int perr = 0;
+        if (!b->bseen && !(b->bseen = hr_map_new(256))) perr = 1;
+        if (!perr) hr_map_put(b->bseen, m->message_id, (void *)m->message_id, &perr);
+        if (perr || grow((void **)&b->new_seen, &b->capseen, b->nseen + 1, sizeof *b->new_seen) ||
             !(b->new_seen_at = realloc(b->new_seen_at, b->capseen * sizeof *b->new_seen_at)))
             return hr_err_set(err, HR_ENOMEM, "out of memory");
         b->new_seen[b->nseen] = m->message_id;
@@ -348,6 +350,7 @@ static void batch_free(batch *b) {
     free(b->bodies);
     free(b->new_seen);
     free(b->new_seen_at);
+    hr_map_free(b->bseen);
 }
 
 static void remember_seen(hr_engine *e, batch *b) {
