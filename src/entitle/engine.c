@@ -8,12 +8,14 @@
 #include "engine.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "entitle_int.h"
 #include "err.h"
 #include "intern.h"
+#include "events/segment.h"
 #include "jsonbody.h"
 #include "timeutil.h"
 
@@ -880,6 +882,32 @@ static void user_json(const char *account, const hr_user *u, hr_buf *out) {
     hr_buf_putc(out, '}');
 }
 
+/* Records headroom.user_added in the event stream (log and meters), with a
+ * messageId of its own so a retried write does not count it twice. Best
+ * effort: the membership itself is already durable. */
+static void emit_user_added(hr_engine *e, const char *account, const char *uid, int64_t now) {
+    char id[400];
+    snprintf(id, sizeof id, "headroom.user_added:%s:%s:%lld", account, uid, (long long)now);
+    json_object *o = json_object_new_object(), *ctx = json_object_new_object();
+    if (!o || !ctx) {
+        json_object_put(o);
+        json_object_put(ctx);
+        return;
+    }
+    json_object_object_add(o, "type", json_object_new_string("track"));
+    json_object_object_add(o, "event", json_object_new_string("headroom.user_added"));
+    json_object_object_add(o, "userId", json_object_new_string(uid));
+    json_object_object_add(o, "messageId", json_object_new_string(id));
+    json_object_object_add(ctx, "groupId", json_object_new_string(account));
+    json_object_object_add(o, "context", ctx);
+    hr_msg m;
+    hr_err err = {0};
+    int st;
+    if (hr_msg_parse(o, -1, 0, 0, now * 1000, &m, &err) == 0)
+        hr_engine_ingest(e, &m, 1, now * 1000, &st, &err);
+    json_object_put(o);
+}
+
 int hr_engine_put_user(hr_engine *e, const char *account, const char *uid, json_object *doc,
                        int *created, hr_buf *out, hr_err *err) {
     hr_user nu = {0};
@@ -944,8 +972,13 @@ int hr_engine_put_user(hr_engine *e, const char *account, const char *uid, json_
     free(prev.seat_type);
     free(prev.traits_json);
     memset(&nu, 0, sizeof nu);
-    if (created) *created = prev.id == NULL;
+    int is_new = prev.id == NULL;
+    if (created) *created = is_new;
     if (out) user_json(account, old, out);
+    pthread_mutex_unlock(&e->wmu);
+    /* a new member is an event of its own: prompts and playbooks count it */
+    if (is_new) emit_user_added(e, account, uid, now);
+    return rc;
 unlock:
     pthread_mutex_unlock(&e->wmu);
 fail:

@@ -42,7 +42,13 @@ static int compare(const hr_where *w, json_object *v) {
 
 int hr_meter_matches(const hr_meter *m, const hr_msg *msg) {
     if (msg->type != HR_MSG_TRACK || !msg->event) return 0;
-    if (strcmp(m->event, "*") && strcmp(m->event, msg->event)) return 0;
+    if (!strcmp(m->event, "*")) {
+        /* "*" is every event of the product: headroom's own (headroom.*)
+         * are not user activity */
+        if (!strncmp(msg->event, "headroom.", 9)) return 0;
+    } else if (strcmp(m->event, msg->event)) {
+        return 0;
+    }
     for (int i = 0; i < m->nwhere; i++)
         if (!compare(&m->where[i], hr_msg_path(msg, m->where[i].path))) return 0;
     return 1;

@@ -12,8 +12,9 @@
 #include "catalog/catalog.h"
 #include "segment.h"
 
-/* 1 if meter m counts message msg (a track event of its name, or any track
- * event for "*", passing every `where` clause). */
+/* 1 if meter m counts message msg (a track event of its name, or for "*"
+ * any track event except headroom's own headroom.* ones, passing every
+ * `where` clause). */
 int hr_meter_matches(const hr_meter *m, const hr_msg *msg);
 
 /* What msg adds to m: *num for count (1), sum, max and latest (the numeric

@@ -23,6 +23,7 @@ static const char yaml[] =
     "  boards: {event: Board Created, aggregate: count, period: lifetime}\n"
     "  users: {event: '*', aggregate: unique, property: userId}\n"
     "  cycle_calls: {event: API Called, aggregate: count, period: billing_cycle}\n"
+    "  added: {event: headroom.user_added, aggregate: count, period: lifetime}\n"
     "features:\n"
     "  api_calls: {type: metered, unit: call, period: month, meter: calls}\n"
     "  board_count: {type: limit, unit: board, meter: boards}\n"
@@ -147,6 +148,16 @@ static void group_creates_account(void **state) {
     assert_non_null(strstr(out.data, "\"plan\":\"free\""));
     hr_buf_dispose(&out);
     assert_true(hr_engine_has_user(f->e, "newco", "u1"));
+    /* joining recorded headroom.user_added, once per new member */
+    double d;
+    assert_int_equal(hr_engine_meter_value(f->e, "newco", "added", 0, &d), 0);
+    assert_true(d == 1);
+    assert_int_equal(hr_engine_join(f->e, "newco", "u1", NULL, NULL, 0, &err), 0);
+    json_object *doc = json_tokener_parse("{\"role\":\"admin\"}");
+    assert_int_equal(hr_engine_put_user(f->e, "newco", "u2", doc, NULL, NULL, &err), 0);
+    json_object_put(doc);
+    assert_int_equal(hr_engine_meter_value(f->e, "newco", "added", 0, &d), 0);
+    assert_true(d == 2);
 }
 
 int main(void) {
