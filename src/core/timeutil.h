@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 int64_t hr_time_now(void);
+/* Unix milliseconds, wall clock. */
+int64_t hr_time_now_ms(void);
 /* Parses "2026-12-01", "2026-12-01T00:00:00Z", "...T00:00:00.123+02:00".
  * Returns 0 and sets *out, or -1 if s is not such a timestamp. */
 int hr_time_parse(const char *s, int64_t *out);

@@ -99,6 +99,10 @@ int hr_engine_meter_value(hr_engine *e, const char *account, const char *meter, 
 int hr_engine_join(hr_engine *e, const char *account, const char *user, json_object *account_traits,
                    json_object *user_traits, int64_t now, hr_err *err);
 
+/* Raw events older than `days` are deleted from the log (0: keep them all;
+ * default 90). Meter values are kept forever. */
+void hr_engine_set_retention(hr_engine *e, int days);
+
 /* The account the user last joined, copied into out; HR_ENOTFOUND if none. */
 int hr_engine_user_account(hr_engine *e, const char *user, char *out, size_t n);
 

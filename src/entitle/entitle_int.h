@@ -81,6 +81,7 @@ struct hr_engine {
     int qbusy;
     int64_t dedup_window_ms;
     int64_t last_prune_ms;  /* when seen ids past the window were last dropped */
+    int64_t retention_ms;   /* raw events older than this are deleted (0: kept) */
 };
 
 typedef struct hr_membership {

@@ -41,6 +41,7 @@ void hr_ingest_init(hr_engine *e) {
     pthread_mutex_init(&e->qmu, NULL);
     pthread_cond_init(&e->qcv, NULL);
     e->dedup_window_ms = 7LL * 86400 * 1000;
+    e->retention_ms = 90LL * 86400 * 1000;
 }
 
 void hr_ingest_dispose(hr_engine *e) {
@@ -393,7 +394,24 @@ static void prune_seen(hr_engine *e, int64_t now_ms) {
     }
     free(old);
     hr_err ignore;
-    if (e->store) e->store->ops->seen_prune(e->store, cutoff, &ignore);
+    if (!e->store) return;
+    e->store->ops->seen_prune(e->store, cutoff, &ignore);
+    /* retention: thin the raw log in chunks, for at most ~200 ms a minute so
+     * ingestion (waiting on the writer mutex) barely notices */
+    if (!e->retention_ms) return;
+    int64_t t0 = hr_time_now_ms();
+    int deleted = 0;
+    do {
+        if (e->store->ops->prune_events(e->store, now_ms - e->retention_ms, 10000, &deleted,
+                                        &ignore))
+            break;
+    } while (deleted == 10000 && hr_time_now_ms() - t0 < 200);
+}
+
+void hr_engine_set_retention(hr_engine *e, int days) {
+    pthread_mutex_lock(&e->wmu);
+    e->retention_ms = days > 0 ? (int64_t)days * 86400 * 1000 : 0;
+    pthread_mutex_unlock(&e->wmu);
 }
 
 /* Runs the queued jobs as one batch; sets each job's rc and statuses. */

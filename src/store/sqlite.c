@@ -174,6 +174,9 @@ static const migration migrations[] = {
       " ts_ms, received_ms, body) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)")                \
     X(PUT_SEEN, "INSERT OR IGNORE INTO seen (message_id, received_ms) VALUES (?1,?2)") \
     X(SEEN_PRUNE, "DELETE FROM seen WHERE received_ms < ?1")                           \
+    X(EVENTS_PRUNE,                                                                    \
+      "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_ms < ?1"  \
+      " ORDER BY seq LIMIT ?2)")                                                       \
     X(PUT_METER,                                                                       \
       "INSERT INTO meter_values (account, meter, period_start, value, latest_ms, uniq)" \
       " VALUES (?1,?2,?3,?4,?5,?6)"                                                    \
@@ -627,6 +630,18 @@ static int sq_seen_prune(hr_store *s, int64_t older_than_ms, hr_err *err) {
     return exec_stmt(q, ST_SEEN_PRUNE, bad, err, "seen_prune");
 }
 
+/* Oldest first, in seq order: old events sit at the start of the log, so
+ * the scan stops after `limit` of them without an index on received_ms. */
+static int sq_prune_events(hr_store *s, int64_t older_than_ms, int limit, int *deleted,
+                           hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_EVENTS_PRUNE];
+    int bad = bint(st, 1, older_than_ms) | bint(st, 2, limit > 0 ? limit : 1000);
+    int rc = exec_stmt(q, ST_EVENTS_PRUNE, bad, err, "prune_events");
+    if (deleted) *deleted = rc ? 0 : sqlite3_changes(q->db);
+    return rc;
+}
+
 static int sq_put_meter(hr_store *s, const hr_meter_rec *r, hr_err *err) {
     sq_store *q = (sq_store *)s;
     sqlite3_stmt *st = q->st[ST_PUT_METER];
@@ -910,6 +925,7 @@ static const hr_store_ops sqlite_ops = {
     .meter_series = sq_meter_series,
     .recent_events = sq_recent_events,
     .seen_prune = sq_seen_prune,
+    .prune_events = sq_prune_events,
     .put_catalog = sq_put_catalog,
     .get_catalog = sq_get_catalog,
 };

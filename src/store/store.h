@@ -139,6 +139,10 @@ typedef struct hr_store_ops {
     /* The newest `limit` events of an account, newest first (bodies). */
     int (*recent_events)(hr_store *s, const char *account, int limit,
                          int (*fn)(void *ud, const hr_event_rec *r), void *ud, hr_err *err);
+    /* Deletes at most `limit` raw events received before older_than_ms,
+     * oldest first; *deleted says how many (0: nothing older is left).
+     * Meter values and seen ids are kept: retention thins the log only. */
+    int (*prune_events)(hr_store *s, int64_t older_than_ms, int limit, int *deleted, hr_err *err);
     /* Forgets seen message ids received before older_than_ms. */
     int (*seen_prune)(hr_store *s, int64_t older_than_ms, hr_err *err);
     /* Catalog text set over the API (PUT /v1/catalog): latest wins. */
