@@ -64,8 +64,10 @@ void hr_account_free(hr_account *a) {
         free(u->role);
         free(u->seat_type);
         free(u->traits_json);
+        hr_hist_free(u->hist);
     }
     free(a->users);
+    hr_hist_free(a->hist);
     free(a);
 }
 
@@ -283,6 +285,7 @@ typedef struct loader {
     hr_account **pending;  /* loaded, not yet in the map (put_many at the end) */
     size_t npending, cappending;
     int oom;
+    int32_t today; /* for the history horizon */
 } loader;
 
 /* Puts the pending accounts into the map in one sorted sweep. */
@@ -431,6 +434,16 @@ static int load_meter(void *ud, const hr_meter_rec *r) {
     return a ? hr_account_load_meter(a, r) : 0;
 }
 
+static int load_eday(void *ud, const hr_eday_rec *r) {
+    hr_account *a = owner_of(ud, 6, r->account);
+    return a ? hr_account_load_eday(a, r, ((loader *)ud)->today) : 0;
+}
+
+static int load_estat(void *ud, const hr_estat_rec *r) {
+    hr_account *a = owner_of(ud, 7, r->account);
+    return a ? hr_account_load_estat(a, r) : 0;
+}
+
 static int load_seen(void *ud, const char *id, int64_t at_ms) {
     return hr_ingest_load_seen(((loader *)ud)->e, id, at_ms);
 }
@@ -467,11 +480,14 @@ static int load_ftrial(void *ud, const hr_ftrial_rec *r) {
 }
 
 int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
-    loader ctx = {e, NULL, NULL, NULL, 0, 0, 0, 0, NULL, 0, 0, 0};
+    loader ctx = {.e = e};
     hr_store_loader l = {.ud = &ctx,           .account = load_account, .user = load_user,
                          .usage = load_usage,   .override = load_override, .ftrial = load_ftrial,
                          .expect = expect_accounts, .meter = load_meter, .seen = load_seen,
-                         .seen_since = hr_time_now() * 1000 - e->dedup_window_ms};
+                         .seen_since = hr_time_now() * 1000 - e->dedup_window_ms,
+                         .eday = load_eday, .estat = load_estat};
+    ctx.today = (int32_t)(hr_time_now() / 86400);
+    l.edays_since = ctx.today - HR_HISTORY_DAYS + 1;
     pthread_mutex_lock(&e->wmu);
     pthread_rwlock_wrlock(&e->lock);
     int rc = s->ops->load(s, &l, err);
@@ -964,6 +980,7 @@ int hr_engine_put_user(hr_engine *e, const char *account, const char *uid, json_
         memset(old, 0, sizeof *old);
     }
     hr_user prev = *old;
+    nu.hist = prev.hist; /* the member's history outlives a rewrite of the user */
     *old = nu;
     pthread_rwlock_unlock(&e->lock);
     hr_engine_note_member(e, uid, account, now);
@@ -1043,6 +1060,7 @@ int hr_engine_delete_user(hr_engine *e, const char *account, const char *uid, hr
     free(gone.role);
     free(gone.seat_type);
     free(gone.traits_json);
+    hr_hist_free(gone.hist);
 out:
     pthread_mutex_unlock(&e->wmu);
     return rc;

@@ -99,6 +99,19 @@ int hr_engine_meter_value(hr_engine *e, const char *account, const char *meter, 
 int hr_engine_join(hr_engine *e, const char *account, const char *user, json_object *account_traits,
                    json_object *user_traits, int64_t now, hr_err *err);
 
+/* Event history, from memory: how many times `event` happened for the
+ * account (user NULL) or one of its members in the last `days` UTC days
+ * (today included); on how many of those days it happened; when it was
+ * first and last seen (unix ms, 0 if never). "*" is every product event.
+ * HR_ENOTFOUND for an unknown account or a user not in it. History keeps
+ * 400 days. */
+int hr_engine_event_count(hr_engine *e, const char *account, const char *user, const char *event,
+                          int days, int64_t now, int64_t *out);
+int hr_engine_active_days(hr_engine *e, const char *account, const char *user, const char *event,
+                          int days, int64_t now, int *out);
+int hr_engine_event_seen(hr_engine *e, const char *account, const char *user, const char *event,
+                         int64_t *first_ms, int64_t *last_ms);
+
 /* Raw events older than `days` are deleted from the log (0: keep them all;
  * default 90). Meter values are kept forever. */
 void hr_engine_set_retention(hr_engine *e, int days);

@@ -24,9 +24,40 @@ typedef struct hr_mval_ent {
     hr_meter_value v;
 } hr_mval_ent;
 
+/* Event history (history.c): per event, a count per UTC day (ascending,
+ * at most HR_HISTORY_DAYS back) and the first and last time it was seen. */
+#define HR_HISTORY_DAYS 400
+
+typedef struct hr_day_count {
+    int32_t day; /* days since 1970-01-01 */
+    uint32_t count;
+} hr_day_count;
+
+typedef struct hr_hist_ent {
+    const char *event; /* interned; "*" for every product event */
+    int64_t first_ms, last_ms;
+    uint32_t n, cap;
+    hr_day_count *days;
+} hr_hist_ent;
+
+typedef struct hr_hist {
+    uint32_t n;
+    hr_hist_ent *ents;
+} hr_hist;
+
+void hr_hist_free(hr_hist *h);
+hr_hist_ent *hr_hist_find(const hr_hist *h, const char *event);
+/* The entry for event, created if needed (*h too); NULL on OOM. */
+hr_hist_ent *hr_hist_get(hr_hist **h, const char *event);
+/* Sets the count of day (inserting it in order); drops days older than the
+ * horizon before `today`. -1 on OOM. */
+int hr_hist_set_day(hr_hist_ent *he, int32_t day, uint32_t count, int32_t today);
+uint32_t hr_hist_day_count(const hr_hist_ent *he, int32_t day);
+
 typedef struct hr_user {
     char *id, *role, *seat_type, *traits_json;
     int64_t created_at, updated_at;
+    hr_hist *hist;
 } hr_user;
 
 /* Usage entries kept inside the account itself: most products meter a
@@ -53,6 +84,7 @@ typedef struct hr_account {
     uint16_t nmvals;
     hr_usage_ent usage_inline[HR_USAGE_INLINE];
     /* cold: read by the API, not by decisions */
+    hr_hist *hist;                     /* event history of the account */
     char *name, *owner, *traits_json; /* traits kept as JSON text */
     hr_user *users;
     uint32_t nusers;
@@ -97,6 +129,8 @@ void hr_ingest_init(hr_engine *e);
  * message id into the dedup window. */
 int hr_account_load_meter(hr_account *a, const hr_meter_rec *r);
 int hr_ingest_load_seen(hr_engine *e, const char *id, int64_t at_ms);
+int hr_account_load_eday(hr_account *a, const hr_eday_rec *r, int32_t today);
+int hr_account_load_estat(hr_account *a, const hr_estat_rec *r);
 void hr_ingest_dispose(hr_engine *e);
 /* The value of meter m (index mi in the current catalog) for account a now. */
 double hr_account_meter_now(const hr_catalog *c, const hr_account *a, int mi, int64_t now);

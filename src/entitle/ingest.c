@@ -80,6 +80,11 @@ int hr_engine_user_account(hr_engine *e, const char *user, char *out, size_t n) 
     return m ? 0 : HR_ENOTFOUND;
 }
 
+static int32_t day_of_ms(int64_t ms) {
+    int64_t t = ms / 1000;
+    return (int32_t)(t >= 0 ? t / 86400 : -((-t + 86399) / 86400));
+}
+
 static int cycle_months(const hr_account *a) { return a->interval == HR_INTERVAL_YEAR ? 12 : 1; }
 
 static hr_mval_ent *find_mval(const hr_account *a, const char *meter) {
@@ -122,6 +127,31 @@ int hr_account_load_meter(hr_account *a, const hr_meter_rec *r) {
     }
     hr_meter_value_dispose(&mv->v);
     return set_from_rec(&mv->v, r);
+}
+
+/* The history owner of a stored row: the account, or one of its members. */
+static hr_hist **owner_of_row(hr_account *a, const char *user) {
+    if (!user || !*user) return &a->hist;
+    for (uint32_t i = 0; i < a->nusers; i++)
+        if (!strcmp(a->users[i].id, user)) return &a->users[i].hist;
+    return NULL; /* a member since removed */
+}
+
+int hr_account_load_eday(hr_account *a, const hr_eday_rec *r, int32_t today) {
+    hr_hist **owner = owner_of_row(a, r->user);
+    if (!owner) return 0;
+    hr_hist_ent *he = hr_hist_get(owner, hr_intern(r->event));
+    return !he || hr_hist_set_day(he, r->day, r->count, today) ? HR_ENOMEM : 0;
+}
+
+int hr_account_load_estat(hr_account *a, const hr_estat_rec *r) {
+    hr_hist **owner = owner_of_row(a, r->user);
+    if (!owner) return 0;
+    hr_hist_ent *he = hr_hist_get(owner, hr_intern(r->event));
+    if (!he) return HR_ENOMEM;
+    he->first_ms = r->first_ms;
+    he->last_ms = r->last_ms;
+    return 0;
 }
 
 int hr_ingest_load_seen(hr_engine *e, const char *id, int64_t at_ms) {
@@ -171,7 +201,22 @@ typedef struct batch {
     int64_t *new_seen_at;
     size_t nseen, capseen;
     hr_map *bseen; /* the batch's own message ids (a batch may repeat one) */
+    /* history increments: one per (owner, event, day), found through hkeys */
+    struct hstage *hs;
+    size_t nhs, caphs;
+    hr_map *hkeys;
 } batch;
+
+/* An event's count on one day, for an account or a member, as this batch
+ * leaves it (absolute: the store keeps values, not increments). */
+typedef struct hstage {
+    hr_hist **owner;
+    const char *account, *user, *event; /* user "" at account level */
+    int32_t day;
+    uint32_t count;
+    int64_t first_ms, last_ms;
+    char key[64];
+} hstage;
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 0;
@@ -232,6 +277,74 @@ static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, i
     return s;
 }
 
+/* +1 for event on the day of ts_ms in owner's history. */
+static int hist_add(batch *b, hr_hist **owner, const char *account, const char *user,
+                    const char *event, int64_t ts_ms) {
+    int32_t day = day_of_ms(ts_ms);
+    char key[64];
+    snprintf(key, sizeof key, "%p/%p/%d", (void *)owner, (const void *)event, (int)day);
+    hstage *h = NULL;
+    if (!b->hkeys && !(b->hkeys = hr_map_new(256))) return -1;
+    uintptr_t ix = (uintptr_t)hr_map_get(b->hkeys, key);
+    if (ix) {
+        h = &b->hs[ix - 1];
+    } else {
+        if (b->nhs == b->caphs) {
+            /* the map borrows keys that live in the array: rebuild it after a move */
+            size_t cap = b->caphs ? b->caphs * 2 : 64;
+            hstage *p = realloc(b->hs, cap * sizeof *p);
+            if (!p) return -1;
+            b->hs = p;
+            b->caphs = cap;
+            hr_map_free(b->hkeys);
+            if (!(b->hkeys = hr_map_new(cap))) return -1;
+            for (size_t i = 0; i < b->nhs; i++) {
+                int err = 0;
+                hr_map_put(b->hkeys, b->hs[i].key, (void *)(uintptr_t)(i + 1), &err);
+                if (err) return -1;
+            }
+        }
+        h = &b->hs[b->nhs];
+        memset(h, 0, sizeof *h);
+        memcpy(h->key, key, sizeof key);
+        h->owner = owner;
+        h->account = account;
+        h->user = user;
+        h->event = event;
+        h->day = day;
+        /* from what memory holds (the writer mutex keeps it still) */
+        h->count = hr_hist_day_count(hr_hist_find(*owner, event), day);
+        int err = 0;
+        hr_map_put(b->hkeys, h->key, (void *)(uintptr_t)(b->nhs + 1), &err);
+        if (err) return -1;
+        b->nhs++;
+    }
+    h->count++;
+    if (!h->first_ms || ts_ms < h->first_ms) h->first_ms = ts_ms;
+    if (ts_ms > h->last_ms) h->last_ms = ts_ms;
+    return 0;
+}
+
+/* A track event into the history of its account and, for a member, of the
+ * user; "*" counts every product event (not headroom's own). */
+static int history(batch *b, hr_account *a, const hr_msg *m) {
+    const char *ev = hr_intern(m->event), *any = hr_intern("*");
+    int product = strncmp(m->event, "headroom.", 9) != 0;
+    if (!ev || !any) return -1;
+    if (hist_add(b, &a->hist, a->id, "", ev, m->timestamp_ms) ||
+        (product && hist_add(b, &a->hist, a->id, "", any, m->timestamp_ms)))
+        return -1;
+    for (uint32_t i = 0; m->user_id && i < a->nusers; i++) {
+        hr_user *u = &a->users[i];
+        if (strcmp(u->id, m->user_id)) continue;
+        if (hist_add(b, &u->hist, a->id, u->id, ev, m->timestamp_ms) ||
+            (product && hist_add(b, &u->hist, a->id, u->id, any, m->timestamp_ms)))
+            return -1;
+        break;
+    }
+    return 0;
+}
+
 /* Resolves, dedups and folds one message; appends it to the batch log. */
 static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *status, hr_err *err) {
     *status = HR_INGEST_OK;
@@ -267,6 +380,7 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
                                      hr_msg_type_str(m->type), m->event, m->timestamp_ms, now_ms,
                                      body};
     if (!a || m->type != HR_MSG_TRACK) return 0;
+    if (history(b, a, m)) return hr_err_set(err, HR_ENOMEM, "out of memory");
     const hr_catalog *c = e->cat;
     for (int mi = 0; mi < c->nmeters; mi++) {
         const hr_meter *mt = &c->meters[mi];
@@ -294,7 +408,7 @@ static uint64_t *compact_set(const hr_meter_value *v) {
 
 static int persist(hr_engine *e, batch *b, hr_err *err) {
     hr_store *s = e->store;
-    if (!s || (!b->nev && !b->nst)) return 0;
+    if (!s || (!b->nev && !b->nst && !b->nhs)) return 0;
     int rc = s->ops->begin(s, err);
     if (rc) return rc;
     if (b->nev) rc = s->ops->put_events(s, b->ev, (int)b->nev, err);
@@ -310,6 +424,23 @@ static int persist(hr_engine *e, batch *b, hr_err *err) {
         rc = s->ops->put_meter(s, &r, err);
         free(set);
     }
+    if (!rc && b->nhs) {
+        hr_eday_rec *d = malloc(b->nhs * sizeof *d);
+        hr_estat_rec *st = malloc(b->nhs * sizeof *st);
+        if (!d || !st) {
+            rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+        } else {
+            for (size_t i = 0; i < b->nhs; i++) {
+                const hstage *h = &b->hs[i];
+                d[i] = (hr_eday_rec){h->account, h->user, h->event, h->day, h->count};
+                st[i] = (hr_estat_rec){h->account, h->user, h->event, h->first_ms, h->last_ms};
+            }
+            rc = s->ops->put_edays(s, d, (int)b->nhs, err);
+            if (!rc) rc = s->ops->put_estats(s, st, (int)b->nhs, err);
+        }
+        free(d);
+        free(st);
+    }
     if (!rc) rc = s->ops->commit(s, err);
     if (rc) s->ops->rollback(s);
     return rc;
@@ -317,7 +448,7 @@ static int persist(hr_engine *e, batch *b, hr_err *err) {
 
 /* After the commit: staged latest values replace the accounts' own, all
  * under the exclusive lock (an account's array may move). */
-static int apply(hr_engine *e, batch *b) {
+static int apply(hr_engine *e, batch *b, int64_t now_ms) {
     int rc = 0;
     pthread_rwlock_wrlock(&e->lock);
     for (size_t i = 0; i < b->nst; i++) {
@@ -339,6 +470,17 @@ static int apply(hr_engine *e, batch *b) {
         mv->v = st->v;
         st->v = old; /* the old one is freed with the batch */
     }
+    int32_t today = day_of_ms(now_ms);
+    for (size_t i = 0; i < b->nhs; i++) {
+        const hstage *h = &b->hs[i];
+        hr_hist_ent *he = hr_hist_get(h->owner, h->event);
+        if (!he || hr_hist_set_day(he, h->day, h->count, today)) {
+            rc = HR_ENOMEM;
+            continue;
+        }
+        if (!he->first_ms || h->first_ms < he->first_ms) he->first_ms = h->first_ms;
+        if (h->last_ms > he->last_ms) he->last_ms = h->last_ms;
+    }
     pthread_rwlock_unlock(&e->lock);
     return rc;
 }
@@ -352,6 +494,8 @@ static void batch_free(batch *b) {
     free(b->new_seen);
     free(b->new_seen_at);
     hr_map_free(b->bseen);
+    free(b->hs);
+    hr_map_free(b->hkeys);
 }
 
 static void remember_seen(hr_engine *e, batch *b) {
@@ -396,6 +540,7 @@ static void prune_seen(hr_engine *e, int64_t now_ms) {
     hr_err ignore;
     if (!e->store) return;
     e->store->ops->seen_prune(e->store, cutoff, &ignore);
+    e->store->ops->prune_edays(e->store, day_of_ms(now_ms) - HR_HISTORY_DAYS + 1, &ignore);
     /* retention: thin the raw log in chunks, for at most ~200 ms a minute so
      * ingestion (waiting on the writer mutex) barely notices */
     if (!e->retention_ms) return;
@@ -426,7 +571,8 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     if (!rc) rc = persist(e, &b, &err);
     if (!rc) {
         /* durable: now visible */
-        if (apply(e, &b)) rc = hr_err_set(&err, HR_ENOMEM, "out of memory (after commit)");
+        if (apply(e, &b, jobs->now_ms))
+            rc = hr_err_set(&err, HR_ENOMEM, "out of memory (after commit)");
         remember_seen(e, &b);
         prune_seen(e, jobs->now_ms);
     }

@@ -12,7 +12,8 @@
  * key prefix and delete_account removes them explicitly, which keeps inserts
  * free of FK checks and lets the engine write in any order. Ingested events
  * go to an append-only log that delete_account leaves alone (it is history);
- * the account's meter values go with it. */
+ * the account's meter values and its event history (per-day counts and
+ * first/last seen, which the rule language reads) go with it. */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,22 @@ static const migration migrations[] = {
      "  latest_ms INTEGER NOT NULL DEFAULT 0,"
      "  uniq BLOB,"
      "  PRIMARY KEY (account, meter, period_start)) WITHOUT ROWID;"},
+    {3,
+     /* Event history for rules. user is '' for account-level rows (not
+      * NULL: NULLs are distinct in a primary key, so the upsert would never
+      * conflict). Keyed by account first like the other child tables; the
+      * day index serves prune_edays, which cuts across accounts. */
+     "CREATE TABLE event_days ("
+     "  account TEXT NOT NULL, user TEXT NOT NULL, event TEXT NOT NULL,"
+     "  day INTEGER NOT NULL,"
+     "  count INTEGER NOT NULL,"
+     "  PRIMARY KEY (account, user, event, day)) WITHOUT ROWID;"
+     "CREATE INDEX event_days_day ON event_days (day);"
+     "CREATE TABLE event_stats ("
+     "  account TEXT NOT NULL, user TEXT NOT NULL, event TEXT NOT NULL,"
+     "  first_ms INTEGER NOT NULL,"
+     "  last_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY (account, user, event)) WITHOUT ROWID;"},
 };
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 #define LATEST_VERSION (migrations[NMIGRATIONS - 1].version)
@@ -135,6 +152,8 @@ static const migration migrations[] = {
     X(DEL_ACCOUNT_OVERRIDES, "DELETE FROM overrides WHERE account = ?1")               \
     X(DEL_ACCOUNT_FTRIALS, "DELETE FROM feature_trials WHERE account = ?1")            \
     X(DEL_ACCOUNT_METERS, "DELETE FROM meter_values WHERE account = ?1")               \
+    X(DEL_ACCOUNT_EDAYS, "DELETE FROM event_days WHERE account = ?1")                  \
+    X(DEL_ACCOUNT_ESTATS, "DELETE FROM event_stats WHERE account = ?1")                \
     X(PUT_USER,                                                                        \
       "INSERT INTO users (account, id, role, seat_type, traits_json, created_at,"      \
       " updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7)"                                     \
@@ -188,7 +207,17 @@ static const migration migrations[] = {
       " ORDER BY period_start")                                                        \
     X(RECENT_EVENTS,                                                                   \
       "SELECT message_id, account, user_id, anonymous_id, type, event, ts_ms,"         \
-      " received_ms, body FROM events WHERE account = ?1 ORDER BY seq DESC LIMIT ?2")
+      " received_ms, body FROM events WHERE account = ?1 ORDER BY seq DESC LIMIT ?2")   \
+    X(PUT_EDAY,                                                                        \
+      "INSERT INTO event_days (account, user, event, day, count) VALUES (?1,?2,?3,?4,?5)"\
+      " ON CONFLICT (account, user, event, day) DO UPDATE SET count=excluded.count")   \
+    X(PUT_ESTAT,                                                                       \
+      "INSERT INTO event_stats (account, user, event, first_ms, last_ms)"              \
+      " VALUES (?1,?2,?3,?4,?5)"                                                       \
+      " ON CONFLICT (account, user, event) DO UPDATE SET"                              \
+      " first_ms=min(first_ms, excluded.first_ms),"                                    \
+      " last_ms=max(last_ms, excluded.last_ms)")                                       \
+    X(EDAYS_PRUNE, "DELETE FROM event_days WHERE day < ?1")
 
 enum {
 #define X(name, sql) ST_##name,
@@ -482,7 +511,8 @@ static int sq_put_account(hr_store *s, const hr_account_rec *r, hr_err *err) {
 static int sq_delete_account(hr_store *s, const char *id, hr_err *err) {
     static const int dels[] = {ST_DEL_ACCOUNT_USERS, ST_DEL_ACCOUNT_USAGE,
                                ST_DEL_ACCOUNT_OVERRIDES, ST_DEL_ACCOUNT_FTRIALS,
-                               ST_DEL_ACCOUNT_METERS, ST_DEL_ACCOUNT_IDEM,
+                               ST_DEL_ACCOUNT_METERS, ST_DEL_ACCOUNT_EDAYS,
+                               ST_DEL_ACCOUNT_ESTATS, ST_DEL_ACCOUNT_IDEM,
                                ST_DEL_ACCOUNT};
     sq_store *q = (sq_store *)s;
     /* Outside the caller's transaction the deletes need one of their
@@ -709,6 +739,60 @@ out:
     return ret;
 }
 
+/* ---- event history ------------------------------------------------------ */
+
+/* A NULL user is the account itself, stored as '' (see migration 3). */
+static const char *user_or_empty(const char *u) {
+    return u ? u : "";
+}
+
+/* Binds record i of a put_edays / put_estats batch to the statement. */
+typedef int (*bind_fn)(sqlite3_stmt *st, const void *recs, int i);
+
+static int bind_eday(sqlite3_stmt *st, const void *recs, int i) {
+    const hr_eday_rec *r = (const hr_eday_rec *)recs + i;
+    return btext(st, 1, r->account) | btext(st, 2, user_or_empty(r->user)) |
+           btext(st, 3, r->event) | bint(st, 4, r->day) | bint(st, 5, r->count);
+}
+
+static int bind_estat(sqlite3_stmt *st, const void *recs, int i) {
+    const hr_estat_rec *r = (const hr_estat_rec *)recs + i;
+    return btext(st, 1, r->account) | btext(st, 2, user_or_empty(r->user)) |
+           btext(st, 3, r->event) | bint(st, 4, r->first_ms) | bint(st, 5, r->last_ms);
+}
+
+/* Runs statement idx once per record, all n in one transaction: the
+ * caller's if one is open (a failure is then undone by its rollback), else
+ * one of our own, so a flush of the history is one fsync and all or none. */
+static int put_batch(sq_store *q, int idx, bind_fn bind, const void *recs, int n, hr_err *err,
+                     const char *what) {
+    if (n <= 0) return 0;
+    int own = !in_tx(q), ret = 0;
+    if (own && (ret = exec_stmt(q, ST_BEGIN, 0, err, what))) return ret;
+    for (int i = 0; i < n; i++) {
+        int bad = bind(q->st[idx], recs, i);
+        if ((ret = exec_stmt(q, idx, bad, err, what))) goto out;
+    }
+    if (own) ret = exec_stmt(q, ST_COMMIT, 0, err, what);
+out:
+    if (ret && own) sq_rollback(&q->base);
+    return ret;
+}
+
+static int sq_put_edays(hr_store *s, const hr_eday_rec *r, int n, hr_err *err) {
+    return put_batch((sq_store *)s, ST_PUT_EDAY, bind_eday, r, n, err, "put_edays");
+}
+
+static int sq_put_estats(hr_store *s, const hr_estat_rec *r, int n, hr_err *err) {
+    return put_batch((sq_store *)s, ST_PUT_ESTAT, bind_estat, r, n, err, "put_estats");
+}
+
+static int sq_prune_edays(hr_store *s, int32_t before, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    int bad = bint(q->st[ST_EDAYS_PRUNE], 1, before);
+    return exec_stmt(q, ST_EDAYS_PRUNE, bad, err, "prune_edays");
+}
+
 static int sq_put_catalog(hr_store *s, const char *text, int64_t at, hr_err *err) {
     sq_store *q = (sq_store *)s;
     sqlite3_stmt *st = q->st[ST_PUT_CATALOG];
@@ -841,6 +925,28 @@ static int row_seen(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
     return l->seen(l->ud, ctext(st, 0), sqlite3_column_int64(st, 1));
 }
 
+static int row_eday(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
+    hr_eday_rec r = {
+        .account = ctext(st, 0),
+        .user = ctext(st, 1),
+        .event = ctext(st, 2),
+        .day = (int32_t)sqlite3_column_int64(st, 3),
+        .count = (uint32_t)sqlite3_column_int64(st, 4),
+    };
+    return l->eday(l->ud, &r);
+}
+
+static int row_estat(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
+    hr_estat_rec r = {
+        .account = ctext(st, 0),
+        .user = ctext(st, 1),
+        .event = ctext(st, 2),
+        .first_ms = sqlite3_column_int64(st, 3),
+        .last_ms = sqlite3_column_int64(st, 4),
+    };
+    return l->estat(l->ud, &r);
+}
+
 static int sq_load(hr_store *s, const hr_store_loader *l, hr_err *err) {
     sq_store *q = (sq_store *)s;
     /* One read transaction so the scans see one consistent snapshot. */
@@ -896,6 +1002,22 @@ static int sq_load(hr_store *s, const hr_store_loader *l, hr_err *err) {
         (ret = scan(q, "SELECT message_id, received_ms FROM seen WHERE received_ms >= ?1",
                     l->seen_since, row_seen, l, err, "load seen")))
         goto out;
+    /* Primary-key order, so both are one pass over the b-tree, no sort.
+     * The unary + keeps the planner off the day index (which would need a
+     * sort to restore the order): prune_edays keeps the rows below the
+     * cutoff few, so checking it per row is the cheaper plan. */
+    if (l->eday &&
+        (ret = scan(q,
+                    "SELECT account, user, event, day, count FROM event_days"
+                    " WHERE +day >= ?1 ORDER BY account, user, event, day",
+                    l->edays_since, row_eday, l, err, "load event days")))
+        goto out;
+    if (l->estat &&
+        (ret = scan(q,
+                    "SELECT account, user, event, first_ms, last_ms FROM event_stats"
+                    " ORDER BY account, user, event",
+                    0, row_estat, l, err, "load event stats")))
+        goto out;
 out:
     /* Nothing was written: ending the read transaction cannot lose data. */
     if (own) sqlite3_exec(q->db, ret ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
@@ -924,6 +1046,9 @@ static const hr_store_ops sqlite_ops = {
     .put_meter = sq_put_meter,
     .meter_series = sq_meter_series,
     .recent_events = sq_recent_events,
+    .put_edays = sq_put_edays,
+    .put_estats = sq_put_estats,
+    .prune_edays = sq_prune_edays,
     .seen_prune = sq_seen_prune,
     .prune_events = sq_prune_events,
     .put_catalog = sq_put_catalog,

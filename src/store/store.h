@@ -77,6 +77,20 @@ typedef struct hr_meter_rec {
     uint32_t nuniq;
 } hr_meter_rec;
 
+/* Event history for rules: how many times an event happened on one UTC day
+ * (day = days since 1970-01-01), for an account (user "") or one of its
+ * users; and when it was first and last seen. */
+typedef struct hr_eday_rec {
+    const char *account, *user, *event;
+    int32_t day;
+    uint32_t count;
+} hr_eday_rec;
+
+typedef struct hr_estat_rec {
+    const char *account, *user, *event;
+    int64_t first_ms, last_ms;
+} hr_estat_rec;
+
 /* Called for each row by load; a non-zero return stops the load with it. */
 typedef struct hr_store_loader {
     void *ud;
@@ -96,6 +110,11 @@ typedef struct hr_store_loader {
      * the dedup window, after the meters. */
     int (*seen)(void *ud, const char *message_id, int64_t received_ms);
     int64_t seen_since;
+    /* Optional: event history, after the seen ids, ordered by account:
+     * every day row with day >= edays_since, then every stats row. */
+    int (*eday)(void *ud, const hr_eday_rec *r);
+    int (*estat)(void *ud, const hr_estat_rec *r);
+    int32_t edays_since;
 } hr_store_loader;
 
 typedef struct hr_store hr_store;
@@ -111,8 +130,9 @@ typedef struct hr_store_ops {
     int (*load)(hr_store *s, const hr_store_loader *l, hr_err *err);
     int (*put_account)(hr_store *s, const hr_account_rec *r, hr_err *err);
     /* Deletes the account and everything that belongs to it, including its
-     * meter values and the idempotency keys scoped to it (keys that start
-     * with "{id}\x1f"); its events stay in the log (history). */
+     * meter values, its event history (days and stats) and the idempotency
+     * keys scoped to it (keys that start with "{id}\x1f"); its raw events
+     * stay in the log. */
     int (*delete_account)(hr_store *s, const char *id, hr_err *err);
     int (*put_user)(hr_store *s, const hr_user_rec *r, hr_err *err);
     int (*delete_user)(hr_store *s, const char *account, const char *id, hr_err *err);
@@ -139,6 +159,11 @@ typedef struct hr_store_ops {
     /* The newest `limit` events of an account, newest first (bodies). */
     int (*recent_events)(hr_store *s, const char *account, int limit,
                          int (*fn)(void *ud, const hr_event_rec *r), void *ud, hr_err *err);
+    /* Event history upserts (absolute values, not increments). */
+    int (*put_edays)(hr_store *s, const hr_eday_rec *r, int n, hr_err *err);
+    int (*put_estats)(hr_store *s, const hr_estat_rec *r, int n, hr_err *err);
+    /* Forgets day rows before day `before` (the history horizon). */
+    int (*prune_edays)(hr_store *s, int32_t before, hr_err *err);
     /* Deletes at most `limit` raw events received before older_than_ms,
      * oldest first; *deleted says how many (0: nothing older is left).
      * Meter values and seen ids are kept: retention thins the log only. */

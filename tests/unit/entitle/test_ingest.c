@@ -14,6 +14,7 @@
 #include "catalog/catalog.h"
 #include "entitle/engine.h"
 #include "events/segment.h"
+#include "store/store.h"
 #include "timeutil.h"
 
 static const char yaml[] =
@@ -160,10 +161,98 @@ static void group_creates_account(void **state) {
     assert_true(d == 2);
 }
 
+static void event_history(void **state) {
+    fx *f = *state;
+    hr_err err = {0};
+    assert_int_equal(hr_engine_join(f->e, "acme", "dm", NULL, NULL, 0, &err), 0);
+    int64_t day = 86400000;
+    /* a decision maker active on 3 of the last 7 days, 2 boards 40 days ago */
+    for (int d = 0; d < 3; d++)
+        assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"dm\",\"event\":\"Board Opened\"}",
+                               f->now_ms - d * 2 * day), HR_INGEST_OK);
+    assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"dm\",\"event\":\"Board Opened\"}", f->now_ms), HR_INGEST_OK);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"x\",\"event\":\"Board Created\",\"context\":{\"groupId\":\"acme\"}}",
+                               f->now_ms - 40 * day), HR_INGEST_OK);
+    int64_t now = f->now_ms / 1000, n = 0, first, last;
+    int active = 0;
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "Board Opened", 7, now, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "Board Opened", 1, now, &n), 0);
+    assert_int_equal(n, 2); /* today */
+    assert_int_equal(hr_engine_active_days(f->e, "acme", "dm", "Board Opened", 7, now, &active), 0);
+    assert_int_equal(active, 3);
+    assert_int_equal(hr_engine_active_days(f->e, "acme", "dm", "*", 3, now, &active), 0);
+    assert_int_equal(active, 2); /* today and two days ago */
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "Board Created", 30, now, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "Board Created", 41, now, &n), 0);
+    assert_int_equal(n, 2);
+    /* "x" is not a member: only the account's history has its events */
+    assert_int_equal(hr_engine_event_count(f->e, "acme", "x", "Board Created", 41, now, &n), HR_ENOTFOUND);
+    /* the join itself is history: headroom.user_added, but not in "*" */
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.user_added", 7, now, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "*", 60, now, &n), 0);
+    assert_int_equal(n, 6);
+    assert_int_equal(hr_engine_event_seen(f->e, "acme", NULL, "Board Created", &first, &last), 0);
+    assert_true(first == f->now_ms - 40 * day && last == first);
+    assert_int_equal(hr_engine_event_seen(f->e, "acme", "dm", "Board Opened", &first, &last), 0);
+    assert_true(first == f->now_ms - 4 * day && last == f->now_ms);
+    assert_int_equal(hr_engine_event_seen(f->e, "acme", NULL, "Never", &first, &last), 0);
+    assert_true(first == 0 && last == 0);
+    assert_int_equal(hr_engine_event_count(f->e, "nobody", NULL, "*", 7, now, &n), HR_ENOTFOUND);
+}
+
+/* Meters, history, dedup and membership come back from the store. */
+static void survives_restart(void **state) {
+    fx *f = *state;
+    char dir[] = "/tmp/hr-ingest-XXXXXX", path[64], cmd[96];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/h.db", dir);
+    hr_store *s = NULL;
+    hr_err err = {0};
+    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
+    hr_engine *e = hr_engine_new(f->cat);
+    assert_int_equal(hr_engine_attach_store(e, s, &err), 0);
+    assert_int_equal(hr_engine_put_account_json(e, "acme", "{\"plan\":\"free\"}", &err), 0);
+    assert_int_equal(hr_engine_join(e, "acme", "u1", NULL, NULL, 0, &err), 0);
+    hr_engine *keep = f->e;
+    f->e = e;
+    int64_t now = hr_time_now() * 1000;
+    assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"API Called\",\"messageId\":\"a\"}", now), HR_INGEST_OK);
+    assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"Board Created\",\"messageId\":\"b\"}", now - 86400000), HR_INGEST_OK);
+    hr_engine_free(e);
+    hr_store_close(s);
+    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
+    e = hr_engine_new(f->cat);
+    assert_int_equal(hr_engine_attach_store(e, s, &err), 0);
+    f->e = e;
+    double d;
+    assert_int_equal(hr_engine_meter_value(e, "acme", "calls", 0, &d), 0);
+    assert_true(d == 1);
+    int64_t n;
+    int active;
+    assert_int_equal(hr_engine_event_count(e, "acme", "u1", "Board Created", 7, 0, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(hr_engine_active_days(e, "acme", NULL, "*", 7, 0, &active), 0);
+    assert_int_equal(active, 2);
+    assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"API Called\",\"messageId\":\"a\"}", now), HR_INGEST_DUPLICATE);
+    assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"API Called\"}", now), HR_INGEST_OK);
+    assert_int_equal(hr_engine_meter_value(e, "acme", "calls", 0, &d), 0);
+    assert_true(d == 2); /* reached acme through u1's membership */
+    hr_engine_free(e);
+    hr_store_close(s);
+    f->e = keep;
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(dedup_and_window), T(membership_and_periods), T(group_creates_account),
+        T(event_history),       T(survives_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,6 +82,11 @@ typedef struct seen {
     uint64_t *meter_uniq[MAXROWS];
     char *seen_id[MAXROWS];
     int64_t seen_at[MAXROWS];
+    int n_eday, n_estat;
+    char *eday_key[MAXROWS]; /* "account/user/event/day" */
+    uint32_t eday_count[MAXROWS];
+    char *estat_key[MAXROWS]; /* "account/user/event" */
+    int64_t estat_first[MAXROWS], estat_last[MAXROWS];
 } seen;
 
 static char *dup_or_null(const char *s) {
@@ -188,8 +193,42 @@ static int on_seen(void *ud, const char *message_id, int64_t received_ms) {
     return 0;
 }
 
+/* The user column is never NULL: account-level rows come as "". */
+static int on_eday(void *ud, const hr_eday_rec *r) {
+    seen *v = ud;
+    int i = v->n_eday++;
+    note(v, 'd');
+    assert_non_null(r->account);
+    assert_non_null(r->user);
+    assert_non_null(r->event);
+    if (i >= MAXROWS) return 0;
+    char k[160];
+    snprintf(k, sizeof k, "%s/%s/%s/%d", r->account, r->user, r->event, (int)r->day);
+    v->eday_key[i] = strdup(k);
+    v->eday_count[i] = r->count;
+    return 0;
+}
+
+static int on_estat(void *ud, const hr_estat_rec *r) {
+    seen *v = ud;
+    int i = v->n_estat++;
+    note(v, 't');
+    assert_non_null(r->account);
+    assert_non_null(r->user);
+    assert_non_null(r->event);
+    if (i >= MAXROWS) return 0;
+    char k[160];
+    snprintf(k, sizeof k, "%s/%s/%s", r->account, r->user, r->event);
+    v->estat_key[i] = strdup(k);
+    v->estat_first[i] = r->first_ms;
+    v->estat_last[i] = r->last_ms;
+    return 0;
+}
+
 static void seen_free(seen *v) {
     for (int i = 0; i < MAXROWS; i++) {
+        free(v->eday_key[i]);
+        free(v->estat_key[i]);
         free(v->meter_key[i]);
         free(v->meter_uniq[i]);
         free(v->seen_id[i]);
@@ -213,7 +252,12 @@ static void seen_free(seen *v) {
 }
 
 static void load_all(hr_store *s, seen *v) {
-    hr_store_loader l = {v, on_account, on_user, on_usage, on_override, on_ftrial, NULL, NULL, NULL, 0};
+    hr_store_loader l = {.ud = v,
+                         .account = on_account,
+                         .user = on_user,
+                         .usage = on_usage,
+                         .override = on_override,
+                         .ftrial = on_ftrial};
     hr_err err = {0};
     int rc = s->ops->load(s, &l, &err);
     if (rc) fail_msg("load: %s", err.message);
@@ -309,7 +353,7 @@ static void test_open_migrate_reopen(void **state) {
     hr_store *s = open_store(f);
     assert_string_equal(s->ops->name, "sqlite");
     int v = hr_store_sqlite_schema_version(s);
-    assert_int_equal(v, 2);
+    assert_int_equal(v, 3);
     hr_store_close(s);
 
     s = open_store(f);
@@ -443,14 +487,14 @@ static void test_children_roundtrip_and_order(void **state) {
     seen_free(&v);
 
     /* NULL callbacks skip their table. */
-    hr_store_loader l = {&v, NULL, on_user, NULL, NULL, on_ftrial, NULL, NULL, NULL, 0};
+    hr_store_loader l = {.ud = &v, .user = on_user, .ftrial = on_ftrial};
     ok(s->ops->load(s, &l, &err), &err);
     assert_string_equal(v.order, "uuf");
     seen_free(&v);
 
     /* A callback's non-zero return stops the load with that code. */
     v.stop_after = 1;
-    hr_store_loader stop = {&v, on_account, on_user, NULL, NULL, NULL, NULL, NULL, NULL, 0};
+    hr_store_loader stop = {.ud = &v, .account = on_account, .user = on_user};
     assert_int_equal(s->ops->load(s, &stop, &err), HR_EINTERNAL);
     assert_string_equal(v.order, "a");
     seen_free(&v);
@@ -747,7 +791,8 @@ static void test_sqlite_error_reported(void **state) {
     hr_store_close(s);
 }
 
-static void test_migration_2_from_v1(void **state) {
+/* Both later migrations apply in order to a version-1 file. */
+static void test_migrations_from_v1(void **state) {
     fixture *f = *state;
     hr_store *s = open_store(f);
     hr_err err = {0};
@@ -756,15 +801,20 @@ static void test_migration_2_from_v1(void **state) {
     hr_store_close(s);
     /* Turn the file back into a version-1 database holding v1 data. */
     exec_raw(f, "DROP TABLE events; DROP TABLE seen; DROP TABLE meter_values;"
-                "DELETE FROM schema_migrations WHERE version = 2");
+                "DROP TABLE event_days; DROP TABLE event_stats;"
+                "DELETE FROM schema_migrations WHERE version >= 2");
     assert_int_equal(query_int(f, "SELECT max(version) FROM schema_migrations"), 1);
 
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 2);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 3);
     hr_event_rec e = event("m1", "acc_1", "Board Created", 1000);
     ok(s->ops->put_events(s, &e, 1, &err), &err);
     hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
     ok(s->ops->put_meter(s, &m, &err), &err);
+    hr_eday_rec d = {"acc_1", NULL, "Board Created", 19700, 1};
+    ok(s->ops->put_edays(s, &d, 1, &err), &err);
+    hr_estat_rec t = {"acc_1", NULL, "Board Created", 1000, 1000};
+    ok(s->ops->put_estats(s, &t, 1, &err), &err);
     seen v = {0};
     load_all(s, &v);
     assert_int_equal(v.n_acc, 1); /* v1 data survived */
@@ -774,7 +824,20 @@ static void test_migration_2_from_v1(void **state) {
                                   " ('events','events_account','seen','seen_received',"
                                   "  'meter_values')"),
                      5);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 2);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                  " ('event_days','event_days_day','event_stats')"),
+                     3);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 3);
+
+    /* A version-2 file gets migration 3 alone. */
+    exec_raw(f, "DROP TABLE event_days; DROP TABLE event_stats;"
+                "DELETE FROM schema_migrations WHERE version = 3");
+    s = open_store(f);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 3);
+    hr_store_close(s);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 1);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 3);
 }
 
 typedef struct ev_seen {
@@ -1081,6 +1144,245 @@ static void test_events_meters_in_transactions(void **state) {
     hr_store_close(s);
 }
 
+/* ---- event history ---- */
+
+static void test_history_upserts(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    hr_eday_rec d[3] = {
+        {"acc_1", NULL, "Board Created", 19700, 2}, /* account level */
+        {"acc_1", "u1", "Board Created", 19700, 1},
+        {"acc_1", "u1", "Board Created", 19701, 4},
+    };
+    ok(s->ops->put_edays(s, d, 3, &err), &err);
+    ok(s->ops->put_edays(s, d, 0, &err), &err); /* an empty batch is a no-op */
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 3);
+    /* NULL user is stored as '', so it is a key like any other. */
+    assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = ''"), 2);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE user IS NULL"), 0);
+
+    /* Absolute values: the second write replaces, it does not add; "" and
+     * NULL are the same account-level row. */
+    hr_eday_rec again[2] = {{"acc_1", "", "Board Created", 19700, 5},
+                            {"acc_1", "u1", "Board Created", 19701, 3}};
+    ok(s->ops->put_edays(s, again, 2, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 3);
+    assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = ''"), 5);
+    assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = 'u1'"
+                                  " AND day = 19701"),
+                     3);
+    assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = 'u1'"
+                                  " AND day = 19700"),
+                     1);
+    /* The full uint32 range survives. */
+    hr_eday_rec big = {"acc_1", "u2", "X", 19700, UINT32_MAX};
+    ok(s->ops->put_edays(s, &big, 1, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = 'u2'"),
+                     (int64_t)UINT32_MAX);
+
+    /* Stats: first_ms only moves back, last_ms only forward. */
+    hr_estat_rec t = {"acc_1", NULL, "Board Created", 5000, 6000};
+    ok(s->ops->put_estats(s, &t, 1, &err), &err);
+    hr_estat_rec t2[2] = {{"acc_1", "", "Board Created", 4000, 5500}, /* earlier first */
+                          {"acc_1", "u1", "Board Created", 100, 200}};
+    ok(s->ops->put_estats(s, t2, 2, &err), &err);
+    assert_int_equal(query_int(f, "SELECT first_ms FROM event_stats WHERE user = ''"), 4000);
+    assert_int_equal(query_int(f, "SELECT last_ms FROM event_stats WHERE user = ''"), 6000);
+    hr_estat_rec t3 = {"acc_1", NULL, "Board Created", 4500, 7000}; /* later last */
+    ok(s->ops->put_estats(s, &t3, 1, &err), &err);
+    assert_int_equal(query_int(f, "SELECT first_ms FROM event_stats WHERE user = ''"), 4000);
+    assert_int_equal(query_int(f, "SELECT last_ms FROM event_stats WHERE user = ''"), 7000);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 2);
+    ok(s->ops->put_estats(s, &t3, 0, &err), &err);
+    hr_store_close(s);
+}
+
+static void test_history_load_order_and_cutoff(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    /* Written out of order; load hands them back in key order. */
+    hr_eday_rec d[7] = {
+        {"acc_2", NULL, "A", 100, 1}, {"acc_1", "u1", "B", 101, 2},
+        {"acc_1", "u1", "A", 102, 3}, {"acc_1", NULL, "A", 100, 4},
+        {"acc_1", "u1", "A", 100, 5}, {"acc_1", NULL, "A", 99, 6}, /* before the cutoff */
+        {"acc_10", "u1", "A", 120, 7},
+    };
+    ok(s->ops->put_edays(s, d, 7, &err), &err);
+    hr_estat_rec t[3] = {{"acc_2", NULL, "A", 1, 2}, {"acc_1", "u1", "A", 3, 4},
+                         {"acc_1", NULL, "A", 5, 6}};
+    ok(s->ops->put_estats(s, t, 3, &err), &err);
+    hr_event_rec e = event("m1", "acc_1", "A", 1000);
+    ok(s->ops->put_events(s, &e, 1, &err), &err);
+    hr_ftrial_rec tr = {"acc_1", "sso", 1, 2};
+    ok(s->ops->put_ftrial(s, &tr, &err), &err);
+
+    seen v = {0};
+    hr_store_loader l = {.ud = &v, .ftrial = on_ftrial, .seen = on_seen, .eday = on_eday,
+                         .estat = on_estat, .edays_since = 100};
+    ok(s->ops->load(s, &l, &err), &err);
+    /* After the seen ids: days, then stats. */
+    assert_string_equal(v.order, "fsddddddttt");
+    assert_int_equal(v.n_eday, 6);
+    assert_string_equal(v.eday_key[0], "acc_1//A/100");
+    assert_int_equal(v.eday_count[0], 4);
+    assert_string_equal(v.eday_key[1], "acc_1/u1/A/100");
+    assert_int_equal(v.eday_count[1], 5);
+    assert_string_equal(v.eday_key[2], "acc_1/u1/A/102");
+    assert_string_equal(v.eday_key[3], "acc_1/u1/B/101");
+    assert_string_equal(v.eday_key[4], "acc_10/u1/A/120");
+    assert_int_equal(v.eday_count[4], 7);
+    assert_string_equal(v.eday_key[5], "acc_2//A/100");
+    assert_int_equal(v.n_estat, 3);
+    assert_string_equal(v.estat_key[0], "acc_1//A");
+    assert_int_equal(v.estat_first[0], 5);
+    assert_int_equal(v.estat_last[0], 6);
+    assert_string_equal(v.estat_key[1], "acc_1/u1/A");
+    assert_string_equal(v.estat_key[2], "acc_2//A");
+    seen_free(&v);
+
+    /* edays_since 0 (the default) loads every day; either callback alone. */
+    hr_store_loader days = {.ud = &v, .eday = on_eday};
+    ok(s->ops->load(s, &days, &err), &err);
+    assert_int_equal(v.n_eday, 7);
+    assert_string_equal(v.eday_key[0], "acc_1//A/99");
+    assert_int_equal(v.n_estat, 0);
+    seen_free(&v);
+    hr_store_loader stats = {.ud = &v, .estat = on_estat, .edays_since = 1000};
+    ok(s->ops->load(s, &stats, &err), &err);
+    assert_string_equal(v.order, "ttt");
+    seen_free(&v);
+    /* A cutoff past every row loads none. */
+    l.edays_since = 121;
+    ok(s->ops->load(s, &l, &err), &err);
+    assert_string_equal(v.order, "fsttt");
+    seen_free(&v);
+    hr_store_close(s);
+}
+
+static int stop_eday(void *ud, const hr_eday_rec *r) {
+    (*(int *)ud)++;
+    return HR_EINTERNAL;
+}
+
+static void test_history_load_stops_and_prune(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    hr_eday_rec d[4] = {{"acc_1", NULL, "A", 10, 1},
+                        {"acc_1", NULL, "A", 11, 1},
+                        {"acc_1", "u1", "A", 12, 1},
+                        {"acc_2", NULL, "B", 9, 1}};
+    ok(s->ops->put_edays(s, d, 4, &err), &err);
+    hr_estat_rec t = {"acc_1", NULL, "A", 1, 2};
+    ok(s->ops->put_estats(s, &t, 1, &err), &err);
+
+    /* A callback's non-zero return stops the load with that code. */
+    int calls = 0;
+    hr_store_loader l = {.ud = &calls, .eday = stop_eday};
+    assert_int_equal(s->ops->load(s, &l, &err), HR_EINTERNAL);
+    assert_int_equal(calls, 1);
+
+    /* Prune forgets days strictly before the horizon, across accounts;
+     * stats are not days and stay. */
+    ok(s->ops->prune_edays(s, 11, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 2);
+    assert_int_equal(query_int(f, "SELECT min(day) FROM event_days"), 11);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 1);
+    ok(s->ops->prune_edays(s, 11, &err), &err); /* nothing left to prune: still 0 */
+    ok(s->ops->prune_edays(s, 1000, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
+    hr_store_close(s);
+}
+
+static void test_delete_account_history(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    const char *ids[] = {"acc_1", "acc_10"}; /* acc_1 is a prefix of acc_10 */
+    for (int i = 0; i < 2; i++) {
+        hr_eday_rec d[2] = {{ids[i], NULL, "A", 10, 1}, {ids[i], "u1", "A", 10, 1}};
+        ok(s->ops->put_edays(s, d, 2, &err), &err);
+        hr_estat_rec t[2] = {{ids[i], NULL, "A", 1, 2}, {ids[i], "u1", "A", 1, 2}};
+        ok(s->ops->put_estats(s, t, 2, &err), &err);
+    }
+    ok(s->ops->delete_account(s, "acc_1", &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE account='acc_1'"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats WHERE account='acc_1'"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 2);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 2);
+
+    /* Inside an explicit transaction the cascade belongs to it. */
+    ok(s->ops->begin(s, &err), &err);
+    ok(s->ops->delete_account(s, "acc_10", &err), &err);
+    s->ops->rollback(s);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 2);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 2);
+    hr_store_close(s);
+}
+
+static void test_history_transactions(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    hr_eday_rec d[2] = {{"acc_1", NULL, "A", 10, 1}, {"acc_1", "u1", "A", 10, 1}};
+    hr_estat_rec t = {"acc_1", NULL, "A", 1, 2};
+
+    /* Inside the caller's transaction: rolled back with it. */
+    ok(s->ops->begin(s, &err), &err);
+    ok(s->ops->put_edays(s, d, 2, &err), &err);
+    ok(s->ops->put_estats(s, &t, 1, &err), &err);
+    ok(s->ops->prune_edays(s, 0, &err), &err);
+    s->ops->rollback(s);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 0);
+
+    /* ... and committed with it, not before. */
+    ok(s->ops->begin(s, &err), &err);
+    ok(s->ops->put_edays(s, d, 2, &err), &err);
+    ok(s->ops->put_estats(s, &t, 1, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
+    ok(s->ops->commit(s, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 2);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 1);
+
+    /* On its own, a batch with a bad record writes none of it. */
+    hr_eday_rec bad[3] = {{"acc_2", NULL, "A", 10, 1},
+                          {"acc_2", NULL, NULL, 10, 1}, /* event is NOT NULL */
+                          {"acc_2", NULL, "C", 10, 1}};
+    assert_int_equal(s->ops->put_edays(s, bad, 3, &err), HR_ESTORE);
+    assert_int_equal(err.code, HR_ESTORE);
+    assert_non_null(strstr(err.message, "put_edays"));
+    assert_non_null(strstr(err.message, "NOT NULL"));
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE account='acc_2'"), 0);
+    hr_estat_rec tbad[2] = {{"acc_2", NULL, "A", 1, 2}, {NULL, NULL, "A", 1, 2}};
+    assert_int_equal(s->ops->put_estats(s, tbad, 2, &err), HR_ESTORE);
+    assert_non_null(strstr(err.message, "put_estats"));
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats WHERE account='acc_2'"), 0);
+    /* No transaction is left open, and the statements are reusable. */
+    ok(s->ops->put_edays(s, bad, 1, &err), &err);
+    ok(s->ops->put_estats(s, tbad, 1, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE account='acc_2'"), 1);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats WHERE account='acc_2'"), 1);
+
+    /* Inside the caller's transaction a failure is the caller's to undo. */
+    ok(s->ops->begin(s, &err), &err);
+    assert_int_equal(s->ops->put_edays(s, &bad[1], 1, &err), HR_ESTORE);
+    s->ops->rollback(s);
+    hr_store_close(s);
+
+    /* Durable across reopen. */
+    s = open_store(f);
+    seen v = {0};
+    hr_store_loader l = {.ud = &v, .eday = on_eday, .estat = on_estat};
+    ok(s->ops->load(s, &l, &err), &err);
+    assert_int_equal(v.n_eday, 3);
+    assert_int_equal(v.n_estat, 2);
+    seen_free(&v);
+    hr_store_close(s);
+}
+
 #define BULK 100000
 #define BATCH 10000
 
@@ -1126,7 +1428,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_durable_across_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sqlite_error_reported, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migration_2_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrations_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_seen_recent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meter_upsert_and_series, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meter_series_reentry_refused, setup, teardown),
@@ -1134,6 +1436,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_delete_account_meters_and_events, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_events_meters_in_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_upserts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_load_order_and_cutoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_load_stops_and_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_account_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_100k, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,142 @@
+/* history.c: the event history that rules read ("Board Created in the last
+ * 30 days", "active on 2+ of the last 7 days"): per account and per member,
+ * per event, a count per UTC day for HR_HISTORY_DAYS days, plus first and
+ * last seen. Questions are answered from memory in O(days).
+ *
+ * Days are kept sorted in a small array per event: events arrive in time
+ * order almost always, so an update is an append or a change of the last
+ * element; a late event inserts in place. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "entitle_int.h"
+#include "timeutil.h"
+
+void hr_hist_free(hr_hist *h) {
+    if (!h) return;
+    for (uint32_t i = 0; i < h->n; i++) free(h->ents[i].days);
+    free(h->ents);
+    free(h);
+}
+
+hr_hist_ent *hr_hist_find(const hr_hist *h, const char *event) {
+    for (uint32_t i = 0; h && i < h->n; i++)
+        if (h->ents[i].event == event || !strcmp(h->ents[i].event, event)) return &h->ents[i];
+    return NULL;
+}
+
+hr_hist_ent *hr_hist_get(hr_hist **hp, const char *event) {
+    if (!*hp && !(*hp = calloc(1, sizeof **hp))) return NULL;
+    hr_hist *h = *hp;
+    hr_hist_ent *he = hr_hist_find(h, event);
+    if (he) return he;
+    hr_hist_ent *p = realloc(h->ents, (h->n + 1) * sizeof *p);
+    if (!p) return NULL;
+    h->ents = p;
+    he = &p[h->n++];
+    memset(he, 0, sizeof *he);
+    he->event = event;
+    return he;
+}
+
+/* Index of the first day >= day. */
+static uint32_t lower(const hr_hist_ent *he, int32_t day) {
+    uint32_t lo = 0, hi = he->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (he->days[mid].day < day)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+uint32_t hr_hist_day_count(const hr_hist_ent *he, int32_t day) {
+    if (!he || !he->n) return 0;
+    if (he->days[he->n - 1].day == day) return he->days[he->n - 1].count;
+    uint32_t i = lower(he, day);
+    return i < he->n && he->days[i].day == day ? he->days[i].count : 0;
+}
+
+int hr_hist_set_day(hr_hist_ent *he, int32_t day, uint32_t count, int32_t today) {
+    int32_t horizon = today - HR_HISTORY_DAYS + 1;
+    if (day < horizon) return 0; /* beyond what rules may ask about */
+    uint32_t i = he->n && he->days[he->n - 1].day < day ? he->n : lower(he, day);
+    if (i < he->n && he->days[i].day == day) {
+        he->days[i].count = count;
+        return 0;
+    }
+    /* drop days past the horizon first: they make room */
+    uint32_t old = lower(he, horizon);
+    if (old) {
+        memmove(he->days, he->days + old, (he->n - old) * sizeof *he->days);
+        he->n -= old;
+        i -= old;
+    }
+    if (he->n == he->cap) {
+        uint32_t cap = he->cap ? he->cap * 2 : 4;
+        hr_day_count *p = realloc(he->days, cap * sizeof *p);
+        if (!p) return -1;
+        he->days = p;
+        he->cap = cap;
+    }
+    memmove(he->days + i + 1, he->days + i, (he->n - i) * sizeof *he->days);
+    he->days[i] = (hr_day_count){day, count};
+    he->n++;
+    return 0;
+}
+
+static int32_t day_of(int64_t t) { return (int32_t)(t >= 0 ? t / 86400 : -((-t + 86399) / 86400)); }
+
+/* The history an (account, user) question reads; NULL if none. Caller holds
+ * the read lock. */
+static const hr_hist *hist_of(hr_engine *e, const char *account, const char *user, int *found) {
+    const hr_account *a = hr_map_get(e->accounts, account);
+    *found = a != NULL;
+    if (!a || !user) return a ? a->hist : NULL;
+    for (uint32_t i = 0; i < a->nusers; i++)
+        if (!strcmp(a->users[i].id, user)) return a->users[i].hist;
+    *found = 0;
+    return NULL;
+}
+
+int hr_engine_event_count(hr_engine *e, const char *account, const char *user, const char *event,
+                          int days, int64_t now, int64_t *out) {
+    if (!now) now = hr_time_now();
+    int found;
+    *out = 0;
+    pthread_rwlock_rdlock(&e->lock);
+    const hr_hist_ent *he = hr_hist_find(hist_of(e, account, user, &found), event);
+    int32_t today = day_of(now), from = today - (days > 0 ? days : 1) + 1;
+    for (uint32_t i = he ? lower(he, from) : 0; he && i < he->n && he->days[i].day <= today; i++)
+        *out += he->days[i].count;
+    pthread_rwlock_unlock(&e->lock);
+    return found ? 0 : HR_ENOTFOUND;
+}
+
+int hr_engine_active_days(hr_engine *e, const char *account, const char *user, const char *event,
+                          int days, int64_t now, int *out) {
+    if (!now) now = hr_time_now();
+    int found;
+    *out = 0;
+    pthread_rwlock_rdlock(&e->lock);
+    const hr_hist_ent *he = hr_hist_find(hist_of(e, account, user, &found), event);
+    int32_t today = day_of(now), from = today - (days > 0 ? days : 1) + 1;
+    for (uint32_t i = he ? lower(he, from) : 0; he && i < he->n && he->days[i].day <= today; i++)
+        *out += he->days[i].count > 0;
+    pthread_rwlock_unlock(&e->lock);
+    return found ? 0 : HR_ENOTFOUND;
+}
+
+int hr_engine_event_seen(hr_engine *e, const char *account, const char *user, const char *event,
+                         int64_t *first_ms, int64_t *last_ms) {
+    int found;
+    pthread_rwlock_rdlock(&e->lock);
+    const hr_hist_ent *he = hr_hist_find(hist_of(e, account, user, &found), event);
+    *first_ms = he ? he->first_ms : 0;
+    *last_ms = he ? he->last_ms : 0;
+    pthread_rwlock_unlock(&e->lock);
+    return found ? 0 : HR_ENOTFOUND;
+}
