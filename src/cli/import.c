@@ -221,7 +221,10 @@ int hr_cmd_import(int argc, char **argv) {
             size_t len = 0;
             const char *txt = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
             if (im.nbatch && (im.nbatch >= BATCH_MSGS || im.body.len + len + 2 > BATCH_BYTES)) {
-                if ((rc = flush(&im))) goto done;
+                if ((rc = flush(&im))) {
+                    json_object_put(o);
+                    goto done;
+                }
                 save_state(statep, offset, line - 1);
             }
             hr_buf_puts(&im.body, im.nbatch ? "," : "{\"batch\":[");
