@@ -127,6 +127,10 @@ static grant effective(const hr_catalog *c, const hr_account *a, int fi, int64_t
     return g;
 }
 
+int64_t hr_account_limit(const hr_catalog *c, const hr_account *a, int fi, int64_t now) {
+    return effective(c, a, fi, now).limit;
+}
+
 /* ---- the verdict ------------------------------------------------------- */
 
 /* A feature's usage: what was set over the API plus, for a feature fed by a

@@ -898,30 +898,24 @@ static void user_json(const char *account, const hr_user *u, hr_buf *out) {
     hr_buf_putc(out, '}');
 }
 
+/* Ingests one of headroom's own messages (taking ownership of it). Best
+ * effort: what caused it is already durable. */
+static void emit(hr_engine *e, json_object *o, int64_t now) {
+    hr_msg m;
+    hr_err err = {0};
+    int st;
+    if (o && hr_msg_parse(o, -1, 0, 0, now * 1000, &m, &err) == 0)
+        hr_engine_ingest(e, &m, 1, now * 1000, &st, &err);
+    json_object_put(o);
+}
+
 /* Records headroom.user_added in the event stream (log and meters), with a
  * messageId of its own so a retried write does not count it twice. Best
  * effort: the membership itself is already durable. */
 static void emit_user_added(hr_engine *e, const char *account, const char *uid, int64_t now) {
     char id[400];
     snprintf(id, sizeof id, "headroom.user_added:%s:%s:%lld", account, uid, (long long)now);
-    json_object *o = json_object_new_object(), *ctx = json_object_new_object();
-    if (!o || !ctx) {
-        json_object_put(o);
-        json_object_put(ctx);
-        return;
-    }
-    json_object_object_add(o, "type", json_object_new_string("track"));
-    json_object_object_add(o, "event", json_object_new_string("headroom.user_added"));
-    json_object_object_add(o, "userId", json_object_new_string(uid));
-    json_object_object_add(o, "messageId", json_object_new_string(id));
-    json_object_object_add(ctx, "groupId", json_object_new_string(account));
-    json_object_object_add(o, "context", ctx);
-    hr_msg m;
-    hr_err err = {0};
-    int st;
-    if (hr_msg_parse(o, -1, 0, 0, now * 1000, &m, &err) == 0)
-        hr_engine_ingest(e, &m, 1, now * 1000, &st, &err);
-    json_object_put(o);
+    emit(e, hr_internal_msg("headroom.user_added", account, uid, NULL, id), now);
 }
 
 int hr_engine_put_user(hr_engine *e, const char *account, const char *uid, json_object *doc,
@@ -1085,7 +1079,9 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
     hr_buf key, body;
     hr_buf_init(&key);
     hr_buf_init(&body);
-    int rc = 0, intx = 0;
+    int rc = 0, intx = 0, ncrossed = 0;
+    double crossed[2];
+    int64_t limit = 0, after = 0;
     hr_account *a;
     int fi;
     *status = 200;
@@ -1199,11 +1195,27 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
     u->period_start = pstart;
     pthread_rwlock_unlock(&e->lock);
     hr_buf_append(out, body.data, body.len);
+    {
+        /* crossing 80% / 100% of the allocation is an event of its own */
+        int mi = e->cat->feature_meter ? e->cat->feature_meter[fi] : -1;
+        int64_t m = mi >= 0 ? (int64_t)hr_account_meter_now(e->cat, a, mi, now) : 0;
+        limit = hr_account_limit(e->cat, a, fi, now);
+        ncrossed = hr_thresholds_crossed(cur + m, nv + m, limit, crossed);
+        after = nv + m;
+    }
 out:
     if (intx) e->store->ops->rollback(e->store);
     pthread_mutex_unlock(&e->wmu);
     hr_buf_dispose(&key);
     hr_buf_dispose(&body);
+    for (int k = 0; k < ncrossed; k++) {
+        json_object *props = json_object_new_object();
+        json_object_object_add(props, "feature", json_object_new_string(feature));
+        json_object_object_add(props, "threshold", json_object_new_double(crossed[k]));
+        json_object_object_add(props, "usage", json_object_new_int64(after));
+        json_object_object_add(props, "limit", json_object_new_int64(limit));
+        emit(e, hr_internal_msg("headroom.usage_threshold", account, NULL, props, NULL), now);
+    }
     return rc;
 }
 

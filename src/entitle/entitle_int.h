@@ -132,6 +132,19 @@ int hr_ingest_load_seen(hr_engine *e, const char *id, int64_t at_ms);
 int hr_account_load_eday(hr_account *a, const hr_eday_rec *r, int32_t today);
 int hr_account_load_estat(hr_account *a, const hr_estat_rec *r);
 void hr_ingest_dispose(hr_engine *e);
+/* The allocation of feature fi for account a now (HR_ENT_NONE, a count or
+ * HR_UNLIMITED; 0/1 for booleans), as the decision computes it. */
+int64_t hr_account_limit(const hr_catalog *c, const hr_account *a, int fi, int64_t now);
+/* Usage thresholds (fractions of the limit) that record
+ * headroom.usage_threshold when usage crosses them upwards. */
+#define HR_THRESHOLDS {0.8, 1.0}
+/* Fills up to 2 crossed thresholds between usage before and after; returns
+ * how many. */
+int hr_thresholds_crossed(int64_t before, int64_t after, int64_t limit, double *out);
+/* A headroom.* track message for account (user NULL: anonymous "headroom");
+ * takes ownership of props; caller puts the result. NULL on OOM. */
+json_object *hr_internal_msg(const char *event, const char *account, const char *user,
+                             json_object *props, const char *message_id);
 /* The value of meter m (index mi in the current catalog) for account a now. */
 double hr_account_meter_now(const hr_catalog *c, const hr_account *a, int mi, int64_t now);
 

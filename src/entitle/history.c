@@ -140,3 +140,14 @@ int hr_engine_event_seen(hr_engine *e, const char *account, const char *user, co
     pthread_rwlock_unlock(&e->lock);
     return found ? 0 : HR_ENOTFOUND;
 }
+
+int hr_thresholds_crossed(int64_t before, int64_t after, int64_t limit, double *out) {
+    static const double t[] = HR_THRESHOLDS;
+    int n = 0;
+    if (limit <= 0 || limit == HR_UNLIMITED || after <= before) return 0;
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        double at = t[i] * (double)limit;
+        if ((double)before < at && (double)after >= at) out[n++] = t[i];
+    }
+    return n;
+}

@@ -205,6 +205,10 @@ typedef struct batch {
     struct hstage *hs;
     size_t nhs, caphs;
     hr_map *hkeys;
+    /* headroom's own messages made during the batch (thresholds) */
+    json_object **own;
+    hr_msg *ownmsg;
+    size_t nown;
 } batch;
 
 /* An event's count on one day, for an account or a member, as this batch
@@ -496,6 +500,9 @@ static void batch_free(batch *b) {
     hr_map_free(b->bseen);
     free(b->hs);
     hr_map_free(b->hkeys);
+    for (size_t i = 0; i < b->nown; i++) json_object_put(b->own[i]);
+    free(b->own);
+    free(b->ownmsg);
 }
 
 static void remember_seen(hr_engine *e, batch *b) {
@@ -559,6 +566,80 @@ void hr_engine_set_retention(hr_engine *e, int days) {
     pthread_mutex_unlock(&e->wmu);
 }
 
+json_object *hr_internal_msg(const char *event, const char *account, const char *user,
+                             json_object *props, const char *message_id) {
+    json_object *o = json_object_new_object(), *ctx = json_object_new_object();
+    if (!o || !ctx) {
+        json_object_put(o);
+        json_object_put(ctx);
+        json_object_put(props);
+        return NULL;
+    }
+    json_object_object_add(o, "type", json_object_new_string("track"));
+    json_object_object_add(o, "event", json_object_new_string(event));
+    if (user)
+        json_object_object_add(o, "userId", json_object_new_string(user));
+    else
+        json_object_object_add(o, "anonymousId", json_object_new_string("headroom"));
+    if (message_id) json_object_object_add(o, "messageId", json_object_new_string(message_id));
+    json_object_object_add(ctx, "groupId", json_object_new_string(account));
+    json_object_object_add(o, "context", ctx);
+    if (props) json_object_object_add(o, "properties", props);
+    return o;
+}
+
+/* headroom.usage_threshold when this batch moves a feature fed by a meter
+ * across 80% or 100% of its allocation; folded into the same batch. */
+static int thresholds(hr_engine *e, batch *b, int64_t now_ms, hr_err *err) {
+    const hr_catalog *c = e->cat;
+    int64_t now = now_ms / 1000;
+    size_t nst = b->nst; /* the values staged by the messages themselves */
+    for (size_t i = 0; c->feature_meter && i < nst; i++) {
+        staged *st = &b->st[i];
+        if (!st->current) continue;
+        int mi = hr_catalog_meter(c, st->meter);
+        const hr_meter *m = mi >= 0 ? &c->meters[mi] : NULL;
+        if (!m || st->v.period_start != hr_meter_period_start(m->period, now, st->a->renews_at,
+                                                              cycle_months(st->a)))
+            continue;
+        for (int fi = 0; fi < c->nfeatures; fi++) {
+            if (c->feature_meter[fi] != mi) continue;
+            int64_t manual = hr_account_usage(st->a, &c->features[fi], e->fnames[fi], now);
+            int64_t before = manual + (int64_t)hr_account_meter_now(c, st->a, mi, now);
+            int64_t after = manual + (int64_t)st->v.value;
+            double crossed[2];
+            int n = hr_thresholds_crossed(before, after, hr_account_limit(c, st->a, fi, now), crossed);
+            for (int k = 0; k < n; k++) {
+                json_object *props = json_object_new_object();
+                json_object_object_add(props, "feature", json_object_new_string(c->features[fi].key));
+                json_object_object_add(props, "threshold", json_object_new_double(crossed[k]));
+                json_object_object_add(props, "usage", json_object_new_int64(after));
+                json_object_object_add(props, "limit", json_object_new_int64(hr_account_limit(c, st->a, fi, now)));
+                json_object *o = hr_internal_msg("headroom.usage_threshold", st->a->id, NULL, props, NULL);
+                json_object **own = realloc(b->own, (b->nown + 1) * sizeof *own);
+                hr_msg *om = own ? realloc(b->ownmsg, (b->nown + 1) * sizeof *om) : NULL;
+                if (own) b->own = own;
+                if (om) b->ownmsg = om;
+                if (!o || !own || !om) {
+                    json_object_put(o);
+                    return hr_err_set(err, HR_ENOMEM, "out of memory");
+                }
+                b->own[b->nown] = o;
+                hr_err perr = {0};
+                int status;
+                if (hr_msg_parse(o, -1, 0, 0, now_ms, &b->ownmsg[b->nown], &perr) == 0) {
+                    b->nown++;
+                    int rc = fold_msg(e, b, &b->ownmsg[b->nown - 1], now_ms, &status, err);
+                    if (rc) return rc;
+                } else {
+                    json_object_put(o);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 /* Runs the queued jobs as one batch; sets each job's rc and statuses. */
 static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     batch b;
@@ -568,6 +649,7 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     pthread_mutex_lock(&e->wmu);
     for (hr_ingest_job *j = jobs; j && !rc; j = j->next)
         for (int i = 0; i < j->n && !rc; i++) rc = fold_msg(e, &b, &j->msgs[i], j->now_ms, &j->status[i], &err);
+    if (!rc && jobs) rc = thresholds(e, &b, jobs->now_ms, &err);
     if (!rc) rc = persist(e, &b, &err);
     if (!rc) {
         /* durable: now visible */

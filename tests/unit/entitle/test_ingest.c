@@ -248,11 +248,36 @@ static void survives_restart(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+static void usage_thresholds(void **state) {
+    fx *f = *state;
+    int64_t n, now = f->now_ms / 1000;
+    const char *call = "{\"type\":\"track\",\"userId\":\"u\",\"event\":\"API Called\",\"context\":{\"groupId\":\"acme\"}}";
+    for (int i = 0; i < 3; i++) send1(f, call, f->now_ms);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.usage_threshold", 1, now, &n), 0);
+    assert_int_equal(n, 0); /* 3 of 5 */
+    send1(f, call, f->now_ms);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.usage_threshold", 1, now, &n), 0);
+    assert_int_equal(n, 1); /* 4 of 5: 80% */
+    send1(f, call, f->now_ms);
+    send1(f, call, f->now_ms);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.usage_threshold", 1, now, &n), 0);
+    assert_int_equal(n, 2); /* 5 of 5: 100%, once; 6 crosses nothing new */
+    /* usage set over the API crosses both at once */
+    hr_err err = {0};
+    int st;
+    hr_buf out;
+    hr_buf_init(&out);
+    assert_int_equal(hr_engine_record_usage(f->e, "acme", "board_count", 3, 1, NULL, 0, now, &st, &out, &err), 0);
+    hr_buf_dispose(&out);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.usage_threshold", 1, now, &n), 0);
+    assert_int_equal(n, 4);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(dedup_and_window), T(membership_and_periods), T(group_creates_account),
-        T(event_history),       T(survives_restart),
+        T(event_history),       T(survives_restart),     T(usage_thresholds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
