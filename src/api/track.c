@@ -109,16 +109,20 @@ static void ingest(hr_req *r, int type) {
     }
     for (int i = 0; i < total; i++) {
         json_object *o = batch ? json_object_array_get_idx(list, (size_t)i) : doc;
-        size_t size = r->body_len;
-        if (batch) json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &size);
+        /* the text is made once: for the size limit and for the event log */
+        size_t size = 0;
+        const char *text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &size);
         hr_err e = {0};
-        if (hr_msg_parse(o, batch ? -1 : type, size, batch_sent, now_ms, &msgs[n], &e)) {
+        if (hr_msg_parse(o, batch ? -1 : type, batch ? size : r->body_len, batch_sent, now_ms,
+                         &msgs[n], &e)) {
             if (nerr++) hr_buf_putc(&errs, ',');
             hr_buf_printf(&errs, "{\"index\":%d,\"message\":", i);
             hr_buf_json_str(&errs, e.message);
             hr_buf_putc(&errs, '}');
             continue;
         }
+        msgs[n].text = text;
+        msgs[n].text_len = size;
         n++;
     }
     if (!n) {

@@ -377,7 +377,8 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
     if (grow((void **)&b->ev, &b->capev, b->nev + 1, sizeof *b->ev) ||
         !(b->bodies = realloc(b->bodies, b->capev * sizeof *b->bodies)))
         return hr_err_set(err, HR_ENOMEM, "out of memory");
-    char *body = strdup(json_object_to_json_string_ext(m->msg, JSON_C_TO_STRING_PLAIN));
+    char *body = m->text ? strndup(m->text, m->text_len)
+                         : strdup(json_object_to_json_string_ext(m->msg, JSON_C_TO_STRING_PLAIN));
     if (!body) return hr_err_set(err, HR_ENOMEM, "out of memory");
     b->bodies[b->nev] = body;
     b->ev[b->nev++] = (hr_event_rec){m->message_id, a ? a->id : acct, m->user_id, m->anonymous_id,

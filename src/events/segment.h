@@ -34,6 +34,9 @@ typedef struct hr_msg {
                                  groupId for group calls; NULL: resolve by user */
     int64_t timestamp_ms;     /* when it happened, skew-corrected, unix ms */
     json_object *msg, *properties, *traits, *context;
+    const char *text;         /* the message as JSON text, when the caller has it
+                                 (stored as is in the event log); else NULL */
+    size_t text_len;
 } hr_msg;
 
 const char *hr_msg_type_str(hr_msg_type t);
