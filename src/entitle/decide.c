@@ -752,7 +752,22 @@ int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_bu
         hr_buf_i64(out, c->feature_trial_days[fi]);
         hr_buf_putc(out, '}');
     }
-    hr_buf_puts(out, "]}");
+    /* every meter's value in its current period, with when that period ends */
+    hr_buf_puts(out, "],\"meters\":{");
+    int months = a->interval == HR_INTERVAL_YEAR ? 12 : 1;
+    for (int mi = 0; mi < c->nmeters; mi++) {
+        const hr_meter *m = &c->meters[mi];
+        int64_t start = hr_meter_period_start(m->period, now, a->renews_at, months);
+        int64_t next = hr_meter_period_next(m->period, start, a->renews_at, months);
+        if (mi) hr_buf_putc(out, ',');
+        hr_buf_json_key(out, m->key);
+        hr_buf_printf(out, "{\"value\":%.17g,\"period_start\":", hr_account_meter_now(c, a, mi, now));
+        hr_buf_json_time(out, m->period == HR_PERIOD_LIFETIME ? 0 : start);
+        hr_buf_puts(out, ",\"resets_at\":");
+        hr_buf_json_time(out, next == INT64_MAX ? 0 : next);
+        hr_buf_putc(out, '}');
+    }
+    hr_buf_puts(out, "}}");
     pthread_rwlock_unlock(&e->lock);
     return hr_buf_failed(out) ? HR_ENOMEM : 0;
 }

@@ -107,6 +107,10 @@ api GET "/v1/accounts/acme/usage?meter=big_exports"
 expect_json current 1
 api GET "/v1/accounts/acme/usage?meter=active_users"
 expect_py "d['current'] >= 3"
+api GET /v1/accounts/acme/entitlements
+expect_json meters.export_rows.value 1515 "entitlements list every meter's current value"
+expect_json meters.board_count.resets_at null "a lifetime meter never resets"
+expect_py "d['meters']['api_calls']['resets_at'].endswith('-01T00:00:00Z')"
 
 section "kill -9: acknowledged events stay counted exactly once"
 hr_kill9
