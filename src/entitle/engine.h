@@ -113,7 +113,8 @@ int hr_engine_event_seen(hr_engine *e, const char *account, const char *user, co
                          int64_t *first_ms, int64_t *last_ms);
 
 /* Raw events older than `days` are deleted from the log (0: keep them all;
- * default 90). Meter values are kept forever. */
+ * default 90; never less than the 7-day dedup window, whose message ids the
+ * log holds). Meter values are kept forever. */
 void hr_engine_set_retention(hr_engine *e, int days);
 
 /* The account the user last joined, copied into out; HR_ENOTFOUND if none. */

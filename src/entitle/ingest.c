@@ -563,7 +563,10 @@ static void prune_seen(hr_engine *e, int64_t now_ms) {
 
 void hr_engine_set_retention(hr_engine *e, int days) {
     pthread_mutex_lock(&e->wmu);
-    e->retention_ms = days > 0 ? (int64_t)days * 86400 * 1000 : 0;
+    /* the log is where seen ids come back from: it keeps the dedup window */
+    int64_t ms = days > 0 ? (int64_t)days * 86400 * 1000 : 0;
+    if (ms && ms < e->dedup_window_ms) ms = e->dedup_window_ms;
+    e->retention_ms = ms;
     pthread_mutex_unlock(&e->wmu);
 }
 

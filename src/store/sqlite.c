@@ -123,6 +123,12 @@ static const migration migrations[] = {
      "  first_ms INTEGER NOT NULL,"
      "  last_ms INTEGER NOT NULL,"
      "  PRIMARY KEY (account, user, event)) WITHOUT ROWID;"},
+    {4,
+     /* Message ids for dedup come from the event log itself (it keeps at
+      * least the dedup window): a second B-tree keyed by random ids cost a
+      * random page write per event, the bulk of ingestion's I/O. */
+     "DROP INDEX IF EXISTS seen_received;"
+     "DROP TABLE IF EXISTS seen;"},
 };
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 #define LATEST_VERSION (migrations[NMIGRATIONS - 1].version)
@@ -191,8 +197,7 @@ static const migration migrations[] = {
     X(PUT_EVENT,                                                                       \
       "INSERT INTO events (message_id, account, user_id, anonymous_id, type, event,"   \
       " ts_ms, received_ms, body) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)")                \
-    X(PUT_SEEN, "INSERT OR IGNORE INTO seen (message_id, received_ms) VALUES (?1,?2)") \
-    X(SEEN_PRUNE, "DELETE FROM seen WHERE received_ms < ?1")                           \
+    X(FIRST_SEQ_AT, "SELECT seq, received_ms FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1") \
     X(EVENTS_PRUNE,                                                                    \
       "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_ms < ?1"  \
       " ORDER BY seq LIMIT ?2)")                                                       \
@@ -641,12 +646,6 @@ static int sq_put_events(hr_store *s, const hr_event_rec *r, int n, hr_err *err)
                   btext(st, 5, e->type) | btext(st, 6, e->event) | bint(st, 7, e->ts_ms) |
                   bint(st, 8, e->received_ms) | btext(st, 9, e->body);
         if ((ret = exec_stmt(q, ST_PUT_EVENT, bad, err, "put_events"))) goto out;
-        if (!e->message_id) continue;
-        /* The caller has deduplicated already; OR IGNORE only keeps a
-         * repeat that slipped through from failing the whole batch. */
-        st = q->st[ST_PUT_SEEN];
-        bad = btext(st, 1, e->message_id) | bint(st, 2, e->received_ms);
-        if ((ret = exec_stmt(q, ST_PUT_SEEN, bad, err, "put_events"))) goto out;
     }
     if (own) ret = exec_stmt(q, ST_COMMIT, 0, err, "put_events");
 out:
@@ -654,10 +653,43 @@ out:
     return ret;
 }
 
+/* Seen ids are the event log's: its retention (never shorter than the
+ * dedup window) bounds them, so there is nothing else to prune. */
 static int sq_seen_prune(hr_store *s, int64_t older_than_ms, hr_err *err) {
-    sq_store *q = (sq_store *)s;
-    int bad = bint(q->st[ST_SEEN_PRUNE], 1, older_than_ms);
-    return exec_stmt(q, ST_SEEN_PRUNE, bad, err, "seen_prune");
+    (void)s, (void)older_than_ms, (void)err;
+    return 0;
+}
+
+/* The first seq received at or after since_ms: a binary search over seq
+ * (received_ms grows with seq, the log being appended in commit order), so
+ * start-up reads only the dedup window, not the whole log. */
+static int first_seq_since(sq_store *q, int64_t since_ms, int64_t *out, hr_err *err) {
+    sqlite3_stmt *st = q->st[ST_FIRST_SEQ_AT];
+    int64_t lo = 0, hi = INT64_MAX, found = -1;
+    for (int guard = 0; guard < 80 && lo <= hi; guard++) {
+        int64_t mid = lo + (hi - lo) / 2;
+        sqlite3_reset(st);
+        if (bint(st, 1, mid)) return fail_rc(q->db, sqlite3_errcode(q->db), err, "load seen");
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE) { /* nothing at or after mid */
+            hi = mid - 1;
+            continue;
+        }
+        if (rc != SQLITE_ROW) {
+            sqlite3_reset(st);
+            return fail_rc(q->db, rc, err, "load seen");
+        }
+        int64_t seq = sqlite3_column_int64(st, 0), at = sqlite3_column_int64(st, 1);
+        if (at >= since_ms) {
+            found = seq;
+            hi = mid - 1;
+        } else {
+            lo = seq + 1;
+        }
+    }
+    sqlite3_reset(st);
+    *out = found < 0 ? INT64_MAX : found;
+    return 0;
 }
 
 /* Oldest first, in seq order: old events sit at the start of the log, so
@@ -998,10 +1030,14 @@ static int sq_load(hr_store *s, const hr_store_loader *l, hr_err *err) {
                     " FROM meter_values GROUP BY account, meter ORDER BY account, meter",
                     0, row_meter, l, err, "load meters")))
         goto out;
-    if (l->seen &&
-        (ret = scan(q, "SELECT message_id, received_ms FROM seen WHERE received_ms >= ?1",
-                    l->seen_since, row_seen, l, err, "load seen")))
-        goto out;
+    if (l->seen) {
+        int64_t from = INT64_MAX;
+        if ((ret = first_seq_since(q, l->seen_since, &from, err))) goto out;
+        if ((ret = scan(q, "SELECT message_id, received_ms FROM events WHERE seq >= ?1"
+                           " AND message_id IS NOT NULL",
+                        from, row_seen, l, err, "load seen")))
+            goto out;
+    }
     /* Primary-key order, so both are one pass over the b-tree, no sort.
      * The unary + keeps the planner off the day index (which would need a
      * sort to restore the order): prune_edays keeps the rows below the

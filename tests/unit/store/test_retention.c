@@ -72,7 +72,50 @@ static void prune_keeps_recent_and_meters(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+static int count_seen(void *ud, const char *id, int64_t at) {
+    (void)id;
+    int64_t *c = ud;
+    c[0]++;
+    if (at < c[1]) c[1] = at;
+    return 0;
+}
+
+/* Start-up reads the dedup window's ids from the log by a binary search on
+ * seq: exactly the ids received at or after the cutoff, wherever it falls. */
+static void seen_ids_from_the_log(void **state) {
+    char dir[] = "/tmp/hr-seen-XXXXXX", path[96], cmd[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/h.db", dir);
+    hr_store *s = NULL;
+    hr_err err = {0};
+    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
+    enum { N = 5000 };
+    hr_event_rec *ev = calloc(N, sizeof *ev);
+    char (*ids)[16] = calloc(N, sizeof *ids);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "id%d", i);
+        ev[i] = (hr_event_rec){i % 7 ? ids[i] : NULL, "acme", "u", NULL, "track", "E", i, 1000 + i, "{}"};
+    }
+    assert_int_equal(s->ops->put_events(s, ev, N, &err), 0);
+    static const int64_t cut[] = {0, 1000, 1001, 3499, 3500, 5999, 6000, 99999};
+    for (size_t k = 0; k < sizeof cut / sizeof *cut; k++) {
+        int64_t c[2] = {0, INT64_MAX};
+        hr_store_loader l = {.ud = c, .seen = count_seen, .seen_since = cut[k]};
+        assert_int_equal(s->ops->load(s, &l, &err), 0);
+        int64_t want = 0;
+        for (int i = 0; i < N; i++) want += (i % 7) && 1000 + i >= cut[k];
+        if (c[0] != want) fail_msg("cutoff %lld: %lld ids, want %lld", (long long)cut[k], (long long)c[0], (long long)want);
+        if (want) assert_true(c[1] >= cut[k]);
+    }
+    hr_store_close(s);
+    free(ev);
+    free(ids);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(prune_keeps_recent_and_meters)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(prune_keeps_recent_and_meters),
+                                       cmocka_unit_test(seen_ids_from_the_log)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

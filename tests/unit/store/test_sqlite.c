@@ -353,7 +353,7 @@ static void test_open_migrate_reopen(void **state) {
     hr_store *s = open_store(f);
     assert_string_equal(s->ops->name, "sqlite");
     int v = hr_store_sqlite_schema_version(s);
-    assert_int_equal(v, 3);
+    assert_int_equal(v, 4);
     hr_store_close(s);
 
     s = open_store(f);
@@ -800,13 +800,13 @@ static void test_migrations_from_v1(void **state) {
     ok(s->ops->put_account(s, &a, &err), &err);
     hr_store_close(s);
     /* Turn the file back into a version-1 database holding v1 data. */
-    exec_raw(f, "DROP TABLE events; DROP TABLE seen; DROP TABLE meter_values;"
+    exec_raw(f, "DROP TABLE events; DROP TABLE meter_values;"
                 "DROP TABLE event_days; DROP TABLE event_stats;"
                 "DELETE FROM schema_migrations WHERE version >= 2");
     assert_int_equal(query_int(f, "SELECT max(version) FROM schema_migrations"), 1);
 
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 3);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 4);
     hr_event_rec e = event("m1", "acc_1", "Board Created", 1000);
     ok(s->ops->put_events(s, &e, 1, &err), &err);
     hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
@@ -821,23 +821,28 @@ static void test_migrations_from_v1(void **state) {
     seen_free(&v);
     hr_store_close(s);
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
-                                  " ('events','events_account','seen','seen_received',"
-                                  "  'meter_values')"),
-                     5);
+                                  " ('events','events_account','meter_values')"),
+                     3);
+    /* migration 4 dropped migration 2's seen table again */
+    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                  " ('seen','seen_received')"),
+                     0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
                                   " ('event_days','event_days_day','event_stats')"),
                      3);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 4);
 
-    /* A version-2 file gets migration 3 alone. */
+    /* A version-2 file gets migrations 3 and 4 alone. */
     exec_raw(f, "DROP TABLE event_days; DROP TABLE event_stats;"
-                "DELETE FROM schema_migrations WHERE version = 3");
+                "CREATE TABLE seen (message_id TEXT PRIMARY KEY, received_ms INTEGER);"
+                "DELETE FROM schema_migrations WHERE version >= 3");
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 3);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 4);
     hr_store_close(s);
     assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 1);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 3);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='seen'"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 4);
 }
 
 typedef struct ev_seen {
@@ -885,8 +890,9 @@ static void test_events_seen_recent(void **state) {
     ok(s->ops->put_events(s, ev, 6, &err), &err);
     ok(s->ops->put_events(s, ev, 0, &err), &err); /* an empty batch is a no-op */
     assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 6);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM seen"), 4);
-    assert_int_equal(query_int(f, "SELECT received_ms FROM seen WHERE message_id='m3'"), 1003);
+    /* seen ids are the log's own: events with a message id */
+    assert_int_equal(query_int(f, "SELECT count(DISTINCT message_id) FROM events"), 4);
+    assert_int_equal(query_int(f, "SELECT min(received_ms) FROM events WHERE message_id='m3'"), 1003);
     assert_int_equal(query_int(f, "SELECT count(*) FROM events WHERE account IS NULL"), 1);
 
     /* Newest first, at most limit. */
@@ -934,7 +940,7 @@ static void test_events_seen_recent(void **state) {
     assert_int_equal(s->ops->put_events(s, bad, 3, &err), HR_ESTORE);
     assert_non_null(strstr(err.message, "put_events"));
     assert_int_equal(query_int(f, "SELECT count(*) FROM events WHERE received_ms >= 5000"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM seen WHERE message_id='m7'"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events WHERE message_id='m7'"), 0);
     hr_store_close(s);
 }
 
@@ -1087,15 +1093,17 @@ static void test_load_latest_meters_and_seen(void **state) {
     assert_int_equal(v.seen_at[m3], 300);
     seen_free(&v);
 
-    /* seen_prune forgets ids received before the cutoff. */
-    ok(s->ops->seen_prune(s, 300, &err), &err);
+    /* seen ids come from the log: pruning raw events forgets them too */
+    ok(s->ops->seen_prune(s, 300, &err), &err); /* a no-op now */
+    int deleted = 0;
+    ok(s->ops->prune_events(s, 300, 1000, &deleted, &err), &err);
+    assert_int_equal(deleted, 2);
     l.seen_since = 0;
     ok(s->ops->load(s, &l, &err), &err);
     assert_int_equal(v.n_seen, 1);
     assert_string_equal(v.seen_id[0], "m3");
     seen_free(&v);
-    /* The log itself is untouched by pruning. */
-    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 4);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 2);
     hr_store_close(s);
 }
 
@@ -1129,7 +1137,6 @@ static void test_events_meters_in_transactions(void **state) {
     ok(s->ops->put_meter(s, &m, &err), &err);
     s->ops->rollback(s);
     assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM seen"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM meter_values"), 0);
 
     ok(s->ops->begin(s, &err), &err);
@@ -1139,7 +1146,6 @@ static void test_events_meters_in_transactions(void **state) {
     assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 0);
     ok(s->ops->commit(s, &err), &err);
     assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 2);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM seen"), 2);
     assert_int_equal(query_int(f, "SELECT count(*) FROM meter_values"), 1);
     hr_store_close(s);
 }
