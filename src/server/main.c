@@ -26,7 +26,8 @@ static void usage(FILE *f) {
             "  --config FILE       catalog file (default headroom.yaml)\n"
             "  --db PATH           SQLite database (default ./headroom.db)\n"
             "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8080; port 0 = any free)\n"
-            "  --threads N         HTTP worker threads (default: number of cores)\n"
+            "  --threads N         HTTP worker threads (default: 8 per core, at least 16;\n"
+            "                      event requests wait for their group commit on them)\n"
             "  --durability MODE   full (fsync every write) or normal (default full)\n"
             "  --ready-file PATH   write the URL there once listening (for scripts and tests)\n"
             "  --log-level LEVEL   debug, info, warn or error (default info)\n"
@@ -76,7 +77,11 @@ static int write_ready(const char *path, const char *host, int port) {
 int main(int argc, char **argv) {
     const char *config = "headroom.yaml", *db = "./headroom.db", *listen = "127.0.0.1:8080";
     const char *ready = NULL, *durability = "full";
-    long threads = sysconf(_SC_NPROCESSORS_ONLN);
+    /* Event requests hold their thread while they wait for the group commit,
+     * and a commit takes every request waiting then: more threads than
+     * cores let a commit carry more requests (measured: 16 threads carry
+     * 1.5x the events/s of 2 on 2 cores). Decisions do not need them. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN), threads = cores * 8 < 16 ? 16 : cores * 8;
     size_t max_body = 1 << 20;
     static struct option opts[] = {
         {"config", 1, 0, 'c'}, {"db", 1, 0, 'd'},         {"listen", 1, 0, 'l'},
