@@ -166,6 +166,17 @@ static const char **intern_features(const hr_catalog *c) {
     return f;
 }
 
+/* Interned meter keys of c, in catalog order; NULL on OOM. */
+static const char **intern_meters(const hr_catalog *c) {
+    const char **m = calloc((size_t)c->nmeters + 1, sizeof *m);
+    for (int i = 0; m && i < c->nmeters; i++)
+        if (!(m[i] = hr_intern(c->meters[i].key))) {
+            free(m);
+            return NULL;
+        }
+    return m;
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 hr_engine *hr_engine_new(hr_catalog *c) {
@@ -181,7 +192,13 @@ hr_engine *hr_engine_new(hr_catalog *c) {
     }
     pthread_rwlock_init(&e->lock, NULL);
     pthread_mutex_init(&e->wmu, NULL);
-    if (c && !(e->fnames = intern_features(c))) goto fail;
+    if (c && (!(e->fnames = intern_features(c)) || !(e->mnames = intern_meters(c)))) {
+        free(e->fnames);
+        hr_ingest_dispose(e);
+        pthread_rwlock_destroy(&e->lock);
+        pthread_mutex_destroy(&e->wmu);
+        goto fail;
+    }
     e->cat = c ? hr_catalog_retain(c) : NULL;
     return e;
 fail:
@@ -203,6 +220,7 @@ void hr_engine_free(hr_engine *e) {
     hr_ingest_dispose(e);
     if (e->cat) hr_catalog_release(e->cat);
     free(e->fnames);
+    free(e->mnames);
     pthread_rwlock_destroy(&e->lock);
     pthread_mutex_destroy(&e->wmu);
     free(e);
@@ -217,15 +235,20 @@ hr_catalog *hr_engine_catalog(hr_engine *e) {
 
 int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     if (!c) return hr_err_set(err, HR_EINVAL, "no catalog");
-    const char **fnames = intern_features(c);
-    if (!fnames) return hr_err_set(err, HR_ENOMEM, "out of memory");
+    const char **fnames = intern_features(c), **mnames = intern_meters(c);
+    if (!fnames || !mnames) {
+        free(fnames);
+        free(mnames);
+        return hr_err_set(err, HR_ENOMEM, "out of memory");
+    }
     hr_catalog_retain(c);
     pthread_mutex_lock(&e->wmu);
     pthread_rwlock_wrlock(&e->lock);
     hr_catalog *old = e->cat;
-    const char **old_names = e->fnames;
+    const char **old_names = e->fnames, **old_mnames = e->mnames;
     e->cat = c;
     e->fnames = fnames;
+    e->mnames = mnames;
     /* accounts cache catalog indexes: a new catalog may order things anew */
     size_t pos = 0;
     void *v;
@@ -234,6 +257,7 @@ int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     pthread_mutex_unlock(&e->wmu);
     if (old) hr_catalog_release(old);
     free(old_names);
+    free(old_mnames);
     return 0;
 }
 

@@ -99,6 +99,7 @@ struct hr_engine {
     pthread_mutex_t wmu;    /* one writer at a time, across store + apply */
     hr_catalog *cat;        /* swapped under lock (exclusive) */
     const char **fnames;    /* cat's feature keys, interned: usage compares by address */
+    const char **mnames;    /* cat's meter keys, interned */
     hr_map *accounts;       /* id -> hr_account* */
     hr_store *store;        /* borrowed, may be NULL */
     /* in-memory idempotency keys when there is no store */

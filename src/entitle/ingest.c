@@ -195,7 +195,6 @@ typedef struct batch {
     staged *st;
     size_t nst, capst;
     hr_event_rec *ev;
-    char **bodies;
     size_t nev, capev;
     const char **new_seen;
     int64_t *new_seen_at;
@@ -332,7 +331,9 @@ static int hist_add(batch *b, hr_hist **owner, const char *account, const char *
 /* A track event into the history of its account and, for a member, of the
  * user; "*" counts every product event (not headroom's own). */
 static int history(batch *b, hr_account *a, const hr_msg *m) {
-    const char *ev = hr_intern(m->event), *any = hr_intern("*");
+    static const char *any;
+    if (!any) any = hr_intern("*"); /* under the writer mutex: set once */
+    const char *ev = hr_intern(m->event);
     int product = strncmp(m->event, "headroom.", 9) != 0;
     if (!ev || !any) return -1;
     if (hist_add(b, &a->hist, a->id, "", ev, m->timestamp_ms) ||
@@ -374,13 +375,12 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
     }
     hr_account *a = acct ? hr_map_get(e->accounts, acct) : NULL;
     if (!a) *status = HR_INGEST_NO_ACCOUNT;
-    if (grow((void **)&b->ev, &b->capev, b->nev + 1, sizeof *b->ev) ||
-        !(b->bodies = realloc(b->bodies, b->capev * sizeof *b->bodies)))
+    if (grow((void **)&b->ev, &b->capev, b->nev + 1, sizeof *b->ev))
         return hr_err_set(err, HR_ENOMEM, "out of memory");
-    char *body = m->text ? strndup(m->text, m->text_len)
-                         : strdup(json_object_to_json_string_ext(m->msg, JSON_C_TO_STRING_PLAIN));
+    /* the text lives in the message's json-c object until the batch ends
+     * (its request waits for it): no copy */
+    const char *body = m->text ? m->text : json_object_to_json_string_ext(m->msg, JSON_C_TO_STRING_PLAIN);
     if (!body) return hr_err_set(err, HR_ENOMEM, "out of memory");
-    b->bodies[b->nev] = body;
     b->ev[b->nev++] = (hr_event_rec){m->message_id, a ? a->id : acct, m->user_id, m->anonymous_id,
                                      hr_msg_type_str(m->type), m->event, m->timestamp_ms, now_ms,
                                      body};
@@ -394,7 +394,7 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
         if (!hr_meter_matches(mt, m) || hr_meter_input(mt, m, &num, &uh)) continue;
         int64_t ps = hr_meter_period_start(mt->period, m->timestamp_ms / 1000, a->renews_at,
                                            cycle_months(a));
-        staged *s = stage(e, b, a, hr_intern(mt->key), ps, err);
+        staged *s = stage(e, b, a, e->mnames[mi], ps, err);
         if (!s) return err->code ? err->code : HR_ENOMEM;
         if (hr_meter_fold(&s->v, mt->aggregate, num, uh, m->timestamp_ms) < 0)
             return hr_err_set(err, HR_ENOMEM, "out of memory");
@@ -492,10 +492,8 @@ static int apply(hr_engine *e, batch *b, int64_t now_ms) {
 
 static void batch_free(batch *b) {
     for (size_t i = 0; i < b->nst; i++) hr_meter_value_dispose(&b->st[i].v);
-    for (size_t i = 0; i < b->nev; i++) free(b->bodies[i]);
     free(b->st);
     free(b->ev);
-    free(b->bodies);
     free(b->new_seen);
     free(b->new_seen_at);
     hr_map_free(b->bseen);
