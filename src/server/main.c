@@ -28,7 +28,9 @@ static void usage(FILE *f) {
             "  --listen HOST:PORT  address to serve on (default 127.0.0.1:8080; port 0 = any free)\n"
             "  --threads N         HTTP worker threads (default: 8 per core, at least 16;\n"
             "                      event requests wait for their group commit on them)\n"
-            "  --durability MODE   full (fsync every write) or normal (default full)\n"
+            "  --durability MODE   full (fsync every commit) or normal (survives a crash of\n"
+            "                      headroomd, not of the machine); default: the config's\n"
+            "                      server.durability, else full\n"
             "  --ready-file PATH   write the URL there once listening (for scripts and tests)\n"
             "  --log-level LEVEL   debug, info, warn or error (default info)\n"
             "  --max-body BYTES    largest accepted request body (default 1048576)\n"
@@ -76,7 +78,7 @@ static int write_ready(const char *path, const char *host, int port) {
 
 int main(int argc, char **argv) {
     const char *config = "headroom.yaml", *db = "./headroom.db", *listen = "127.0.0.1:8080";
-    const char *ready = NULL, *durability = "full";
+    const char *ready = NULL, *durability = NULL;
     /* Event requests hold their thread while they wait for the group commit,
      * and a commit takes every request waiting then: more threads than
      * cores let a commit carry more requests (measured: 16 threads carry
@@ -112,8 +114,11 @@ int main(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
+    char *cfg_durability = durability ? NULL : config_key(config, "/server/durability");
+    if (!durability) durability = cfg_durability ? cfg_durability : "full";
     if (strcmp(durability, "full") && strcmp(durability, "normal")) {
-        fprintf(stderr, "headroomd: --durability must be full or normal\n");
+        fprintf(stderr, "headroomd: durability must be full or normal, not '%s'\n", durability);
+        free(cfg_durability);
         return 2;
     }
     char host[256];
@@ -238,7 +243,7 @@ out:
     hr_engine_free(app.engine);
     hr_store_close(store);
     if (cat) hr_catalog_release(cat);
-    free(sk), free(pk), free(id1), free(id2), free(win), free(wk);
+    free(sk), free(pk), free(id1), free(id2), free(win), free(wk), free(cfg_durability);
     if (rc == 0) hr_log(HR_LOG_INFO, "stopped");
     return rc;
 }
