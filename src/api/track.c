@@ -16,6 +16,7 @@
 
 #include "api_int.h"
 #include "err.h"
+#include "events/meter.h"
 #include "events/segment.h"
 #include "timeutil.h"
 
@@ -184,21 +185,77 @@ void hr_api_seg_batch(hr_req *r) { ingest(r, -1); }
 typedef struct series {
     hr_buf *out;
     int n;
+    /* re-bucketing to a coarser granularity (gran != NONE) */
+    hr_period gran;
+    hr_aggregate agg;
+    hr_meter_value cur; /* the open bucket; period_start = its start */
+    int open;
 } series;
+
+static void emit_point(series *s, int64_t start, double value) {
+    if (s->n++) hr_buf_putc(s->out, ',');
+    hr_buf_puts(s->out, "{\"period_start\":");
+    hr_buf_json_time(s->out, start ? start : 1);
+    hr_buf_printf(s->out, ",\"value\":%.17g}", value);
+}
+
+static void close_bucket(series *s) {
+    if (!s->open) return;
+    emit_point(s, s->cur.period_start, s->cur.value);
+    hr_meter_value_dispose(&s->cur);
+    s->open = 0;
+}
 
 static int point(void *ud, const hr_meter_rec *m) {
     series *s = ud;
-    if (s->n++) hr_buf_putc(s->out, ',');
-    hr_buf_puts(s->out, "{\"period_start\":");
-    hr_buf_json_time(s->out, m->period_start ? m->period_start : 1);
-    hr_buf_printf(s->out, ",\"value\":%.17g}", m->value);
+    if (s->gran == HR_PERIOD_NONE) {
+        emit_point(s, m->period_start, m->value);
+        return 0;
+    }
+    int64_t start = hr_meter_period_start(s->gran, m->period_start, 0, 1);
+    if (s->open && s->cur.period_start != start) close_bucket(s);
+    if (!s->open) {
+        hr_meter_value_init(&s->cur, start);
+        s->open = 1;
+        if (s->agg == HR_AGG_MAX || s->agg == HR_AGG_LATEST) {
+            s->cur.value = m->value;
+            s->cur.latest_ms = m->latest_ms ? m->latest_ms : 1;
+            return 0;
+        }
+    }
+    switch (s->agg) {
+    case HR_AGG_COUNT:
+    case HR_AGG_SUM: s->cur.value += m->value; break;
+    case HR_AGG_MAX:
+        if (m->value > s->cur.value) s->cur.value = m->value;
+        break;
+    case HR_AGG_LATEST:
+        if (m->latest_ms >= s->cur.latest_ms) s->cur.value = m->value, s->cur.latest_ms = m->latest_ms;
+        break;
+    case HR_AGG_UNIQUE: /* the union of the periods' sets */
+        for (uint32_t i = 0; i < m->nuniq; i++)
+            if (hr_meter_fold(&s->cur, HR_AGG_UNIQUE, 0, m->uniq[i], 0) < 0) return HR_ENOMEM;
+        break;
+    }
     return 0;
 }
 
-/* ?meter=api_calls&from=&to= : the meter's value per period, oldest first. */
+static int period_rank(hr_period p) {
+    switch (p) {
+    case HR_PERIOD_DAY: return 1;
+    case HR_PERIOD_WEEK: return 2;
+    case HR_PERIOD_MONTH: case HR_PERIOD_BILLING_CYCLE: return 3;
+    case HR_PERIOD_YEAR: return 4;
+    default: return 5;
+    }
+}
+
+/* ?meter=api_calls&from=&to=&granularity=day|week|month : the meter's value
+ * per period, oldest first; a granularity coarser than the meter's own
+ * period folds its periods together (sums, max, latest, union of sets). */
 void hr_api_usage_series(hr_req *r) {
     const char *meter = hr_req_query(r, "meter"), *from = hr_req_query(r, "from"),
-               *to = hr_req_query(r, "to");
+               *to = hr_req_query(r, "to"), *g = hr_req_query(r, "granularity");
     int64_t f = 0, t = INT64_MAX;
     if (!meter) return hr_reply_error(r, 400, "invalid_request", "'meter' is required");
     if ((from && hr_time_parse(from, &f)) || (to && hr_time_parse(to, &t)))
@@ -207,16 +264,42 @@ void hr_api_usage_series(hr_req *r) {
     int rc = hr_engine_meter_value(r->app->engine, r->params[0], meter, 0, &now_v);
     if (rc == HR_ENOTFOUND) return hr_reply_error(r, 404, "not_found", "no account '%s'", r->params[0]);
     if (rc) return hr_reply_error(r, 422, "unprocessable", "unknown meter '%s'", meter);
+    series s = {&r->out, 0, HR_PERIOD_NONE, HR_AGG_COUNT, {0}, 0};
+    if (g) {
+        static const char *names[] = {"day", "week", "month"};
+        static const hr_period per[] = {HR_PERIOD_DAY, HR_PERIOD_WEEK, HR_PERIOD_MONTH};
+        int gi = -1;
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(g, names[i])) gi = i;
+        if (gi < 0) return hr_reply_error(r, 400, "invalid_request", "granularity must be day, week or month");
+        hr_catalog *c = hr_engine_catalog(r->app->engine);
+        int mi = hr_catalog_meter(c, meter);
+        if (mi < 0) { /* the catalog changed under the request */
+            hr_catalog_release(c);
+            return hr_reply_error(r, 422, "unprocessable", "unknown meter '%s'", meter);
+        }
+        const hr_meter *m = &c->meters[mi];
+        int native = period_rank(m->period), want = period_rank(per[gi]);
+        s.agg = m->aggregate;
+        hr_catalog_release(c);
+        /* a lifetime meter has one value whatever the granularity */
+        if (want < native && m->period != HR_PERIOD_LIFETIME)
+            return hr_reply_error(r, 400, "invalid_request", "granularity '%s' is finer than the "
+                                  "meter's own period", g);
+        if (want > native) s.gran = per[gi]; /* (a billing cycle ranks as a month) */
+    }
     hr_buf_puts(&r->out, "{\"account\":");
     hr_buf_json_str(&r->out, r->params[0]);
     hr_buf_puts(&r->out, ",\"meter\":");
     hr_buf_json_str(&r->out, meter);
     hr_buf_printf(&r->out, ",\"current\":%.17g,\"points\":[", now_v);
-    series s = {&r->out, 0};
     hr_err e = {0};
     if (r->app->store &&
-        r->app->store->ops->meter_series(r->app->store, r->params[0], meter, f, t, point, &s, &e))
+        r->app->store->ops->meter_series(r->app->store, r->params[0], meter, f, t, point, &s, &e)) {
+        hr_meter_value_dispose(&s.cur);
         return hr_api_fail(r, e.code, &e);
+    }
+    close_bucket(&s);
     hr_buf_puts(&r->out, "]}");
     hr_reply(r, 200);
 }
@@ -234,7 +317,7 @@ void hr_api_events_recent(hr_req *r) {
     int limit = l ? atoi(l) : 50;
     if (limit < 1 || limit > 1000) return hr_reply_error(r, 400, "invalid_request", "limit must be 1..1000");
     hr_buf_puts(&r->out, "{\"events\":[");
-    series s = {&r->out, 0};
+    series s = {.out = &r->out, .gran = HR_PERIOD_NONE};
     hr_err e = {0};
     if (r->app->store &&
         r->app->store->ops->recent_events(r->app->store, r->params[0], limit, event_row, &s, &e))

@@ -112,6 +112,23 @@ expect_json meters.export_rows.value 1515 "entitlements list every meter's curre
 expect_json meters.board_count.resets_at null "a lifetime meter never resets"
 expect_py "d['meters']['api_calls']['resets_at'].endswith('-01T00:00:00Z')"
 
+section "usage series at a coarser granularity"
+api PUT /v1/accounts/globex '{"plan":"free"}'
+expect_status 201
+seg /v1/batch '{"batch":[
+  {"type":"track","userId":"d1","event":"Seen","timestamp":"2026-11-02T10:00:00Z","context":{"groupId":"globex"}},
+  {"type":"track","userId":"d2","event":"Seen","timestamp":"2026-11-03T10:00:00Z","context":{"groupId":"globex"}},
+  {"type":"track","userId":"d1","event":"Seen","timestamp":"2026-11-04T10:00:00Z","context":{"groupId":"globex"}},
+  {"type":"track","userId":"d3","event":"Seen","timestamp":"2026-11-10T10:00:00Z","context":{"groupId":"globex"}}]}'
+expect_status 200
+api GET "/v1/accounts/globex/usage?meter=daily_active&from=2026-11-01T00:00:00Z&to=2026-11-15T00:00:00Z"
+expect_py "[p['value'] for p in d['points']] == [1, 1, 1, 1]" "one point a day"
+api GET "/v1/accounts/globex/usage?meter=daily_active&from=2026-11-01T00:00:00Z&to=2026-11-15T00:00:00Z&granularity=week"
+expect_py "[(p['period_start'][:10], p['value']) for p in d['points']] == [('2026-11-02', 2), ('2026-11-09', 1)]" \
+    "weeks count distinct users (d1 twice in one week counts once)"
+api GET "/v1/accounts/globex/usage?meter=api_calls&granularity=day"
+expect_error 400 invalid_request
+
 section "kill -9: acknowledged events stay counted exactly once"
 hr_kill9
 hr_start
