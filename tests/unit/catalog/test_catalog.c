@@ -371,7 +371,10 @@ static void test_example_loads(void **state) {
     assert_int_equal(c->noverrides, 0);
     assert_int_not_equal(c->hash, 0);
 
-    assert_int_equal(c->nmeters, 5);
+    assert_int_equal(c->nmeters, 6);
+    int da = hr_catalog_meter(c, "daily_active");
+    assert_true(da >= 0);
+    assert_int_equal(c->meters[da].period, HR_PERIOD_DAY);
     int bc = hr_catalog_meter(c, "board_count"), au = hr_catalog_meter(c, "active_users");
     int er = hr_catalog_meter(c, "export_rows"), be = hr_catalog_meter(c, "big_exports");
     assert_true(bc >= 0 && au >= 0 && er >= 0 && be >= 0);
@@ -631,7 +634,10 @@ static const char *const meters_yaml =
 
 static void test_meters(void **state) {
     hr_catalog *c = parse_ok(meters_yaml);
-    assert_int_equal(c->nmeters, 5);
+    assert_int_equal(c->nmeters, 6);
+    int da = hr_catalog_meter(c, "daily_active");
+    assert_true(da >= 0);
+    assert_int_equal(c->meters[da].period, HR_PERIOD_DAY);
     const char *order[] = {"api_calls", "export_rows", "board_count", "active_users",
                            "big_exports"};
     for (int i = 0; i < 5; i++) {
