@@ -10,8 +10,11 @@ if [ -f "$DIR/headroomd.pid" ] && kill -0 "$(cat "$DIR/headroomd.pid")" 2>/dev/n
   kill "$(cat "$DIR/headroomd.pid")"; sleep 0.5
 fi
 cp examples/boards/headroom.yaml "$DIR/headroom.yaml"
+fresh=0
 if [ ! -f "$DIR/headroom.db" ]; then
-  "$BUILD/headroom" demo-data --accounts 1000 --users 3 --db "$DIR/headroom.db" --config "$DIR/headroom.yaml"
+  "$BUILD/headroom" demo-data --accounts 1000 --users 3 --db "$DIR/headroom.db" \
+    --config "$DIR/headroom.yaml" --events "$DIR/events.jsonl"
+  fresh=1
 fi
 export HEADROOM_SECRET_KEY=sk_demo_secret_0123456789
 export HEADROOM_PUBLISHABLE_KEY=pk_demo_publishable_0123456789
@@ -26,6 +29,10 @@ if [ ! -f "$DIR/ready" ]; then
   echo "headroomd did not start; its log:"; cat "$DIR/headroomd.log"; exit 1
 fi
 URL=$(cat "$DIR/ready")
+if [ "$fresh" = 1 ]; then
+  # a year of product events, through the Segment-compatible API like any client's
+  "$BUILD/headroom" import --url "$URL" --key "$HEADROOM_WRITE_KEY" "$DIR/events.jsonl"
+fi
 cat <<MSG
 
 headroom is running at $URL  (log: $DIR/headroomd.log, stop: make demo-stop)
@@ -33,7 +40,8 @@ headroom is running at $URL  (log: $DIR/headroomd.log, stop: make demo-stop)
   publishable key:  $HEADROOM_PUBLISHABLE_KEY
   identity secret:  $HEADROOM_IDENTITY_SECRET
   write key:        $HEADROOM_WRITE_KEY  (Segment clients: HTTP Basic user name)
-  1000 demo accounts (acct_000001 ...) on the catalog in $DIR/headroom.yaml
+  1000 demo accounts (acct_000001 ...) on the catalog in $DIR/headroom.yaml,
+  with a year of their product events (meters, history: try GET /v1/accounts/acct_000001/usage?meter=api_calls)
 
 Try:
   # create acme on the free plan with 3 of its 3 boards used

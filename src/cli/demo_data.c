@@ -26,28 +26,80 @@ static const char *companies[] = {"Acme", "Globex", "Initech", "Umbrella", "Hool
 static const char *suffix[] = {"Inc", "Labs", "GmbH", "Ltd", "Studio", "Co"};
 static const char *roles[] = {"admin", "member", "member", "member", "decision_maker", "viewer"};
 
+static long long demo_events;
+
+/* A year of one account's product use: busier plans use more, use grows
+ * over the year and dips at weekends, and some free accounts run into the
+ * limits (API calls, boards). Deterministic from the seed. */
+static void write_events(FILE *f, const char *id, long nusers, int plan, int64_t now, long days) {
+    static const double per_day[] = {0.05, 0.15, 0.3, 0.5}; /* by plan tier */
+    static const char *names[] = {"API Called", "API Called", "API Called", "Board Opened",
+                                  "Board Opened", "Board Created", "Export Finished"};
+    if (nusers < 1) return;
+    int heavy = pick(20) == 0; /* one in twenty pushes its limits */
+    long n = 0;
+    for (long d = days - 1; d >= 0; d--) {
+        int64_t day = hr_time_day_start(now) - d * 86400;
+        int64_t dow = ((day / 86400) % 7 + 7 + 3) % 7; /* Monday 0 */
+        double growth = 0.5 + (double)(days - d) / (double)days; /* 0.5x .. 1.5x */
+        double mean = per_day[plan < 4 ? plan : 3] * growth * (dow >= 5 ? 0.3 : 1);
+        /* rounding by chance keeps small rates from vanishing */
+        double want = mean * (0.5 + (double)pick(1000) / 1000.0);
+        long today = (long)want + ((double)pick(1000) / 1000.0 < want - (long)want);
+        /* a heavy account calls the API hard in the last month: on the free
+         * plan that crosses its 1,000 calls */
+        long surge = heavy && d < 30 ? 35 + pick(10) : 0;
+        for (long k = 0; k < today + surge; k++) {
+            int64_t ts = day + pick(86400);
+            if (ts > now) ts = now - pick(3600);
+            const char *name = k < today ? names[pick(7)] : "API Called";
+            char when[40];
+            hr_time_format(ts, when, sizeof when);
+            fprintf(f, "{\"type\":\"track\",\"messageId\":\"demo-%s-%ld\",\"userId\":\"%s_u%lld\","
+                       "\"event\":\"%s\",\"timestamp\":\"%s\",\"context\":{\"groupId\":\"%s\"}",
+                    id, n++, id, (long long)pick(nusers) + 1, name, when, id);
+            if (!strcmp(name, "Export Finished"))
+                fprintf(f, ",\"properties\":{\"rows\":%lld}", (long long)(10 + pick(3000)));
+            fputs("}\n", f);
+            demo_events++;
+        }
+    }
+}
+
 int hr_cmd_demo_data(int argc, char **argv) {
     const char *db = "./headroom.db", *config = "headroom.yaml";
-    long accounts = 1000, users = 3;
+    long accounts = 1000, users = 3, days = 365;
+    const char *events_out = NULL;
     static struct option opts[] = {{"accounts", 1, 0, 'a'}, {"db", 1, 0, 'd'},
                                    {"config", 1, 0, 'c'}, {"users", 1, 0, 'u'},
-                                   {"seed", 1, 0, 's'}, {0, 0, 0, 0}};
+                                   {"seed", 1, 0, 's'}, {"events", 1, 0, 'e'},
+                                   {"days", 1, 0, 'n'}, {0, 0, 0, 0}};
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "a:d:c:u:s:", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "a:d:c:u:s:e:n:", opts, NULL)) != -1) {
         switch (ch) {
         case 'a': accounts = strtol(optarg, NULL, 10); break;
         case 'd': db = optarg; break;
         case 'c': config = optarg; break;
         case 'u': users = strtol(optarg, NULL, 10); break;
         case 's': rng = strtoull(optarg, NULL, 10) | 1; break;
+        case 'e': events_out = optarg; break;
+        case 'n': days = strtol(optarg, NULL, 10); break;
         default:
             fprintf(stderr, "usage: headroom demo-data [--accounts N] [--users PER_ACCOUNT] "
-                            "[--db PATH] [--config FILE] [--seed N]\n");
+                            "[--db PATH] [--config FILE] [--seed N]\n"
+                            "                          [--events FILE.jsonl [--days N]]\n"
+                            "  --events also writes N days (default 365) of product events for the\n"
+                            "  accounts, in Segment's format, for `headroom import`\n");
             return 2;
         }
     }
-    if (accounts < 0 || users < 0) {
+    FILE *ev = NULL;
+    if (events_out && !(ev = fopen(events_out, "w"))) {
+        perror(events_out);
+        return 1;
+    }
+    if (accounts < 0 || users < 0 || days < 1) {
         fprintf(stderr, "headroom: --accounts and --users must be >= 0\n");
         return 2;
     }
@@ -98,6 +150,7 @@ int hr_cmd_demo_data(int argc, char **argv) {
                               now};
             if (s->ops->put_user(s, &ur, &err)) goto fail;
         }
+        if (ev) write_events(ev, id, nu, pi, now, days);
         /* usage: a spread up to (and sometimes at) each limit */
         for (int f = 0; f < c->nfeatures; f++) {
             const hr_feature *ft = &c->features[f];
@@ -120,6 +173,7 @@ int hr_cmd_demo_data(int argc, char **argv) {
     if (intx && s->ops->commit(s, &err)) goto fail;
     intx = 0;
     printf("wrote %ld accounts to %s\n", accounts, db);
+    if (ev) printf("wrote %lld events to %s\n", demo_events, events_out);
     rc = 0;
     goto out;
 fail:
@@ -128,5 +182,9 @@ out:
     if (intx) s->ops->rollback(s);
     hr_store_close(s);
     if (c) hr_catalog_release(c);
+    if (ev && fclose(ev) && !rc) {
+        perror(events_out);
+        rc = 1;
+    }
     return rc;
 }
