@@ -26,8 +26,12 @@ void hr_api_check(hr_req *r) {
     if (hr_api_browser_ok(r, account, hr_api_str(doc, "user"), hr_api_str(doc, "ts"),
                           hr_api_str(doc, "user_hash"), 0))
         goto out;
-    hr_engine_decide(r->app->engine, account, feature, qty, 0, NULL, &r->out);
+    hr_verdict v;
+    hr_engine_decide(r->app->engine, account, feature, qty, 0, &v, &r->out);
     hr_reply(r, 200);
+    /* a premium feature denied is a signal for prompts and playbooks */
+    if (v.reason == HR_REASON_NOT_IN_PLAN || v.reason == HR_REASON_TRIAL_EXPIRED)
+        hr_engine_note_denied(r->app->engine, account, hr_api_str(doc, "user"), feature);
 out:
     json_object_put(doc);
 }

@@ -95,7 +95,9 @@ static json_object *read_ctx(hr_req *r, const char *key, ctx *c) {
 }
 
 /* One evaluation: {"key":..,"value":..,"reason":..,"variant":..,"metadata":{..}} */
-static int eval_flag(hr_req *r, const char *key, const ctx *c, hr_buf *out) {
+/* note_denied: record a denied premium feature (single evaluations only: a
+ * bulk evaluation asks about every flag, which is not a user's attempt). */
+static int eval_flag(hr_req *r, const char *key, const ctx *c, hr_buf *out, int note_denied) {
     hr_verdict v;
     hr_buf scratch;
     hr_buf_init(&scratch);
@@ -105,6 +107,8 @@ static int eval_flag(hr_req *r, const char *key, const ctx *c, hr_buf *out) {
         hr_buf_dispose(&scratch);
         return -1;
     }
+    if (note_denied && (v.reason == HR_REASON_NOT_IN_PLAN || v.reason == HR_REASON_TRIAL_EXPIRED))
+        hr_engine_note_denied(r->app->engine, c->account, c->user, key);
     hr_buf_puts(out, "{\"key\":");
     hr_buf_json_str(out, key);
     hr_buf_puts(out, v.allowed ? ",\"value\":true" : ",\"value\":false");
@@ -154,7 +158,7 @@ void hr_api_ofrep_flag(hr_req *r) {
     ctx c;
     json_object *doc = read_ctx(r, key, &c);
     if (!doc) return;
-    if (eval_flag(r, key, &c, &r->out)) {
+    if (eval_flag(r, key, &c, &r->out, 1)) {
         char msg[300];
         snprintf(msg, sizeof msg, "flag '%s' is not a feature in the catalog", key);
         ofrep_error(r, 404, key, "FLAG_NOT_FOUND", msg);
@@ -173,7 +177,7 @@ typedef struct bulk {
 static void bulk_one(void *ud, const char *key) {
     bulk *b = ud;
     if (b->n++) hr_buf_putc(&b->r->out, ',');
-    eval_flag(b->r, key, b->c, &b->r->out);
+    eval_flag(b->r, key, b->c, &b->r->out, 0);
 }
 
 void hr_api_ofrep_bulk(hr_req *r) {

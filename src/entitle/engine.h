@@ -112,6 +112,15 @@ int hr_engine_active_days(hr_engine *e, const char *account, const char *user, c
 int hr_engine_event_seen(hr_engine *e, const char *account, const char *user, const char *event,
                          int64_t *first_ms, int64_t *last_ms);
 
+/* Notes that a premium (not-in-plan) feature was denied to account/user
+ * (user may be NULL): cheap, no I/O, so the decision path may call it. The
+ * event (headroom.feature_denied) is recorded by hr_engine_flush_internal,
+ * which headroomd calls every second. At most 10,000 wait; more are dropped. */
+void hr_engine_note_denied(hr_engine *e, const char *account, const char *user,
+                           const char *feature);
+/* Records the noted denials in the event stream (one group commit). */
+int hr_engine_flush_internal(hr_engine *e, hr_err *err);
+
 /* Raw events older than `days` are deleted from the log (0: keep them all;
  * default 90; never less than the 7-day dedup window, whose message ids the
  * log holds). Meter values are kept forever. */

@@ -115,7 +115,17 @@ struct hr_engine {
     int64_t dedup_window_ms;
     int64_t last_prune_ms;  /* when seen ids past the window were last dropped */
     int64_t retention_ms;   /* raw events older than this are deleted (0: kept) */
+    /* headroom.feature_denied noted on the decision path, recorded by the
+     * next hr_engine_flush_internal (never on the decision's time) */
+    pthread_mutex_t pmu;
+    struct hr_denied *denied;
+    size_t ndenied, capdenied;
 };
+
+typedef struct hr_denied {
+    char account[129], user[129], feature[65];
+    int64_t at_ms;
+} hr_denied;
 
 typedef struct hr_membership {
     const char *account; /* interned */

@@ -42,6 +42,7 @@ void hr_ingest_init(hr_engine *e) {
     pthread_cond_init(&e->qcv, NULL);
     e->dedup_window_ms = 7LL * 86400 * 1000;
     e->retention_ms = 90LL * 86400 * 1000;
+    pthread_mutex_init(&e->pmu, NULL);
 }
 
 void hr_ingest_dispose(hr_engine *e) {
@@ -54,6 +55,8 @@ void hr_ingest_dispose(hr_engine *e) {
     hr_map_free(e->seen);
     pthread_mutex_destroy(&e->qmu);
     pthread_cond_destroy(&e->qcv);
+    pthread_mutex_destroy(&e->pmu);
+    free(e->denied);
 }
 
 void hr_engine_note_member(hr_engine *e, const char *user, const char *account, int64_t at) {
@@ -695,4 +698,65 @@ int hr_engine_ingest(hr_engine *e, hr_msg *msgs, int n, int64_t now_ms, int *sta
     pthread_mutex_unlock(&e->qmu);
     if (job.rc && err) *err = job.err;
     return job.rc;
+}
+
+void hr_engine_note_denied(hr_engine *e, const char *account, const char *user,
+                           const char *feature) {
+    if (!account || !feature) return;
+    pthread_mutex_lock(&e->pmu);
+    if (e->ndenied == e->capdenied && e->capdenied < 10000) {
+        size_t cap = e->capdenied ? e->capdenied * 2 : 64;
+        if (cap > 10000) cap = 10000;
+        hr_denied *p = realloc(e->denied, cap * sizeof *p);
+        if (p) e->denied = p, e->capdenied = cap;
+    }
+    if (e->ndenied < e->capdenied) {
+        hr_denied *d = &e->denied[e->ndenied++];
+        snprintf(d->account, sizeof d->account, "%s", account);
+        snprintf(d->user, sizeof d->user, "%s", user ? user : "");
+        snprintf(d->feature, sizeof d->feature, "%s", feature);
+        d->at_ms = hr_time_now_ms();
+    }
+    pthread_mutex_unlock(&e->pmu);
+}
+
+int hr_engine_flush_internal(hr_engine *e, hr_err *err) {
+    pthread_mutex_lock(&e->pmu);
+    hr_denied *list = e->denied;
+    size_t n = e->ndenied;
+    e->denied = NULL;
+    e->ndenied = e->capdenied = 0;
+    pthread_mutex_unlock(&e->pmu);
+    if (!n) {
+        free(list);
+        return 0;
+    }
+    int rc = 0;
+    json_object **objs = calloc(n, sizeof *objs);
+    hr_msg *msgs = calloc(n, sizeof *msgs);
+    int *status = calloc(n, sizeof *status);
+    size_t k = 0;
+    if (!objs || !msgs || !status) {
+        rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_object *props = json_object_new_object();
+        if (props) json_object_object_add(props, "feature", json_object_new_string(list[i].feature));
+        objs[k] = hr_internal_msg("headroom.feature_denied", list[i].account,
+                                  list[i].user[0] ? list[i].user : NULL, props, NULL);
+        hr_err perr = {0};
+        if (objs[k] && hr_msg_parse(objs[k], -1, 0, 0, list[i].at_ms, &msgs[k], &perr) == 0)
+            k++;
+        else
+            json_object_put(objs[k]);
+    }
+    if (k) rc = hr_engine_ingest(e, msgs, (int)k, hr_time_now_ms(), status, err);
+out:
+    for (size_t i = 0; objs && i < k; i++) json_object_put(objs[i]);
+    free(objs);
+    free(msgs);
+    free(status);
+    free(list);
+    return rc;
 }

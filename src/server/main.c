@@ -221,8 +221,16 @@ int main(int argc, char **argv) {
         goto out;
     }
     for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig)) continue;
+        /* once a second: denials noted on the decision path go to the event
+         * stream here, off the requests' time */
+        struct timespec tick = {1, 0};
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig < 0) {
+            hr_err e2 = {0};
+            if (hr_engine_flush_internal(app.engine, &e2))
+                hr_log(HR_LOG_WARN, "recording feature denials: %s", e2.message);
+            continue;
+        }
         if (sig == SIGHUP) {
             hr_err e2 = {0};
             if (hr_app_reload_file(&app, &e2)) {
@@ -240,6 +248,10 @@ int main(int argc, char **argv) {
     rc = 0;
 out:
     hr_server_stop(srv);
+    if (app.engine && rc == 0) {
+        hr_err e3 = {0};
+        hr_engine_flush_internal(app.engine, &e3); /* the last second's denials */
+    }
     hr_engine_free(app.engine);
     hr_store_close(store);
     if (cat) hr_catalog_release(cat);

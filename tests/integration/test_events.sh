@@ -112,6 +112,14 @@ expect_json meters.export_rows.value 1515 "entitlements list every meter's curre
 expect_json meters.board_count.resets_at null "a lifetime meter never resets"
 expect_py "d['meters']['api_calls']['resets_at'].endswith('-01T00:00:00Z')"
 
+section "a premium feature denied is recorded"
+api POST /v1/check '{"account":"acme","feature":"private_boards","user":"u1"}'
+expect_json reason not_in_plan
+sleep 1.5
+api GET "/v1/accounts/acme/events?limit=5"
+expect_py "any(e.get('event') == 'headroom.feature_denied' and e['properties']['feature'] == 'private_boards' and e.get('userId') == 'u1' for e in d['events'])" \
+    "headroom.feature_denied reaches the event log within a second"
+
 section "usage series at a coarser granularity"
 api PUT /v1/accounts/globex '{"plan":"free"}'
 expect_status 201

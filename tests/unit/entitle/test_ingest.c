@@ -273,11 +273,28 @@ static void usage_thresholds(void **state) {
     assert_int_equal(n, 4);
 }
 
+static void feature_denied(void **state) {
+    fx *f = *state;
+    hr_err err = {0};
+    for (int i = 0; i < 3; i++) hr_engine_note_denied(f->e, "acme", "u1", "sso");
+    hr_engine_note_denied(f->e, "nobody", NULL, "sso"); /* logged, reaches no account */
+    int64_t n;
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.feature_denied", 1, 0, &n), 0);
+    assert_int_equal(n, 0); /* not until flushed */
+    assert_int_equal(hr_engine_flush_internal(f->e, &err), 0);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.feature_denied", 1, 0, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(hr_engine_flush_internal(f->e, &err), 0); /* nothing left */
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.feature_denied", 1, 0, &n), 0);
+    assert_int_equal(n, 3);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(dedup_and_window), T(membership_and_periods), T(group_creates_account),
         T(event_history),       T(survives_restart),     T(usage_thresholds),
+        T(feature_denied),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
