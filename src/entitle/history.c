@@ -102,32 +102,35 @@ static const hr_hist *hist_of(hr_engine *e, const char *account, const char *use
     return NULL;
 }
 
-int hr_engine_event_count(hr_engine *e, const char *account, const char *user, const char *event,
-                          int days, int64_t now, int64_t *out) {
+/* Over the last `days` days up to now: the total count and the number of
+ * days with at least one. The one walk both questions share. */
+static int window(hr_engine *e, const char *account, const char *user, const char *event, int days,
+                  int64_t now, int64_t *total, int *active) {
     if (!now) now = hr_time_now();
     int found;
-    *out = 0;
+    *total = 0;
+    *active = 0;
     pthread_rwlock_rdlock(&e->lock);
     const hr_hist_ent *he = hr_hist_find(hist_of(e, account, user, &found), event);
     int32_t today = day_of(now), from = today - (days > 0 ? days : 1) + 1;
-    for (uint32_t i = he ? lower(he, from) : 0; he && i < he->n && he->days[i].day <= today; i++)
-        *out += he->days[i].count;
+    for (uint32_t i = he ? lower(he, from) : 0; he && i < he->n && he->days[i].day <= today; i++) {
+        *total += he->days[i].count;
+        *active += he->days[i].count > 0;
+    }
     pthread_rwlock_unlock(&e->lock);
     return found ? 0 : HR_ENOTFOUND;
 }
 
+int hr_engine_event_count(hr_engine *e, const char *account, const char *user, const char *event,
+                          int days, int64_t now, int64_t *out) {
+    int active;
+    return window(e, account, user, event, days, now, out, &active);
+}
+
 int hr_engine_active_days(hr_engine *e, const char *account, const char *user, const char *event,
                           int days, int64_t now, int *out) {
-    if (!now) now = hr_time_now();
-    int found;
-    *out = 0;
-    pthread_rwlock_rdlock(&e->lock);
-    const hr_hist_ent *he = hr_hist_find(hist_of(e, account, user, &found), event);
-    int32_t today = day_of(now), from = today - (days > 0 ? days : 1) + 1;
-    for (uint32_t i = he ? lower(he, from) : 0; he && i < he->n && he->days[i].day <= today; i++)
-        *out += he->days[i].count > 0;
-    pthread_rwlock_unlock(&e->lock);
-    return found ? 0 : HR_ENOTFOUND;
+    int64_t total;
+    return window(e, account, user, event, days, now, &total, out);
 }
 
 int hr_engine_event_seen(hr_engine *e, const char *account, const char *user, const char *event,
