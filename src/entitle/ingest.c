@@ -9,7 +9,13 @@
  * many requests), then swaps the staged values into the accounts under the
  * brief exclusive lock. Followers just wait for their job to be marked
  * done. So a 2xx always means durable, and a retry of an acknowledged
- * message counts nothing twice. */
+ * message counts nothing twice.
+ *
+ * The same batch carries the event history (history.c: counts per event and
+ * day, for the account and the member) and headroom's own events: usage
+ * crossing 80%/100% (folded in before the commit), and the feature denials
+ * the decision path notes (hr_engine_flush_internal). Membership (the
+ * account a user's events reach) is kept here too. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
