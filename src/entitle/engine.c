@@ -422,7 +422,8 @@ static int load_user(void *ud, const hr_user_rec *r) {
     u->traits_json = r->traits_json && strcmp(r->traits_json, "{}") ? strdup(r->traits_json) : NULL;
     u->created_at = r->created_at;
     u->updated_at = r->updated_at;
-    if (u->id) hr_engine_note_member(((loader *)ud)->e, u->id, a->id, r->updated_at);
+    /* the user -> account map is built on first use (ingest.c): not here,
+     * where a million users would cost start-up a second */
     return u->id ? 0 : HR_ENOMEM;
 }
 

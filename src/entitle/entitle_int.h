@@ -108,6 +108,7 @@ struct hr_engine {
      * hr_membership), message ids seen in the dedup window (id -> hr_seen),
      * and the group-commit queue. */
     hr_map *user_acct, *seen;
+    int members_built;      /* user_acct holds every account's users */
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
     struct hr_ingest_job *qhead, *qtail;
@@ -120,6 +121,7 @@ struct hr_engine {
     pthread_mutex_t pmu;
     struct hr_denied *denied;
     size_t ndenied, capdenied;
+    hr_map *denied_at;      /* "account\x1fuser\x1ffeature" -> last noted (ms) */
 };
 
 typedef struct hr_denied {
@@ -133,7 +135,9 @@ typedef struct hr_membership {
     char user[];
 } hr_membership;
 
-/* Remembers that user joined account at time at (newest wins). */
+/* Remembers that user joined account at time at (newest wins). The map is
+ * built from the accounts on first use; before that this does nothing.
+ * Callers hold the writer mutex. */
 void hr_engine_note_member(hr_engine *e, const char *user, const char *account, int64_t at);
 void hr_ingest_init(hr_engine *e);
 /* Loader hooks: a stored meter value (latest period) into its account; a

@@ -63,9 +63,32 @@ void hr_ingest_dispose(hr_engine *e) {
     pthread_cond_destroy(&e->qcv);
     pthread_mutex_destroy(&e->pmu);
     free(e->denied);
+    pos = 0;
+    while (e->denied_at && hr_map_next(e->denied_at, &pos, NULL, &v)) free(v);
+    hr_map_free(e->denied_at);
+}
+
+static void note(hr_engine *e, const char *user, const char *account, int64_t at);
+
+/* Builds the user -> account map from every account's users, the first time
+ * an event needs it (writer mutex held). */
+static void build_members(hr_engine *e) {
+    if (e->members_built) return;
+    e->members_built = 1;
+    size_t pos = 0;
+    void *v;
+    while (hr_map_next(e->accounts, &pos, NULL, &v)) {
+        const hr_account *a = v;
+        for (uint32_t i = 0; i < a->nusers; i++)
+            note(e, a->users[i].id, a->id, a->users[i].updated_at);
+    }
 }
 
 void hr_engine_note_member(hr_engine *e, const char *user, const char *account, int64_t at) {
+    if (e->members_built) note(e, user, account, at);
+}
+
+static void note(hr_engine *e, const char *user, const char *account, int64_t at) {
     hr_membership *m = hr_map_get(e->user_acct, user);
     if (m) {
         if (at >= m->at) m->account = hr_intern(account), m->at = at;
@@ -83,6 +106,7 @@ void hr_engine_note_member(hr_engine *e, const char *user, const char *account, 
 
 int hr_engine_user_account(hr_engine *e, const char *user, char *out, size_t n) {
     pthread_mutex_lock(&e->wmu); /* the membership map is the writers' */
+    build_members(e);
     hr_membership *m = hr_map_get(e->user_acct, user);
     if (m) snprintf(out, n, "%s", m->account);
     pthread_mutex_unlock(&e->wmu);
@@ -379,6 +403,7 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
     /* the account: the message's own, else the group the user last joined */
     const char *acct = m->account;
     if (!acct && m->user_id) {
+        build_members(e);
         hr_membership *mb = hr_map_get(e->user_acct, m->user_id);
         if (mb) acct = mb->account;
     }
@@ -706,10 +731,34 @@ int hr_engine_ingest(hr_engine *e, hr_msg *msgs, int n, int64_t now_ms, int *sta
     return job.rc;
 }
 
+/* A product that checks a premium feature in a loop would otherwise fill
+ * the stream: the same (account, user, feature) is recorded once a minute. */
+#define HR_DENIED_EVERY_MS 60000
+
 void hr_engine_note_denied(hr_engine *e, const char *account, const char *user,
                            const char *feature) {
     if (!account || !feature) return;
+    char key[330];
+    snprintf(key, sizeof key, "%s\x1f%s\x1f%s", account, user ? user : "", feature);
+    int64_t now = hr_time_now_ms();
     pthread_mutex_lock(&e->pmu);
+    if (!e->denied_at && !(e->denied_at = hr_map_new(64))) goto out;
+    int64_t *last = hr_map_get(e->denied_at, key);
+    if (last && now - *last < HR_DENIED_EVERY_MS) goto out;
+    if (!last) {
+        size_t kl = strlen(key) + 1;
+        char *blob = malloc(sizeof(int64_t) + kl); /* the time, then the key */
+        if (!blob) goto out;
+        memcpy(blob + sizeof(int64_t), key, kl);
+        int err = 0;
+        hr_map_put(e->denied_at, blob + sizeof(int64_t), blob, &err);
+        if (err) {
+            free(blob);
+            goto out;
+        }
+        last = (int64_t *)(void *)blob;
+    }
+    *last = now;
     if (e->ndenied == e->capdenied && e->capdenied < 10000) {
         size_t cap = e->capdenied ? e->capdenied * 2 : 64;
         if (cap > 10000) cap = 10000;
@@ -721,13 +770,32 @@ void hr_engine_note_denied(hr_engine *e, const char *account, const char *user,
         snprintf(d->account, sizeof d->account, "%s", account);
         snprintf(d->user, sizeof d->user, "%s", user ? user : "");
         snprintf(d->feature, sizeof d->feature, "%s", feature);
-        d->at_ms = hr_time_now_ms();
+        d->at_ms = now;
     }
+out:
     pthread_mutex_unlock(&e->pmu);
+}
+
+/* Forgets throttle entries older than the throttle (pmu held). */
+static void prune_denied_at(hr_engine *e, int64_t now) {
+    if (!e->denied_at) return;
+    size_t pos = 0, n = 0;
+    const char *k;
+    void *v;
+    char **old = malloc(hr_map_count(e->denied_at) * sizeof *old + 1);
+    if (!old) return;
+    while (hr_map_next(e->denied_at, &pos, &k, &v))
+        if (now - *(int64_t *)v >= HR_DENIED_EVERY_MS) old[n++] = v;
+    for (size_t i = 0; i < n; i++) {
+        hr_map_del(e->denied_at, old[i] + sizeof(int64_t));
+        free(old[i]);
+    }
+    free(old);
 }
 
 int hr_engine_flush_internal(hr_engine *e, hr_err *err) {
     pthread_mutex_lock(&e->pmu);
+    prune_denied_at(e, hr_time_now_ms());
     hr_denied *list = e->denied;
     size_t n = e->ndenied;
     e->denied = NULL;

@@ -276,7 +276,10 @@ static void usage_thresholds(void **state) {
 static void feature_denied(void **state) {
     fx *f = *state;
     hr_err err = {0};
+    /* a loop of denials is one event a minute per account, user and feature */
     for (int i = 0; i < 3; i++) hr_engine_note_denied(f->e, "acme", "u1", "sso");
+    hr_engine_note_denied(f->e, "acme", "u2", "sso");
+    hr_engine_note_denied(f->e, "acme", "u2", "private");
     hr_engine_note_denied(f->e, "nobody", NULL, "sso"); /* logged, reaches no account */
     int64_t n;
     assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.feature_denied", 1, 0, &n), 0);
@@ -284,7 +287,8 @@ static void feature_denied(void **state) {
     assert_int_equal(hr_engine_flush_internal(f->e, &err), 0);
     assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.feature_denied", 1, 0, &n), 0);
     assert_int_equal(n, 3);
-    assert_int_equal(hr_engine_flush_internal(f->e, &err), 0); /* nothing left */
+    hr_engine_note_denied(f->e, "acme", "u1", "sso"); /* within the minute: throttled */
+    assert_int_equal(hr_engine_flush_internal(f->e, &err), 0);
     assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.feature_denied", 1, 0, &n), 0);
     assert_int_equal(n, 3);
 }
