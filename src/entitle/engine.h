@@ -121,6 +121,10 @@ void hr_engine_note_denied(hr_engine *e, const char *account, const char *user,
 /* Records the noted denials in the event stream (one group commit). */
 int hr_engine_flush_internal(hr_engine *e, hr_err *err);
 
+/* How long a messageId is remembered for deduplication (default 7 days).
+ * Call before hr_engine_attach_store (it loads the window's ids). */
+void hr_engine_set_dedup_window(hr_engine *e, int days);
+
 /* Raw events older than `days` are deleted from the log (0: keep them all;
  * default 90; never less than the 7-day dedup window, whose message ids the
  * log holds). Meter values are kept forever. */

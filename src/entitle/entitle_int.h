@@ -105,9 +105,10 @@ struct hr_engine {
     /* in-memory idempotency keys when there is no store */
     hr_map *idem;
     /* Ingestion (ingest.c): the account each user last joined (user id ->
-     * hr_membership), message ids seen in the dedup window (id -> hr_seen),
+     * hr_membership), message ids seen in the dedup window (hashes),
      * and the group-commit queue. */
-    hr_map *user_acct, *seen;
+    hr_map *user_acct;
+    struct hr_idset *seen;  /* hashes of message ids in the dedup window */
     int members_built;      /* user_acct holds every account's users */
     pthread_mutex_t qmu;
     pthread_cond_t qcv;

@@ -23,6 +23,7 @@
 #include "engine.h"
 #include "entitle_int.h"
 #include "err.h"
+#include "idset.h"
 #include "intern.h"
 #include "timeutil.h"
 
@@ -36,14 +37,12 @@ typedef struct hr_ingest_job {
     hr_err err;
 } hr_ingest_job;
 
-typedef struct hr_seen {
-    int64_t at_ms;
-    char id[];
-} hr_seen;
+static uint64_t id_hash(const char *id) { return hr_hash(id, strlen(id)); }
+static uint32_t minute_of(int64_t ms) { return ms > 0 ? (uint32_t)(ms / 60000) : 0; }
 
 void hr_ingest_init(hr_engine *e) {
     e->user_acct = hr_map_new(1024);
-    e->seen = hr_map_new(1024);
+    e->seen = hr_idset_new();
     pthread_mutex_init(&e->qmu, NULL);
     pthread_cond_init(&e->qcv, NULL);
     e->dedup_window_ms = 7LL * 86400 * 1000;
@@ -55,10 +54,8 @@ void hr_ingest_dispose(hr_engine *e) {
     size_t pos = 0;
     void *v;
     while (e->user_acct && hr_map_next(e->user_acct, &pos, NULL, &v)) free(v);
-    pos = 0;
-    while (e->seen && hr_map_next(e->seen, &pos, NULL, &v)) free(v);
     hr_map_free(e->user_acct);
-    hr_map_free(e->seen);
+    hr_idset_free(e->seen);
     pthread_mutex_destroy(&e->qmu);
     pthread_cond_destroy(&e->qcv);
     pthread_mutex_destroy(&e->pmu);
@@ -188,19 +185,7 @@ int hr_account_load_estat(hr_account *a, const hr_estat_rec *r) {
 }
 
 int hr_ingest_load_seen(hr_engine *e, const char *id, int64_t at_ms) {
-    size_t n = strlen(id);
-    hr_seen *s = malloc(sizeof *s + n + 1);
-    if (!s) return HR_ENOMEM;
-    s->at_ms = at_ms;
-    memcpy(s->id, id, n + 1);
-    int err = 0;
-    void *old = hr_map_put(e->seen, s->id, s, &err);
-    if (err) {
-        free(s);
-        return HR_ENOMEM;
-    }
-    free(old);
-    return 0;
+    return hr_idset_add(e->seen, id_hash(id), minute_of(at_ms)) ? HR_ENOMEM : 0;
 }
 
 int hr_engine_meter_value(hr_engine *e, const char *account, const char *meter, int64_t now,
@@ -387,7 +372,8 @@ static int history(batch *b, hr_account *a, const hr_msg *m) {
 static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *status, hr_err *err) {
     *status = HR_INGEST_OK;
     if (m->message_id) {
-        if (hr_map_get(e->seen, m->message_id) || (b->bseen && hr_map_get(b->bseen, m->message_id))) {
+        if (hr_idset_has(e->seen, id_hash(m->message_id)) ||
+            (b->bseen && hr_map_get(b->bseen, m->message_id))) {
             *status = HR_INGEST_DUPLICATE;
             return 0;
         }
@@ -539,16 +525,9 @@ static void batch_free(batch *b) {
 }
 
 static void remember_seen(hr_engine *e, batch *b) {
-    for (size_t i = 0; i < b->nseen; i++) {
-        size_t n = strlen(b->new_seen[i]);
-        hr_seen *s = malloc(sizeof *s + n + 1);
-        if (!s) continue; /* the store still has it: a restart reloads it */
-        s->at_ms = b->new_seen_at[i];
-        memcpy(s->id, b->new_seen[i], n + 1);
-        int err = 0;
-        hr_map_put(e->seen, s->id, s, &err);
-        if (err) free(s);
-    }
+    for (size_t i = 0; i < b->nseen; i++)
+        /* on OOM the store still has it: a restart reloads it */
+        hr_idset_add(e->seen, id_hash(b->new_seen[i]), minute_of(b->new_seen_at[i]));
 }
 
 /* Drops message ids older than the dedup window, in memory and in the
@@ -557,26 +536,7 @@ static void prune_seen(hr_engine *e, int64_t now_ms) {
     if (now_ms - e->last_prune_ms < 60000) return;
     e->last_prune_ms = now_ms;
     int64_t cutoff = now_ms - e->dedup_window_ms;
-    size_t pos = 0, n = 0, cap = 0;
-    const char *k;
-    void *v;
-    hr_seen **old = NULL;
-    while (hr_map_next(e->seen, &pos, &k, &v)) {
-        if (((hr_seen *)v)->at_ms >= cutoff) continue;
-        if (n == cap) {
-            size_t c = cap ? cap * 2 : 256;
-            hr_seen **p = realloc(old, c * sizeof *p);
-            if (!p) break;
-            old = p;
-            cap = c;
-        }
-        old[n++] = v;
-    }
-    for (size_t i = 0; i < n; i++) {
-        hr_map_del(e->seen, old[i]->id);
-        free(old[i]);
-    }
-    free(old);
+    hr_idset_prune(e->seen, minute_of(cutoff));
     hr_err ignore;
     if (!e->store) return;
     e->store->ops->seen_prune(e->store, cutoff, &ignore);
@@ -591,6 +551,13 @@ static void prune_seen(hr_engine *e, int64_t now_ms) {
                                         &ignore))
             break;
     } while (deleted == 10000 && hr_time_now_ms() - t0 < 200);
+}
+
+void hr_engine_set_dedup_window(hr_engine *e, int days) {
+    pthread_mutex_lock(&e->wmu);
+    e->dedup_window_ms = (int64_t)(days > 0 ? days : 1) * 86400 * 1000;
+    if (e->retention_ms && e->retention_ms < e->dedup_window_ms) e->retention_ms = e->dedup_window_ms;
+    pthread_mutex_unlock(&e->wmu);
 }
 
 void hr_engine_set_retention(hr_engine *e, int days) {

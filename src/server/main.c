@@ -35,6 +35,7 @@ static void usage(FILE *f) {
             "  --log-level LEVEL   debug, info, warn or error (default info)\n"
             "  --max-body BYTES    largest accepted request body (default 1048576)\n"
             "  --retention-days N  keep raw events N days (default 90; 0 = forever); meters stay\n"
+            "  --dedup-days N      remember messageIds N days to count retries once (default 7)\n"
             "  --help, --version\n"
             "Keys (required; from the environment, else the config's `keys:` section):\n"
             "  HEADROOM_SECRET_KEY        sk_... for server-side calls (all endpoints)\n"
@@ -89,10 +90,10 @@ int main(int argc, char **argv) {
         {"config", 1, 0, 'c'}, {"db", 1, 0, 'd'},         {"listen", 1, 0, 'l'},
         {"threads", 1, 0, 't'}, {"log-level", 1, 0, 'L'}, {"ready-file", 1, 0, 'r'},
         {"durability", 1, 0, 'D'}, {"max-body", 1, 0, 'm'}, {"help", 0, 0, 'h'},
-        {"version", 0, 0, 'v'}, {"retention-days", 1, 0, 'R'}, {0, 0, 0, 0}};
+        {"version", 0, 0, 'v'}, {"retention-days", 1, 0, 'R'}, {"dedup-days", 1, 0, 'U'}, {0, 0, 0, 0}};
     int ch;
-    long retention = 90;
-    while ((ch = getopt_long(argc, argv, "c:d:l:t:L:r:D:m:hvR:", opts, NULL)) != -1) {
+    long retention = 90, dedup = 7;
+    while ((ch = getopt_long(argc, argv, "c:d:l:t:L:r:D:m:hvR:U:", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'd': db = optarg; break;
@@ -102,6 +103,7 @@ int main(int argc, char **argv) {
         case 'D': durability = optarg; break;
         case 'm': max_body = (size_t)strtoull(optarg, NULL, 10); break;
         case 'R': retention = strtol(optarg, NULL, 10); break;
+        case 'U': dedup = strtol(optarg, NULL, 10); break;
         case 'L':
             if (hr_log_level_parse(optarg) < 0) {
                 fprintf(stderr, "headroomd: unknown log level '%s'\n", optarg);
@@ -189,6 +191,7 @@ int main(int argc, char **argv) {
     app.max_body = max_body;
     app.started_at = hr_time_now();
     if (!app.engine) goto out;
+    hr_engine_set_dedup_window(app.engine, (int)(dedup < 1 ? 1 : dedup));
     hr_engine_set_retention(app.engine, (int)(retention < 0 ? 0 : retention));
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

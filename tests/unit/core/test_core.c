@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "headroom.h"
+#include "idset.h"
 #include "jsonbody.h"
 #include "map.h"
 #include "timeutil.h"
@@ -103,6 +104,23 @@ static void map_prefixes_and_long_keys(void **state) {
     hr_map_free(m);
 }
 
+static void idset_window(void **state) {
+    hr_idset *s = hr_idset_new();
+    for (uint64_t i = 0; i < 50000; i++) assert_int_equal(hr_idset_add(s, i * 2654435761u, (uint32_t)(i / 1000)), 0);
+    assert_int_equal(hr_idset_count(s), 50000);
+    assert_true(hr_idset_has(s, 0)); /* 0 is stored as 1 and found as such */
+    assert_true(hr_idset_has(s, 49999ull * 2654435761u));
+    assert_false(hr_idset_has(s, 7));
+    hr_idset_add(s, 5ull * 2654435761u, 49); /* refreshed: survives the prune */
+    assert_int_equal(hr_idset_prune(s, 40), 40000 - 1);
+    assert_int_equal(hr_idset_count(s), 10001);
+    assert_true(hr_idset_has(s, 5ull * 2654435761u));
+    assert_false(hr_idset_has(s, 6ull * 2654435761u));
+    assert_true(hr_idset_has(s, 45000ull * 2654435761u));
+    assert_int_equal(hr_idset_prune(s, 40), 0);
+    hr_idset_free(s);
+}
+
 static void json_writer_escapes(void **state) {
     hr_buf b;
     hr_buf_init(&b);
@@ -137,7 +155,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(time_parse_format), cmocka_unit_test(month_arithmetic),
         cmocka_unit_test(map_put_get_del),   cmocka_unit_test(json_writer_escapes),
-        cmocka_unit_test(map_prefixes_and_long_keys),
+        cmocka_unit_test(map_prefixes_and_long_keys), cmocka_unit_test(idset_window),
         cmocka_unit_test(json_decode_offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
