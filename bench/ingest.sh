@@ -37,6 +37,8 @@
 #   BENCH_ACCOUNTS     accounts the events are spread over (200)
 #   BENCH_THREADS      headroomd --threads (16, headroomd's default on 2 cores); group commit batches at most
 #                      this many concurrent requests into one transaction
+#   BENCH_SOAK=1       also sample headroomd's RSS every 10 s during the load and
+#                      report its growth (a soak: BENCH_EVENTS=20000000 is ~10 min)
 #   BENCH_PERF=1       also `perf record -g` headroomd during the load, into
 #                      bench/out/ingest-perf.data (perf report -i ...)
 #   HEADROOM_BUILD     build directory (default build/)
@@ -160,9 +162,24 @@ s0=$(cpu_ticks "$SERVER_CPU")
 taskset -c "$CLIENT_CPU" "$BUILD/bench/bench_ingest_load" "${HOSTPORT%:*}" "${HOSTPORT##*:}" \
     "$HEADROOM_WRITE_KEY" "$EVENTS" "$BATCH" "$CONNS" "$ACCOUNTS" >"$TMP/load.kv" &
 LOAD_PID=$!
+if [ "${BENCH_SOAK:-0}" = 1 ]; then
+    # memory over time: headroomd's RSS every 10 s while the load runs
+    ( while kill -0 "$LOAD_PID" 2>/dev/null; do
+          printf '%s %s\n' "$(date +%s)" "$(awk '/VmRSS/ {print $2}' /proc/"$SRV_PID"/status)"
+          sleep 10
+      done ) >"$TMP/rss.txt" &
+    RSS_PID=$!
+fi
 TIMEFORMAT='%U %S %R' rc=0
 { time wait "$LOAD_PID" || rc=$?; } 2>"$TMP/load-time"
 LOAD_PID=
+if [ -n "${RSS_PID:-}" ]; then
+    wait "$RSS_PID" 2>/dev/null
+    awk -v n="$EVENTS" 'NR == 1 { t0 = $1; r0 = $2 } { t = $1; r = $2; printf "  rss t+%4ds %8.1f MiB\n", $1 - t0, $2 / 1024 }
+        END { if (NR > 1) printf "  soak: RSS %.1f -> %.1f MiB (%+.1f MiB) over %d s; %.1f bytes an event; the dedup index alone is ~%.1f MiB (16 B an id at <= 70%% load)\n",
+              r0 / 1024, r / 1024, (r - r0) / 1024, t - t0, (r - r0) * 1024 / n, n * 16 / 0.7 / 1048576 }' \
+        "$TMP/rss.txt" | tee "$OUT/ingest-soak.txt"
+fi
 SRV_BUSY=$(busy_pct "$s0" "$(cpu_ticks "$SERVER_CPU")")
 CLI_PCT=$(awk '{ printf "%.0f", ($3 > 0) ? 100 * ($1 + $2) / $3 : 0 }' "$TMP/load-time")
 [ -z "$PERF_PID" ] || stop_pid PERF_PID INT
