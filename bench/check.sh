@@ -48,7 +48,7 @@ CONFIG=$ROOT/examples/boards/headroom.yaml
 export HEADROOM_SECRET_KEY=${HEADROOM_SECRET_KEY:-sk_bench_0123456789}
 export BENCH_ACCOUNTS=$ACCOUNTS
 
-die() { echo "check.sh: $*" >&2; exit 1; }
+. "$ROOT/bench/lib.sh"
 for t in wrk nginx curl taskset; do
     command -v "$t" >/dev/null || die "$t is required (apt-get install wrk nginx-light curl util-linux)"
 done
@@ -72,13 +72,7 @@ trap 'exit 130' INT TERM
 
 # ---- the database (cached) ---------------------------------------------------
 DB=$OUT/check-$ACCOUNTS.db
-if [ "${BENCH_FRESH:-0}" = 1 ] || [ ! -f "$DB.ok" ]; then
-    rm -f "$DB" "$DB-wal" "$DB-shm" "$DB.ok"
-    echo "generating $ACCOUNTS accounts into $DB ..."
-    "$BUILD/headroom" demo-data --accounts "$ACCOUNTS" --users 1 --db "$DB" --config "$CONFIG" >/dev/null ||
-        die "headroom demo-data failed"
-    touch "$DB.ok"
-fi
+demo_db "$DB" "$ACCOUNTS"
 
 # ---- helpers -----------------------------------------------------------------
 # wrk's latency figure ("1.23ms", "850.00us", "1.02s") in milliseconds.
@@ -89,10 +83,6 @@ to_ms() {
         printf "%.3f", n }'
 }
 
-# cpu_ticks N: "total idle" jiffies of core N so far (/proc/stat).
-cpu_ticks() {
-    awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6 }' /proc/stat
-}
 
 # run_wrk URL SECONDS LOGFILE: runs wrk on the client core; fails on errors.
 # Sets CLIENT_PCT, wrk's CPU use in percent of its core (from bash's `time`),
@@ -140,14 +130,6 @@ stop_server() {
     fi
 }
 
-wait_file() { # wait_file PATH PID: until PATH exists, the process dies or 60 s pass
-    for _ in $(seq 1 1200); do
-        [ -s "$1" ] && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 
 # ---- the servers --------------------------------------------------------------
 start_headroomd() { # sets SRV_PID and URL

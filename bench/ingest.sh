@@ -65,7 +65,7 @@ export HEADROOM_SECRET_KEY=${HEADROOM_SECRET_KEY:-sk_bench_0123456789}
 export HEADROOM_WRITE_KEY=${HEADROOM_WRITE_KEY:-wk_bench_0123456789}
 export BENCH_ACCOUNTS=$ACCOUNTS
 
-die() { echo "ingest.sh: $*" >&2; exit 1; }
+. "$ROOT/bench/lib.sh"
 for t in curl taskset sqlite3; do
     command -v "$t" >/dev/null || die "$t is required (apt-get install curl util-linux sqlite3)"
 done
@@ -99,20 +99,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-cpu_ticks() { # "total idle" jiffies of core N so far
-    awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6 }' /proc/stat
-}
 busy_pct() { echo "$1 $2" | awk '{ t = $3 - $1; printf "%.0f", (t > 0) ? 100 * (t - ($4 - $2)) / t : 0 }'; }
 kv() { awk -F= -v k="$1" '$1 == k { print $2 }' "$2"; }
 
-wait_file() { # wait_file PATH PID: until PATH exists, the process dies or 60 s pass
-    for _ in $(seq 1 1200); do
-        [ -s "$1" ] && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 echo "ingest: $EVENTS events, batches of $BATCH, $CONNS connections, $ACCOUNTS accounts, durability normal"

@@ -26,7 +26,7 @@ RUNS=${BENCH_RUNS:-3}
 CONFIG=$ROOT/examples/boards/headroom.yaml
 export HEADROOM_SECRET_KEY=${HEADROOM_SECRET_KEY:-sk_bench_0123456789}
 
-die() { echo "startup.sh: $*" >&2; exit 1; }
+. "$ROOT/bench/lib.sh"
 command -v sqlite3 >/dev/null || die "sqlite3 is required (apt-get install sqlite3)"
 [ -x "$BUILD/headroomd" ] && [ -x "$BUILD/headroom" ] || die "build first: cmake -S . -B build && cmake --build build"
 
@@ -45,13 +45,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 DB=$OUT/startup-$ACCOUNTS.db
-if [ "${BENCH_FRESH:-0}" = 1 ] || [ ! -f "$DB.ok" ]; then
-    rm -f "$DB" "$DB-wal" "$DB-shm" "$DB.ok"
-    echo "generating $ACCOUNTS accounts into $DB ..."
-    "$BUILD/headroom" demo-data --accounts "$ACCOUNTS" --users 1 --db "$DB" --config "$CONFIG" >/dev/null ||
-        die "headroom demo-data failed"
-    touch "$DB.ok"
-fi
+demo_db "$DB" "$ACCOUNTS"
 
 ms_now_f() { date +%s%N; }
 
