@@ -97,7 +97,7 @@ int hr_time_parse(const char *s, int64_t *out) {
 }
 
 void hr_time_format(int64_t t, char *buf, size_t n) {
-    int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+    int64_t days = hr_time_days(t);
     int64_t secs = t - days * 86400, y;
     unsigned m, d;
     hr_civil_from_days(days, &y, &m, &d);
@@ -105,10 +105,10 @@ void hr_time_format(int64_t t, char *buf, size_t n) {
              (int)(secs / 60 % 60), (int)(secs % 60));
 }
 
-static int64_t floor_day(int64_t t) { return t >= 0 ? t / 86400 : -((-t + 86399) / 86400); }
+int64_t hr_time_days(int64_t t) { return t >= 0 ? t / 86400 : -((-t + 86399) / 86400); }
 
 int64_t hr_time_add_months(int64_t t, int n) {
-    int64_t days = floor_day(t), secs = t - days * 86400, y;
+    int64_t days = hr_time_days(t), secs = t - days * 86400, y;
     unsigned m, d;
     hr_civil_from_days(days, &y, &m, &d);
     int64_t mm = (int64_t)m - 1 + n;
@@ -120,10 +120,10 @@ int64_t hr_time_add_months(int64_t t, int n) {
     return hr_days_from_civil(y, m, d) * 86400 + secs;
 }
 
-int64_t hr_time_day_start(int64_t t) { return floor_day(t) * 86400; }
+int64_t hr_time_day_start(int64_t t) { return hr_time_days(t) * 86400; }
 
 int64_t hr_time_week_start(int64_t t) {
-    int64_t days = floor_day(t);
+    int64_t days = hr_time_days(t);
     int64_t dow = ((days % 7) + 7 + 3) % 7; /* 1970-01-01 was a Thursday; Monday = 0 */
     return (days - dow) * 86400;
 }
@@ -131,13 +131,13 @@ int64_t hr_time_week_start(int64_t t) {
 int64_t hr_time_month_start(int64_t t) {
     int64_t y;
     unsigned m, d;
-    hr_civil_from_days(floor_day(t), &y, &m, &d);
+    hr_civil_from_days(hr_time_days(t), &y, &m, &d);
     return hr_days_from_civil(y, m, 1) * 86400;
 }
 
 int64_t hr_time_year_start(int64_t t) {
     int64_t y;
     unsigned m, d;
-    hr_civil_from_days(floor_day(t), &y, &m, &d);
+    hr_civil_from_days(hr_time_days(t), &y, &m, &d);
     return hr_days_from_civil(y, 1, 1) * 86400;
 }

@@ -17,6 +17,8 @@ void hr_time_format(int64_t t, char *buf, size_t n);
 /* Days since 1970-01-01 for a civil date, and back. */
 int64_t hr_days_from_civil(int64_t y, unsigned m, unsigned d);
 void hr_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
+/* The UTC day of t, as days since 1970-01-01 (rounded down, also before 1970). */
+int64_t hr_time_days(int64_t t);
 /* t plus n calendar months, the day clamped to the month's end (Jan 31 + 1 = Feb 28/29). */
 int64_t hr_time_add_months(int64_t t, int n);
 /* Start of the UTC day / ISO week (Monday) / month / year containing t. */

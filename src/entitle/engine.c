@@ -1233,14 +1233,8 @@ out:
     pthread_mutex_unlock(&e->wmu);
     hr_buf_dispose(&key);
     hr_buf_dispose(&body);
-    for (int k = 0; k < ncrossed; k++) {
-        json_object *props = json_object_new_object();
-        json_object_object_add(props, "feature", json_object_new_string(feature));
-        json_object_object_add(props, "threshold", json_object_new_double(crossed[k]));
-        json_object_object_add(props, "usage", json_object_new_int64(after));
-        json_object_object_add(props, "limit", json_object_new_int64(limit));
-        emit(e, hr_internal_msg("headroom.usage_threshold", account, NULL, props, NULL), now);
-    }
+    for (int k = 0; k < ncrossed; k++)
+        emit(e, hr_threshold_msg(account, feature, crossed[k], after, limit), now);
     return rc;
 }
 

@@ -161,6 +161,10 @@ int hr_thresholds_crossed(int64_t before, int64_t after, int64_t limit, double *
  * takes ownership of props; caller puts the result. NULL on OOM. */
 json_object *hr_internal_msg(const char *event, const char *account, const char *user,
                              json_object *props, const char *message_id);
+/* headroom.usage_threshold for feature crossing `threshold` of its limit;
+ * caller puts it. NULL on OOM. */
+json_object *hr_threshold_msg(const char *account, const char *feature, double threshold,
+                              int64_t usage, int64_t limit);
 /* The value of meter m (index mi in the current catalog) for account a now. */
 double hr_account_meter_now(const hr_catalog *c, const hr_account *a, int mi, int64_t now);
 

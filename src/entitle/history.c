@@ -88,7 +88,6 @@ int hr_hist_set_day(hr_hist_ent *he, int32_t day, uint32_t count, int32_t today)
     return 0;
 }
 
-static int32_t day_of(int64_t t) { return (int32_t)(t >= 0 ? t / 86400 : -((-t + 86399) / 86400)); }
 
 /* The history an (account, user) question reads; NULL if none. Caller holds
  * the read lock. */
@@ -112,7 +111,7 @@ static int window(hr_engine *e, const char *account, const char *user, const cha
     *active = 0;
     pthread_rwlock_rdlock(&e->lock);
     const hr_hist_ent *he = hr_hist_find(hist_of(e, account, user, &found), event);
-    int32_t today = day_of(now), from = today - (days > 0 ? days : 1) + 1;
+    int32_t today = (int32_t)hr_time_days(now), from = today - (days > 0 ? days : 1) + 1;
     for (uint32_t i = he ? lower(he, from) : 0; he && i < he->n && he->days[i].day <= today; i++) {
         *total += he->days[i].count;
         *active += he->days[i].count > 0;

@@ -110,9 +110,9 @@ int hr_engine_user_account(hr_engine *e, const char *user, char *out, size_t n) 
     return m ? 0 : HR_ENOTFOUND;
 }
 
+/* The UTC day of a time in milliseconds (floor of ms/1000, then of days). */
 static int32_t day_of_ms(int64_t ms) {
-    int64_t t = ms / 1000;
-    return (int32_t)(t >= 0 ? t / 86400 : -((-t + 86399) / 86400));
+    return (int32_t)hr_time_days(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
 }
 
 static int cycle_months(const hr_account *a) { return a->interval == HR_INTERVAL_YEAR ? 12 : 1; }
@@ -591,6 +591,18 @@ json_object *hr_internal_msg(const char *event, const char *account, const char 
     return o;
 }
 
+json_object *hr_threshold_msg(const char *account, const char *feature, double threshold,
+                              int64_t usage, int64_t limit) {
+    json_object *props = json_object_new_object();
+    if (props) {
+        json_object_object_add(props, "feature", json_object_new_string(feature));
+        json_object_object_add(props, "threshold", json_object_new_double(threshold));
+        json_object_object_add(props, "usage", json_object_new_int64(usage));
+        json_object_object_add(props, "limit", json_object_new_int64(limit));
+    }
+    return hr_internal_msg("headroom.usage_threshold", account, NULL, props, NULL);
+}
+
 /* headroom.usage_threshold when this batch moves a feature fed by a meter
  * across 80% or 100% of its allocation; folded into the same batch. */
 static int thresholds(hr_engine *e, batch *b, int64_t now_ms, hr_err *err) {
@@ -611,14 +623,11 @@ static int thresholds(hr_engine *e, batch *b, int64_t now_ms, hr_err *err) {
             int64_t before = manual + (int64_t)hr_account_meter_now(c, st->a, mi, now);
             int64_t after = manual + (int64_t)st->v.value;
             double crossed[2];
-            int n = hr_thresholds_crossed(before, after, hr_account_limit(c, st->a, fi, now), crossed);
+            int64_t limit = hr_account_limit(c, st->a, fi, now);
+            int n = hr_thresholds_crossed(before, after, limit, crossed);
             for (int k = 0; k < n; k++) {
-                json_object *props = json_object_new_object();
-                json_object_object_add(props, "feature", json_object_new_string(c->features[fi].key));
-                json_object_object_add(props, "threshold", json_object_new_double(crossed[k]));
-                json_object_object_add(props, "usage", json_object_new_int64(after));
-                json_object_object_add(props, "limit", json_object_new_int64(hr_account_limit(c, st->a, fi, now)));
-                json_object *o = hr_internal_msg("headroom.usage_threshold", st->a->id, NULL, props, NULL);
+                json_object *o =
+                    hr_threshold_msg(st->a->id, c->features[fi].key, crossed[k], after, limit);
                 json_object **own = realloc(b->own, (b->nown + 1) * sizeof *own);
                 hr_msg *om = own ? realloc(b->ownmsg, (b->nown + 1) * sizeof *om) : NULL;
                 if (own) b->own = own;

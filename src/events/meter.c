@@ -74,14 +74,12 @@ int hr_meter_input(const hr_meter *m, const hr_msg *msg, double *num, uint64_t *
 /* The k-th cycle boundary from the anchor. */
 static int64_t cycle(int64_t anchor, int k, int months) { return hr_time_add_months(anchor, k * months); }
 
-static int64_t floor_days(int64_t t) { return t >= 0 ? t / 86400 : -((-t + 86399) / 86400); }
-
 /* k with cycle(k) <= t < cycle(k + 1). */
 static int cycle_index(int64_t t, int64_t anchor, int months) {
     int64_t ay, ty;
     unsigned am, ad, tm, td;
-    hr_civil_from_days(floor_days(anchor), &ay, &am, &ad);
-    hr_civil_from_days(floor_days(t), &ty, &tm, &td);
+    hr_civil_from_days(hr_time_days(anchor), &ay, &am, &ad);
+    hr_civil_from_days(hr_time_days(t), &ty, &tm, &td);
     /* the month difference in whole cycles is off by at most one: correct it */
     int64_t diff = (ty - ay) * 12 + ((int64_t)tm - (int64_t)am);
     int k = (int)((diff >= 0 ? diff : diff - months + 1) / months);
