@@ -128,11 +128,26 @@ int64_t hr_time_week_start(int64_t t) {
     return (days - dow) * 86400;
 }
 
+/* The month of the last day asked about, per thread: decisions on metered
+ * features ask for it on every call, and it changes once a day. */
+static _Thread_local struct { int64_t day, start, next; } month_cache = {INT64_MIN, 0, 0};
+
 int64_t hr_time_month_start(int64_t t) {
-    int64_t y;
-    unsigned m, d;
-    hr_civil_from_days(hr_time_days(t), &y, &m, &d);
-    return hr_days_from_civil(y, m, 1) * 86400;
+    int64_t day = hr_time_days(t);
+    if (day != month_cache.day) {
+        int64_t y;
+        unsigned m, d;
+        hr_civil_from_days(day, &y, &m, &d);
+        month_cache.start = hr_days_from_civil(y, m, 1) * 86400;
+        month_cache.next = hr_time_add_months(month_cache.start, 1);
+        month_cache.day = day;
+    }
+    return month_cache.start;
+}
+
+int64_t hr_time_next_month(int64_t month_start) {
+    if (month_cache.day != INT64_MIN && month_start == month_cache.start) return month_cache.next;
+    return hr_time_add_months(month_start, 1);
 }
 
 int64_t hr_time_year_start(int64_t t) {

@@ -26,5 +26,7 @@ int64_t hr_time_day_start(int64_t t);
 int64_t hr_time_week_start(int64_t t);
 int64_t hr_time_month_start(int64_t t);
 int64_t hr_time_year_start(int64_t t);
+/* The start of the month after the one starting at month_start. */
+int64_t hr_time_next_month(int64_t month_start);
 
 #endif

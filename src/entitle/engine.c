@@ -96,39 +96,14 @@ static hr_account *account_alloc(const char *id) {
     return a;
 }
 
-/* The calendar month of the last day asked about, per thread: decisions on
- * metered features ask for it every time, and it changes once a day. */
-static _Thread_local struct { int64_t day, start, next; } month_cache = {INT64_MIN, 0, 0};
-
-static void month_of(int64_t now) {
-    int64_t day = hr_time_day_start(now);
-    if (day != month_cache.day) {
-        month_cache.start = hr_time_month_start(now);
-        month_cache.next = hr_time_add_months(month_cache.start, 1);
-        month_cache.day = day;
-    }
-}
-
+/* A feature's calendar period: the same arithmetic as a meter's (meter.c),
+ * NONE for features that do not reset. */
 int64_t hr_period_start(hr_period p, int64_t now) {
-    switch (p) {
-    case HR_PERIOD_DAY: return hr_time_day_start(now);
-    case HR_PERIOD_WEEK: return hr_time_week_start(now);
-    case HR_PERIOD_MONTH: month_of(now); return month_cache.start;
-    case HR_PERIOD_YEAR: return hr_time_year_start(now);
-    default: return 0;
-    }
+    return p == HR_PERIOD_NONE ? 0 : hr_meter_period_start(p, now, 0, 1);
 }
 
 int64_t hr_period_next(hr_period p, int64_t start) {
-    switch (p) {
-    case HR_PERIOD_DAY: return start + 86400;
-    case HR_PERIOD_WEEK: return start + 7 * 86400;
-    case HR_PERIOD_MONTH:
-        if (month_cache.day != INT64_MIN && start == month_cache.start) return month_cache.next;
-        return hr_time_add_months(start, 1);
-    case HR_PERIOD_YEAR: return hr_time_add_months(start, 12);
-    default: return 0;
-    }
+    return p == HR_PERIOD_NONE ? 0 : hr_meter_period_next(p, start, 0, 1);
 }
 
 /* fname must be interned: usage entries compare by address (the engine keeps

@@ -114,7 +114,7 @@ int64_t hr_meter_period_next(hr_period p, int64_t start, int64_t anchor, int cyc
         if (cycle_months < 1) cycle_months = 1;
         return cycle(anchor, cycle_index(start, anchor, cycle_months) + 1, cycle_months);
     case HR_PERIOD_MONTH:
-    default: return hr_time_add_months(start, 1);
+    default: return hr_time_next_month(start);
     }
 }
 
