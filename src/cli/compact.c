@@ -39,7 +39,6 @@ int hr_cmd_compact(int argc, char **argv) {
         }
         total += deleted;
     } while (deleted == 10000);
-    if (!rc) rc = s->ops->seen_prune(s, hr_time_now_ms() - 7LL * 86400 * 1000, &err);
     hr_store_close(s);
     if (!rc) printf("removed %lld raw events older than %ld days from %s\n", total, days, db);
     return rc ? 1 : 0;

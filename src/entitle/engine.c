@@ -497,8 +497,6 @@ int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
     free(ctx.pending);
     /* idempotency keys are kept for a week: long enough for any retry */
     if (!rc) rc = s->ops->idem_prune(s, hr_time_now() - HR_IDEM_WINDOW, err);
-    /* message ids older than the dedup window are forgotten (7 days too) */
-    if (!rc) rc = s->ops->seen_prune(s, (hr_time_now() * 1000) - e->dedup_window_ms, err);
     if (!rc) e->store = s;
     pthread_rwlock_unlock(&e->lock);
     pthread_mutex_unlock(&e->wmu);

@@ -653,13 +653,6 @@ out:
     return ret;
 }
 
-/* Seen ids are the event log's: its retention (never shorter than the
- * dedup window) bounds them, so there is nothing else to prune. */
-static int sq_seen_prune(hr_store *s, int64_t older_than_ms, hr_err *err) {
-    (void)s, (void)older_than_ms, (void)err;
-    return 0;
-}
-
 /* The first seq received at or after since_ms: a binary search over seq
  * (received_ms grows with seq, the log being appended in commit order), so
  * start-up reads only the dedup window, not the whole log. */
@@ -1085,7 +1078,6 @@ static const hr_store_ops sqlite_ops = {
     .put_edays = sq_put_edays,
     .put_estats = sq_put_estats,
     .prune_edays = sq_prune_edays,
-    .seen_prune = sq_seen_prune,
     .prune_events = sq_prune_events,
     .put_catalog = sq_put_catalog,
     .get_catalog = sq_get_catalog,

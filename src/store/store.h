@@ -147,7 +147,8 @@ typedef struct hr_store_ops {
     int (*idem_put)(hr_store *s, const hr_idem_rec *r, hr_err *err);
     /* Forgets keys stored before older_than (unix seconds). */
     int (*idem_prune)(hr_store *s, int64_t older_than, hr_err *err);
-    /* Appends events to the log and records their message ids as seen. */
+    /* Appends events to the log; their message ids are what load's `seen`
+     * gives back (the dedup window), so no separate table is written. */
     int (*put_events)(hr_store *s, const hr_event_rec *r, int n, hr_err *err);
     /* Upserts a meter value (account, meter, period_start). */
     int (*put_meter)(hr_store *s, const hr_meter_rec *r, hr_err *err);
@@ -166,10 +167,9 @@ typedef struct hr_store_ops {
     int (*prune_edays)(hr_store *s, int32_t before, hr_err *err);
     /* Deletes at most `limit` raw events received before older_than_ms,
      * oldest first; *deleted says how many (0: nothing older is left).
-     * Meter values and seen ids are kept: retention thins the log only. */
+     * Meter values are kept: retention thins the log only (it must not be
+     * shorter than the dedup window, whose ids the log holds). */
     int (*prune_events)(hr_store *s, int64_t older_than_ms, int limit, int *deleted, hr_err *err);
-    /* Forgets seen message ids received before older_than_ms. */
-    int (*seen_prune)(hr_store *s, int64_t older_than_ms, hr_err *err);
     /* Catalog text set over the API (PUT /v1/catalog): latest wins. */
     int (*put_catalog)(hr_store *s, const char *text, int64_t at, hr_err *err);
     int (*get_catalog)(hr_store *s, char **text, int64_t *at, hr_err *err);
