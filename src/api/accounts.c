@@ -182,8 +182,11 @@ void hr_api_override_delete(hr_req *r) {
     hr_reply_empty(r, 204);
 }
 
+/* The browser may start a feature trial too (a prompt's "Try it" button),
+ * for its own verified account only. */
 void hr_api_feature_trial(hr_req *r) {
     hr_err err = {0};
+    if (hr_api_browser_ok(r, r->params[0], NULL, NULL, NULL, 0)) return;
     int rc = hr_engine_start_feature_trial(r->app->engine, r->params[0], r->params[1], 0,
                                            &r->out, &err);
     if (rc) return hr_api_fail(r, rc, &err);

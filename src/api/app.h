@@ -46,8 +46,12 @@ typedef struct hr_metrics {
     _Atomic uint64_t reloads, reload_failures;
 } hr_metrics;
 
+struct hr_campaigns;
+
 struct hr_app {
     hr_engine *engine;
+    struct hr_campaigns *campaigns;
+    const char *demo_dir;            /* --demo-app: served at /demo/ (NULL: off) */
     hr_store *store;
     const char *config_path;
     hr_auth_cfg auth;

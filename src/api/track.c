@@ -79,7 +79,12 @@ static void ingest(hr_req *r, int type) {
     hr_buf errs;
     hr_buf_init(&errs);
     int nerr = 0;
-    if (!write_key_ok(r, doc)) {
+    /* the browser SDK: publishable key + verified identity, for that
+     * user's own track/page/screen messages only */
+    int browser = r->key == HR_KEY_PUBLISHABLE;
+    if (browser) {
+        if (hr_api_browser_ok(r, NULL, NULL, NULL, NULL, 0)) goto out;
+    } else if (!write_key_ok(r, doc)) {
         hr_reply_error(r, 401, "unauthorized", "send the write key as the HTTP Basic user name "
                                                "(or 'writeKey' in the body)");
         goto out;
@@ -121,6 +126,28 @@ static void ingest(hr_req *r, int type) {
             hr_buf_json_str(&errs, e.message);
             hr_buf_putc(&errs, '}');
             continue;
+        }
+        if (browser) {
+            hr_msg *m = &msgs[n];
+            const char *why = NULL;
+            if (m->type != HR_MSG_TRACK && m->type != HR_MSG_PAGE && m->type != HR_MSG_SCREEN)
+                why = "with the publishable key only track, page and screen are accepted";
+            else if (!m->user_id || strcmp(m->user_id, r->id.user))
+                why = "with the publishable key userId must be the verified user";
+            else if (m->account && strcmp(m->account, r->id.account))
+                why = "with the publishable key the account must be the verified one";
+            if (why) {
+                if (!batch) {
+                    hr_reply_error(r, 403, "forbidden", "%s", why);
+                    goto out;
+                }
+                if (nerr++) hr_buf_putc(&errs, ',');
+                hr_buf_printf(&errs, "{\"index\":%d,\"message\":", i);
+                hr_buf_json_str(&errs, why);
+                hr_buf_putc(&errs, '}');
+                continue;
+            }
+            m->account = r->id.account;
         }
         msgs[n].text = text;
         msgs[n].text_len = size;

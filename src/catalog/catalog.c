@@ -16,9 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "buf.h"
 #include "catalog_int.h"
 #include "err.h"
+#include "rules/rules.h"
 #include "map.h"
 #include "timeutil.h"
 
@@ -41,6 +44,9 @@ typedef struct ctx {
     const char *text;        /* the source, for positions inside a scalar */
     size_t len;
     int oom;
+    /* catalog names for compiling rules, made on first use */
+    int names_ready;
+    const char **fkeys, **mkeys, **akeys, **pkeys;
 } ctx;
 
 /* ---- small helpers ---- */
@@ -1326,17 +1332,594 @@ static void overrides(ctx *x, const hr_ynode *m) {
     }
 }
 
+/* ---- campaigns and the throttle ---- */
+
+/* "7d", "2w", "24h", "30m", "45s" -> seconds in [min, max]; 0 ok, -1 reported. */
+static int get_duration(ctx *x, const hr_ynode *n, const char *what, int64_t min, int64_t max,
+                        int64_t *out) {
+    char g[96];
+    const char *s = n->kind == HR_Y_SCALAR ? n->str : "";
+    char *end = NULL;
+    errno = 0;
+    long long v = *s >= '0' && *s <= '9' ? strtoll(s, &end, 10) : -1;
+    int64_t unit = 0;
+    if (v >= 0 && end && end[0] && !end[1]) {
+        switch (end[0]) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        case 'w': unit = 7 * 86400; break;
+        }
+    }
+    if (!unit || errno || v > max / unit) {
+        bad(x, n, "expected a duration for %s (like 7d, 2w, 24h, 30m), got %s", what,
+            got(n, g, sizeof g));
+        return -1;
+    }
+    if (v * unit < min || v * unit > max) {
+        bad(x, n, "%s must be between %llds and %llds", what, (long long)min, (long long)max);
+        return -1;
+    }
+    *out = v * unit;
+    return 0;
+}
+
+static void text_free(hr_text *t) {
+    for (int i = 0; i < t->n; i++) {
+        free(t->locales[i]);
+        free(t->texts[i]);
+    }
+    free(t->locales);
+    free(t->texts);
+    memset(t, 0, sizeof *t);
+}
+
+static int text_copy(ctx *x, hr_text *dst, const hr_text *src) {
+    memset(dst, 0, sizeof *dst);
+    if (!src->n) return 0;
+    if (!(dst->locales = xcalloc(x, (size_t)src->n, sizeof(char *))) ||
+        !(dst->texts = xcalloc(x, (size_t)src->n, sizeof(char *))))
+        return -1;
+    for (int i = 0; i < src->n; i++) {
+        if (!(dst->locales[i] = xdup(x, src->locales[i])) || !(dst->texts[i] = xdup(x, src->texts[i])))
+            return -1;
+        dst->n = i + 1;
+    }
+    return 0;
+}
+
+/* A string, or a mapping of locale -> string ({en: "..", de: ".."}); the
+ * first locale is the fallback. */
+static int get_ltext(ctx *x, const hr_ynode *n, const char *what, hr_text *out) {
+    const char *s;
+    text_free(out);
+    if (n->kind == HR_Y_MAP) {
+        if (!n->n) {
+            bad(x, n, "%s needs at least one locale", what);
+            return -1;
+        }
+        if (!(out->locales = xcalloc(x, (size_t)n->n / 2, sizeof(char *))) ||
+            !(out->texts = xcalloc(x, (size_t)n->n / 2, sizeof(char *))))
+            return -1;
+        for (int i = 0; i + 1 < n->n; i += 2) {
+            const hr_ynode *k = n->kids[i];
+            size_t kl = strlen(k->str);
+            int ok = kl >= 2 && kl <= 16;
+            for (size_t j = 0; ok && j < kl; j++)
+                ok = (k->str[j] >= 'a' && k->str[j] <= 'z') || (k->str[j] >= 'A' && k->str[j] <= 'Z') ||
+                     (k->str[j] == '-' && j > 0);
+            if (!ok) {
+                bad(x, k, "invalid locale '%s' in %s (use e.g. en, de, pt-BR)", k->str, what);
+                continue;
+            }
+            if (get_text(x, n->kids[i + 1], what, 1, &s)) continue;
+            out->locales[out->n] = xdup(x, k->str);
+            out->texts[out->n] = xdup(x, s);
+            out->n++;
+        }
+        return out->n ? 0 : -1;
+    }
+    if (get_text(x, n, what, 1, &s)) return -1;
+    if (!(out->locales = xcalloc(x, 1, sizeof(char *))) ||
+        !(out->texts = xcalloc(x, 1, sizeof(char *))))
+        return -1;
+    out->locales[0] = xdup(x, "");
+    out->texts[0] = xdup(x, s);
+    out->n = 1;
+    return 0;
+}
+
+const char *hr_text_get(const hr_text *t, const char *locale) {
+    if (!t->n) return NULL;
+    if (locale && *locale) {
+        size_t lang = strcspn(locale, "-_");
+        for (int i = 0; i < t->n; i++)
+            if (!strcasecmp(t->locales[i], locale)) return t->texts[i];
+        for (int i = 0; i < t->n; i++)
+            if (strlen(t->locales[i]) == lang && !strncasecmp(t->locales[i], locale, lang))
+                return t->texts[i];
+    }
+    return t->texts[0];
+}
+
+static void content_dispose(hr_content *ct) {
+    free(ct->anchor);
+    free(ct->url);
+    text_free(&ct->title);
+    text_free(&ct->body);
+    text_free(&ct->cta_label);
+    memset(ct, 0, sizeof *ct);
+}
+
+static int content_copy(ctx *x, hr_content *dst, const hr_content *src) {
+    *dst = *src;
+    dst->anchor = dst->url = NULL;
+    memset(&dst->title, 0, sizeof dst->title);
+    memset(&dst->body, 0, sizeof dst->body);
+    memset(&dst->cta_label, 0, sizeof dst->cta_label);
+    if ((src->anchor && !(dst->anchor = xdup(x, src->anchor))) ||
+        (src->url && !(dst->url = xdup(x, src->url))))
+        return -1;
+    if (text_copy(x, &dst->title, &src->title) || text_copy(x, &dst->body, &src->body) ||
+        text_copy(x, &dst->cta_label, &src->cta_label))
+        return -1;
+    return 0;
+}
+
+static int key_in(const char *s, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
+/* Content fields present in n change ct (a copy of the campaign's content
+ * for a variant, or zeroed for the campaign). */
+static void content_parse(ctx *x, hr_content *ct, const hr_ynode *n, const char *campaign) {
+    static const char *const keys[] = {"type", "anchor", "title", "body", "cta"};
+    static const char *const types[] = {"modal", "tooltip", "banner", "lock_badge", "checklist"};
+    static const char *const ckeys[] = {"label", "action", "url", "feature", "plan", "addon"};
+    static const char *const actions[] = {"upgrade", "start_trial", "buy_addon", "book_call", "url"};
+    const hr_ynode *f[5], *cf[6];
+    const char *s;
+    char in[128], hb[96], sh[80];
+    snprintf(in, sizeof in, "in the content of campaign '%s'", campaign);
+    if (want_map(x, n, "content (e.g. {type: modal, title: ..., body: ...})")) return;
+    fields(x, n, keys, 5, f, in);
+    if (f[0] && !get_str(x, f[0], "content type", &s)) {
+        int t = key_in(s, types, 5);
+        if (t < 0)
+            bad(x, f[0], "unknown content type '%s': use modal, tooltip, banner, lock_badge or checklist%s",
+                hr_yshow(s, sh, sizeof sh), hint(s, types, 5, hb, sizeof hb));
+        else
+            ct->type = (hr_prompt_type)t;
+    }
+    if (f[1] && !get_str(x, f[1], "anchor", &s)) {
+        free(ct->anchor);
+        ct->anchor = xdup(x, s);
+    }
+    if (f[2]) get_ltext(x, f[2], "title", &ct->title);
+    if (f[3]) get_ltext(x, f[3], "body", &ct->body);
+    if (!f[4]) return;
+    if (want_map(x, f[4], "cta (e.g. {label: Upgrade, action: upgrade})")) return;
+    fields(x, f[4], ckeys, 6, cf, "in cta");
+    if (cf[0]) get_ltext(x, cf[0], "cta label", &ct->cta_label);
+    if (cf[1] && !get_str(x, cf[1], "cta action", &s)) {
+        int a = key_in(s, actions, 5);
+        if (a < 0)
+            bad(x, cf[1], "unknown cta action '%s': use upgrade, start_trial, buy_addon, book_call or url%s",
+                hr_yshow(s, sh, sizeof sh), hint(s, actions, 5, hb, sizeof hb));
+        else
+            ct->action = (hr_cta_action)a;
+    }
+    if (cf[2] && !get_str(x, cf[2], "cta url", &s)) {
+        if (strncmp(s, "https://", 8) && strncmp(s, "http://", 7) && s[0] != '/')
+            bad(x, cf[2], "cta url must be http(s):// or a path starting with '/'");
+        else {
+            free(ct->url);
+            ct->url = xdup(x, s);
+        }
+    }
+    if (cf[3] && !get_str(x, cf[3], "cta feature", &s)) {
+        int fi = feature_ix(x->c, s);
+        if (fi < 0 && !x->no_features)
+            bad(x, cf[3], "unknown feature '%s'%s", hr_yshow(s, sh, sizeof sh),
+                feature_hint(x, s, hb, sizeof hb));
+        ct->feature = fi;
+    }
+    if (cf[4] && !get_str(x, cf[4], "cta plan", &s)) {
+        int pi = plan_ix(x->c, s);
+        if (pi < 0 && !x->no_plans) bad(x, cf[4], "unknown plan '%s'", hr_yshow(s, sh, sizeof sh));
+        ct->plan = pi;
+    }
+    if (cf[5] && !get_str(x, cf[5], "cta addon", &s)) {
+        int ai = lookup(x->c->addon_ix, s);
+        if (ai < 0) bad(x, cf[5], "unknown add-on '%s'", hr_yshow(s, sh, sizeof sh));
+        ct->addon = ai;
+    }
+}
+
+/* The column of (line, col) of a rule inside scalar n, for errors. */
+static void rule_error(ctx *x, const hr_ynode *n, const char *what, const hr_err *e) {
+    const char *s = n->str;
+    int line = e->line > 0 ? e->line : 1, col = e->column > 0 ? e->column : 1;
+    if (line == 1 && n->style != HR_YS_BLOCK) {
+        size_t off = 0;
+        for (int c = 1; c < col && s[off]; c++) off++;
+        hr_esink_add(x->es, n->line, value_col(x, n, off), "%s: %s", what, e->message);
+        return;
+    }
+    /* a block scalar: its text starts on the line after the indicator, at
+     * the indentation of that line in the source */
+    int l = n->line + (n->style == HR_YS_BLOCK ? line : line - 1), indent = 0;
+    if (x->text) {
+        const char *p = x->text, *end = x->text + x->len;
+        for (int k = 1; k < l && p < end; p++)
+            if (*p == '\n') k++;
+        while (p < end && *p == ' ') p++, indent++;
+    }
+    hr_esink_add(x->es, l, (n->style == HR_YS_BLOCK ? indent : n->col - 1) + col, "%s: %s", what,
+                 e->message);
+}
+
+static hr_rule *rule_get(ctx *x, const hr_ynode *n, const char *what, int want_bool) {
+    char g[96];
+    hr_rule *r = NULL;
+    hr_err e;
+    if (n->kind != HR_Y_SCALAR || is_null(n) || !*n->str) {
+        bad(x, n, "expected a rule (a string like 'account.plan == \"free\"') for %s, got %s",
+            what, got(n, g, sizeof g));
+        return NULL;
+    }
+    if (!x->names_ready) {
+        hr_catalog *c = x->c;
+        x->names_ready = 1;
+        x->fkeys = xcalloc(x, (size_t)c->nfeatures, sizeof(char *));
+        x->mkeys = xcalloc(x, (size_t)c->nmeters, sizeof(char *));
+        x->akeys = xcalloc(x, (size_t)c->naddons, sizeof(char *));
+        x->pkeys = xcalloc(x, (size_t)c->nplans, sizeof(char *));
+        if (x->oom) return NULL;
+        for (int i = 0; i < c->nfeatures; i++) x->fkeys[i] = c->features[i].key;
+        for (int i = 0; i < c->nmeters; i++) x->mkeys[i] = c->meters[i].key;
+        for (int i = 0; i < c->naddons; i++) x->akeys[i] = c->addons[i].key;
+        for (int i = 0; i < c->nplans; i++) x->pkeys[i] = c->plans[i].key;
+    }
+    hr_rule_names names = {x->fkeys, x->c->nfeatures, x->mkeys, x->c->nmeters,
+                           x->akeys, x->c->naddons,   x->pkeys, x->no_plans ? 0 : x->c->nplans};
+    int rc = hr_rule_compile(n->str, strlen(n->str), &names, &r, &e);
+    if (rc == HR_ENOMEM) {
+        x->oom = 1;
+        return NULL;
+    }
+    if (rc) {
+        rule_error(x, n, what, &e);
+        return NULL;
+    }
+    if (want_bool && hr_rule_result_type(r) != HR_RT_BOOL && hr_rule_result_type(r) != HR_RT_ANY) {
+        bad(x, n, "%s must be a condition (true or false), not a value", what);
+        hr_rule_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* A node as JSON, for the canonical catalog: plain scalars that read as
+ * numbers, booleans or null keep their type. */
+static void yjson(hr_buf *b, const hr_ynode *n) {
+    if (n->kind == HR_Y_MAP) {
+        hr_buf_putc(b, '{');
+        for (int i = 0; i + 1 < n->n; i += 2) {
+            if (i) hr_buf_putc(b, ',');
+            hr_buf_json_key(b, n->kids[i]->str);
+            yjson(b, n->kids[i + 1]);
+        }
+        hr_buf_putc(b, '}');
+    } else if (n->kind == HR_Y_SEQ) {
+        hr_buf_putc(b, '[');
+        for (int i = 0; i < n->n; i++) {
+            if (i) hr_buf_putc(b, ',');
+            yjson(b, n->kids[i]);
+        }
+        hr_buf_putc(b, ']');
+    } else if (is_null(n)) {
+        hr_buf_puts(b, "null");
+    } else {
+        int bv;
+        int64_t iv;
+        if (!n->quoted && !scan_bool(n, &bv))
+            hr_buf_puts(b, bv ? "true" : "false");
+        else if (!n->quoted && scan_int(n->str, &iv) == 0)
+            hr_buf_i64(b, iv);
+        else
+            hr_buf_json_str(b, n->str);
+    }
+}
+
+static char *yjson_dup(ctx *x, const hr_ynode *n) {
+    hr_buf b;
+    hr_buf_init(&b);
+    yjson(&b, n);
+    if (hr_buf_failed(&b)) {
+        hr_buf_dispose(&b);
+        x->oom = 1;
+        return NULL;
+    }
+    return hr_buf_steal(&b, NULL);
+}
+
+static void trigger_parse(ctx *x, hr_campaign *cp, const hr_ynode *n) {
+    static const char *const kinds[] = {"on_load", "page", "feature_denied", "limit_hit", "event",
+                                        "element"};
+    char g[96], sh[80], hb[96];
+    const char *s;
+    if (n->kind == HR_Y_SCALAR && !is_null(n)) {
+        if (!strcmp(n->str, "on_load")) {
+            cp->trigger = HR_TRIG_ON_LOAD;
+            return;
+        }
+        bad(x, n, "expected on_load or a mapping like {feature_denied: sso} for trigger, got %s",
+            got(n, g, sizeof g));
+        return;
+    }
+    if (n->kind != HR_Y_MAP || n->n != 2) {
+        bad(x, n, "expected one of on_load, {page: \"/x/*\"}, {feature_denied: F}, {limit_hit: F}, "
+                  "{event: E}, {element: F} for trigger, got %s", got(n, g, sizeof g));
+        return;
+    }
+    const hr_ynode *k = n->kids[0], *v = n->kids[1];
+    int t = key_in(k->str, kinds + 1, 5);
+    if (t < 0) {
+        bad(x, k, "unknown trigger '%s'%s", hr_yshow(k->str, sh, sizeof sh),
+            hint(k->str, kinds, 6, hb, sizeof hb));
+        return;
+    }
+    cp->trigger = (hr_trigger_kind)(t + 1);
+    if (get_str(x, v, "the trigger", &s)) return;
+    if (!(cp->trigger_arg = xdup(x, s))) return;
+    if (cp->trigger == HR_TRIG_PAGE && s[0] != '/')
+        bad(x, v, "a page pattern starts with '/' (e.g. \"/boards/*\")");
+    if (cp->trigger == HR_TRIG_FEATURE_DENIED || cp->trigger == HR_TRIG_LIMIT_HIT ||
+        cp->trigger == HR_TRIG_ELEMENT) {
+        cp->trigger_feature = feature_ix(x->c, s);
+        if (cp->trigger_feature < 0 && !x->no_features)
+            bad(x, v, "unknown feature '%s'%s", hr_yshow(s, sh, sizeof sh),
+                feature_hint(x, s, hb, sizeof hb));
+        else if (cp->trigger == HR_TRIG_LIMIT_HIT && cp->trigger_feature >= 0 &&
+                 x->c->features[cp->trigger_feature].type == HR_FEAT_BOOLEAN)
+            bad(x, v, "limit_hit needs a limit or metered feature; '%s' is on/off (use feature_denied)", s);
+    }
+}
+
+static void campaign_def(ctx *x, hr_campaign *cp, const hr_ynode *v) {
+    static const char *const keys[] = {"trigger", "audience", "gate",     "content", "variants",
+                                       "unit",    "cap",      "goal",     "priority", "starts_at",
+                                       "ends_at", "experiment", "enabled"};
+    enum { TRIGGER, AUDIENCE, GATE, CONTENT, VARIANTS, UNIT, CAP, GOAL, PRIORITY, STARTS, ENDS,
+           EXPERIMENT, ENABLED, NK };
+    const hr_ynode *f[NK];
+    char in[128], g[96];
+    const char *s;
+    int64_t iv;
+    hr_content base = {.feature = -1, .plan = -1, .addon = -1};
+    snprintf(in, sizeof in, "in campaign '%s'", cp->key);
+    cp->trigger_feature = -1;
+    cp->goal_within = 14 * 86400;
+    cp->mde = 0.2;
+    if (want_map(x, v, "a campaign")) return;
+    fields(x, v, keys, NK, f, in);
+    if (!f[TRIGGER])
+        bad(x, v, "campaign '%s' needs a trigger (on_load, {page: ...}, {feature_denied: ...} ...)",
+            cp->key);
+    else
+        trigger_parse(x, cp, f[TRIGGER]);
+    if (f[AUDIENCE]) cp->audience = rule_get(x, f[AUDIENCE], "audience", 1);
+    if (f[GATE]) cp->gate = rule_get(x, f[GATE], "gate", 1);
+    if (x->oom) return;
+    if (!f[CONTENT])
+        bad(x, v, "campaign '%s' needs content ({type, title, body, cta})", cp->key);
+    else
+        content_parse(x, &base, f[CONTENT], cp->key);
+    if (x->oom) goto out;
+    if (f[CONTENT] && !base.title.n && !base.body.n)
+        bad(x, f[CONTENT], "the content of campaign '%s' needs a title or a body", cp->key);
+    if ((base.type == HR_PROMPT_TOOLTIP || base.type == HR_PROMPT_LOCK_BADGE) && !base.anchor) {
+        /* a tooltip at a feature's element: the trigger's feature by default */
+        if (cp->trigger_feature >= 0 && cp->trigger_arg)
+            base.anchor = xdup(x, cp->trigger_arg);
+        else if (f[CONTENT])
+            bad(x, f[CONTENT], "a %s needs an anchor (the element it points at)",
+                base.type == HR_PROMPT_TOOLTIP ? "tooltip" : "lock_badge");
+    }
+    if (base.action == HR_CTA_START_TRIAL && base.feature < 0 && cp->trigger_feature >= 0)
+        base.feature = cp->trigger_feature;
+    if (f[CONTENT] && base.action == HR_CTA_START_TRIAL && base.feature >= 0 &&
+        x->c->feature_trial_days && !x->c->feature_trial_days[base.feature])
+        bad(x, f[CONTENT], "cta start_trial: feature '%s' has no trial in feature_trials",
+            x->c->features[base.feature].key);
+    if (f[CONTENT] && base.action == HR_CTA_START_TRIAL && base.feature < 0)
+        bad(x, f[CONTENT], "cta start_trial needs a feature (cta: {feature: ...}) or a feature trigger");
+    if (f[VARIANTS] && !is_null(f[VARIANTS])) {
+        const hr_ynode *m = f[VARIANTS];
+        if (want_map(x, m, "variants (e.g. {a: {weight: 50}, b: {weight: 50}})")) goto out;
+        if (!m->n) {
+            bad(x, m, "variants is empty");
+            goto out;
+        }
+        if (!(cp->variants = xcalloc(x, (size_t)m->n / 2, sizeof *cp->variants))) goto out;
+        double total = 0;
+        int nhold = 0;
+        for (int i = 0; i + 1 < m->n; i += 2) {
+            static const char *const vkeys[] = {"weight", "holdout", "content"};
+            const hr_ynode *k = m->kids[i], *vv = m->kids[i + 1], *vf[3];
+            hr_variant *va = &cp->variants[cp->nvariants];
+            if (check_id(x, k, "variant")) continue;
+            if (!(va->key = xdup(x, k->str))) goto out;
+            cp->nvariants++;
+            if (content_copy(x, &va->content, &base)) goto out;
+            va->weight = 1;
+            if (is_null(vv)) continue;
+            if (want_map(x, vv, "a variant ({weight: 50})")) continue;
+            fields(x, vv, vkeys, 3, vf, "in a variant");
+            if (vf[0] && !get_int(x, vf[0], "weight", 0, 1000000, &iv)) va->weight = (double)iv;
+            if (vf[1]) get_bool(x, vf[1], "holdout", &va->holdout);
+            if (vf[2]) {
+                if (va->holdout)
+                    bad(x, vf[2], "a holdout variant shows nothing: it takes no content");
+                else
+                    content_parse(x, &va->content, vf[2], cp->key);
+            }
+            total += va->weight;
+            nhold += va->holdout;
+        }
+        if (cp->nvariants && total <= 0) bad(x, m, "variant weights add up to 0");
+        if (nhold > 1) bad(x, m, "at most one variant may be the holdout");
+        if (cp->nvariants && nhold == cp->nvariants) bad(x, m, "every variant is a holdout: nothing would be shown");
+    } else {
+        if (!(cp->variants = xcalloc(x, 1, sizeof *cp->variants)) ||
+            !(cp->variants[0].key = xdup(x, "default")))
+            goto out;
+        cp->nvariants = 1;
+        cp->variants[0].weight = 1;
+        if (content_copy(x, &cp->variants[0].content, &base)) goto out;
+    }
+    if (f[UNIT] && !get_str(x, f[UNIT], "unit", &s)) {
+        if (!strcmp(s, "user"))
+            cp->unit_user = 1;
+        else if (strcmp(s, "account"))
+            bad(x, f[UNIT], "unit is account or user, got '%s'", s);
+    }
+    if (f[CAP] && !want_map(x, f[CAP], "cap ({per_user: 3, per: 7d, cooldown_after_dismiss: 14d})")) {
+        static const char *const ck[] = {"per_user", "per", "cooldown_after_dismiss"};
+        const hr_ynode *cf[3];
+        fields(x, f[CAP], ck, 3, cf, "in cap");
+        if (cf[0] && !get_int(x, cf[0], "cap per_user", 1, HR_MAX_CAP, &iv)) cp->cap_n = (int)iv;
+        if (cf[1]) get_duration(x, cf[1], "cap per", 60, 366 * 86400LL, &cp->cap_per);
+        if (cf[2]) get_duration(x, cf[2], "cooldown_after_dismiss", 0, 3660 * 86400LL, &cp->cooldown);
+        if (cp->cap_n && !cp->cap_per) cp->cap_per = 366 * 86400LL; /* "3 times" = ever, as far as kept */
+        if (!cf[0] && cf[1]) bad(x, cf[1], "cap per needs per_user (how many shows per period)");
+    }
+    if (f[GOAL] && !want_map(x, f[GOAL], "goal ({event: \"Plan Upgraded\", within: 14d})")) {
+        static const char *const gk[] = {"event", "within"};
+        const hr_ynode *gf[2];
+        fields(x, f[GOAL], gk, 2, gf, "in goal");
+        if (!gf[0])
+            bad(x, f[GOAL], "goal needs an event");
+        else if (!get_str(x, gf[0], "goal event", &s))
+            cp->goal_event = xdup(x, s);
+        if (gf[1]) get_duration(x, gf[1], "goal within", 3600, 366 * 86400LL, &cp->goal_within);
+    }
+    if (f[PRIORITY] && !get_int(x, f[PRIORITY], "priority", -1000000, 1000000, &iv))
+        cp->priority = (int)iv;
+    int64_t t = 0;
+    if (f[STARTS] && !is_null(f[STARTS])) {
+        if (f[STARTS]->kind != HR_Y_SCALAR || hr_time_parse(f[STARTS]->str, &t) || t <= 0)
+            bad(x, f[STARTS], "expected an RFC 3339 timestamp for starts_at, got %s",
+                got(f[STARTS], g, sizeof g));
+        else
+            cp->starts_at = t;
+    }
+    if (f[ENDS] && !is_null(f[ENDS])) {
+        if (f[ENDS]->kind != HR_Y_SCALAR || hr_time_parse(f[ENDS]->str, &t) || t <= 0)
+            bad(x, f[ENDS], "expected an RFC 3339 timestamp for ends_at, got %s", got(f[ENDS], g, sizeof g));
+        else if (cp->starts_at && t <= cp->starts_at)
+            bad(x, f[ENDS], "ends_at is not after starts_at");
+        else
+            cp->ends_at = t;
+    }
+    if (f[EXPERIMENT] && !want_map(x, f[EXPERIMENT], "experiment ({mde: 0.2, baseline: 0.05})")) {
+        static const char *const ek[] = {"mde", "baseline"};
+        const hr_ynode *ef[2];
+        char *end;
+        fields(x, f[EXPERIMENT], ek, 2, ef, "in experiment");
+        for (int i = 0; i < 2; i++) {
+            if (!ef[i]) continue;
+            double d = ef[i]->kind == HR_Y_SCALAR ? strtod(ef[i]->str, &end) : -1;
+            if (ef[i]->kind != HR_Y_SCALAR || *end || !(d > 0 && d < (i ? 1 : 10)))
+                bad(x, ef[i], "experiment %s must be a number in (0, %d)", ek[i], i ? 1 : 10);
+            else if (i)
+                cp->baseline = d;
+            else
+                cp->mde = d;
+        }
+    }
+    int en = 1;
+    if (f[ENABLED] && !get_bool(x, f[ENABLED], "enabled", &en) && !en) cp->ends_at = 1;
+out:
+    content_dispose(&base);
+}
+
+static void campaign_free(hr_campaign *cp) {
+    free(cp->key);
+    free(cp->trigger_arg);
+    hr_rule_free(cp->audience);
+    hr_rule_free(cp->gate);
+    for (int i = 0; i < cp->nvariants; i++) {
+        free(cp->variants[i].key);
+        content_dispose(&cp->variants[i].content);
+    }
+    free(cp->variants);
+    free(cp->goal_event);
+}
+
+static void campaigns(ctx *x, const hr_ynode *m, const hr_ynode *throttle) {
+    hr_catalog *c = x->c;
+    int64_t iv;
+    c->max_prompts = 1;
+    if (throttle && !is_null(throttle) &&
+        !want_map(x, throttle, "throttle ({per_user: 1, per: 1d})")) {
+        static const char *const tk[] = {"per_user", "per", "per_request"};
+        const hr_ynode *tf[3];
+        fields(x, throttle, tk, 3, tf, "in throttle");
+        if (tf[0] && !get_int(x, tf[0], "throttle per_user", 1, HR_MAX_CAP, &iv)) c->throttle_n = (int)iv;
+        if (tf[1]) get_duration(x, tf[1], "throttle per", 60, 366 * 86400LL, &c->throttle_per);
+        if (tf[2] && !get_int(x, tf[2], "throttle per_request", 1, 10, &iv)) c->max_prompts = (int)iv;
+        if (c->throttle_n && !c->throttle_per) c->throttle_per = 86400;
+        if (!(c->throttle_json = yjson_dup(x, throttle))) return;
+    }
+    if (!(c->campaign_ix = hr_map_new(16))) {
+        x->oom = 1;
+        return;
+    }
+    if (!m || is_null(m)) return;
+    if (want_map(x, m, "campaigns")) return;
+    if (!(c->campaigns_json = yjson_dup(x, m))) return;
+    if (!(c->campaigns = xcalloc(x, (size_t)m->n / 2, sizeof *c->campaigns))) return;
+    for (int i = 0; i + 1 < m->n; i += 2) {
+        const hr_ynode *k = m->kids[i];
+        if (check_id(x, k, "campaign")) continue;
+        hr_campaign *cp = &c->campaigns[c->ncampaigns];
+        if (!(cp->key = xdup(x, k->str))) return;
+        c->ncampaigns++;
+        campaign_def(x, cp, m->kids[i + 1]);
+        if (x->oom) return;
+    }
+    /* stable by priority: insertion sort (campaign lists are short) */
+    for (int i = 1; i < c->ncampaigns; i++) {
+        hr_campaign t = c->campaigns[i];
+        int j = i;
+        while (j > 0 && c->campaigns[j - 1].priority < t.priority) {
+            c->campaigns[j] = c->campaigns[j - 1];
+            j--;
+        }
+        c->campaigns[j] = t;
+    }
+    for (int i = 0; i < c->ncampaigns; i++) index_put(x, c->campaign_ix, c->campaigns[i].key, i);
+}
+
 static void build(ctx *x, const hr_ynode *root) {
-    static const char *const keys[] = {"currency",       "features",  "plans", "addons",
-                                       "feature_trials", "overrides", "meters"};
-    /* Sections of later features: accepted now so configs can carry them. */
-    static const char *const reserved[] = {"campaigns", "throttle", "playbooks", "webhooks",
-                                           "scoring",   "identity", "keys",      "server"};
+    static const char *const keys[] = {"currency",  "features",  "plans",    "addons",
+                                       "feature_trials", "overrides", "meters", "campaigns",
+                                       "throttle"};
+    /* Sections read elsewhere (keys, server: headroomd) or by later
+     * features: accepted so configs can carry them. */
+    static const char *const reserved[] = {"playbooks", "webhooks", "scoring", "identity",
+                                           "keys",      "server"};
     static const char *const all[] = {"currency",  "features",  "plans",    "addons",
                                       "feature_trials", "overrides", "meters", "campaigns",
                                       "throttle",  "playbooks", "webhooks", "scoring",
                                       "identity",  "keys",      "server"};
-    enum { CURRENCY, FEATURES, PLANS, ADDONS, TRIALS, OVERRIDES, METERS, NKEYS };
+    enum { CURRENCY, FEATURES, PLANS, ADDONS, TRIALS, OVERRIDES, METERS, CAMPAIGNS, THROTTLE,
+           NKEYS };
     const hr_ynode *f[NKEYS] = {0};
     char sh[80], hb[96], g[96];
 
@@ -1361,8 +1944,8 @@ static void build(ctx *x, const hr_ynode *root) {
             continue;
         }
         int r = 0;
-        while (r < 8 && strcmp(reserved[r], k->str)) r++;
-        if (r == 8)
+        while (r < 6 && strcmp(reserved[r], k->str)) r++;
+        if (r == 6)
             bad(x, k, "unknown key '%s'%s", hr_yshow(k->str, sh, sizeof sh),
                 hint(k->str, all, 15, hb, sizeof hb));
     }
@@ -1377,6 +1960,9 @@ static void build(ctx *x, const hr_ynode *root) {
     if (x->oom) return;
     feature_trials(x, f[TRIALS]);
     overrides(x, f[OVERRIDES]);
+    if (x->oom) return;
+    campaigns(x, f[CAMPAIGNS], f[THROTTLE]);
+    if (x->oom) return;
     if (x->first_price && !x->c->currency && !(f[CURRENCY] && !is_null(f[CURRENCY])))
         bad(x, x->first_price, "price without currency: add e.g. 'currency: USD' at the top");
 }
@@ -1426,6 +2012,11 @@ static void catalog_free(hr_catalog *c) {
     free(c->meters);
     free(c->feature_meter);
     hr_map_free(c->meter_ix);
+    for (int i = 0; i < c->ncampaigns; i++) campaign_free(&c->campaigns[i]);
+    free(c->campaigns);
+    hr_map_free(c->campaign_ix);
+    free(c->campaigns_json);
+    free(c->throttle_json);
     hr_map_free(c->feature_ix);
     hr_map_free(c->plan_ix);
     hr_map_free(c->addon_ix);
@@ -1469,6 +2060,10 @@ int hr_catalog_parse(const char *text, size_t len, const char *name, hr_catalog 
         ctx x = {.es = &es, .c = c, .text = text, .len = text ? len : 0};
         build(&x, root);
         free(x.feat_bad);
+        free(x.fkeys);
+        free(x.mkeys);
+        free(x.akeys);
+        free(x.pkeys);
         if (x.oom) rc = HR_ENOMEM;
     }
     if (es.oom) rc = HR_ENOMEM;
@@ -1594,6 +2189,10 @@ int hr_catalog_plan(const hr_catalog *c, const char *key) {
 
 int hr_catalog_addon(const hr_catalog *c, const char *key) {
     return c ? lookup(c->addon_ix, key) : -1;
+}
+
+int hr_catalog_campaign(const hr_catalog *c, const char *key) {
+    return c->campaign_ix ? lookup(c->campaign_ix, key) : -1;
 }
 
 int hr_catalog_meter(const hr_catalog *c, const char *key) {

@@ -108,6 +108,63 @@ typedef struct hr_cat_override {
     int64_t expires_at;      /* unix seconds, 0 = never */
 } hr_cat_override;
 
+/* Campaigns: in-app upgrade prompts (campaigns/, docs/CAMPAIGNS.md). */
+typedef enum {
+    HR_TRIG_ON_LOAD, HR_TRIG_PAGE, HR_TRIG_FEATURE_DENIED, HR_TRIG_LIMIT_HIT, HR_TRIG_EVENT,
+    HR_TRIG_ELEMENT
+} hr_trigger_kind;
+typedef enum {
+    HR_PROMPT_MODAL, HR_PROMPT_TOOLTIP, HR_PROMPT_BANNER, HR_PROMPT_LOCK_BADGE, HR_PROMPT_CHECKLIST
+} hr_prompt_type;
+typedef enum { HR_CTA_UPGRADE, HR_CTA_START_TRIAL, HR_CTA_BUY_ADDON, HR_CTA_BOOK_CALL, HR_CTA_URL } hr_cta_action;
+
+/* A text with translations; locales[0] is the default ("" when the text was
+ * given without locales). */
+typedef struct hr_text {
+    int n;
+    char **locales, **texts;
+} hr_text;
+
+typedef struct hr_content {
+    hr_prompt_type type;
+    char *anchor;                /* element (data-headroom-feature or id); may be NULL */
+    hr_text title, body, cta_label;
+    hr_cta_action action;
+    char *url;                   /* may be NULL */
+    int feature, plan, addon;    /* CTA targets, -1 when not given */
+} hr_content;
+
+typedef struct hr_variant {
+    char *key;
+    double weight;
+    int holdout;                 /* sees nothing; the control of the experiment */
+    hr_content content;          /* the campaign's content with this variant's changes */
+} hr_variant;
+
+typedef struct hr_rule hr_rule;
+
+typedef struct hr_campaign {
+    char *key;
+    hr_trigger_kind trigger;
+    char *trigger_arg;           /* feature key, event name or page pattern; NULL otherwise */
+    int trigger_feature;         /* FEATURE_DENIED, LIMIT_HIT, ELEMENT: its index */
+    hr_rule *audience, *gate;    /* NULL: everyone */
+    int nvariants;               /* >= 1 (one "default" when none are declared) */
+    hr_variant *variants;
+    int unit_user;               /* experiment unit: the user (else the account) */
+    int cap_n;                   /* at most cap_n shows per user per cap_per (0: no cap) */
+    int64_t cap_per, cooldown;   /* seconds; cooldown after a dismiss */
+    char *goal_event;            /* may be NULL */
+    int64_t goal_within;         /* seconds */
+    int priority;                /* higher first */
+    int64_t starts_at, ends_at;  /* unix s, 0 = open */
+    double mde, baseline;        /* experiment planning (relative MDE; 0 = observed baseline) */
+} hr_campaign;
+
+/* The most shows a cap or the throttle may allow (the server keeps that
+ * many recent show times per user). */
+#define HR_MAX_CAP 16
+
 struct hr_catalog {
     int refs;                /* atomic; see retain/release */
     char *currency;          /* ISO 4217, upper case */
@@ -128,6 +185,13 @@ struct hr_catalog {
     hr_meter *meters;        /* file order */
     hr_map *meter_ix;        /* key -> index + 1 */
     int *feature_meter;      /* nfeatures entries: the meter feeding it, -1 if none */
+    int ncampaigns;
+    hr_campaign *campaigns;  /* by priority (higher first), then file order */
+    hr_map *campaign_ix;     /* key -> index + 1 */
+    int throttle_n;          /* at most throttle_n prompts per user per throttle_per */
+    int64_t throttle_per;    /* seconds (0: no throttle) */
+    int max_prompts;         /* per GET /v1/prompts (default 1) */
+    char *campaigns_json, *throttle_json; /* as written, for hr_catalog_to_json */
 };
 
 /* Parses YAML or JSON text. name is used in error positions ("headroom.yaml").
@@ -152,6 +216,10 @@ int hr_catalog_feature(const hr_catalog *c, const char *key);
 int hr_catalog_plan(const hr_catalog *c, const char *key);
 int hr_catalog_addon(const hr_catalog *c, const char *key);
 int hr_catalog_meter(const hr_catalog *c, const char *key);
+int hr_catalog_campaign(const hr_catalog *c, const char *key);
+/* The text for locale ("de-CH" falls back to "de", then the default);
+ * never NULL for a text that has one. */
+const char *hr_text_get(const hr_text *t, const char *locale);
 /* The plan's version v, or its current version when v <= 0 or v is unknown. */
 const hr_plan_version *hr_catalog_plan_version(const hr_catalog *c, int plan, int v);
 /* Price per month in micros (year / 12; ONE_TIME as is). */

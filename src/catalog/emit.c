@@ -318,6 +318,15 @@ char *hr_catalog_to_json(const hr_catalog *c) {
     addons(&b, &n, c);
     trials(&b, &n, c);
     overrides(&b, &n, c);
+    /* campaigns and the throttle as written (their rules are source text) */
+    if (c->throttle_json) {
+        member(&b, &n, "throttle");
+        hr_buf_puts(&b, c->throttle_json);
+    }
+    if (c->campaigns_json) {
+        member(&b, &n, "campaigns");
+        hr_buf_puts(&b, c->campaigns_json);
+    }
     hr_buf_putc(&b, '}');
     if (hr_buf_failed(&b)) {
         hr_buf_dispose(&b);

@@ -135,8 +135,8 @@ int64_t hr_account_limit(const hr_catalog *c, const hr_account *a, int fi, int64
 
 /* A feature's usage: what was set over the API plus, for a feature fed by a
  * meter, the meter's value in its current period. */
-static int64_t feature_usage(const hr_catalog *c, const hr_account *a, int fi, const char *fname,
-                             int64_t now) {
+int64_t hr_account_feature_usage(const hr_catalog *c, const hr_account *a, int fi,
+                                 const char *fname, int64_t now) {
     int64_t u = hr_account_usage(a, &c->features[fi], fname, now);
     int mi = c->feature_meter ? c->feature_meter[fi] : -1;
     if (mi >= 0) {
@@ -173,7 +173,7 @@ static void verdict_of(const hr_catalog *c, const hr_account *a, int fi, const c
         v->limit = g.limit == 1;
         v->allowed = g.limit == 1;
     } else {
-        v->usage = feature_usage(c, a, fi, fname, now);
+        v->usage = hr_account_feature_usage(c, a, fi, fname, now);
         v->limit = g.limit == HR_ENT_NONE ? 0 : g.limit;
         v->resets_at = feature_resets(c, a, fi, now);
         v->remaining = g.limit == HR_UNLIMITED ? HR_UNLIMITED

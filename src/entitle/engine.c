@@ -52,6 +52,7 @@ void hr_account_free(hr_account *a) {
     free(a->name);
     free(a->owner);
     free(a->traits_json);
+    hr_traits_free(a->tix);
     if (a->usage != a->usage_inline) free(a->usage);
     free(a->addons);
     free(a->ovr);
@@ -64,6 +65,7 @@ void hr_account_free(hr_account *a) {
         free(u->role);
         free(u->seat_type);
         free(u->traits_json);
+        hr_traits_free(u->tix);
         hr_hist_free(u->hist);
     }
     free(a->users);
@@ -761,7 +763,11 @@ int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int pa
     } else {
         if (tmp.name != old->name) free(old->name);
         if (tmp.owner != old->owner) free(old->owner);
-        if (tmp.traits_json != old->traits_json) free(old->traits_json);
+        if (tmp.traits_json != old->traits_json) {
+            free(old->traits_json);
+            hr_traits_free(old->tix);
+            tmp.tix = NULL;
+        }
         if (tmp.addons != old->addons) free(old->addons);
         memcpy(old, &tmp, sizeof tmp);
     }
@@ -980,6 +986,7 @@ int hr_engine_put_user(hr_engine *e, const char *account, const char *uid, json_
     free(prev.role);
     free(prev.seat_type);
     free(prev.traits_json);
+    hr_traits_free(prev.tix);
     memset(&nu, 0, sizeof nu);
     int is_new = prev.id == NULL;
     if (created) *created = is_new;
@@ -1052,6 +1059,7 @@ int hr_engine_delete_user(hr_engine *e, const char *account, const char *uid, hr
     free(gone.role);
     free(gone.seat_type);
     free(gone.traits_json);
+    hr_traits_free(gone.tix);
     hr_hist_free(gone.hist);
 out:
     pthread_mutex_unlock(&e->wmu);

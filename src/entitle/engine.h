@@ -133,6 +133,29 @@ void hr_engine_set_retention(hr_engine *e, int days);
 /* The account the user last joined, copied into out; HR_ENOTFOUND if none. */
 int hr_engine_user_account(hr_engine *e, const char *user, char *out, size_t n);
 
+/* Rules (rules/rules.h) over one account and, when user is not NULL and a
+ * member, one of its users: calls fn under the read lock with the engine's
+ * current catalog (compile rules against that snapshot: facts name
+ * features by its indexes) and an environment whose facts read the account.
+ * fn must not call back into the engine. now_ms 0 = now. Returns fn's
+ * result, or HR_ENOTFOUND for an unknown account (fn is not called). */
+struct hr_rule_env;
+typedef int (*hr_rules_fn)(void *ud, const hr_catalog *cat, const struct hr_rule_env *env,
+                           void *ctx);
+int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, int64_t now_ms,
+                         hr_rules_fn fn, void *ud);
+
+/* Called after each group commit with the product events it made durable
+ * (not identify/group), in order: campaigns count goal conversions, playbooks
+ * re-evaluate signals. Runs on the committing thread, outside the engine's
+ * locks; it may read the engine but must be quick. One hook (NULL clears). */
+typedef struct hr_ingested {
+    const char *event, *account, *user; /* user may be NULL */
+    int64_t at_ms;
+} hr_ingested;
+typedef void (*hr_ingest_hook)(void *ud, const hr_ingested *evs, int n);
+void hr_engine_set_ingest_hook(hr_engine *e, hr_ingest_hook fn, void *ud);
+
 /* For OFREP: every catalog feature key in order, as a callback. */
 typedef void (*hr_feature_fn)(void *ud, const char *key);
 void hr_engine_each_feature(hr_engine *e, hr_feature_fn fn, void *ud);

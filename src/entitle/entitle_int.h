@@ -10,6 +10,7 @@
 #include "map.h"
 #include "events/meter.h"
 #include "store/store.h"
+#include "engine.h"
 
 /* Names (plans, features, add-ons) are interned pointers (intern.h). */
 typedef struct hr_usage_ent { const char *feature; int64_t value, period_start; } hr_usage_ent;
@@ -53,9 +54,24 @@ hr_hist_ent *hr_hist_get(hr_hist **h, const char *event);
  * horizon before `today`. -1 on OOM. */
 int hr_hist_set_day(hr_hist_ent *he, int32_t day, uint32_t count, int32_t today);
 uint32_t hr_hist_day_count(const hr_hist_ent *he, int32_t day);
+/* Over the `days` days up to today (he may be NULL): the total count and
+ * how many days had at least one. */
+void hr_hist_window(const hr_hist_ent *he, int32_t today, int days, int64_t *total, int *active);
+
+/* Traits flattened for rules (traits.c): "company.size" -> 50, looked up by
+ * the path's hr_rule_hash. Built on first use from traits_json and
+ * published with a compare-and-swap, so readers under the read lock may
+ * build it; whoever replaces traits_json (under the write lock) frees it. */
+typedef struct hr_traits_ix hr_traits_ix;
+const hr_traits_ix *hr_traits_get(hr_traits_ix **slot, const char *traits_json);
+void hr_traits_free(hr_traits_ix *ix);
+struct hr_rval;
+/* The trait at path (hash as hr_rule_hash computes it); 0 when found. */
+int hr_traits_find(const hr_traits_ix *ix, const char *path, uint64_t hash, struct hr_rval *out);
 
 typedef struct hr_user {
     char *id, *role, *seat_type, *traits_json;
+    hr_traits_ix *tix;                 /* traits_json flattened, made on first use */
     int64_t created_at, updated_at;
     hr_hist *hist;
 } hr_user;
@@ -86,6 +102,7 @@ typedef struct hr_account {
     /* cold: read by the API, not by decisions */
     hr_hist *hist;                     /* event history of the account */
     char *name, *owner, *traits_json; /* traits kept as JSON text */
+    hr_traits_ix *tix;                 /* traits_json flattened, made on first use */
     hr_user *users;
     uint32_t nusers;
     uint8_t interval;                  /* hr_interval: MONTH or YEAR */
@@ -123,6 +140,8 @@ struct hr_engine {
     struct hr_denied *denied;
     size_t ndenied, capdenied;
     hr_map *denied_at;      /* "account\x1fuser\x1ffeature" -> last noted (ms) */
+    hr_ingest_hook hook;    /* after each group commit (set under wmu) */
+    void *hook_ud;
 };
 
 typedef struct hr_denied {
@@ -151,6 +170,10 @@ void hr_ingest_dispose(hr_engine *e);
 /* The allocation of feature fi for account a now (HR_ENT_NONE, a count or
  * HR_UNLIMITED; 0/1 for booleans), as the decision computes it. */
 int64_t hr_account_limit(const hr_catalog *c, const hr_account *a, int fi, int64_t now);
+/* Usage of feature fi as the decision counts it: set over the API plus the
+ * meter feeding it in its current period. fname: e->fnames[fi]. */
+int64_t hr_account_feature_usage(const hr_catalog *c, const hr_account *a, int fi,
+                                 const char *fname, int64_t now);
 /* Usage thresholds (fractions of the limit) that record
  * headroom.usage_threshold when usage crosses them upwards. */
 #define HR_THRESHOLDS {0.8, 1.0}

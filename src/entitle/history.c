@@ -101,6 +101,16 @@ static const hr_hist *hist_of(hr_engine *e, const char *account, const char *use
     return NULL;
 }
 
+void hr_hist_window(const hr_hist_ent *he, int32_t today, int days, int64_t *total, int *active) {
+    int32_t from = today - (days > 0 ? days : 1) + 1;
+    *total = 0;
+    *active = 0;
+    for (uint32_t i = he ? lower(he, from) : 0; he && i < he->n && he->days[i].day <= today; i++) {
+        *total += he->days[i].count;
+        *active += he->days[i].count > 0;
+    }
+}
+
 /* Over the last `days` days up to now: the total count and the number of
  * days with at least one. The one walk both questions share. */
 static int window(hr_engine *e, const char *account, const char *user, const char *event, int days,
@@ -111,11 +121,7 @@ static int window(hr_engine *e, const char *account, const char *user, const cha
     *active = 0;
     pthread_rwlock_rdlock(&e->lock);
     const hr_hist_ent *he = hr_hist_find(hist_of(e, account, user, &found), event);
-    int32_t today = (int32_t)hr_time_days(now), from = today - (days > 0 ? days : 1) + 1;
-    for (uint32_t i = he ? lower(he, from) : 0; he && i < he->n && he->days[i].day <= today; i++) {
-        *total += he->days[i].count;
-        *active += he->days[i].count > 0;
-    }
+    hr_hist_window(he, (int32_t)hr_time_days(now), days, total, active);
     pthread_rwlock_unlock(&e->lock);
     return found ? 0 : HR_ENOTFOUND;
 }

@@ -651,6 +651,29 @@ static int thresholds(hr_engine *e, batch *b, int64_t now_ms, hr_err *err) {
     return 0;
 }
 
+void hr_engine_set_ingest_hook(hr_engine *e, hr_ingest_hook fn, void *ud) {
+    pthread_mutex_lock(&e->wmu);
+    e->hook = fn;
+    e->hook_ud = ud;
+    pthread_mutex_unlock(&e->wmu);
+}
+
+/* Tells the hook which product events the batch made durable. */
+static void run_hook(hr_engine *e, const batch *b) {
+    hr_ingest_hook fn = e->hook;
+    if (!fn || !b->nev) return;
+    hr_ingested *evs = malloc(b->nev * sizeof *evs);
+    int n = 0;
+    if (!evs) return;
+    for (size_t i = 0; i < b->nev; i++) {
+        const hr_event_rec *r = &b->ev[i];
+        if (!r->account || !r->event || !r->type || strcmp(r->type, "track")) continue;
+        evs[n++] = (hr_ingested){r->event, r->account, r->user_id, r->ts_ms};
+    }
+    if (n) fn(e->hook_ud, evs, n);
+    free(evs);
+}
+
 /* Runs the queued jobs as one batch; sets each job's rc and statuses. */
 static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     batch b;
@@ -670,6 +693,7 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
         prune_seen(e, jobs->now_ms);
     }
     pthread_mutex_unlock(&e->wmu);
+    if (!rc) run_hook(e, &b);
     batch_free(&b);
     for (hr_ingest_job *j = jobs; j; j = j->next) {
         j->rc = rc;

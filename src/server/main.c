@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "campaigns/campaigns.h"
 #include "err.h"
 #include "http/server.h"
 #include "log.h"
@@ -32,6 +33,8 @@ static void usage(FILE *f) {
             "                      headroomd, not of the machine); default: the config's\n"
             "                      server.durability, else full\n"
             "  --ready-file PATH   write the URL there once listening (for scripts and tests)\n"
+            "  --demo-app DIR      serve the demo host app in DIR at /demo/ with a demo-only\n"
+            "                      identity signer (never in production)\n"
             "  --log-level LEVEL   debug, info, warn or error (default info)\n"
             "  --max-body BYTES    largest accepted request body (default 1048576)\n"
             "  --retention-days N  keep raw events N days (default 90; 0 = forever); meters stay\n"
@@ -79,7 +82,8 @@ static int write_ready(const char *path, const char *host, int port) {
 
 int main(int argc, char **argv) {
     const char *config = "headroom.yaml", *db = "./headroom.db", *listen = "127.0.0.1:8080";
-    const char *ready = NULL, *durability = NULL;
+    const char *ready = NULL, *durability = NULL, *demo_dir = NULL;
+    hr_store *cstore = NULL;
     /* Event requests hold their thread while they wait for the group commit,
      * and a commit takes every request waiting then: more threads than
      * cores let a commit carry more requests (measured: 16 threads carry
@@ -90,10 +94,11 @@ int main(int argc, char **argv) {
         {"config", 1, 0, 'c'}, {"db", 1, 0, 'd'},         {"listen", 1, 0, 'l'},
         {"threads", 1, 0, 't'}, {"log-level", 1, 0, 'L'}, {"ready-file", 1, 0, 'r'},
         {"durability", 1, 0, 'D'}, {"max-body", 1, 0, 'm'}, {"help", 0, 0, 'h'},
-        {"version", 0, 0, 'v'}, {"retention-days", 1, 0, 'R'}, {"dedup-days", 1, 0, 'U'}, {0, 0, 0, 0}};
+        {"version", 0, 0, 'v'}, {"retention-days", 1, 0, 'R'}, {"dedup-days", 1, 0, 'U'}, {"demo-app", 1, 0, 'A'},
+        {0, 0, 0, 0}};
     int ch;
     long retention = 90, dedup = 7;
-    while ((ch = getopt_long(argc, argv, "c:d:l:t:L:r:D:m:hvR:U:", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:d:l:t:L:r:D:m:hvR:U:A:", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'd': db = optarg; break;
@@ -101,6 +106,7 @@ int main(int argc, char **argv) {
         case 't': threads = strtol(optarg, NULL, 10); break;
         case 'r': ready = optarg; break;
         case 'D': durability = optarg; break;
+        case 'A': demo_dir = optarg; break;
         case 'm': max_body = (size_t)strtoull(optarg, NULL, 10); break;
         case 'R': retention = strtol(optarg, NULL, 10); break;
         case 'U': dedup = strtol(optarg, NULL, 10); break;
@@ -199,6 +205,14 @@ int main(int argc, char **argv) {
         hr_log(HR_LOG_ERROR, "cannot load state from %s: %s", db, err.message);
         goto out;
     }
+    /* campaign state has a connection of its own: its flushes run beside
+     * ingestion's group commits */
+    if (hr_store_sqlite_open(db, !strcmp(durability, "full"), &cstore, &err) ||
+        hr_campaigns_new(app.engine, cstore, &app.campaigns, &err)) {
+        hr_log(HR_LOG_ERROR, "cannot load campaign state from %s: %s", db, err.message);
+        goto out;
+    }
+    app.demo_dir = demo_dir;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     hr_log(HR_LOG_INFO, "loaded %zu accounts from %s in %.0f ms",
            hr_engine_account_count(app.engine), db,
@@ -232,6 +246,8 @@ int main(int argc, char **argv) {
             hr_err e2 = {0};
             if (hr_engine_flush_internal(app.engine, &e2))
                 hr_log(HR_LOG_WARN, "recording feature denials: %s", e2.message);
+            if (hr_campaigns_flush(app.campaigns, &e2))
+                hr_log(HR_LOG_WARN, "writing campaign state: %s", e2.message);
             continue;
         }
         if (sig == SIGHUP) {
@@ -254,8 +270,11 @@ out:
     if (app.engine && rc == 0) {
         hr_err e3 = {0};
         hr_engine_flush_internal(app.engine, &e3); /* the last second's denials */
+        if (app.campaigns) hr_campaigns_flush(app.campaigns, &e3);
     }
+    hr_campaigns_free(app.campaigns);
     hr_engine_free(app.engine);
+    hr_store_close(cstore);
     hr_store_close(store);
     if (cat) hr_catalog_release(cat);
     free(sk), free(pk), free(id1), free(id2), free(win), free(wk), free(cfg_durability);

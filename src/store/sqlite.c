@@ -129,6 +129,23 @@ static const migration migrations[] = {
       * random page write per event, the bulk of ingestion's I/O. */
      "DROP INDEX IF EXISTS seen_received;"
      "DROP TABLE IF EXISTS seen;"},
+    {5,
+     /* Campaigns: per (campaign, kind, key) state (kind 0: a user's shows,
+      * dismissal and answer; 1: an experiment unit's variant, exposure and
+      * conversion; 2: a user's shows across campaigns, campaign ''), and
+      * the log of prompt events the SDK reports. */
+     "CREATE TABLE prompt_state ("
+     "  campaign TEXT NOT NULL, kind INTEGER NOT NULL, key TEXT NOT NULL,"
+     "  variant TEXT, account TEXT,"
+     "  first_ms INTEGER NOT NULL DEFAULT 0, dismissed_ms INTEGER NOT NULL DEFAULT 0,"
+     "  answered_ms INTEGER NOT NULL DEFAULT 0, converted_ms INTEGER NOT NULL DEFAULT 0,"
+     "  shows TEXT NOT NULL DEFAULT '',"
+     "  PRIMARY KEY (campaign, kind, key)) WITHOUT ROWID;"
+     "CREATE TABLE prompt_events ("
+     "  id INTEGER PRIMARY KEY,"
+     "  campaign TEXT NOT NULL, variant TEXT NOT NULL, type TEXT NOT NULL,"
+     "  user TEXT, account TEXT, at_ms INTEGER NOT NULL);"
+     "CREATE INDEX prompt_events_campaign ON prompt_events (campaign, variant, type);"},
 };
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 #define LATEST_VERSION (migrations[NMIGRATIONS - 1].version)
@@ -222,7 +239,23 @@ static const migration migrations[] = {
       " ON CONFLICT (account, user, event) DO UPDATE SET"                              \
       " first_ms=min(first_ms, excluded.first_ms),"                                    \
       " last_ms=max(last_ms, excluded.last_ms)")                                       \
-    X(EDAYS_PRUNE, "DELETE FROM event_days WHERE day < ?1")
+    X(EDAYS_PRUNE, "DELETE FROM event_days WHERE day < ?1")                           \
+    X(PUT_PROMPT,                                                                      \
+      "INSERT INTO prompt_state (campaign, kind, key, variant, account, first_ms,"     \
+      " dismissed_ms, answered_ms, converted_ms, shows) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)" \
+      " ON CONFLICT (campaign, kind, key) DO UPDATE SET variant=excluded.variant,"     \
+      " account=excluded.account, first_ms=excluded.first_ms,"                         \
+      " dismissed_ms=excluded.dismissed_ms, answered_ms=excluded.answered_ms,"         \
+      " converted_ms=excluded.converted_ms, shows=excluded.shows")                     \
+    X(LOAD_PROMPTS,                                                                    \
+      "SELECT campaign, kind, key, variant, account, first_ms, dismissed_ms,"          \
+      " answered_ms, converted_ms, shows FROM prompt_state")                           \
+    X(PUT_PROMPT_EVENT,                                                                \
+      "INSERT INTO prompt_events (campaign, variant, type, user, account, at_ms)"      \
+      " VALUES (?1,?2,?3,?4,?5,?6)")                                                   \
+    X(PROMPT_EVENT_COUNTS,                                                             \
+      "SELECT campaign, variant, type, count(*) FROM prompt_events"                    \
+      " GROUP BY campaign, variant, type")
 
 enum {
 #define X(name, sql) ST_##name,
@@ -818,6 +851,62 @@ static int sq_prune_edays(hr_store *s, int32_t before, hr_err *err) {
     return exec_stmt(q, ST_EDAYS_PRUNE, bad, err, "prune_edays");
 }
 
+/* ---- campaigns ---------------------------------------------------------- */
+
+static int bind_prompt(sqlite3_stmt *st, const void *recs, int i) {
+    const hr_prompt_rec *r = (const hr_prompt_rec *)recs + i;
+    return btext(st, 1, r->campaign) | bint(st, 2, r->kind) | btext(st, 3, r->key) |
+           btext(st, 4, r->variant) | btext(st, 5, r->account) | bint(st, 6, r->first_ms) |
+           bint(st, 7, r->dismissed_ms) | bint(st, 8, r->answered_ms) |
+           bint(st, 9, r->converted_ms) | btext(st, 10, r->shows ? r->shows : "");
+}
+
+static int bind_prompt_event(sqlite3_stmt *st, const void *recs, int i) {
+    const hr_prompt_event_rec *r = (const hr_prompt_event_rec *)recs + i;
+    return btext(st, 1, r->campaign) | btext(st, 2, r->variant) | btext(st, 3, r->type) |
+           btext(st, 4, r->user) | btext(st, 5, r->account) | bint(st, 6, r->at_ms);
+}
+
+static int sq_put_prompts(hr_store *s, const hr_prompt_rec *r, int n, hr_err *err) {
+    return put_batch((sq_store *)s, ST_PUT_PROMPT, bind_prompt, r, n, err, "put_prompts");
+}
+
+static int sq_put_prompt_events(hr_store *s, const hr_prompt_event_rec *r, int n, hr_err *err) {
+    return put_batch((sq_store *)s, ST_PUT_PROMPT_EVENT, bind_prompt_event, r, n, err,
+                     "put_prompt_events");
+}
+
+static int sq_load_prompts(hr_store *s, int (*state)(void *ud, const hr_prompt_rec *r),
+                           int (*counts)(void *ud, const char *campaign, const char *variant,
+                                         const char *type, int64_t n),
+                           void *ud, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    sqlite3_stmt *st = q->st[ST_LOAD_PROMPTS];
+    int ret = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        hr_prompt_rec r = {
+            .campaign = ctext(st, 0), .kind = sqlite3_column_int(st, 1), .key = ctext(st, 2),
+            .variant = ctext(st, 3), .account = ctext(st, 4),
+            .first_ms = sqlite3_column_int64(st, 5), .dismissed_ms = sqlite3_column_int64(st, 6),
+            .answered_ms = sqlite3_column_int64(st, 7), .converted_ms = sqlite3_column_int64(st, 8),
+            .shows = ctext(st, 9),
+        };
+        if ((ret = state(ud, &r))) goto out;
+    }
+    if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, "load_prompts");
+out:
+    done(st);
+    if (ret) return ret;
+    st = q->st[ST_PROMPT_EVENT_COUNTS];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if ((ret = counts(ud, ctext(st, 0), ctext(st, 1), ctext(st, 2), sqlite3_column_int64(st, 3))))
+            break;
+    }
+    if (!ret && rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, "load_prompts");
+    done(st);
+    return ret;
+}
+
 static int sq_put_catalog(hr_store *s, const char *text, int64_t at, hr_err *err) {
     sq_store *q = (sq_store *)s;
     sqlite3_stmt *st = q->st[ST_PUT_CATALOG];
@@ -1077,6 +1166,9 @@ static const hr_store_ops sqlite_ops = {
     .recent_events = sq_recent_events,
     .put_edays = sq_put_edays,
     .put_estats = sq_put_estats,
+    .put_prompts = sq_put_prompts,
+    .put_prompt_events = sq_put_prompt_events,
+    .load_prompts = sq_load_prompts,
     .prune_edays = sq_prune_edays,
     .prune_events = sq_prune_events,
     .put_catalog = sq_put_catalog,

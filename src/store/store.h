@@ -91,6 +91,24 @@ typedef struct hr_estat_rec {
     int64_t first_ms, last_ms;
 } hr_estat_rec;
 
+/* Campaign state (campaigns/): kind 0 is a user's state in a campaign (key
+ * = user id; shows = recent show times, unix ms, comma-separated), 1 an
+ * experiment unit's (key = account or user id; variant, first_ms = first
+ * exposure, converted_ms), 2 a user's shows across campaigns (campaign ""). */
+typedef struct hr_prompt_rec {
+    const char *campaign;
+    int kind;
+    const char *key, *variant, *account; /* variant, account may be NULL */
+    int64_t first_ms, dismissed_ms, answered_ms, converted_ms;
+    const char *shows;
+} hr_prompt_rec;
+
+/* What the SDK reported about a prompt (impression, click, dismiss ...). */
+typedef struct hr_prompt_event_rec {
+    const char *campaign, *variant, *type, *user, *account;
+    int64_t at_ms;
+} hr_prompt_event_rec;
+
 /* Called for each row by load; a non-zero return stops the load with it. */
 typedef struct hr_store_loader {
     void *ud;
@@ -170,6 +188,16 @@ typedef struct hr_store_ops {
      * Meter values are kept: retention thins the log only (it must not be
      * shorter than the dedup window, whose ids the log holds). */
     int (*prune_events)(hr_store *s, int64_t older_than_ms, int limit, int *deleted, hr_err *err);
+    /* Campaign state upserts (by campaign, kind, key) and the prompt event
+     * log, each batch in one transaction. */
+    int (*put_prompts)(hr_store *s, const hr_prompt_rec *r, int n, hr_err *err);
+    int (*put_prompt_events)(hr_store *s, const hr_prompt_event_rec *r, int n, hr_err *err);
+    /* Every state row, then the event log's counts per (campaign, variant,
+     * type). */
+    int (*load_prompts)(hr_store *s, int (*state)(void *ud, const hr_prompt_rec *r),
+                        int (*counts)(void *ud, const char *campaign, const char *variant,
+                                      const char *type, int64_t n),
+                        void *ud, hr_err *err);
     /* Catalog text set over the API (PUT /v1/catalog): latest wins. */
     int (*put_catalog)(hr_store *s, const char *text, int64_t at, hr_err *err);
     int (*get_catalog)(hr_store *s, char **text, int64_t *at, hr_err *err);

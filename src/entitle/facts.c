@@ -1,0 +1,238 @@
+/* facts.c: the rule language's view of an account (rules.h hr_rule_env).
+ *
+ * hr_engine_with_rules looks the account (and user) up once, under the read
+ * lock, and hands the caller an environment whose facts read the in-memory
+ * records directly: attributes, flattened traits, event history, usage and
+ * limits as the decision computes them, trials and add-ons. Nothing here
+ * allocates except the first read of an account's traits (traits.c). */
+#include <math.h>
+#include <string.h>
+
+#include "engine.h"
+#include "entitle_int.h"
+#include "rules/rules.h"
+#include "timeutil.h"
+
+typedef struct fctx {
+    hr_engine *e;
+    const hr_catalog *cat;
+    hr_account *a;
+    hr_user *u;      /* NULL: no user (or not a member) */
+    int64_t now;     /* unix s */
+    int32_t today;
+} fctx;
+
+static void set_str(hr_rval *v, const char *s) {
+    if (!s) {
+        v->type = HR_RV_NULL;
+        return;
+    }
+    v->type = HR_RV_STR;
+    v->s = s;
+    v->len = (uint32_t)strlen(s);
+}
+
+static void set_num(hr_rval *v, double n) {
+    v->type = HR_RV_NUM;
+    v->n = n;
+}
+
+static void set_bool(hr_rval *v, int b) {
+    v->type = HR_RV_BOOL;
+    v->b = b != 0;
+}
+
+static void set_time(hr_rval *v, int64_t t) {
+    if (t > 0)
+        set_num(v, (double)t);
+    else
+        v->type = HR_RV_NULL;
+}
+
+static int attr(fctx *x, const hr_fact_call *c, hr_rval *v) {
+    if (c->scope == HR_SCOPE_USER) {
+        const hr_user *u = x->u;
+        if (!u) return 0;
+        switch (c->attr) {
+        case HR_ATTR_ID: set_str(v, u->id); return 0;
+        case HR_ATTR_ROLE: set_str(v, u->role); return 0;
+        case HR_ATTR_SEAT_TYPE: set_str(v, u->seat_type); return 0;
+        case HR_ATTR_CREATED_AT: set_time(v, u->created_at); return 0;
+        case HR_ATTR_EMAIL:
+            hr_traits_find(hr_traits_get(&x->u->tix, u->traits_json), "email",
+                           hr_rule_hash("email", 5), v);
+            return 0;
+        default: break;
+        }
+        if (c->attr == HR_ATTR_TRAIT)
+            hr_traits_find(hr_traits_get(&x->u->tix, u->traits_json), c->path, c->path_hash, v);
+        return 0;
+    }
+    const hr_account *a = x->a;
+    switch (c->attr) {
+    case HR_ATTR_ID: set_str(v, a->id); return 0;
+    case HR_ATTR_NAME: set_str(v, a->name); return 0;
+    case HR_ATTR_PLAN: set_str(v, a->plan); return 0;
+    case HR_ATTR_OWNER: set_str(v, a->owner); return 0;
+    case HR_ATTR_INTERVAL: set_str(v, hr_interval_str((hr_interval)a->interval)); return 0;
+    case HR_ATTR_CREATED_AT: set_time(v, a->created_at); return 0;
+    case HR_ATTR_RENEWS_AT: set_time(v, a->renews_at); return 0;
+    case HR_ATTR_TRIAL_PLAN:
+        set_str(v, a->trial_plan && x->now < a->trial_ends_at ? a->trial_plan : NULL);
+        return 0;
+    case HR_ATTR_TRIAL_ENDS_AT: set_time(v, a->trial_plan ? a->trial_ends_at : 0); return 0;
+    case HR_ATTR_TRAIT:
+        hr_traits_find(hr_traits_get(&x->a->tix, a->traits_json), c->path, c->path_hash, v);
+        return 0;
+    default: /* user-only names on the account: none */
+        return 0;
+    }
+}
+
+static const hr_hist *hist(const fctx *x, hr_rule_scope sc) {
+    if (sc == HR_SCOPE_USER) return x->u ? x->u->hist : NULL;
+    return x->a->hist;
+}
+
+static int days_of(const hr_fact_call *c) { return c->days > 0 ? c->days : HR_HISTORY_DAYS; }
+
+static int64_t count(const fctx *x, const hr_hist *h, const char *event, int days) {
+    int64_t total;
+    int active;
+    hr_hist_window(hr_hist_find(h, event), x->today, days, &total, &active);
+    return total;
+}
+
+static int has_ftrial(const hr_account *a, const char *fkey, int64_t now, int *active) {
+    for (uint16_t i = 0; i < a->nftrial; i++)
+        if (!strcmp(a->ftrial[i].feature, fkey)) {
+            *active = now < a->ftrial[i].ends_at;
+            return 1;
+        }
+    *active = 0;
+    return 0;
+}
+
+static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
+    fctx *x = ud;
+    const hr_catalog *cat = x->cat;
+    const hr_account *a = x->a;
+    int64_t total;
+    int active;
+    v->type = HR_RV_NULL;
+    if (c->scope == HR_SCOPE_USER && !x->u && c->fact != HR_FACT_ATTR) return 0;
+    switch (c->fact) {
+    case HR_FACT_ATTR: return attr(x, c, v);
+    case HR_FACT_COUNT:
+        set_num(v, (double)count(x, hist(x, c->scope), c->event, days_of(c)));
+        return 0;
+    case HR_FACT_ACTIVE_DAYS:
+        hr_hist_window(hr_hist_find(hist(x, c->scope), c->event), x->today, days_of(c), &total,
+                       &active);
+        set_num(v, active);
+        return 0;
+    case HR_FACT_SUM:
+        /* sums of properties are not kept in the history yet: unknown */
+        return 0;
+    case HR_FACT_FIRST_SEEN:
+    case HR_FACT_LAST_SEEN: {
+        const hr_hist_ent *he = hr_hist_find(hist(x, c->scope), c->event);
+        int64_t ms = he ? (c->fact == HR_FACT_FIRST_SEEN ? he->first_ms : he->last_ms) : 0;
+        set_time(v, ms / 1000);
+        return 0;
+    }
+    case HR_FACT_ACTIVE_USERS: {
+        int n = 0;
+        for (uint32_t i = 0; i < a->nusers; i++)
+            n += count(x, a->users[i].hist, "*", days_of(c)) > 0;
+        set_num(v, n);
+        return 0;
+    }
+    case HR_FACT_USERS: set_num(v, a->nusers); return 0;
+    case HR_FACT_USAGE:
+    case HR_FACT_LIMIT:
+    case HR_FACT_USAGE_PCT:
+    case HR_FACT_HAS_FEATURE: {
+        if (c->feature < 0 || c->feature >= cat->nfeatures) return 0;
+        int64_t lim = hr_account_limit(cat, a, c->feature, x->now);
+        int64_t use = hr_account_feature_usage(cat, a, c->feature, x->e->fnames[c->feature], x->now);
+        int boolean = cat->features[c->feature].type == HR_FEAT_BOOLEAN;
+        if (c->fact == HR_FACT_HAS_FEATURE)
+            set_bool(v, lim == HR_UNLIMITED || (lim != HR_ENT_NONE && (boolean ? lim == 1 : lim > 0)));
+        else if (boolean)
+            return 0; /* on/off features have no usage */
+        else if (c->fact == HR_FACT_USAGE)
+            set_num(v, (double)use);
+        else if (c->fact == HR_FACT_LIMIT) {
+            if (lim != HR_UNLIMITED && lim != HR_ENT_NONE) set_num(v, (double)lim);
+        } else if (lim == HR_UNLIMITED)
+            set_num(v, 0);
+        else if (lim > 0)
+            set_num(v, (double)use / (double)lim);
+        return 0;
+    }
+    case HR_FACT_METER: {
+        if (c->meter < 0 || c->meter >= cat->nmeters) return 0;
+        set_num(v, hr_account_meter_now(cat, a, c->meter, x->now));
+        return 0;
+    }
+    case HR_FACT_GROWTH: {
+        /* from the event history: a meter counts its event; otherwise the
+         * name is an event. Sum meters have no history of amounts yet. */
+        const char *ev = c->event;
+        if (c->meter >= 0 && c->meter < cat->nmeters) {
+            const hr_meter *m = &cat->meters[c->meter];
+            if (m->aggregate != HR_AGG_COUNT) return 0;
+            ev = m->event;
+        }
+        if (!ev || c->days <= 0) return 0;
+        int64_t cur = count(x, a->hist, ev, c->days);
+        int64_t both = count(x, a->hist, ev, 2 * c->days);
+        int64_t prev = both - cur;
+        if (prev > 0) set_num(v, (double)(cur - prev) / (double)prev);
+        return 0;
+    }
+    case HR_FACT_HAS_ADDON:
+        if (c->addon < 0 || c->addon >= cat->naddons) return 0;
+        for (uint16_t i = 0; i < a->naddons; i++)
+            if (!strcmp(a->addons[i].addon, cat->addons[c->addon].key) && a->addons[i].qty > 0) {
+                set_bool(v, 1);
+                return 0;
+            }
+        set_bool(v, 0);
+        return 0;
+    case HR_FACT_TRIAL_USED:
+    case HR_FACT_TRIAL_ACTIVE: {
+        if (c->feature < 0 || c->feature >= cat->nfeatures) return 0;
+        int used = has_ftrial(a, cat->features[c->feature].key, x->now, &active);
+        set_bool(v, c->fact == HR_FACT_TRIAL_USED ? used : active);
+        return 0;
+    }
+    case HR_FACT_DAYS_TO_RENEWAL:
+        if (a->renews_at > 0) set_num(v, (double)(a->renews_at - x->now) / 86400.0);
+        return 0;
+    default: return 0;
+    }
+}
+
+static const hr_rule_env env = {fact};
+
+int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, int64_t now_ms,
+                         hr_rules_fn fn, void *ud) {
+    if (!now_ms) now_ms = hr_time_now_ms();
+    pthread_rwlock_rdlock(&e->lock);
+    hr_account *a = hr_map_get(e->accounts, account);
+    if (!a) {
+        pthread_rwlock_unlock(&e->lock);
+        return HR_ENOTFOUND;
+    }
+    fctx x = {e, e->cat, a, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000)};
+    for (uint32_t i = 0; user && i < a->nusers; i++)
+        if (!strcmp(a->users[i].id, user)) {
+            x.u = &a->users[i];
+            break;
+        }
+    int rc = fn(ud, e->cat, &env, &x);
+    pthread_rwlock_unlock(&e->lock);
+    return rc;
+}
