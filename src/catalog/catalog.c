@@ -1549,12 +1549,12 @@ static void rule_error(ctx *x, const hr_ynode *n, const char *what, const hr_err
         hr_esink_add(x->es, n->line, value_col(x, n, off), "%s: %s", what, e->message);
         return;
     }
-    /* a block scalar: its text starts on the line after the indicator, at
-     * the indentation of that line in the source */
-    int l = n->line + (n->style == HR_YS_BLOCK ? line : line - 1), indent = 0;
-    if (x->text) {
+    /* a block scalar: its node is at its first line of text, whose
+     * indentation the text was stripped of */
+    int l = n->line + line - 1, indent = 0;
+    if (n->style == HR_YS_BLOCK && x->text) {
         const char *p = x->text, *end = x->text + x->len;
-        for (int k = 1; k < l && p < end; p++)
+        for (int k = 1; k < n->line && p < end; p++)
             if (*p == '\n') k++;
         while (p < end && *p == ' ') p++, indent++;
     }
