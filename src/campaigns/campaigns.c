@@ -26,6 +26,7 @@
 #include "timeutil.h"
 
 enum { K_USER = 0, K_UNIT = 1, K_THROTTLE = 2 };
+#define CLOCK_GRACE_MS 2000
 
 /* One state row (see hr_prompt_rec); campaign and key point into name. */
 typedef struct pstate {
@@ -372,7 +373,10 @@ out:
 static int convert(hr_campaigns *cs, const hr_campaign *cp, const char *unit, int64_t at_ms) {
     pstate *un = state_get(cs, cp->key, K_UNIT, unit, 0);
     if (!un || !un->variant[0] || un->converted_ms) return 0;
-    if (at_ms < un->first_ms || at_ms - un->first_ms > cp->goal_within * 1000) return 0;
+    /* event times are the client's (skew-corrected, to the second): a goal
+     * event stamped a moment before the exposure still followed it */
+    if (at_ms < un->first_ms - CLOCK_GRACE_MS || at_ms - un->first_ms > cp->goal_within * 1000)
+        return 0;
     un->converted_ms = at_ms;
     vcount *vc = count_get(cs, cp->key, un->variant);
     if (vc) vc->conversions++;
