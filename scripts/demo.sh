@@ -22,7 +22,8 @@ export HEADROOM_IDENTITY_SECRET=demo_identity_secret
 export HEADROOM_WRITE_KEY=wk_demo_write_0123456789
 rm -f "$DIR/ready"
 nohup "$BUILD/headroomd" --config "$DIR/headroom.yaml" --db "$DIR/headroom.db" \
-  --listen "127.0.0.1:$PORT" --ready-file "$DIR/ready" >"$DIR/headroomd.log" 2>&1 &
+  --listen "127.0.0.1:$PORT" --ready-file "$DIR/ready" --demo-app examples/boards/app \
+  >"$DIR/headroomd.log" 2>&1 &
 echo $! > "$DIR/headroomd.pid"
 for _ in $(seq 1 100); do [ -f "$DIR/ready" ] && break; sleep 0.1; done
 if [ ! -f "$DIR/ready" ]; then
@@ -33,9 +34,21 @@ if [ "$fresh" = 1 ]; then
   # a year of product events, through the Segment-compatible API like any client's
   "$BUILD/headroom" import --url "$URL" --key "$HEADROOM_WRITE_KEY" "$DIR/events.jsonl"
 fi
+# the demo app's two workspaces: acme on Free (u1), globex on Pro (g1)
+demo_put() {
+  curl -s -o /dev/null -X PUT "$URL$1" -H "Authorization: Bearer $HEADROOM_SECRET_KEY" \
+       -H 'Content-Type: application/json' -d "$2"
+}
+if ! curl -sf -o /dev/null "$URL/v1/accounts/acme" -H "Authorization: Bearer $HEADROOM_SECRET_KEY"; then
+  demo_put /v1/accounts/acme '{"name":"Acme","plan":"free"}'
+  demo_put /v1/accounts/acme/users/u1 '{"role":"admin"}'
+  demo_put /v1/accounts/globex '{"name":"Globex","plan":"pro"}'
+  demo_put /v1/accounts/globex/users/g1 '{"role":"admin"}'
+fi
 cat <<MSG
 
 headroom is running at $URL  (log: $DIR/headroomd.log, stop: make demo-stop)
+  demo app (the SDK in a tiny boards product): $URL/demo/  (acme on Free; ?account=globex&user=g1 on Pro)
   secret key:       $HEADROOM_SECRET_KEY
   publishable key:  $HEADROOM_PUBLISHABLE_KEY
   identity secret:  $HEADROOM_IDENTITY_SECRET
