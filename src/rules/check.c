@@ -377,7 +377,9 @@ static int resolve_fact_call(checker *c, hr_rule_node *n, int id, hr_rule_scope 
             return arg_error(c, n, a, i, want);
         }
         const char *s = a->val.s;
-        if (!*s) return hr_rule__err(c->err, a->line, a->col, "%s() argument %d is empty", n->name, i + 1);
+        if (!*s)
+            return hr_rule__err(c->err, a->line, a->col, "%s() argument %d is empty", n->name,
+                                i + 1);
         switch (l) {
         case 'e':
             if (!(call.event = hr_rule__strndup(c->keep, s, a->val.len))) return nomem(c);

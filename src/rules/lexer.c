@@ -373,8 +373,8 @@ int hr_rule__lex(hr_rule_lexer *lx, hr_rule_tok *t) {
         case '&':
         case '|':
             if (c1 != c)
-                return hr_rule__err(lx->err, t->line, t->col, "unexpected '%c' (did you mean '%c%c'?)",
-                                    c, c, c);
+                return hr_rule__err(lx->err, t->line, t->col,
+                                    "unexpected '%c' (did you mean '%c%c'?)", c, c, c);
             t->type = c == '&' ? TK_ANDAND : TK_OROR, two = 2;
             break;
         default: {

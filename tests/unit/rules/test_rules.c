@@ -31,10 +31,9 @@
 #endif
 #endif
 
+#ifndef HR_ASAN
 static volatile int counting;
 static volatile long nallocs;
-
-#ifndef HR_ASAN
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
@@ -94,6 +93,12 @@ typedef struct {
     int calls;
 } world;
 
+/* Initialisers for the tables. */
+#define NUM(x) {.type = HR_RV_NUM, .n = (x)}
+#define BOOL(x) {.type = HR_RV_BOOL, .b = (x)}
+#define STR(x) {.type = HR_RV_STR, .s = (x), .len = sizeof(x) - 1}
+#define NUL {.type = HR_RV_NULL}
+
 static hr_rval S(const char *s) {
     return (hr_rval){.type = HR_RV_STR, .s = s, .len = (uint32_t)strlen(s)};
 }
@@ -101,7 +106,8 @@ static hr_rval N(double n) { return (hr_rval){.type = HR_RV_NUM, .n = n}; }
 
 static const trait *find_trait(const trait *t, int n, const hr_fact_call *c) {
     for (int i = 0; i < n; i++)
-        if (hr_rule_hash(t[i].path, strlen(t[i].path)) == c->path_hash && !strcmp(t[i].path, c->path))
+        if (hr_rule_hash(t[i].path, strlen(t[i].path)) == c->path_hash &&
+            !strcmp(t[i].path, c->path))
             return &t[i];
     return NULL;
 }
@@ -141,8 +147,8 @@ static int world_fact(void *ctx, const hr_fact_call *c, hr_rval *out) {
     const char *key = key_of(c);
     for (int i = 0; i < w->nrows; i++) {
         const row *r = &w->rows[i];
-        if (r->fact == c->fact && r->scope == c->scope && (!r->key || (key && !strcmp(r->key, key))) &&
-            (!r->days || r->days == c->days) &&
+        if (r->fact == c->fact && r->scope == c->scope &&
+            (!r->key || (key && !strcmp(r->key, key))) && (!r->days || r->days == c->days) &&
             (!r->property || (c->property && !strcmp(r->property, c->property)))) {
             *out = r->v;
             return 0;
@@ -156,45 +162,45 @@ static int world_fact(void *ctx, const hr_fact_call *c, hr_rval *out) {
 static const hr_rule_env env = {world_fact};
 
 static const trait acme_traits[] = {
-    {"industry", {.type = HR_RV_STR, .s = "fintech", .len = 7}},
-    {"company.size", {.type = HR_RV_NUM, .n = 120}},
-    {"company_size", {.type = HR_RV_NUM, .n = 12}},
-    {"company.name", {.type = HR_RV_STR, .s = "Acme", .len = 4}},
-    {"signup", {.type = HR_RV_STR, .s = "2023-11-10T22:13:20Z", .len = 20}},
-    {"vip", {.type = HR_RV_BOOL, .b = 1}},
-    {"size_text", {.type = HR_RV_STR, .s = "50", .len = 2}},
-    {"nothing", {.type = HR_RV_NULL}},
+    {"industry", STR("fintech")},
+    {"company.size", NUM(120)},
+    {"company_size", NUM(12)},
+    {"company.name", STR("Acme")},
+    {"signup", STR("2023-11-10T22:13:20Z")},
+    {"vip", BOOL(1)},
+    {"size_text", STR("50")},
+    {"nothing", NUL},
 };
 static const trait jo_traits[] = {
-    {"title", {.type = HR_RV_STR, .s = "CTO", .len = 3}},
+    {"title", STR("CTO")},
 };
 static const row acme_rows[] = {
-    {HR_FACT_COUNT, HR_SCOPE_ACCOUNT, "Board Created", 30, NULL, {.type = HR_RV_NUM, .n = 3}},
-    {HR_FACT_COUNT, HR_SCOPE_ACCOUNT, "Board Created", 7, NULL, {.type = HR_RV_NUM, .n = 1}},
-    {HR_FACT_COUNT, HR_SCOPE_ACCOUNT, "Board Created", 400, NULL, {.type = HR_RV_NUM, .n = 9}},
-    {HR_FACT_COUNT, HR_SCOPE_USER, "Board Created", 7, NULL, {.type = HR_RV_NUM, .n = 1}},
-    {HR_FACT_COUNT, HR_SCOPE_ACCOUNT, "headroom.user_added", 7, NULL, {.type = HR_RV_NUM, .n = 4}},
-    {HR_FACT_ACTIVE_DAYS, HR_SCOPE_ACCOUNT, "*", 7, NULL, {.type = HR_RV_NUM, .n = 5}},
-    {HR_FACT_ACTIVE_DAYS, HR_SCOPE_USER, "*", 7, NULL, {.type = HR_RV_NUM, .n = 2}},
-    {HR_FACT_SUM, HR_SCOPE_ACCOUNT, "Order Completed", 30, "revenue", {.type = HR_RV_NUM, .n = 1500}},
-    {HR_FACT_LAST_SEEN, HR_SCOPE_ACCOUNT, "Login", 0, NULL, {.type = HR_RV_NUM, .n = NOW_S - 20 * DAY}},
-    {HR_FACT_FIRST_SEEN, HR_SCOPE_USER, "Login", 0, NULL, {.type = HR_RV_NUM, .n = NOW_S - 90 * DAY}},
-    {HR_FACT_ACTIVE_USERS, HR_SCOPE_ACCOUNT, NULL, 7, NULL, {.type = HR_RV_NUM, .n = 3}},
-    {HR_FACT_USERS, HR_SCOPE_ACCOUNT, NULL, 0, NULL, {.type = HR_RV_NUM, .n = 8}},
-    {HR_FACT_USAGE, HR_SCOPE_ACCOUNT, "seats", 0, NULL, {.type = HR_RV_NUM, .n = 9}},
-    {HR_FACT_LIMIT, HR_SCOPE_ACCOUNT, "seats", 0, NULL, {.type = HR_RV_NUM, .n = 10}},
-    {HR_FACT_USAGE_PCT, HR_SCOPE_ACCOUNT, "seats", 0, NULL, {.type = HR_RV_NUM, .n = 0.9}},
-    {HR_FACT_USAGE, HR_SCOPE_ACCOUNT, "boards", 0, NULL, {.type = HR_RV_NUM, .n = 2}},
-    {HR_FACT_LIMIT, HR_SCOPE_ACCOUNT, "boards", 0, NULL, {.type = HR_RV_NUM, .n = 3}},
+    {HR_FACT_COUNT, HR_SCOPE_ACCOUNT, "Board Created", 30, NULL, NUM(3)},
+    {HR_FACT_COUNT, HR_SCOPE_ACCOUNT, "Board Created", 7, NULL, NUM(1)},
+    {HR_FACT_COUNT, HR_SCOPE_ACCOUNT, "Board Created", 400, NULL, NUM(9)},
+    {HR_FACT_COUNT, HR_SCOPE_USER, "Board Created", 7, NULL, NUM(1)},
+    {HR_FACT_COUNT, HR_SCOPE_ACCOUNT, "headroom.user_added", 7, NULL, NUM(4)},
+    {HR_FACT_ACTIVE_DAYS, HR_SCOPE_ACCOUNT, "*", 7, NULL, NUM(5)},
+    {HR_FACT_ACTIVE_DAYS, HR_SCOPE_USER, "*", 7, NULL, NUM(2)},
+    {HR_FACT_SUM, HR_SCOPE_ACCOUNT, "Order Completed", 30, "revenue", NUM(1500)},
+    {HR_FACT_LAST_SEEN, HR_SCOPE_ACCOUNT, "Login", 0, NULL, NUM(NOW_S - 20 * DAY)},
+    {HR_FACT_FIRST_SEEN, HR_SCOPE_USER, "Login", 0, NULL, NUM(NOW_S - 90 * DAY)},
+    {HR_FACT_ACTIVE_USERS, HR_SCOPE_ACCOUNT, NULL, 7, NULL, NUM(3)},
+    {HR_FACT_USERS, HR_SCOPE_ACCOUNT, NULL, 0, NULL, NUM(8)},
+    {HR_FACT_USAGE, HR_SCOPE_ACCOUNT, "seats", 0, NULL, NUM(9)},
+    {HR_FACT_LIMIT, HR_SCOPE_ACCOUNT, "seats", 0, NULL, NUM(10)},
+    {HR_FACT_USAGE_PCT, HR_SCOPE_ACCOUNT, "seats", 0, NULL, NUM(0.9)},
+    {HR_FACT_USAGE, HR_SCOPE_ACCOUNT, "boards", 0, NULL, NUM(2)},
+    {HR_FACT_LIMIT, HR_SCOPE_ACCOUNT, "boards", 0, NULL, NUM(3)},
     /* limit("api_calls"): unlimited, null */
-    {HR_FACT_METER, HR_SCOPE_ACCOUNT, "api_calls", 0, NULL, {.type = HR_RV_NUM, .n = 2e6}},
-    {HR_FACT_GROWTH, HR_SCOPE_ACCOUNT, "api_calls", 30, NULL, {.type = HR_RV_NUM, .n = 0.5}},
-    {HR_FACT_HAS_FEATURE, HR_SCOPE_ACCOUNT, "sso", 0, NULL, {.type = HR_RV_BOOL, .b = 1}},
-    {HR_FACT_HAS_FEATURE, HR_SCOPE_ACCOUNT, "private_boards", 0, NULL, {.type = HR_RV_BOOL, .b = 0}},
-    {HR_FACT_HAS_ADDON, HR_SCOPE_ACCOUNT, "extra_seats", 0, NULL, {.type = HR_RV_BOOL, .b = 1}},
-    {HR_FACT_TRIAL_USED, HR_SCOPE_ACCOUNT, "private_boards", 0, NULL, {.type = HR_RV_BOOL, .b = 0}},
-    {HR_FACT_TRIAL_ACTIVE, HR_SCOPE_ACCOUNT, "sso", 0, NULL, {.type = HR_RV_BOOL, .b = 1}},
-    {HR_FACT_DAYS_TO_RENEWAL, HR_SCOPE_ACCOUNT, NULL, 0, NULL, {.type = HR_RV_NUM, .n = 45}},
+    {HR_FACT_METER, HR_SCOPE_ACCOUNT, "api_calls", 0, NULL, NUM(2e6)},
+    {HR_FACT_GROWTH, HR_SCOPE_ACCOUNT, "api_calls", 30, NULL, NUM(0.5)},
+    {HR_FACT_HAS_FEATURE, HR_SCOPE_ACCOUNT, "sso", 0, NULL, BOOL(1)},
+    {HR_FACT_HAS_FEATURE, HR_SCOPE_ACCOUNT, "private_boards", 0, NULL, BOOL(0)},
+    {HR_FACT_HAS_ADDON, HR_SCOPE_ACCOUNT, "extra_seats", 0, NULL, BOOL(1)},
+    {HR_FACT_TRIAL_USED, HR_SCOPE_ACCOUNT, "private_boards", 0, NULL, BOOL(0)},
+    {HR_FACT_TRIAL_ACTIVE, HR_SCOPE_ACCOUNT, "sso", 0, NULL, BOOL(1)},
+    {HR_FACT_DAYS_TO_RENEWAL, HR_SCOPE_ACCOUNT, NULL, 0, NULL, NUM(45)},
 };
 
 static world acme(void) {
@@ -267,77 +273,77 @@ static void run_cases(const eval_case *cases, size_t n, world *w) {
 
 static void precedence_and_operators(void **state) {
     static const eval_case cases[] = {
-        {"1 + 2 * 3", {.type = HR_RV_NUM, .n = 7}},
-        {"(1 + 2) * 3", {.type = HR_RV_NUM, .n = 9}},
-        {"10 - 4 - 3", {.type = HR_RV_NUM, .n = 3}},       /* left associative */
-        {"100 / 10 / 5", {.type = HR_RV_NUM, .n = 2}},
-        {"2 * 9 % 4", {.type = HR_RV_NUM, .n = 2}},        /* (2*9)%4 */
-        {"7 % 4", {.type = HR_RV_NUM, .n = 3}},
-        {"-7.5 % 2", {.type = HR_RV_NUM, .n = -1.5}},
-        {"-2 * 3", {.type = HR_RV_NUM, .n = -6}},
-        {"2 * -3", {.type = HR_RV_NUM, .n = -6}},
-        {"- (2 + 3)", {.type = HR_RV_NUM, .n = -5}},
-        {"--2", {.type = HR_RV_NUM, .n = 2}},
-        {"-account.company.size", {.type = HR_RV_NUM, .n = -120}},
-        {"1 - -1", {.type = HR_RV_NUM, .n = 2}},
-        {"1e3 + 2.5e-1 + 0.75", {.type = HR_RV_NUM, .n = 1001}},
-        {"1E+2", {.type = HR_RV_NUM, .n = 100}},
-        {"true || false && false", {.type = HR_RV_BOOL, .b = 1}},   /* && binds tighter */
-        {"(true || false) && false", {.type = HR_RV_BOOL, .b = 0}},
-        {"false && true || true", {.type = HR_RV_BOOL, .b = 1}},
-        {"!true || true", {.type = HR_RV_BOOL, .b = 1}},             /* (!true) || true */
-        {"!false && false", {.type = HR_RV_BOOL, .b = 0}},           /* (!false) && false */
-        {"!1 == 2", {.type = HR_RV_BOOL, .b = 1}},                   /* !(1 == 2) */
-        {"not 1 == 1", {.type = HR_RV_BOOL, .b = 0}},
-        {"!!true", {.type = HR_RV_BOOL, .b = 1}},
-        {"true and not false", {.type = HR_RV_BOOL, .b = 1}},
-        {"false or true", {.type = HR_RV_BOOL, .b = 1}},
-        {"1 + 2 == 3", {.type = HR_RV_BOOL, .b = 1}},
-        {"3 == 1 + 2", {.type = HR_RV_BOOL, .b = 1}},
-        {"2 * 3 > 5 && 1 < 2", {.type = HR_RV_BOOL, .b = 1}},
-        {"1 <= 1 && 1 >= 1 && !(1 < 1) && !(1 > 1) && 1 != 2", {.type = HR_RV_BOOL, .b = 1}},
-        {"'b' > 'a' && 'ab' < 'b' && 'a' < 'ab' && 'a' <= 'a'", {.type = HR_RV_BOOL, .b = 1}},
-        {"2 in [1, 2, 3]", {.type = HR_RV_BOOL, .b = 1}},
-        {"-1 in [1, -1]", {.type = HR_RV_BOOL, .b = 1}},
-        {"4 in [1, 2, 3,]", {.type = HR_RV_BOOL, .b = 0}},
-        {"4 not in [1, 2, 3]", {.type = HR_RV_BOOL, .b = 1}},
-        {"'a' in []", {.type = HR_RV_BOOL, .b = 0}},
-        {"null in [null]", {.type = HR_RV_BOOL, .b = 1}},
-        {"true in [false, true]", {.type = HR_RV_BOOL, .b = 1}},
-        {"1 + 1 in [2]", {.type = HR_RV_BOOL, .b = 1}},
-        {"!2 in [3]", {.type = HR_RV_BOOL, .b = 1}},                 /* !(2 in [3]) */
-        {"'abc' contains 'b'", {.type = HR_RV_BOOL, .b = 1}},
-        {"'abc' contains ''", {.type = HR_RV_BOOL, .b = 1}},
-        {"'abc' contains 'abcd'", {.type = HR_RV_BOOL, .b = 0}},
-        {"'abc' starts_with 'ab'", {.type = HR_RV_BOOL, .b = 1}},
-        {"'abc' starts_with 'bc'", {.type = HR_RV_BOOL, .b = 0}},
-        {"'abc' ends_with 'bc'", {.type = HR_RV_BOOL, .b = 1}},
-        {"'abc' ends_with 'xabc'", {.type = HR_RV_BOOL, .b = 0}},
-        {"1 / 0", {.type = HR_RV_NULL}},
-        {"5 % 0 == null", {.type = HR_RV_BOOL, .b = 1}},
-        {"1e308 * 10", {.type = HR_RV_NULL}},                        /* no inf */
-        {"null == null", {.type = HR_RV_BOOL, .b = 1}},
-        {"null != 1", {.type = HR_RV_BOOL, .b = 1}},
-        {"null", {.type = HR_RV_NULL}},
-        {"!null", {.type = HR_RV_BOOL, .b = 1}},
-        {"null && true", {.type = HR_RV_BOOL, .b = 0}},
-        {"null || null", {.type = HR_RV_BOOL, .b = 0}},
-        {"true || null", {.type = HR_RV_BOOL, .b = 1}},
-        {"min(3, 4) + max(3, 4) + abs(-2.5)", {.type = HR_RV_NUM, .n = 9.5}},
-        {"len('héllo')", {.type = HR_RV_NUM, .n = 5}},
-        {"now()", {.type = HR_RV_NUM, .n = NOW_S}},
-        {"days_since(1699913600)", {.type = HR_RV_NUM, .n = 1}},
-        {"days_since('2023-11-13T22:13:20Z')", {.type = HR_RV_NUM, .n = 1}},
-        {"days_since('2023-11-14T10:13:20Z')", {.type = HR_RV_NUM, .n = 0.5}},
-        {"days_until(now() + 2 * 86400)", {.type = HR_RV_NUM, .n = 2}},
-        {"days_since('last tuesday')", {.type = HR_RV_NULL}},
-        {"days_since(null)", {.type = HR_RV_NULL}},
-        {"'\\u00e9' == 'é' && \"a\\\"b\" == 'a\"b' && 'it\\'s' == \"it's\"", {.type = HR_RV_BOOL, .b = 1}},
-        {"'\\ud83d\\ude00' == '😀' && '\\\\' != '/' && '\\/' == '/'", {.type = HR_RV_BOOL, .b = 1}},
-        {"len('a\\tb\\nc')", {.type = HR_RV_NUM, .n = 5}},
-        {"1 // one\n  + 2 // two\n", {.type = HR_RV_NUM, .n = 3}},
-        {"(((((1)))))", {.type = HR_RV_NUM, .n = 1}},
-        {"'x'", {.type = HR_RV_STR, .s = "x", .len = 1}},
+        {"1 + 2 * 3", NUM(7)},
+        {"(1 + 2) * 3", NUM(9)},
+        {"10 - 4 - 3", NUM(3)},  /* left associative */
+        {"100 / 10 / 5", NUM(2)},
+        {"2 * 9 % 4", NUM(2)},  /* (2*9)%4 */
+        {"7 % 4", NUM(3)},
+        {"-7.5 % 2", NUM(-1.5)},
+        {"-2 * 3", NUM(-6)},
+        {"2 * -3", NUM(-6)},
+        {"- (2 + 3)", NUM(-5)},
+        {"--2", NUM(2)},
+        {"-account.company.size", NUM(-120)},
+        {"1 - -1", NUM(2)},
+        {"1e3 + 2.5e-1 + 0.75", NUM(1001)},
+        {"1E+2", NUM(100)},
+        {"true || false && false", BOOL(1)},  /* && binds tighter */
+        {"(true || false) && false", BOOL(0)},
+        {"false && true || true", BOOL(1)},
+        {"!true || true", BOOL(1)},  /* (!true) || true */
+        {"!false && false", BOOL(0)},  /* (!false) && false */
+        {"!1 == 2", BOOL(1)},  /* !(1 == 2) */
+        {"not 1 == 1", BOOL(0)},
+        {"!!true", BOOL(1)},
+        {"true and not false", BOOL(1)},
+        {"false or true", BOOL(1)},
+        {"1 + 2 == 3", BOOL(1)},
+        {"3 == 1 + 2", BOOL(1)},
+        {"2 * 3 > 5 && 1 < 2", BOOL(1)},
+        {"1 <= 1 && 1 >= 1 && !(1 < 1) && !(1 > 1) && 1 != 2", BOOL(1)},
+        {"'b' > 'a' && 'ab' < 'b' && 'a' < 'ab' && 'a' <= 'a'", BOOL(1)},
+        {"2 in [1, 2, 3]", BOOL(1)},
+        {"-1 in [1, -1]", BOOL(1)},
+        {"4 in [1, 2, 3,]", BOOL(0)},
+        {"4 not in [1, 2, 3]", BOOL(1)},
+        {"'a' in []", BOOL(0)},
+        {"null in [null]", BOOL(1)},
+        {"true in [false, true]", BOOL(1)},
+        {"1 + 1 in [2]", BOOL(1)},
+        {"!2 in [3]", BOOL(1)},  /* !(2 in [3]) */
+        {"'abc' contains 'b'", BOOL(1)},
+        {"'abc' contains ''", BOOL(1)},
+        {"'abc' contains 'abcd'", BOOL(0)},
+        {"'abc' starts_with 'ab'", BOOL(1)},
+        {"'abc' starts_with 'bc'", BOOL(0)},
+        {"'abc' ends_with 'bc'", BOOL(1)},
+        {"'abc' ends_with 'xabc'", BOOL(0)},
+        {"1 / 0", NUL},
+        {"5 % 0 == null", BOOL(1)},
+        {"1e308 * 10", NUL},  /* no inf */
+        {"null == null", BOOL(1)},
+        {"null != 1", BOOL(1)},
+        {"null", NUL},
+        {"!null", BOOL(1)},
+        {"null && true", BOOL(0)},
+        {"null || null", BOOL(0)},
+        {"true || null", BOOL(1)},
+        {"min(3, 4) + max(3, 4) + abs(-2.5)", NUM(9.5)},
+        {"len('héllo')", NUM(5)},
+        {"now()", NUM(NOW_S)},
+        {"days_since(1699913600)", NUM(1)},
+        {"days_since('2023-11-13T22:13:20Z')", NUM(1)},
+        {"days_since('2023-11-14T10:13:20Z')", NUM(0.5)},
+        {"days_until(now() + 2 * 86400)", NUM(2)},
+        {"days_since('last tuesday')", NUL},
+        {"days_since(null)", NUL},
+        {"'\\u00e9' == 'é' && \"a\\\"b\" == 'a\"b' && 'it\\'s' == \"it's\"", BOOL(1)},
+        {"'\\ud83d\\ude00' == '😀' && '\\\\' != '/' && '\\/' == '/'", BOOL(1)},
+        {"len('a\\tb\\nc')", NUM(5)},
+        {"1 // one\n  + 2 // two\n", NUM(3)},
+        {"(((((1)))))", NUM(1)},
+        {"'x'", STR("x")},
     };
     world w = acme();
     run_cases(cases, sizeof cases / sizeof cases[0], &w);
@@ -373,77 +379,77 @@ static void facts_and_examples(void **state) {
     static const eval_case cases[] = {
         /* the examples of docs/RULES.md */
         {"account.plan == \"free\" && count(\"Board Created\", 30d) >= 2 && "
-         "!trial_used(\"private_boards\")", {.type = HR_RV_BOOL, .b = 1}},
-        {"usage_pct(\"seats\") >= 0.8", {.type = HR_RV_BOOL, .b = 1}},
-        {"days_since(user.created_at) > 3", {.type = HR_RV_BOOL, .b = 1}},
-        {"days_since(user.created_at)", {.type = HR_RV_NUM, .n = 5}},
-        {"days_to_renewal() <= 60 && growth(\"api_calls\", 30d) >= 0.25", {.type = HR_RV_BOOL, .b = 1}},
-        {"user.role in [\"admin\", \"decision_maker\"]", {.type = HR_RV_BOOL, .b = 1}},
-        {"account.plan != \"free\" && count(\"headroom.user_added\", 7d) >= 3", {.type = HR_RV_BOOL, .b = 0}},
-        {"count(\"headroom.user_added\", 7d) >= 3", {.type = HR_RV_BOOL, .b = 1}},
-        {"user.email ends_with \"@acme.com\"", {.type = HR_RV_BOOL, .b = 1}},
-        {"account.industry contains \"fin\"", {.type = HR_RV_BOOL, .b = 1}},
-        {"account.name starts_with \"A\"", {.type = HR_RV_BOOL, .b = 1}},
-        {"account.company.size >= 50", {.type = HR_RV_BOOL, .b = 1}},
-        {"account.company.name == 'Acme'", {.type = HR_RV_BOOL, .b = 1}},
-        {"user_count(\"Board Created\", 7d) >= 1", {.type = HR_RV_BOOL, .b = 1}},
-        {"active_days(\"*\", 7d) >= 2", {.type = HR_RV_BOOL, .b = 1}},
-        {"user_active_days(\"*\", 7d) >= 2", {.type = HR_RV_BOOL, .b = 1}},
-        {"sum(\"Order Completed\", \"revenue\", 30d) > 1000", {.type = HR_RV_BOOL, .b = 1}},
-        {"sum(\"Order Completed\", \"properties.revenue\", 30d)", {.type = HR_RV_NUM, .n = 1500}},
-        {"active_users(7d) >= 3", {.type = HR_RV_BOOL, .b = 1}},
-        {"users()", {.type = HR_RV_NUM, .n = 8}},
-        {"limit(\"boards\") - usage(\"boards\") <= 1", {.type = HR_RV_BOOL, .b = 1}},
-        {"meter(\"api_calls\") > 1e6", {.type = HR_RV_BOOL, .b = 1}},
-        {"has_feature(\"sso\")", {.type = HR_RV_BOOL, .b = 1}},
-        {"has_feature(\"private_boards\")", {.type = HR_RV_BOOL, .b = 0}},
-        {"has_addon(\"extra_seats\")", {.type = HR_RV_BOOL, .b = 1}},
-        {"trial_active(\"sso\") && !trial_active(\"boards\")", {.type = HR_RV_BOOL, .b = 1}},
-        {"last_seen(\"Login\") != null && days_since(last_seen(\"Login\")) > 14", {.type = HR_RV_BOOL, .b = 1}},
-        {"days_since(user_first_seen('Login'))", {.type = HR_RV_NUM, .n = 90}},
-        {"count('Board Created')", {.type = HR_RV_NUM, .n = 9}},     /* default window 400d */
-        {"count('Board Created', 1w)", {.type = HR_RV_NUM, .n = 1}},
-        {"count('Board Created', 168h)", {.type = HR_RV_NUM, .n = 1}},
-        {"count('Never Happened', 30d)", {.type = HR_RV_NUM, .n = 0}},
-        {"days_since(account.signup)", {.type = HR_RV_NUM, .n = 4}},
-        {"days_until(account.renews_at)", {.type = HR_RV_NUM, .n = 45}},
-        {"account.vip", {.type = HR_RV_BOOL, .b = 1}},
-        {"account.vip && account.plan == 'free'", {.type = HR_RV_BOOL, .b = 1}},
-        {"user.title", {.type = HR_RV_STR, .s = "CTO", .len = 3}},
-        {"usage('seats') / limit('seats')", {.type = HR_RV_NUM, .n = 0.9}},
+         "!trial_used(\"private_boards\")", BOOL(1)},
+        {"usage_pct(\"seats\") >= 0.8", BOOL(1)},
+        {"days_since(user.created_at) > 3", BOOL(1)},
+        {"days_since(user.created_at)", NUM(5)},
+        {"days_to_renewal() <= 60 && growth(\"api_calls\", 30d) >= 0.25", BOOL(1)},
+        {"user.role in [\"admin\", \"decision_maker\"]", BOOL(1)},
+        {"account.plan != \"free\" && count(\"headroom.user_added\", 7d) >= 3", BOOL(0)},
+        {"count(\"headroom.user_added\", 7d) >= 3", BOOL(1)},
+        {"user.email ends_with \"@acme.com\"", BOOL(1)},
+        {"account.industry contains \"fin\"", BOOL(1)},
+        {"account.name starts_with \"A\"", BOOL(1)},
+        {"account.company.size >= 50", BOOL(1)},
+        {"account.company.name == 'Acme'", BOOL(1)},
+        {"user_count(\"Board Created\", 7d) >= 1", BOOL(1)},
+        {"active_days(\"*\", 7d) >= 2", BOOL(1)},
+        {"user_active_days(\"*\", 7d) >= 2", BOOL(1)},
+        {"sum(\"Order Completed\", \"revenue\", 30d) > 1000", BOOL(1)},
+        {"sum(\"Order Completed\", \"properties.revenue\", 30d)", NUM(1500)},
+        {"active_users(7d) >= 3", BOOL(1)},
+        {"users()", NUM(8)},
+        {"limit(\"boards\") - usage(\"boards\") <= 1", BOOL(1)},
+        {"meter(\"api_calls\") > 1e6", BOOL(1)},
+        {"has_feature(\"sso\")", BOOL(1)},
+        {"has_feature(\"private_boards\")", BOOL(0)},
+        {"has_addon(\"extra_seats\")", BOOL(1)},
+        {"trial_active(\"sso\") && !trial_active(\"boards\")", BOOL(1)},
+        {"last_seen(\"Login\") != null && days_since(last_seen(\"Login\")) > 14", BOOL(1)},
+        {"days_since(user_first_seen('Login'))", NUM(90)},
+        {"count('Board Created')", NUM(9)},  /* default window 400d */
+        {"count('Board Created', 1w)", NUM(1)},
+        {"count('Board Created', 168h)", NUM(1)},
+        {"count('Never Happened', 30d)", NUM(0)},
+        {"days_since(account.signup)", NUM(4)},
+        {"days_until(account.renews_at)", NUM(45)},
+        {"account.vip", BOOL(1)},
+        {"account.vip && account.plan == 'free'", BOOL(1)},
+        {"user.title", STR("CTO")},
+        {"usage('seats') / limit('seats')", NUM(0.9)},
         /* null: missing anywhere in a path, unlimited limits, unknown facts */
-        {"account.company.size.value", {.type = HR_RV_NULL}},
-        {"account.missing", {.type = HR_RV_NULL}},
-        {"account.missing.deeper >= 50", {.type = HR_RV_BOOL, .b = 0}},
-        {"account.missing < 50", {.type = HR_RV_BOOL, .b = 0}},
-        {"account.missing == null", {.type = HR_RV_BOOL, .b = 1}},
-        {"account.nothing == null", {.type = HR_RV_BOOL, .b = 1}},
-        {"account.missing != 'x'", {.type = HR_RV_BOOL, .b = 1}},
-        {"!account.missing", {.type = HR_RV_BOOL, .b = 1}},
-        {"account.missing + 1", {.type = HR_RV_NULL}},
-        {"-account.missing", {.type = HR_RV_NULL}},
-        {"account.missing contains 'a'", {.type = HR_RV_BOOL, .b = 0}},
-        {"account.missing in ['a']", {.type = HR_RV_BOOL, .b = 0}},
-        {"account.missing not in ['a']", {.type = HR_RV_BOOL, .b = 1}},
-        {"limit('api_calls')", {.type = HR_RV_NULL}},
-        {"limit('api_calls') > 0", {.type = HR_RV_BOOL, .b = 0}},
-        {"last_seen('Logout')", {.type = HR_RV_NULL}},
-        {"days_since(last_seen('Logout'))", {.type = HR_RV_NULL}},
-        {"days_since(last_seen('Logout')) > 14", {.type = HR_RV_BOOL, .b = 0}},
-        {"has_feature('boards')", {.type = HR_RV_NULL}},
-        {"has_feature('boards') || true", {.type = HR_RV_BOOL, .b = 1}},
-        {"true && has_feature('boards')", {.type = HR_RV_BOOL, .b = 0}},   /* null -> false */
-        {"min(account.missing, 1)", {.type = HR_RV_NULL}},
-        {"len(account.company.size)", {.type = HR_RV_NULL}},
+        {"account.company.size.value", NUL},
+        {"account.missing", NUL},
+        {"account.missing.deeper >= 50", BOOL(0)},
+        {"account.missing < 50", BOOL(0)},
+        {"account.missing == null", BOOL(1)},
+        {"account.nothing == null", BOOL(1)},
+        {"account.missing != 'x'", BOOL(1)},
+        {"!account.missing", BOOL(1)},
+        {"account.missing + 1", NUL},
+        {"-account.missing", NUL},
+        {"account.missing contains 'a'", BOOL(0)},
+        {"account.missing in ['a']", BOOL(0)},
+        {"account.missing not in ['a']", BOOL(1)},
+        {"limit('api_calls')", NUL},
+        {"limit('api_calls') > 0", BOOL(0)},
+        {"last_seen('Logout')", NUL},
+        {"days_since(last_seen('Logout'))", NUL},
+        {"days_since(last_seen('Logout')) > 14", BOOL(0)},
+        {"has_feature('boards')", NUL},
+        {"has_feature('boards') || true", BOOL(1)},
+        {"true && has_feature('boards')", BOOL(0)},  /* null -> false */
+        {"min(account.missing, 1)", NUL},
+        {"len(account.company.size)", NUL},
         /* runtime types decide for traits */
-        {"account.size_text >= 50", {.type = HR_RV_BOOL, .b = 0}},
-        {"account.size_text == 50", {.type = HR_RV_BOOL, .b = 0}},
-        {"account.size_text == '50'", {.type = HR_RV_BOOL, .b = 1}},
-        {"account.company.size contains '1'", {.type = HR_RV_BOOL, .b = 0}},
-        {"account.company.size * 2", {.type = HR_RV_NUM, .n = 240}},
-        {"account.industry + 1", {.type = HR_RV_NULL}},
-        {"account.company.size in [120, 130]", {.type = HR_RV_BOOL, .b = 1}},
-        {"account.company.size in ['120']", {.type = HR_RV_BOOL, .b = 0}},
+        {"account.size_text >= 50", BOOL(0)},
+        {"account.size_text == 50", BOOL(0)},
+        {"account.size_text == '50'", BOOL(1)},
+        {"account.company.size contains '1'", BOOL(0)},
+        {"account.company.size * 2", NUM(240)},
+        {"account.industry + 1", NUL},
+        {"account.company.size in [120, 130]", BOOL(1)},
+        {"account.company.size in ['120']", BOOL(0)},
     };
     world w = acme();
     run_cases(cases, sizeof cases / sizeof cases[0], &w);
@@ -451,15 +457,15 @@ static void facts_and_examples(void **state) {
 
 static void user_scope_absent(void **state) {
     static const eval_case cases[] = {
-        {"user.role", {.type = HR_RV_NULL}},
-        {"user.role in ['admin']", {.type = HR_RV_BOOL, .b = 0}},
-        {"user.email ends_with '@acme.com'", {.type = HR_RV_BOOL, .b = 0}},
-        {"user_count('Board Created', 7d)", {.type = HR_RV_NULL}},
-        {"user_count('Board Created', 7d) >= 1", {.type = HR_RV_BOOL, .b = 0}},
-        {"user_active_days('*', 7d) < 2", {.type = HR_RV_BOOL, .b = 0}},
-        {"days_since(user.created_at) > 3", {.type = HR_RV_BOOL, .b = 0}},
-        {"user.title == null && account.plan == 'free'", {.type = HR_RV_BOOL, .b = 1}},
-        {"count('Board Created', 7d)", {.type = HR_RV_NUM, .n = 1}}, /* account facts still work */
+        {"user.role", NUL},
+        {"user.role in ['admin']", BOOL(0)},
+        {"user.email ends_with '@acme.com'", BOOL(0)},
+        {"user_count('Board Created', 7d)", NUL},
+        {"user_count('Board Created', 7d) >= 1", BOOL(0)},
+        {"user_active_days('*', 7d) < 2", BOOL(0)},
+        {"days_since(user.created_at) > 3", BOOL(0)},
+        {"user.title == null && account.plan == 'free'", BOOL(1)},
+        {"count('Board Created', 7d)", NUM(1)}, /* account facts still work */
     };
     world w = acme();
     w.has_user = 0;
@@ -544,7 +550,8 @@ static void compile_errors(void **state) {
         {"account.plan ==", "expected an expression, found the end of the rule", 1, 16},
         {"(1 + 2", "expected ')' to close '(' at 1:1, found the end of the rule", 1, 7},
         {"1 + 2)", "expected an operator or the end of the rule, found ')'", 1, 6},
-        {"account.plan 'free'", "expected an operator or the end of the rule, found string 'free'", 1, 14},
+        {"account.plan 'free'",
+         "expected an operator or the end of the rule, found string 'free'", 1, 14},
         {"count('x', 7d", "expected ',' or ')' to close 'count(' at 1:6", 1, 14},
         {"count('x',)", "expected an argument after ','", 1, 11},
         {"account.", "expected a field name after '.', found the end of the rule", 1, 9},
@@ -579,11 +586,15 @@ static void compile_errors(void **state) {
         {"count('a', 1d, 2d) > 1", "count() takes 1 or 2 arguments, got 3", 1, 1},
         {"users(7d)", "users() takes 0 arguments, got 1", 1, 1},
         {"growth('api_calls')", "growth() takes 2 arguments, got 1", 1, 1},
-        {"sum('Order', 30d)", "sum() argument 2 must be a property name in quotes, got a duration", 1, 14},
-        {"count('x', 30) > 1", "count() argument 2 must be a window like 30d, 2w or 24h, got a number", 1, 12},
-        {"count(account.plan, 30d) > 1", "count() argument 1 must be an event name in quotes", 1, 7},
+        {"sum('Order', 30d)",
+         "sum() argument 2 must be a property name in quotes, got a duration", 1, 14},
+        {"count('x', 30) > 1",
+         "count() argument 2 must be a window like 30d, 2w or 24h, got a number", 1, 12},
+        {"count(account.plan, 30d) > 1", "count() argument 1 must be an event name in quotes",
+         1, 7},
         {"count('', 30d) > 1", "count() argument 1 is empty", 1, 7},
-        {"has_feature(sso)", "has_feature() argument 1 must be in quotes: has_feature(\"sso\")", 1, 13},
+        {"has_feature(sso)", "has_feature() argument 1 must be in quotes: has_feature(\"sso\")",
+         1, 13},
         {"usage(1) > 1", "usage() argument 1 must be a feature key in quotes, got a number", 1, 7},
         {"days_since(true)", "days_since() argument 1 must be a timestamp", 1, 12},
         {"days_since()", "days_since() takes 1 argument, got 0", 1, 1},
@@ -658,16 +669,19 @@ static void nesting_limits(void **state) {
     }
     /* a long && chain is flat, a long + chain is bounded */
     size_t n = 0;
-    for (int i = 0; i < 400; i++) n += (size_t)snprintf(src + n, sizeof src - n, "%strue", i ? "&&" : "");
+    for (int i = 0; i < 400; i++)
+        n += (size_t)snprintf(src + n, sizeof src - n, "%strue", i ? "&&" : "");
     assert_int_equal(hr_rule_compile(src, n, &names, &r, &err), 0);
     assert_true(hr_rule_test(r, &env, NULL, NOW_MS));
     hr_rule_free(r);
     n = 0;
-    for (int i = 0; i < 400; i++) n += (size_t)snprintf(src + n, sizeof src - n, "%s1", i ? "+" : "");
+    for (int i = 0; i < 400; i++)
+        n += (size_t)snprintf(src + n, sizeof src - n, "%s1", i ? "+" : "");
     assert_int_equal(hr_rule_compile(src, n, &names, &r, &err), HR_ECONFIG);
     assert_non_null(strstr(err.message, "too complex"));
     n = 0;
-    for (int i = 0; i < 200; i++) n += (size_t)snprintf(src + n, sizeof src - n, "%s1", i ? "+" : "");
+    for (int i = 0; i < 200; i++)
+        n += (size_t)snprintf(src + n, sizeof src - n, "%s1", i ? "+" : "");
     assert_int_equal(hr_rule_compile(src, n, &names, &r, &err), 0);
     hr_rval v;
     assert_int_equal(hr_rule_eval(r, NULL, NULL, NOW_MS, &v), 0);
