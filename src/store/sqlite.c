@@ -146,6 +146,34 @@ static const migration migrations[] = {
      "  campaign TEXT NOT NULL, variant TEXT NOT NULL, type TEXT NOT NULL,"
      "  user TEXT, account TEXT, at_ms INTEGER NOT NULL);"
      "CREATE INDEX prompt_events_campaign ON prompt_events (campaign, variant, type);"},
+    {6,
+     /* Playbooks: the edge state of each (account, playbook) signal, the
+      * history of fired signals with their evidence, the reps' tasks, and
+      * the webhook outbox with its delivery log. */
+     "CREATE TABLE signal_state ("
+     "  account TEXT NOT NULL, playbook TEXT NOT NULL,"
+     "  active INTEGER NOT NULL, last_fired_ms INTEGER NOT NULL DEFAULT 0,"
+     "  PRIMARY KEY (account, playbook)) WITHOUT ROWID;"
+     "CREATE TABLE fired_signals ("
+     "  id INTEGER PRIMARY KEY, account TEXT NOT NULL, playbook TEXT NOT NULL,"
+     "  at_ms INTEGER NOT NULL, value REAL, evidence TEXT NOT NULL);"
+     "CREATE INDEX fired_signals_account ON fired_signals (account, at_ms);"
+     "CREATE TABLE tasks ("
+     "  id TEXT PRIMARY KEY, account TEXT NOT NULL, playbook TEXT NOT NULL,"
+     "  owner TEXT, status TEXT NOT NULL, message TEXT NOT NULL, evidence TEXT NOT NULL,"
+     "  score REAL NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+     "  snooze_until_ms INTEGER NOT NULL DEFAULT 0);"
+     "CREATE TABLE outbox ("
+     "  id TEXT PRIMARY KEY, url TEXT NOT NULL, secrets TEXT, body TEXT NOT NULL,"
+     "  playbook TEXT, account TEXT, status INTEGER NOT NULL, attempts INTEGER NOT NULL,"
+     "  created_ms INTEGER NOT NULL, next_at_ms INTEGER NOT NULL,"
+     "  last_code INTEGER NOT NULL DEFAULT 0, last_latency_ms INTEGER NOT NULL DEFAULT 0,"
+     "  last_error TEXT);"
+     "CREATE INDEX outbox_due ON outbox (status, next_at_ms);"
+     "CREATE TABLE deliveries ("
+     "  id INTEGER PRIMARY KEY, msg_id TEXT NOT NULL, attempt INTEGER NOT NULL,"
+     "  at_ms INTEGER NOT NULL, code INTEGER NOT NULL, latency_ms INTEGER NOT NULL, error TEXT);"
+     "CREATE INDEX deliveries_msg ON deliveries (msg_id, id);"},
 };
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 #define LATEST_VERSION (migrations[NMIGRATIONS - 1].version)
@@ -253,9 +281,54 @@ static const migration migrations[] = {
     X(PUT_PROMPT_EVENT,                                                                \
       "INSERT INTO prompt_events (campaign, variant, type, user, account, at_ms)"      \
       " VALUES (?1,?2,?3,?4,?5,?6)")                                                   \
+    X(SIGNAL_PUT,                                                                      \
+      "INSERT INTO signal_state (account, playbook, active, last_fired_ms) VALUES (?1,?2,?3,?4)" \
+      " ON CONFLICT (account, playbook) DO UPDATE SET active=excluded.active,"         \
+      " last_fired_ms=excluded.last_fired_ms")                                         \
+    X(SIGNAL_LOAD, "SELECT account, playbook, active, last_fired_ms FROM signal_state") \
+    X(FIRED_PUT,                                                                       \
+      "INSERT INTO fired_signals (account, playbook, at_ms, value, evidence)"           \
+      " VALUES (?1,?2,?3,?4,?5)")                                                      \
+    X(FIRED_LIST,                                                                      \
+      "SELECT account, playbook, at_ms, value, evidence FROM fired_signals"            \
+      " WHERE account = ?1 ORDER BY id DESC LIMIT ?2")                                 \
+    X(TASK_PUT,                                                                        \
+      "INSERT INTO tasks (id, account, playbook, owner, status, message, evidence,"    \
+      " score, created_ms, updated_ms, snooze_until_ms) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)" \
+      " ON CONFLICT (id) DO UPDATE SET owner=excluded.owner, status=excluded.status,"  \
+      " message=excluded.message, evidence=excluded.evidence, score=excluded.score,"   \
+      " updated_ms=excluded.updated_ms, snooze_until_ms=excluded.snooze_until_ms")     \
+    X(TASK_LOAD,                                                                       \
+      "SELECT id, account, playbook, owner, status, message, evidence, score,"         \
+      " created_ms, updated_ms, snooze_until_ms FROM tasks ORDER BY created_ms")       \
+    X(OUTBOX_PUT,                                                                      \
+      "INSERT INTO outbox (id, url, secrets, body, playbook, account, status, attempts,"\
+      " created_ms, next_at_ms, last_code, last_latency_ms, last_error)"               \
+      " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"                           \
+      " ON CONFLICT (id) DO UPDATE SET url=excluded.url, secrets=excluded.secrets,"    \
+      " body=excluded.body, status=excluded.status, attempts=excluded.attempts,"       \
+      " next_at_ms=excluded.next_at_ms, last_code=excluded.last_code,"                 \
+      " last_latency_ms=excluded.last_latency_ms, last_error=excluded.last_error")     \
+    X(OUTBOX_DUE,                                                                      \
+      "SELECT " OUTBOX_COLS " FROM outbox WHERE status = 0 AND next_at_ms <= ?1"       \
+      " ORDER BY next_at_ms LIMIT ?2")                                                 \
+    X(OUTBOX_GET, "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?1")                  \
+    X(OUTBOX_LIST,                                                                     \
+      "SELECT " OUTBOX_COLS " FROM outbox WHERE (?1 < 0 OR status = ?1)"               \
+      " ORDER BY created_ms DESC LIMIT ?2")                                            \
+    X(DELIVERY_PUT,                                                                    \
+      "INSERT INTO deliveries (msg_id, attempt, at_ms, code, latency_ms, error)"       \
+      " VALUES (?1,?2,?3,?4,?5,?6)")                                                   \
+    X(DELIVERY_LIST,                                                                   \
+      "SELECT msg_id, attempt, at_ms, code, latency_ms, error FROM deliveries"         \
+      " WHERE (?1 IS NULL OR msg_id = ?1) ORDER BY id DESC LIMIT ?2")                  \
     X(PROMPT_EVENT_COUNTS,                                                             \
       "SELECT campaign, variant, type, count(*) FROM prompt_events"                    \
       " GROUP BY campaign, variant, type")
+
+#define OUTBOX_COLS                                                                   \
+    "id, url, secrets, body, playbook, account, status, attempts, created_ms,"         \
+    " next_at_ms, last_code, last_latency_ms, last_error"
 
 enum {
 #define X(name, sql) ST_##name,
@@ -907,6 +980,163 @@ out:
     return ret;
 }
 
+/* ---- playbooks and webhooks --------------------------------------------- */
+
+static int bind_signal(sqlite3_stmt *st, const void *recs, int i) {
+    const hr_signal_rec *r = (const hr_signal_rec *)recs + i;
+    return btext(st, 1, r->account) | btext(st, 2, r->playbook) | bint(st, 3, r->active) |
+           bint(st, 4, r->last_fired_ms);
+}
+
+static int bind_fired(sqlite3_stmt *st, const void *recs, int i) {
+    const hr_fired_rec *r = (const hr_fired_rec *)recs + i;
+    int bad = btext(st, 1, r->account) | btext(st, 2, r->playbook) | bint(st, 3, r->at_ms) |
+              btext(st, 5, r->evidence ? r->evidence : "{}");
+    bad |= r->has_value ? sqlite3_bind_double(st, 4, r->value) != SQLITE_OK
+                        : sqlite3_bind_null(st, 4) != SQLITE_OK;
+    return bad;
+}
+
+static int bind_task(sqlite3_stmt *st, const void *recs, int i) {
+    const hr_task_rec *r = (const hr_task_rec *)recs + i;
+    return btext(st, 1, r->id) | btext(st, 2, r->account) | btext(st, 3, r->playbook) |
+           btext(st, 4, r->owner) | btext(st, 5, r->status) | btext(st, 6, r->message) |
+           btext(st, 7, r->evidence ? r->evidence : "{}") |
+           (sqlite3_bind_double(st, 8, r->score) != SQLITE_OK) | bint(st, 9, r->created_ms) |
+           bint(st, 10, r->updated_ms) | bint(st, 11, r->snooze_until_ms);
+}
+
+static int bind_outbox(sqlite3_stmt *st, const void *recs, int i) {
+    const hr_outbox_rec *r = (const hr_outbox_rec *)recs + i;
+    return btext(st, 1, r->id) | btext(st, 2, r->url) | btext(st, 3, r->secrets) |
+           btext(st, 4, r->body) | btext(st, 5, r->playbook) | btext(st, 6, r->account) |
+           bint(st, 7, r->status) | bint(st, 8, r->attempts) | bint(st, 9, r->created_ms) |
+           bint(st, 10, r->next_at_ms) | bint(st, 11, r->last_code) |
+           bint(st, 12, r->last_latency_ms) | btext(st, 13, r->last_error);
+}
+
+static int bind_delivery(sqlite3_stmt *st, const void *recs, int i) {
+    const hr_delivery_rec *r = (const hr_delivery_rec *)recs + i;
+    return btext(st, 1, r->msg_id) | bint(st, 2, r->attempt) | bint(st, 3, r->at_ms) |
+           bint(st, 4, r->code) | bint(st, 5, r->latency_ms) | btext(st, 6, r->error);
+}
+
+static int sq_signal_put(hr_store *s, const hr_signal_rec *r, int n, hr_err *err) {
+    return put_batch((sq_store *)s, ST_SIGNAL_PUT, bind_signal, r, n, err, "signal_put");
+}
+static int sq_fired_put(hr_store *s, const hr_fired_rec *r, int n, hr_err *err) {
+    return put_batch((sq_store *)s, ST_FIRED_PUT, bind_fired, r, n, err, "fired_put");
+}
+static int sq_task_put(hr_store *s, const hr_task_rec *r, int n, hr_err *err) {
+    return put_batch((sq_store *)s, ST_TASK_PUT, bind_task, r, n, err, "task_put");
+}
+static int sq_outbox_put(hr_store *s, const hr_outbox_rec *r, int n, hr_err *err) {
+    return put_batch((sq_store *)s, ST_OUTBOX_PUT, bind_outbox, r, n, err, "outbox_put");
+}
+static int sq_delivery_put(hr_store *s, const hr_delivery_rec *r, int n, hr_err *err) {
+    return put_batch((sq_store *)s, ST_DELIVERY_PUT, bind_delivery, r, n, err, "delivery_put");
+}
+
+/* Steps a bound read statement, handing each row to row(); the callback's
+ * non-zero return stops it and is returned. */
+typedef int (*read_row_fn)(sqlite3_stmt *st, void *fn, void *ud);
+
+static int read_rows(sq_store *q, int idx, int bad, read_row_fn row, void *fn, void *ud, hr_err *err,
+                     const char *what) {
+    sqlite3_stmt *st = q->st[idx];
+    int ret = 0, rc;
+    if (bad) {
+        ret = fail_rc(q->db, sqlite3_errcode(q->db), err, what);
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((ret = row(st, fn, ud))) goto out;
+    if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, what);
+out:
+    done(st);
+    return ret;
+}
+
+static int row_signal(sqlite3_stmt *st, void *fn, void *ud) {
+    hr_signal_rec r = {ctext(st, 0), ctext(st, 1), sqlite3_column_int(st, 2),
+                       sqlite3_column_int64(st, 3)};
+    return ((int (*)(void *, const hr_signal_rec *))fn)(ud, &r);
+}
+
+static int row_fired(sqlite3_stmt *st, void *fn, void *ud) {
+    hr_fired_rec r = {ctext(st, 0), ctext(st, 1), sqlite3_column_int64(st, 2),
+                      sqlite3_column_double(st, 3), sqlite3_column_type(st, 3) != SQLITE_NULL,
+                      ctext(st, 4)};
+    return ((int (*)(void *, const hr_fired_rec *))fn)(ud, &r);
+}
+
+static int row_task(sqlite3_stmt *st, void *fn, void *ud) {
+    hr_task_rec r = {ctext(st, 0), ctext(st, 1), ctext(st, 2), ctext(st, 3), ctext(st, 4),
+                     ctext(st, 5), ctext(st, 6), sqlite3_column_double(st, 7),
+                     sqlite3_column_int64(st, 8), sqlite3_column_int64(st, 9),
+                     sqlite3_column_int64(st, 10)};
+    return ((int (*)(void *, const hr_task_rec *))fn)(ud, &r);
+}
+
+static int row_outbox(sqlite3_stmt *st, void *fn, void *ud) {
+    hr_outbox_rec r = {ctext(st, 0), ctext(st, 1), ctext(st, 2), ctext(st, 3), ctext(st, 4),
+                       ctext(st, 5), sqlite3_column_int(st, 6), sqlite3_column_int(st, 7),
+                       sqlite3_column_int64(st, 8), sqlite3_column_int64(st, 9),
+                       sqlite3_column_int(st, 10), sqlite3_column_int64(st, 11), ctext(st, 12)};
+    return ((int (*)(void *, const hr_outbox_rec *))fn)(ud, &r);
+}
+
+static int row_delivery(sqlite3_stmt *st, void *fn, void *ud) {
+    hr_delivery_rec r = {ctext(st, 0), sqlite3_column_int(st, 1), sqlite3_column_int64(st, 2),
+                         sqlite3_column_int(st, 3), sqlite3_column_int64(st, 4), ctext(st, 5)};
+    return ((int (*)(void *, const hr_delivery_rec *))fn)(ud, &r);
+}
+
+static int sq_signal_load(hr_store *s, int (*fn)(void *, const hr_signal_rec *), void *ud,
+                          hr_err *err) {
+    return read_rows((sq_store *)s, ST_SIGNAL_LOAD, 0, row_signal, (void *)fn, ud, err, "signal_load");
+}
+
+static int sq_fired_list(hr_store *s, const char *account, int limit,
+                         int (*fn)(void *, const hr_fired_rec *), void *ud, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    int bad = btext(q->st[ST_FIRED_LIST], 1, account) | bint(q->st[ST_FIRED_LIST], 2, limit);
+    return read_rows(q, ST_FIRED_LIST, bad, row_fired, (void *)fn, ud, err, "fired_list");
+}
+
+static int sq_task_load(hr_store *s, int (*fn)(void *, const hr_task_rec *), void *ud,
+                        hr_err *err) {
+    return read_rows((sq_store *)s, ST_TASK_LOAD, 0, row_task, (void *)fn, ud, err, "task_load");
+}
+
+static int sq_outbox_due(hr_store *s, int64_t now_ms, int limit,
+                         int (*fn)(void *, const hr_outbox_rec *), void *ud, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    int bad = bint(q->st[ST_OUTBOX_DUE], 1, now_ms) | bint(q->st[ST_OUTBOX_DUE], 2, limit);
+    return read_rows(q, ST_OUTBOX_DUE, bad, row_outbox, (void *)fn, ud, err, "outbox_due");
+}
+
+static int sq_outbox_get(hr_store *s, const char *id, int (*fn)(void *, const hr_outbox_rec *),
+                         void *ud, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    int bad = btext(q->st[ST_OUTBOX_GET], 1, id);
+    return read_rows(q, ST_OUTBOX_GET, bad, row_outbox, (void *)fn, ud, err, "outbox_get");
+}
+
+static int sq_outbox_list(hr_store *s, int status, int limit,
+                          int (*fn)(void *, const hr_outbox_rec *), void *ud, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    int bad = bint(q->st[ST_OUTBOX_LIST], 1, status) | bint(q->st[ST_OUTBOX_LIST], 2, limit);
+    return read_rows(q, ST_OUTBOX_LIST, bad, row_outbox, (void *)fn, ud, err, "outbox_list");
+}
+
+static int sq_delivery_list(hr_store *s, const char *msg_id, int limit,
+                            int (*fn)(void *, const hr_delivery_rec *), void *ud, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    int bad = btext(q->st[ST_DELIVERY_LIST], 1, msg_id) | bint(q->st[ST_DELIVERY_LIST], 2, limit);
+    return read_rows(q, ST_DELIVERY_LIST, bad, row_delivery, (void *)fn, ud, err, "delivery_list");
+}
+
 static int sq_put_catalog(hr_store *s, const char *text, int64_t at, hr_err *err) {
     sq_store *q = (sq_store *)s;
     sqlite3_stmt *st = q->st[ST_PUT_CATALOG];
@@ -1169,6 +1399,18 @@ static const hr_store_ops sqlite_ops = {
     .put_prompts = sq_put_prompts,
     .put_prompt_events = sq_put_prompt_events,
     .load_prompts = sq_load_prompts,
+    .signal_put = sq_signal_put,
+    .signal_load = sq_signal_load,
+    .fired_put = sq_fired_put,
+    .fired_list = sq_fired_list,
+    .task_put = sq_task_put,
+    .task_load = sq_task_load,
+    .outbox_put = sq_outbox_put,
+    .outbox_due = sq_outbox_due,
+    .outbox_get = sq_outbox_get,
+    .outbox_list = sq_outbox_list,
+    .delivery_put = sq_delivery_put,
+    .delivery_list = sq_delivery_list,
     .prune_edays = sq_prune_edays,
     .prune_events = sq_prune_events,
     .put_catalog = sq_put_catalog,

@@ -109,6 +109,55 @@ typedef struct hr_prompt_event_rec {
     int64_t at_ms;
 } hr_prompt_event_rec;
 
+/* Playbooks (playbooks/): whether an account's signal held at the last
+ * evaluation (edge-triggering) and when it last fired; each firing with
+ * the values that made it fire; the reps' tasks. */
+typedef struct hr_signal_rec {
+    const char *account, *playbook;
+    int active;
+    int64_t last_fired_ms;
+} hr_signal_rec;
+
+typedef struct hr_fired_rec {
+    const char *account, *playbook;
+    int64_t at_ms;
+    double value;
+    int has_value;
+    const char *evidence;    /* JSON object */
+} hr_fired_rec;
+
+typedef struct hr_task_rec {
+    const char *id, *account, *playbook, *owner; /* owner may be NULL */
+    const char *status;      /* open, claimed, snoozed, completed, dismissed */
+    const char *message, *evidence;
+    double score;
+    int64_t created_ms, updated_ms, snooze_until_ms;
+} hr_task_rec;
+
+/* Webhooks (webhooks/): the durable outbox, one row per logical delivery
+ * (id is the stable webhook-id), and the log of attempts. */
+enum { HR_OUTBOX_PENDING = 0, HR_OUTBOX_DELIVERED = 1, HR_OUTBOX_DEAD = 2 };
+typedef struct hr_outbox_rec {
+    const char *id, *url;
+    const char *secrets;     /* whsec_ secrets, space-separated (two during rotation); may be NULL */
+    const char *body;        /* JSON */
+    const char *playbook, *account; /* may be NULL */
+    int status, attempts;
+    int64_t created_ms, next_at_ms;
+    int last_code;           /* HTTP status of the last attempt, 0 if none or no response */
+    int64_t last_latency_ms;
+    const char *last_error;  /* may be NULL */
+} hr_outbox_rec;
+
+typedef struct hr_delivery_rec {
+    const char *msg_id;
+    int attempt;
+    int64_t at_ms;
+    int code;
+    int64_t latency_ms;
+    const char *error;       /* may be NULL */
+} hr_delivery_rec;
+
 /* Called for each row by load; a non-zero return stops the load with it. */
 typedef struct hr_store_loader {
     void *ud;
@@ -198,6 +247,32 @@ typedef struct hr_store_ops {
                         int (*counts)(void *ud, const char *campaign, const char *variant,
                                       const char *type, int64_t n),
                         void *ud, hr_err *err);
+    /* Playbooks: upserts and appends, each batch in one transaction (or in
+     * the caller's, after begin); loads and lists hand rows to fn, whose
+     * non-zero return stops them and is returned. */
+    int (*signal_put)(hr_store *s, const hr_signal_rec *r, int n, hr_err *err);
+    int (*signal_load)(hr_store *s, int (*fn)(void *ud, const hr_signal_rec *r), void *ud,
+                       hr_err *err);
+    int (*fired_put)(hr_store *s, const hr_fired_rec *r, int n, hr_err *err);
+    /* newest first */
+    int (*fired_list)(hr_store *s, const char *account, int limit,
+                      int (*fn)(void *ud, const hr_fired_rec *r), void *ud, hr_err *err);
+    int (*task_put)(hr_store *s, const hr_task_rec *r, int n, hr_err *err);
+    int (*task_load)(hr_store *s, int (*fn)(void *ud, const hr_task_rec *r), void *ud,
+                     hr_err *err);
+    /* Webhooks: outbox rows are upserted whole; due = pending with
+     * next_at_ms <= now, soonest first; list = newest first, status -1 for
+     * any; deliveries newest first (msg_id NULL: all). */
+    int (*outbox_put)(hr_store *s, const hr_outbox_rec *r, int n, hr_err *err);
+    int (*outbox_due)(hr_store *s, int64_t now_ms, int limit,
+                      int (*fn)(void *ud, const hr_outbox_rec *r), void *ud, hr_err *err);
+    int (*outbox_get)(hr_store *s, const char *id, int (*fn)(void *ud, const hr_outbox_rec *r),
+                      void *ud, hr_err *err);
+    int (*outbox_list)(hr_store *s, int status, int limit,
+                       int (*fn)(void *ud, const hr_outbox_rec *r), void *ud, hr_err *err);
+    int (*delivery_put)(hr_store *s, const hr_delivery_rec *r, int n, hr_err *err);
+    int (*delivery_list)(hr_store *s, const char *msg_id, int limit,
+                         int (*fn)(void *ud, const hr_delivery_rec *r), void *ud, hr_err *err);
     /* Catalog text set over the API (PUT /v1/catalog): latest wins. */
     int (*put_catalog)(hr_store *s, const char *text, int64_t at, hr_err *err);
     int (*get_catalog)(hr_store *s, char **text, int64_t *at, hr_err *err);

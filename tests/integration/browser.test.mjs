@@ -6,7 +6,8 @@
 // its 3 boards used) for the paywall modal. The campaigns are those of
 // examples/boards/headroom.yaml: a tooltip with a trial on
 // feature_denied:private_boards, a modal with an upgrade on limit_hit:boards.
-// The tests share one server and one browser and run in order; screenshots
+// The global throttle is raised (see before()). The tests share one server
+// and one browser and run in order; screenshots
 // go to ${HR_BIN}/artifacts/browser/.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
 import { launchBrowser } from './helpers/browser.mjs';
-import { HR_SRC, startServer } from './helpers/server.mjs';
+import { BOARDS_CATALOG, HR_SRC, startServer } from './helpers/server.mjs';
 
 const SDK = join(HR_SRC, 'sdk/js/headroom.js');
 const LOCK = (feature) => `[data-headroom-feature="${feature}"] > .headroom-lock`;
@@ -41,7 +42,11 @@ function promptEvents(requests) {
 before(async () => {
   // the browser first: without chromium this fails here, with the reason
   b = await launchBrowser();
-  srv = await startServer({ args: ['--demo-app', join(HR_SRC, 'examples/boards/app')] });
+  // The boards catalog, with the global throttle (1 prompt per user and day)
+  // raised: the modal test shows that a dismissal, not the throttle, keeps a
+  // prompt away.
+  const catalog = readFileSync(BOARDS_CATALOG, 'utf8').replace(/^throttle:.*$/m, 'throttle: {per_user: 16, per: 1d}');
+  srv = await startServer({ catalog, args: ['--demo-app', join(HR_SRC, 'examples/boards/app')] });
   await mustApi('PUT', '/v1/accounts/acme', { name: 'Acme', plan: 'free' });
   await mustApi('PUT', '/v1/accounts/globex', { name: 'Globex', plan: 'pro' });
   await mustApi('PUT', '/v1/accounts/initech', { name: 'Initech', plan: 'free' });
@@ -159,6 +164,15 @@ describe('browser SDK', () => {
   });
 
   test('paywall modal: focus inside, Tab wraps, Esc dismisses, not shown again', async () => {
+    // the control: i2 leaves without dismissing and gets the modal again
+    // (boards_limit_modal allows 2 shows per user and day)
+    for (let view = 1; view <= 2; view++) {
+      const c = await b.open(demo('initech', 'i2'));
+      await c.page.click('#new-board');
+      await c.page.locator('[role="dialog"][aria-modal="true"]').waitFor({ state: 'visible' });
+      await c.context.close();
+    }
+
     const first = await b.open(demo('initech', 'i1'));
     const { page } = first;
     await page.focus('#new-board');

@@ -353,7 +353,7 @@ static void test_open_migrate_reopen(void **state) {
     hr_store *s = open_store(f);
     assert_string_equal(s->ops->name, "sqlite");
     int v = hr_store_sqlite_schema_version(s);
-    assert_int_equal(v, 5);
+    assert_int_equal(v, 6);
     hr_store_close(s);
 
     s = open_store(f);
@@ -802,12 +802,13 @@ static void test_migrations_from_v1(void **state) {
     /* Turn the file back into a version-1 database holding v1 data. */
     exec_raw(f, "DROP TABLE events; DROP TABLE meter_values;"
                 "DROP TABLE event_days; DROP TABLE event_stats;"
-                "DROP TABLE prompt_state; DROP TABLE prompt_events;"
+                "DROP TABLE prompt_state; DROP TABLE prompt_events; DROP TABLE signal_state;"
+                "DROP TABLE fired_signals; DROP TABLE tasks; DROP TABLE outbox; DROP TABLE deliveries;"
                 "DELETE FROM schema_migrations WHERE version >= 2");
     assert_int_equal(query_int(f, "SELECT max(version) FROM schema_migrations"), 1);
 
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 5);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 6);
     hr_event_rec e = event("m1", "acc_1", "Board Created", 1000);
     ok(s->ops->put_events(s, &e, 1, &err), &err);
     hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
@@ -831,20 +832,21 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
                                   " ('event_days','event_days_day','event_stats')"),
                      3);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 5);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 6);
 
-    /* A version-2 file gets migrations 3, 4 and 5 alone. */
+    /* A version-2 file gets migrations 3 to 6 alone. */
     exec_raw(f, "DROP TABLE event_days; DROP TABLE event_stats;"
-                "DROP TABLE prompt_state; DROP TABLE prompt_events;"
+                "DROP TABLE prompt_state; DROP TABLE prompt_events; DROP TABLE signal_state;"
+                "DROP TABLE fired_signals; DROP TABLE tasks; DROP TABLE outbox; DROP TABLE deliveries;"
                 "CREATE TABLE seen (message_id TEXT PRIMARY KEY, received_ms INTEGER);"
                 "DELETE FROM schema_migrations WHERE version >= 3");
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 5);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 6);
     hr_store_close(s);
     assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 1);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='seen'"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 5);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 6);
 }
 
 typedef struct ev_seen {
