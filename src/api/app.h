@@ -47,10 +47,15 @@ typedef struct hr_metrics {
 } hr_metrics;
 
 struct hr_campaigns;
+struct hr_playbooks;
+struct hr_webhooks;
 
 struct hr_app {
     hr_engine *engine;
     struct hr_campaigns *campaigns;
+    struct hr_playbooks *playbooks;
+    struct hr_webhooks *webhooks;
+    hr_store *pstore;                /* the playbooks' and webhooks' API reads */
     const char *demo_dir;            /* --demo-app: served at /demo/ (NULL: off) */
     hr_store *store;
     const char *config_path;

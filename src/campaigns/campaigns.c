@@ -670,7 +670,11 @@ int hr_campaigns_new(hr_engine *e, hr_store *store, hr_campaigns **out, hr_err *
         if (rc == HR_ENOMEM) hr_err_set(err, HR_ENOMEM, "out of memory loading campaign state");
         goto fail;
     }
-    hr_engine_set_ingest_hook(e, on_ingested, cs);
+    if (hr_engine_add_ingest_hook(e, on_ingested, cs)) {
+        rc = hr_err_set(err, HR_ENOMEM, "too many ingest hooks");
+        cs->e = NULL;
+        goto fail;
+    }
     *out = cs;
     return 0;
 fail:
@@ -680,7 +684,7 @@ fail:
 
 void hr_campaigns_free(hr_campaigns *cs) {
     if (!cs) return;
-    if (cs->e) hr_engine_set_ingest_hook(cs->e, NULL, NULL);
+    if (cs->e) hr_engine_remove_ingest_hook(cs->e, on_ingested, cs);
     size_t pos = 0;
     const char *k;
     void *v;

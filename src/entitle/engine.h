@@ -148,13 +148,16 @@ int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, in
 /* Called after each group commit with the product events it made durable
  * (not identify/group), in order: campaigns count goal conversions, playbooks
  * re-evaluate signals. Runs on the committing thread, outside the engine's
- * locks; it may read the engine but must be quick. One hook (NULL clears). */
+ * locks; it may read the engine but must be quick. Up to HR_MAX_HOOKS hooks;
+ * add before serving, remove before freeing what ud points to. */
+#define HR_MAX_HOOKS 4
 typedef struct hr_ingested {
     const char *event, *account, *user; /* user may be NULL */
     int64_t at_ms;
 } hr_ingested;
 typedef void (*hr_ingest_hook)(void *ud, const hr_ingested *evs, int n);
-void hr_engine_set_ingest_hook(hr_engine *e, hr_ingest_hook fn, void *ud);
+int hr_engine_add_ingest_hook(hr_engine *e, hr_ingest_hook fn, void *ud);
+void hr_engine_remove_ingest_hook(hr_engine *e, hr_ingest_hook fn, void *ud);
 
 /* For OFREP: every catalog feature key in order, as a callback. */
 typedef void (*hr_feature_fn)(void *ud, const char *key);

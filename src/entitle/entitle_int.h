@@ -140,8 +140,9 @@ struct hr_engine {
     struct hr_denied *denied;
     size_t ndenied, capdenied;
     hr_map *denied_at;      /* "account\x1fuser\x1ffeature" -> last noted (ms) */
-    hr_ingest_hook hook;    /* after each group commit (set under wmu) */
-    void *hook_ud;
+    hr_ingest_hook hooks[HR_MAX_HOOKS]; /* after each group commit (set under wmu) */
+    void *hook_uds[HR_MAX_HOOKS];
+    int nhooks;
 };
 
 typedef struct hr_denied {

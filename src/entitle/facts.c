@@ -149,6 +149,17 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
         return 0;
     }
     case HR_FACT_USERS: set_num(v, a->nusers); return 0;
+    case HR_FACT_ROLE_ACTIVE_DAYS: { /* the role rides in event */
+        int best = 0;
+        for (uint32_t i = 0; c->event && i < a->nusers; i++) {
+            if (!a->users[i].role || strcmp(a->users[i].role, c->event)) continue;
+            hr_hist_window(hr_hist_find(a->users[i].hist, "*"), x->today, days_of(c), &total,
+                           &active);
+            if (active > best) best = active;
+        }
+        set_num(v, best);
+        return 0;
+    }
     case HR_FACT_USAGE:
     case HR_FACT_LIMIT:
     case HR_FACT_USAGE_PCT:

@@ -651,17 +651,32 @@ static int thresholds(hr_engine *e, batch *b, int64_t now_ms, hr_err *err) {
     return 0;
 }
 
-void hr_engine_set_ingest_hook(hr_engine *e, hr_ingest_hook fn, void *ud) {
+int hr_engine_add_ingest_hook(hr_engine *e, hr_ingest_hook fn, void *ud) {
+    int rc = 0;
     pthread_mutex_lock(&e->wmu);
-    e->hook = fn;
-    e->hook_ud = ud;
+    if (e->nhooks == HR_MAX_HOOKS)
+        rc = HR_ENOMEM;
+    else
+        e->hooks[e->nhooks] = fn, e->hook_uds[e->nhooks++] = ud;
+    pthread_mutex_unlock(&e->wmu);
+    return rc;
+}
+
+void hr_engine_remove_ingest_hook(hr_engine *e, hr_ingest_hook fn, void *ud) {
+    pthread_mutex_lock(&e->wmu);
+    for (int i = 0; i < e->nhooks; i++)
+        if (e->hooks[i] == fn && e->hook_uds[i] == ud) {
+            for (int j = i + 1; j < e->nhooks; j++)
+                e->hooks[j - 1] = e->hooks[j], e->hook_uds[j - 1] = e->hook_uds[j];
+            e->nhooks--;
+            break;
+        }
     pthread_mutex_unlock(&e->wmu);
 }
 
 /* Tells the hook which product events the batch made durable. */
 static void run_hook(hr_engine *e, const batch *b) {
-    hr_ingest_hook fn = e->hook;
-    if (!fn || !b->nev) return;
+    if (!e->nhooks || !b->nev) return;
     hr_ingested *evs = malloc(b->nev * sizeof *evs);
     int n = 0;
     if (!evs) return;
@@ -670,7 +685,7 @@ static void run_hook(hr_engine *e, const batch *b) {
         if (!r->account || !r->event || !r->type || strcmp(r->type, "track")) continue;
         evs[n++] = (hr_ingested){r->event, r->account, r->user_id, r->ts_ms};
     }
-    if (n) fn(e->hook_ud, evs, n);
+    for (int h = 0; n && h < e->nhooks; h++) e->hooks[h](e->hook_uds[h], evs, n);
     free(evs);
 }
 
