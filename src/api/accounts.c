@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api_int.h"
+#include "playbooks/playbooks.h"
 #include "err.h"
 #include "map.h"
 #include "timeutil.h"
@@ -46,6 +47,15 @@ void hr_api_accounts_list(hr_req *r) {
         if (*end || v < 1 || v > 1000)
             return hr_reply_error(r, 400, "invalid_request", "limit must be 1..1000");
         limit = (int)v;
+    }
+    const char *sort = hr_req_query(r, "sort");
+    if (sort && strcmp(sort, "score") && strcmp(sort, "id"))
+        return hr_reply_error(r, 400, "invalid_request", "sort is id or score");
+    if (sort && !strcmp(sort, "score")) {
+        /* the hottest accounts first, by their product-qualified score */
+        if (!r->app->playbooks) return hr_reply_error(r, 503, "unavailable", "scores are not running");
+        hr_playbooks_top(r->app->playbooks, limit, &r->out);
+        return hr_reply(r, 200);
     }
     hr_engine_list_accounts(r->app->engine, cursor, limit, &r->out);
     hr_reply(r, 200);

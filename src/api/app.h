@@ -55,7 +55,8 @@ struct hr_app {
     struct hr_campaigns *campaigns;
     struct hr_playbooks *playbooks;
     struct hr_webhooks *webhooks;
-    hr_store *pstore;                /* the playbooks' and webhooks' API reads */
+    hr_store *pstore;                /* for the webhook API's reads (under pstore_mu) */
+    pthread_mutex_t pstore_mu;
     const char *demo_dir;            /* --demo-app: served at /demo/ (NULL: off) */
     hr_store *store;
     const char *config_path;
@@ -81,6 +82,9 @@ int hr_app_reload(hr_app *app, const char *text, size_t len, const char *name, i
  * over the API (stored in s) is newer than the file: then *cat (loaded from
  * the file) is replaced by that one and 1 is returned, else 0. */
 int hr_app_prefer_api_catalog(const char *config_path, hr_store *s, hr_catalog **cat);
+/* The webhook retry policy the catalog sets (its zeros: the defaults). */
+struct hr_webhook_policy;
+void hr_app_webhook_policy(const hr_catalog *c, struct hr_webhook_policy *p);
 /* Reads config_path again (SIGHUP). */
 int hr_app_reload_file(hr_app *app, hr_err *err);
 

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 
 #include "api_int.h"
+#include "playbooks/playbooks.h"
+#include "webhooks/webhooks.h"
 #include "err.h"
 #include "timeutil.h"
 
@@ -108,6 +110,15 @@ void hr_api_catalog_get(hr_req *r) {
     hr_reply(r, 200);
 }
 
+void hr_app_webhook_policy(const hr_catalog *c, hr_webhook_policy *p) {
+    memset(p, 0, sizeof *p);
+    p->initial_ms = c->wh_initial_ms;
+    p->factor = c->wh_factor;
+    p->max_interval_ms = c->wh_max_interval_ms;
+    p->max_attempts = c->wh_max_attempts;
+    p->timeout_ms = c->wh_timeout_ms;
+}
+
 int hr_app_reload(hr_app *app, const char *text, size_t len, const char *name, int from_api,
                   hr_err *err, hr_err_list *errs) {
     hr_catalog *c = NULL;
@@ -116,6 +127,12 @@ int hr_app_reload(hr_app *app, const char *text, size_t len, const char *name, i
     if (!rc && from_api && app->store)
         rc = app->store->ops->put_catalog(app->store, text, hr_time_now(), err);
     if (!rc) rc = hr_engine_set_catalog(app->engine, c, err);
+    if (!rc && app->webhooks) {
+        hr_webhook_policy p;
+        hr_app_webhook_policy(c, &p);
+        hr_webhooks_set_policy(app->webhooks, &p);
+    }
+    if (!rc && app->playbooks) hr_playbooks_request_sweep(app->playbooks); /* new signals */
     pthread_mutex_unlock(&app->reload_mu);
     if (c) hr_catalog_release(c);
     atomic_fetch_add(rc ? &app->metrics.reload_failures : &app->metrics.reloads, 1);
@@ -147,6 +164,12 @@ int hr_app_reload_file(hr_app *app, hr_err *err) {
     pthread_mutex_lock(&app->reload_mu);
     int rc = hr_catalog_load_file(app->config_path, &c, err);
     if (!rc) rc = hr_engine_set_catalog(app->engine, c, err);
+    if (!rc && app->webhooks) {
+        hr_webhook_policy p;
+        hr_app_webhook_policy(c, &p);
+        hr_webhooks_set_policy(app->webhooks, &p);
+    }
+    if (!rc && app->playbooks) hr_playbooks_request_sweep(app->playbooks); /* new signals */
     pthread_mutex_unlock(&app->reload_mu);
     if (c) hr_catalog_release(c);
     atomic_fetch_add(rc ? &app->metrics.reload_failures : &app->metrics.reloads, 1);

@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "catalog_int.h"
 #include "err.h"
+#include "playbooks/template.h"
 #include "rules/rules.h"
 #include "map.h"
 #include "timeutil.h"
@@ -1905,21 +1906,306 @@ static void campaigns(ctx *x, const hr_ynode *m, const hr_ynode *throttle) {
     }
     for (int i = 0; i < c->ncampaigns; i++) index_put(x, c->campaign_ix, c->campaigns[i].key, i);
 }
+/* ---- playbooks, webhooks, scoring, teams -------------------------------- */
+
+static void action_parse(ctx *x, hr_pb_action *ac, const hr_ynode *n, const char *pb) {
+    static const char *const keys[] = {"type", "assign", "url", "secret", "secrets", "preset",
+                                       "body"};
+    static const char *const presets[] = {"crm_opportunity", "sequence_enrollment", "slack"};
+    const hr_ynode *f[7];
+    const char *s;
+    char in[128], sh[80], hb[96];
+    snprintf(in, sizeof in, "in an action of playbook '%s'", pb);
+    if (want_map(x, n, "an action ({type: task} or {type: webhook, url: ...})")) return;
+    fields(x, n, keys, 7, f, in);
+    if (!f[0]) {
+        bad(x, n, "an action needs a type (task or webhook)");
+        return;
+    }
+    if (get_str(x, f[0], "action type", &s)) return;
+    if (!strcmp(s, "task"))
+        ac->kind = HR_ACT_TASK;
+    else if (!strcmp(s, "webhook"))
+        ac->kind = HR_ACT_WEBHOOK;
+    else {
+        bad(x, f[0], "unknown action type '%s': use task or webhook", hr_yshow(s, sh, sizeof sh));
+        return;
+    }
+    if (ac->kind == HR_ACT_TASK) {
+        for (int i = 2; i < 7; i++)
+            if (f[i]) bad(x, f[i], "'%s' is for webhook actions", keys[i]);
+        if (f[1] && !get_str(x, f[1], "assign", &s)) {
+            if (!strncmp(s, "team:", 5)) {
+                int found = 0;
+                for (int t = 0; t < x->c->nteams; t++) found |= !strcmp(x->c->teams[t].key, s + 5);
+                if (!found) bad(x, f[1], "unknown team '%s' (declare it under teams:)", s + 5);
+            }
+            ac->assign = xdup(x, s);
+        }
+        return;
+    }
+    if (f[1]) bad(x, f[1], "'assign' is for task actions");
+    if (!f[2])
+        bad(x, n, "a webhook action needs a url");
+    else if (!get_str(x, f[2], "url", &s)) {
+        if (strncmp(s, "http://", 7) && strncmp(s, "https://", 8))
+            bad(x, f[2], "a webhook url starts with http:// or https://");
+        else
+            ac->url = xdup(x, s);
+    }
+    if (f[3] && f[4]) bad(x, f[4], "give secret or secrets, not both");
+    hr_buf sb;
+    hr_buf_init(&sb);
+    const hr_ynode *sn = f[3] ? f[3] : f[4];
+    if (sn) {
+        int nsec = sn->kind == HR_Y_SEQ ? sn->n : 1;
+        if (nsec < 1 || nsec > 2) bad(x, sn, "one secret, or two while rotating");
+        for (int i = 0; i < nsec && i < 2; i++) {
+            const hr_ynode *v = sn->kind == HR_Y_SEQ ? sn->kids[i] : sn;
+            if (get_str(x, v, "webhook secret", &s)) continue;
+            if (strchr(s, ' ') || strlen(s) < 8) {
+                bad(x, v, "a webhook secret is at least 8 characters without spaces (whsec_...)");
+                continue;
+            }
+            if (sb.len) hr_buf_putc(&sb, ' ');
+            hr_buf_puts(&sb, s);
+        }
+        if (sb.len) ac->secrets = xdup(x, sb.data);
+    }
+    hr_buf_dispose(&sb);
+    if (f[5] && !get_str(x, f[5], "preset", &s)) {
+        int pi = key_in(s, presets, 3);
+        if (pi < 0)
+            bad(x, f[5], "unknown preset '%s': use crm_opportunity, sequence_enrollment or slack%s",
+                hr_yshow(s, sh, sizeof sh), hint(s, presets, 3, hb, sizeof hb));
+        else
+            ac->preset = (hr_preset)(pi + 1);
+    }
+    if (f[6]) {
+        if (f[6]->kind == HR_Y_MAP || f[6]->kind == HR_Y_SEQ)
+            ac->body = yjson_dup(x, f[6]);
+        else
+            bad(x, f[6], "body is a JSON object template, e.g. {text: \"{{message}}\"}");
+    }
+}
+
+static void playbook_def(ctx *x, hr_playbook *pb, const hr_ynode *v) {
+    static const char *const keys[] = {"name", "signal", "value", "message", "actions",
+                                       "cooldown", "enabled"};
+    const hr_ynode *f[7];
+    const char *s;
+    char in[128];
+    snprintf(in, sizeof in, "in playbook '%s'", pb->key);
+    pb->cooldown = 30 * 86400LL;
+    pb->enabled = 1;
+    if (want_map(x, v, "a playbook ({signal, message, actions})")) return;
+    fields(x, v, keys, 7, f, in);
+    if (f[0] && !get_str(x, f[0], "name", &s)) pb->name = xdup(x, s);
+    if (!f[1])
+        bad(x, v, "playbook '%s' needs a signal (a rule)", pb->key);
+    else
+        pb->signal = rule_get(x, f[1], "signal", 1);
+    if (x->oom) return;
+    if (f[2]) {
+        pb->value = rule_get(x, f[2], "value", 0);
+        if (pb->value && hr_rule_result_type(pb->value) == HR_RT_BOOL)
+            bad(x, f[2], "value is a number or a text shown as signal.value, not a condition");
+    }
+    if (x->oom) return;
+    if (!f[3])
+        bad(x, v, "playbook '%s' needs a message", pb->key);
+    else if (!get_text(x, f[3], "message", 1, &s)) {
+        hr_template *t = NULL;
+        hr_err e;
+        int rc = hr_template_compile(s, strlen(s), &t, &e);
+        if (rc == HR_ENOMEM) {
+            x->oom = 1;
+            return;
+        }
+        if (rc)
+            rule_error(x, f[3], "message", &e);
+        else {
+            static const char *const roots[] = {"account", "user", "signal", "playbook", "score",
+                                                "message", "rep"};
+            for (int i = 0; i < hr_template_nvars(t); i++) {
+                const char *var = hr_template_var(t, i);
+                size_t rl = strcspn(var, ".");
+                int ok = 0;
+                for (int r = 0; r < 7; r++) ok |= strlen(roots[r]) == rl && !strncmp(roots[r], var, rl);
+                if (!ok)
+                    bad(x, f[3], "message: unknown placeholder '{{%s}}' (use account., user., "
+                                 "signal., playbook, score)", var);
+            }
+            pb->message = xdup(x, s);
+        }
+        hr_template_free(t);
+    }
+    if (!f[4] || is_null(f[4]))
+        bad(x, v, "playbook '%s' needs actions (e.g. [{type: task, assign: owner}])", pb->key);
+    else if (f[4]->kind != HR_Y_SEQ || !f[4]->n)
+        bad(x, f[4], "actions is a list of {type: task | webhook, ...}");
+    else if ((pb->actions = xcalloc(x, (size_t)f[4]->n, sizeof *pb->actions))) {
+        for (int i = 0; i < f[4]->n; i++) {
+            action_parse(x, &pb->actions[pb->nactions++], f[4]->kids[i], pb->key);
+            if (x->oom) return;
+        }
+    }
+    if (f[5]) get_duration(x, f[5], "cooldown", 0, 3660 * 86400LL, &pb->cooldown);
+    if (f[6]) get_bool(x, f[6], "enabled", &pb->enabled);
+}
+
+static void playbook_free(hr_playbook *pb) {
+    free(pb->key);
+    free(pb->name);
+    hr_rule_free(pb->signal);
+    hr_rule_free(pb->value);
+    free(pb->message);
+    for (int i = 0; i < pb->nactions; i++) {
+        free(pb->actions[i].assign);
+        free(pb->actions[i].url);
+        free(pb->actions[i].secrets);
+        free(pb->actions[i].body);
+    }
+    free(pb->actions);
+}
+
+static void teams(ctx *x, const hr_ynode *m) {
+    hr_catalog *c = x->c;
+    if (!m || is_null(m)) return;
+    if (want_map(x, m, "teams ({ae: [rep1, rep2]})")) return;
+    if (!(c->teams_json = yjson_dup(x, m))) return;
+    if (!(c->teams = xcalloc(x, (size_t)m->n / 2, sizeof *c->teams))) return;
+    for (int i = 0; i + 1 < m->n; i += 2) {
+        const hr_ynode *k = m->kids[i], *v = m->kids[i + 1];
+        if (check_id(x, k, "team")) continue;
+        if (v->kind != HR_Y_SEQ || !v->n) {
+            bad(x, v, "team '%s' is a list of reps (e.g. [alice, bob])", k->str);
+            continue;
+        }
+        hr_team *t = &c->teams[c->nteams++];
+        if (!(t->key = xdup(x, k->str)) || !(t->reps = xcalloc(x, (size_t)v->n, sizeof(char *))))
+            return;
+        for (int j = 0; j < v->n; j++) {
+            const char *s;
+            if (get_str(x, v->kids[j], "a rep", &s)) continue;
+            if (!(t->reps[t->nreps++] = xdup(x, s))) return;
+        }
+    }
+}
+
+static void scoring(ctx *x, const hr_ynode *m) {
+    static const char *const keys[] = {"weights", "facts"};
+    static const char *const builtin[] = {"usage_growth_30d", "active_users_7d", "limit_pressure",
+                                          "decision_maker_active"};
+    hr_catalog *c = x->c;
+    const hr_ynode *f[2];
+    char sh[80], hb[96];
+    if (!m || is_null(m)) return;
+    if (want_map(x, m, "scoring ({weights: {...}, facts: {...}})")) return;
+    if (!(c->scoring_json = yjson_dup(x, m))) return;
+    fields(x, m, keys, 2, f, "in scoring");
+    const hr_ynode *w = f[0], *facts = f[1];
+    if (facts && !is_null(facts) && want_map(x, facts, "scoring facts ({name: 'rule'})")) facts = NULL;
+    if (!w || is_null(w)) {
+        bad(x, m, "scoring needs weights ({usage_growth_30d: 30, ...})");
+        return;
+    }
+    if (want_map(x, w, "scoring weights")) return;
+    if (!(c->score = xcalloc(x, (size_t)w->n / 2, sizeof *c->score))) return;
+    for (int i = 0; i + 1 < w->n; i += 2) {
+        const hr_ynode *k = w->kids[i];
+        int64_t wt;
+        if (get_int(x, w->kids[i + 1], "a weight", 0, 1000000, &wt)) continue;
+        hr_score_term *t = &c->score[c->nscore];
+        int b = key_in(k->str, builtin, 4);
+        const hr_ynode *rule = NULL;
+        for (int j = 0; facts && j + 1 < facts->n; j += 2)
+            if (!strcmp(facts->kids[j]->str, k->str)) rule = facts->kids[j + 1];
+        if (b < 0 && !rule) {
+            bad(x, k, "unknown score fact '%s': a built-in (usage_growth_30d, active_users_7d, "
+                      "limit_pressure, decision_maker_active) or one under scoring.facts%s",
+                hr_yshow(k->str, sh, sizeof sh), hint(k->str, builtin, 4, hb, sizeof hb));
+            continue;
+        }
+        if (!(t->key = xdup(x, k->str))) return;
+        c->nscore++;
+        t->weight = (double)wt;
+        t->kind = b >= 0 ? (hr_score_kind)(b + 1) : HR_SCORE_RULE;
+        if (rule) {
+            t->kind = HR_SCORE_RULE;
+            t->rule = rule_get(x, rule, "a score fact", 0);
+            if (x->oom) return;
+        }
+    }
+    for (int j = 0; facts && j + 1 < facts->n; j += 2) {
+        int used = 0;
+        for (int i = 0; i < c->nscore; i++) used |= !strcmp(c->score[i].key, facts->kids[j]->str);
+        if (!used) bad(x, facts->kids[j], "score fact '%s' has no weight", facts->kids[j]->str);
+    }
+}
+
+static void webhooks_cfg(ctx *x, const hr_ynode *m) {
+    static const char *const keys[] = {"retry", "timeout"};
+    static const char *const rk[] = {"initial", "factor", "max_interval", "max_attempts"};
+    hr_catalog *c = x->c;
+    const hr_ynode *f[2], *r[4];
+    int64_t v;
+    if (!m || is_null(m)) return;
+    if (want_map(x, m, "webhooks ({retry: {...}, timeout: 10s})")) return;
+    if (!(c->webhooks_json = yjson_dup(x, m))) return;
+    fields(x, m, keys, 2, f, "in webhooks");
+    if (f[1] && !get_duration(x, f[1], "timeout", 1, 300, &v)) c->wh_timeout_ms = v * 1000;
+    if (!f[0] || want_map(x, f[0], "retry ({initial: 5s, factor: 3, max_interval: 2h, max_attempts: 12})"))
+        return;
+    fields(x, f[0], rk, 4, r, "in webhooks.retry");
+    if (r[0] && !get_duration(x, r[0], "retry initial", 1, 86400, &v)) c->wh_initial_ms = v * 1000;
+    if (r[1]) {
+        char *end;
+        double d = r[1]->kind == HR_Y_SCALAR ? strtod(r[1]->str, &end) : 0;
+        if (r[1]->kind != HR_Y_SCALAR || *end || !(d >= 1 && d <= 10))
+            bad(x, r[1], "retry factor is a number from 1 to 10");
+        else
+            c->wh_factor = d;
+    }
+    if (r[2] && !get_duration(x, r[2], "retry max_interval", 1, 7 * 86400, &v))
+        c->wh_max_interval_ms = v * 1000;
+    if (r[3] && !get_int(x, r[3], "retry max_attempts", 1, 100, &v)) c->wh_max_attempts = (int)v;
+}
+
+static void playbooks(ctx *x, const hr_ynode *m) {
+    hr_catalog *c = x->c;
+    if (!(c->playbook_ix = hr_map_new(16))) {
+        x->oom = 1;
+        return;
+    }
+    if (!m || is_null(m)) return;
+    if (want_map(x, m, "playbooks")) return;
+    if (!(c->playbooks_json = yjson_dup(x, m))) return;
+    if (!(c->playbooks = xcalloc(x, (size_t)m->n / 2, sizeof *c->playbooks))) return;
+    for (int i = 0; i + 1 < m->n; i += 2) {
+        const hr_ynode *k = m->kids[i];
+        if (check_id(x, k, "playbook")) continue;
+        hr_playbook *pb = &c->playbooks[c->nplaybooks];
+        if (!(pb->key = xdup(x, k->str))) return;
+        c->nplaybooks++;
+        playbook_def(x, pb, m->kids[i + 1]);
+        if (x->oom) return;
+        index_put(x, c->playbook_ix, pb->key, c->nplaybooks - 1);
+    }
+}
 
 static void build(ctx *x, const hr_ynode *root) {
     static const char *const keys[] = {"currency",  "features",  "plans",    "addons",
                                        "feature_trials", "overrides", "meters", "campaigns",
-                                       "throttle"};
-    /* Sections read elsewhere (keys, server: headroomd) or by later
-     * features: accepted so configs can carry them. */
-    static const char *const reserved[] = {"playbooks", "webhooks", "scoring", "identity",
-                                           "keys",      "server"};
+                                       "throttle", "playbooks", "webhooks", "scoring", "teams"};
+    /* Sections read elsewhere (keys, server: headroomd): accepted. */
+    static const char *const reserved[] = {"identity", "keys", "server"};
     static const char *const all[] = {"currency",  "features",  "plans",    "addons",
                                       "feature_trials", "overrides", "meters", "campaigns",
                                       "throttle",  "playbooks", "webhooks", "scoring",
-                                      "identity",  "keys",      "server"};
+                                      "identity",  "keys",      "server", "teams"};
     enum { CURRENCY, FEATURES, PLANS, ADDONS, TRIALS, OVERRIDES, METERS, CAMPAIGNS, THROTTLE,
-           NKEYS };
+           PLAYBOOKS, WEBHOOKS, SCORING, TEAMS, NKEYS };
     const hr_ynode *f[NKEYS] = {0};
     char sh[80], hb[96], g[96];
 
@@ -1944,10 +2230,10 @@ static void build(ctx *x, const hr_ynode *root) {
             continue;
         }
         int r = 0;
-        while (r < 6 && strcmp(reserved[r], k->str)) r++;
-        if (r == 6)
+        while (r < 3 && strcmp(reserved[r], k->str)) r++;
+        if (r == 3)
             bad(x, k, "unknown key '%s'%s", hr_yshow(k->str, sh, sizeof sh),
-                hint(k->str, all, 15, hb, sizeof hb));
+                hint(k->str, all, 16, hb, sizeof hb));
     }
     currency(x, f[CURRENCY]);
     meters(x, f[METERS]); /* before features, which name them */
@@ -1962,6 +2248,14 @@ static void build(ctx *x, const hr_ynode *root) {
     overrides(x, f[OVERRIDES]);
     if (x->oom) return;
     campaigns(x, f[CAMPAIGNS], f[THROTTLE]);
+    if (x->oom) return;
+    teams(x, f[TEAMS]); /* before playbooks, whose tasks name them */
+    if (x->oom) return;
+    playbooks(x, f[PLAYBOOKS]);
+    if (x->oom) return;
+    scoring(x, f[SCORING]);
+    if (x->oom) return;
+    webhooks_cfg(x, f[WEBHOOKS]);
     if (x->oom) return;
     if (x->first_price && !x->c->currency && !(f[CURRENCY] && !is_null(f[CURRENCY])))
         bad(x, x->first_price, "price without currency: add e.g. 'currency: USD' at the top");
@@ -2017,6 +2311,24 @@ static void catalog_free(hr_catalog *c) {
     hr_map_free(c->campaign_ix);
     free(c->campaigns_json);
     free(c->throttle_json);
+    for (int i = 0; i < c->nplaybooks; i++) playbook_free(&c->playbooks[i]);
+    free(c->playbooks);
+    hr_map_free(c->playbook_ix);
+    for (int i = 0; i < c->nscore; i++) {
+        free(c->score[i].key);
+        hr_rule_free(c->score[i].rule);
+    }
+    free(c->score);
+    for (int i = 0; i < c->nteams; i++) {
+        for (int j = 0; j < c->teams[i].nreps; j++) free(c->teams[i].reps[j]);
+        free(c->teams[i].reps);
+        free(c->teams[i].key);
+    }
+    free(c->teams);
+    free(c->playbooks_json);
+    free(c->webhooks_json);
+    free(c->scoring_json);
+    free(c->teams_json);
     hr_map_free(c->feature_ix);
     hr_map_free(c->plan_ix);
     hr_map_free(c->addon_ix);
@@ -2193,6 +2505,10 @@ int hr_catalog_addon(const hr_catalog *c, const char *key) {
 
 int hr_catalog_campaign(const hr_catalog *c, const char *key) {
     return c->campaign_ix ? lookup(c->campaign_ix, key) : -1;
+}
+
+int hr_catalog_playbook(const hr_catalog *c, const char *key) {
+    return c->playbook_ix ? lookup(c->playbook_ix, key) : -1;
 }
 
 int hr_catalog_meter(const hr_catalog *c, const char *key) {

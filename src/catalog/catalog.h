@@ -161,6 +161,51 @@ typedef struct hr_campaign {
     double mde, baseline;        /* experiment planning (relative MDE; 0 = observed baseline) */
 } hr_campaign;
 
+/* Playbooks: Signal -> Messaging -> Action for the sales team (playbooks/). */
+typedef enum { HR_ACT_TASK, HR_ACT_WEBHOOK } hr_action_kind;
+typedef enum {
+    HR_PRESET_NONE, HR_PRESET_CRM_OPPORTUNITY, HR_PRESET_SEQUENCE, HR_PRESET_SLACK
+} hr_preset;
+
+typedef struct hr_pb_action {
+    hr_action_kind kind;
+    char *assign;            /* task: "owner" (default), "team:NAME" (round robin) or a rep */
+    char *url;               /* webhook */
+    char *secrets;           /* webhook: whsec_ secrets, space-separated; may be NULL */
+    hr_preset preset;
+    char *body;              /* webhook: a JSON body template (text); NULL: the preset's */
+} hr_pb_action;
+
+typedef struct hr_playbook {
+    char *key;
+    char *name;              /* defaults to key */
+    hr_rule *signal;         /* a condition; fires when it becomes true */
+    hr_rule *value;          /* shown as signal.value; may be NULL */
+    char *message;           /* a template ({{account.name}} ...) */
+    int nactions;
+    hr_pb_action *actions;
+    int64_t cooldown;        /* seconds between firings per account (default 30 days) */
+    int enabled;
+} hr_playbook;
+
+/* One term of the account score: a built-in fact or a rule, weighted. */
+typedef enum {
+    HR_SCORE_RULE, HR_SCORE_USAGE_GROWTH_30D, HR_SCORE_ACTIVE_USERS_7D, HR_SCORE_LIMIT_PRESSURE,
+    HR_SCORE_DECISION_MAKER_ACTIVE
+} hr_score_kind;
+typedef struct hr_score_term {
+    char *key;
+    hr_score_kind kind;
+    hr_rule *rule;           /* RULE: true = 1, a number clamped to [0, 1] */
+    double weight;
+} hr_score_term;
+
+typedef struct hr_team {
+    char *key;
+    int nreps;
+    char **reps;
+} hr_team;
+
 /* The most shows a cap or the throttle may allow (the server keeps that
  * many recent show times per user). */
 #define HR_MAX_CAP 16
@@ -192,6 +237,18 @@ struct hr_catalog {
     int64_t throttle_per;    /* seconds (0: no throttle) */
     int max_prompts;         /* per GET /v1/prompts (default 1) */
     char *campaigns_json, *throttle_json; /* as written, for hr_catalog_to_json */
+    int nplaybooks;
+    hr_playbook *playbooks;  /* file order */
+    hr_map *playbook_ix;     /* key -> index + 1 */
+    int nscore;
+    hr_score_term *score;
+    int nteams;
+    hr_team *teams;
+    /* webhooks: retry policy (0 = the default of webhooks.h) */
+    int64_t wh_initial_ms, wh_max_interval_ms, wh_timeout_ms;
+    double wh_factor;
+    int wh_max_attempts;
+    char *playbooks_json, *webhooks_json, *scoring_json, *teams_json;
 };
 
 /* Parses YAML or JSON text. name is used in error positions ("headroom.yaml").
@@ -217,6 +274,7 @@ int hr_catalog_plan(const hr_catalog *c, const char *key);
 int hr_catalog_addon(const hr_catalog *c, const char *key);
 int hr_catalog_meter(const hr_catalog *c, const char *key);
 int hr_catalog_campaign(const hr_catalog *c, const char *key);
+int hr_catalog_playbook(const hr_catalog *c, const char *key);
 /* The text for locale ("de-CH" falls back to "de", then the default);
  * never NULL for a text that has one. */
 const char *hr_text_get(const hr_text *t, const char *locale);

@@ -327,6 +327,13 @@ char *hr_catalog_to_json(const hr_catalog *c) {
         member(&b, &n, "campaigns");
         hr_buf_puts(&b, c->campaigns_json);
     }
+    const char *raw[][2] = {{"teams", c->teams_json}, {"playbooks", c->playbooks_json},
+                            {"scoring", c->scoring_json}, {"webhooks", c->webhooks_json}};
+    for (int i = 0; i < 4; i++)
+        if (raw[i][1]) {
+            member(&b, &n, raw[i][0]);
+            hr_buf_puts(&b, raw[i][1]);
+        }
     hr_buf_putc(&b, '}');
     if (hr_buf_failed(&b)) {
         hr_buf_dispose(&b);

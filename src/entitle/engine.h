@@ -145,6 +145,19 @@ typedef int (*hr_rules_fn)(void *ud, const hr_catalog *cat, const struct hr_rule
 int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, int64_t now_ms,
                          hr_rules_fn fn, void *ud);
 
+/* Rules over every account, a slice at a time: from *pos (0 to start) at
+ * most max accounts are handed to fn (with the account id, borrowed for the
+ * call) under the read lock, which is released between slices so writers
+ * are never held up for long. Returns 1 while accounts remain, 0 at the
+ * end, or fn's negative error. Accounts created or removed meanwhile may be
+ * seen or missed once. */
+typedef int (*hr_sweep_fn)(void *ud, const char *account, const hr_catalog *cat,
+                           const struct hr_rule_env *env, void *ctx);
+int hr_engine_sweep(hr_engine *e, size_t *pos, int max, int64_t now_ms, hr_sweep_fn fn, void *ud);
+
+/* Members who joined in the last `days` days, as a JSON array of ids. */
+int hr_engine_new_members(hr_engine *e, const char *account, int days, int64_t now_ms, hr_buf *out);
+
 /* Called after each group commit with the product events it made durable
  * (not identify/group), in order: campaigns count goal conversions, playbooks
  * re-evaluate signals. Runs on the committing thread, outside the engine's

@@ -11,6 +11,7 @@
 #include "engine.h"
 #include "entitle_int.h"
 #include "rules/rules.h"
+#include "buf.h"
 #include "timeutil.h"
 
 typedef struct fctx {
@@ -246,4 +247,36 @@ int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, in
     int rc = fn(ud, e->cat, &env, &x);
     pthread_rwlock_unlock(&e->lock);
     return rc;
+}
+
+int hr_engine_sweep(hr_engine *e, size_t *pos, int max, int64_t now_ms, hr_sweep_fn fn, void *ud) {
+    const char *k;
+    void *v;
+    int n = 0, rc = 0, more = 1;
+    if (!now_ms) now_ms = hr_time_now_ms();
+    pthread_rwlock_rdlock(&e->lock);
+    while (n < max && (more = hr_map_next(e->accounts, pos, &k, &v))) {
+        hr_account *a = v;
+        fctx x = {e, e->cat, a, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000)};
+        n++;
+        if ((rc = fn(ud, a->id, e->cat, &env, &x)) < 0) break;
+    }
+    pthread_rwlock_unlock(&e->lock);
+    return rc < 0 ? rc : more;
+}
+
+int hr_engine_new_members(hr_engine *e, const char *account, int days, int64_t now_ms, hr_buf *out) {
+    int64_t since = (now_ms ? now_ms : hr_time_now_ms()) / 1000 - (int64_t)days * 86400;
+    int n = 0;
+    pthread_rwlock_rdlock(&e->lock);
+    hr_account *a = hr_map_get(e->accounts, account);
+    hr_buf_putc(out, '[');
+    for (uint32_t i = 0; a && i < a->nusers; i++)
+        if (a->users[i].created_at >= since) {
+            if (n++) hr_buf_putc(out, ',');
+            hr_buf_json_str(out, a->users[i].id);
+        }
+    hr_buf_putc(out, ']');
+    pthread_rwlock_unlock(&e->lock);
+    return a ? 0 : HR_ENOTFOUND;
 }

@@ -16,6 +16,8 @@
 
 #include "api/app.h"
 #include "campaigns/campaigns.h"
+#include "playbooks/playbooks.h"
+#include "webhooks/webhooks.h"
 #include "err.h"
 #include "http/server.h"
 #include "log.h"
@@ -33,6 +35,8 @@ static void usage(FILE *f) {
             "                      headroomd, not of the machine); default: the config's\n"
             "                      server.durability, else full\n"
             "  --ready-file PATH   write the URL there once listening (for scripts and tests)\n"
+            "  --sweep-seconds N   evaluate every playbook for every account every N seconds\n"
+            "                      (default 60; 0: only when an account's events arrive)\n"
             "  --demo-app DIR      serve the demo host app in DIR at /demo/ with a demo-only\n"
             "                      identity signer (never in production)\n"
             "  --log-level LEVEL   debug, info, warn or error (default info)\n"
@@ -80,10 +84,14 @@ static int write_ready(const char *path, const char *host, int port) {
     return rename(tmp, path);
 }
 
+/* playbooks wake the webhook sender after writing outbox rows */
+static void kick_webhooks(void *w) { hr_webhooks_kick(w); }
+
 int main(int argc, char **argv) {
     const char *config = "headroom.yaml", *db = "./headroom.db", *listen = "127.0.0.1:8080";
     const char *ready = NULL, *durability = NULL, *demo_dir = NULL;
-    hr_store *cstore = NULL;
+    hr_store *cstore = NULL, *pbstore = NULL, *whstore = NULL, *apistore = NULL;
+    long sweep_s = 60;
     /* Event requests hold their thread while they wait for the group commit,
      * and a commit takes every request waiting then: more threads than
      * cores let a commit carry more requests (measured: 16 threads carry
@@ -95,10 +103,11 @@ int main(int argc, char **argv) {
         {"threads", 1, 0, 't'}, {"log-level", 1, 0, 'L'}, {"ready-file", 1, 0, 'r'},
         {"durability", 1, 0, 'D'}, {"max-body", 1, 0, 'm'}, {"help", 0, 0, 'h'},
         {"version", 0, 0, 'v'}, {"retention-days", 1, 0, 'R'}, {"dedup-days", 1, 0, 'U'}, {"demo-app", 1, 0, 'A'},
+        {"sweep-seconds", 1, 0, 'S'},
         {0, 0, 0, 0}};
     int ch;
     long retention = 90, dedup = 7;
-    while ((ch = getopt_long(argc, argv, "c:d:l:t:L:r:D:m:hvR:U:A:", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:d:l:t:L:r:D:m:hvR:U:A:S:", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'd': db = optarg; break;
@@ -107,6 +116,7 @@ int main(int argc, char **argv) {
         case 'r': ready = optarg; break;
         case 'D': durability = optarg; break;
         case 'A': demo_dir = optarg; break;
+        case 'S': sweep_s = strtol(optarg, NULL, 10); break;
         case 'm': max_body = (size_t)strtoull(optarg, NULL, 10); break;
         case 'R': retention = strtol(optarg, NULL, 10); break;
         case 'U': dedup = strtol(optarg, NULL, 10); break;
@@ -147,6 +157,7 @@ int main(int argc, char **argv) {
     hr_app app;
     memset(&app, 0, sizeof app);
     pthread_mutex_init(&app.reload_mu, NULL);
+    pthread_mutex_init(&app.pstore_mu, NULL);
     char *sk = key_from("HEADROOM_SECRET_KEY", config, "/keys/secret");
     char *pk = key_from("HEADROOM_PUBLISHABLE_KEY", config, "/keys/publishable");
     char *id1 = key_from("HEADROOM_IDENTITY_SECRET", config, "/keys/identity_secrets/0");
@@ -213,6 +224,25 @@ int main(int argc, char **argv) {
         goto out;
     }
     app.demo_dir = demo_dir;
+    /* webhooks and playbooks: connections of their own (their writes run
+     * beside ingestion's); one more for the webhook API's reads */
+    {
+        hr_webhook_policy pol;
+        hr_catalog *cur = hr_engine_catalog(app.engine);
+        hr_app_webhook_policy(cur, &pol);
+        hr_catalog_release(cur);
+        int dur = !strcmp(durability, "full");
+        if (hr_store_sqlite_open(db, dur, &whstore, &err) ||
+            hr_store_sqlite_open(db, dur, &pbstore, &err) ||
+            hr_store_sqlite_open(db, dur, &apistore, &err) ||
+            hr_webhooks_new(whstore, &pol, &app.webhooks, &err) ||
+            hr_playbooks_new(app.engine, pbstore, kick_webhooks, app.webhooks,
+                             &app.playbooks, &err)) {
+            hr_log(HR_LOG_ERROR, "cannot load playbooks and webhooks from %s: %s", db, err.message);
+            goto out;
+        }
+        app.pstore = apistore;
+    }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     hr_log(HR_LOG_INFO, "loaded %zu accounts from %s in %.0f ms",
            hr_engine_account_count(app.engine), db,
@@ -228,6 +258,11 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     if (hr_server_start(&app, host, port, (int)threads, &srv, &err)) {
+        hr_log(HR_LOG_ERROR, "%s", err.message);
+        goto out;
+    }
+    if (hr_webhooks_start(app.webhooks, &err) ||
+        hr_playbooks_start(app.playbooks, sweep_s > 0 ? sweep_s * 1000 : 0, &err)) {
         hr_log(HR_LOG_ERROR, "%s", err.message);
         goto out;
     }
@@ -273,8 +308,13 @@ out:
         if (app.campaigns) hr_campaigns_flush(app.campaigns, &e3);
     }
     hr_campaigns_free(app.campaigns);
+    hr_playbooks_free(app.playbooks);
+    hr_webhooks_free(app.webhooks);
     hr_engine_free(app.engine);
     hr_store_close(cstore);
+    hr_store_close(pbstore);
+    hr_store_close(whstore);
+    hr_store_close(apistore);
     hr_store_close(store);
     if (cat) hr_catalog_release(cat);
     free(sk), free(pk), free(id1), free(id2), free(win), free(wk), free(cfg_durability);

@@ -529,7 +529,7 @@ static void test_json_input_same_hash(void **state) {
                        " private_boards: true}}\n"
                        "addons:\n"
                        "  extra: {price: 5, grants: {boards: 10}, plans: [free]}\n"
-                       "playbooks: {anything: [1, 2]}\n"; /* reserved: accepted, ignored */
+                       "identity: {anything: [1, 2]}\n"; /* reserved: accepted, ignored */
     const char *json = "{\"currency\":\"USD\",\"features\":{\"boards\":{\"type\":\"limit\","
                        "\"unit\":\"board\"},\"private_boards\":{\"type\":\"boolean\"}},"
                        "\"plans\":{\"free\":{\"entitlements\":{\"boards\":3,"
