@@ -63,6 +63,7 @@ struct hr_app {
     hr_auth_cfg auth;
     const char *ofrep_account_field; /* context field naming the account */
     const char *write_key;           /* Segment write key; NULL: sk_ only */
+    const char *cors_origins;        /* origins whose pages may call us ("*": any); NULL: none */
     int ofrep_poll_ms;
     size_t max_body;
     int64_t started_at;

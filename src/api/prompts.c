@@ -115,7 +115,12 @@ void hr_api_bootstrap(hr_req *r) {
     feat_ctx f = {r, account, 0};
     hr_engine_each_feature(r->app->engine, one_feature, &f);
     hr_buf_puts(&r->out, "},\"prompts\":");
-    if (prompts_into(r, user, account, NULL)) return;
+    /* ?prompts=0: decisions only (a refresh must not count as a show) */
+    const char *want = hr_req_query(r, "prompts");
+    if (want && !strcmp(want, "0"))
+        hr_buf_puts(&r->out, "[]");
+    else if (prompts_into(r, user, account, NULL))
+        return;
     hr_buf_putc(&r->out, '}');
     hr_reply(r, 200);
 }

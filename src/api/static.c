@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api_int.h"
+#include "map.h"
 #include "timeutil.h"
 
 /* sdk_js.c, generated from sdk/js/headroom.js at build time */
@@ -14,6 +15,12 @@ extern const unsigned char hr_sdk_js[];
 extern const size_t hr_sdk_js_len;
 
 void hr_api_sdk_js(hr_req *r) {
+    /* the script changes with the server: revalidate, cheaply */
+    snprintf(r->etag, sizeof r->etag, "\"%016llx\"",
+             (unsigned long long)hr_hash((const char *)hr_sdk_js, hr_sdk_js_len));
+    snprintf(r->cache, sizeof r->cache, "public, max-age=300");
+    const char *inm = hr_req_header(r, "If-None-Match");
+    if (inm && !strcmp(inm, r->etag)) return hr_reply_empty(r, 304);
     hr_buf_append(&r->out, hr_sdk_js, hr_sdk_js_len);
     hr_reply_type(r, 200, "application/javascript; charset=utf-8");
 }

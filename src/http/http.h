@@ -41,6 +41,7 @@ typedef struct hr_req {
     int status;               /* of the reply, for metrics */
     hr_buf out;
     char etag[40];            /* set by a handler to send an ETag */
+    char cache[48];           /* set by a handler to send Cache-Control */
     char allow[48];           /* methods for the Allow header of a 405 */
     char *pathbuf;
     uint64_t t0_ns;

@@ -51,6 +51,34 @@ const char *hr_req_query(hr_req *r, const char *name) {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* The Origin when it may read our answers (--cors / HEADROOM_CORS_ORIGINS:
+ * a comma-separated list, or "*"), else NULL. */
+static const char *cors_origin(hr_req *r) {
+    const char *allowed = r->app->cors_origins, *o = hr_req_header(r, "Origin");
+    if (!allowed || !*allowed || !o || !*o) return NULL;
+    if (!strcmp(allowed, "*")) return o;
+    size_t n = strlen(o);
+    for (const char *p = allowed; *p;) {
+        size_t len = strcspn(p, ",");
+        const char *q = p;
+        size_t l = len;
+        while (l && *q == ' ') q++, l--;
+        while (l && q[l - 1] == ' ') l--;
+        if (l == n && !strncmp(q, o, n)) return o;
+        p += len;
+        if (*p == ',') p++;
+    }
+    return NULL;
+}
+
+static void cors_headers(hr_req *r, struct MHD_Response *resp) {
+    const char *o = cors_origin(r);
+    if (!o) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", o);
+    MHD_add_response_header(resp, "Vary", "Origin");
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", "ETag");
+}
+
 static void send_reply(hr_req *r, int status, char *body, size_t len, const char *ctype) {
     if (r->status) { /* a handler replied twice: keep the first */
         free(body);
@@ -63,6 +91,8 @@ static void send_reply(hr_req *r, int status, char *body, size_t len, const char
         return;
     }
     if (ctype) MHD_add_response_header(resp, "Content-Type", ctype);
+    cors_headers(r, resp);
+    if (r->cache[0]) MHD_add_response_header(resp, "Cache-Control", r->cache);
     if (r->etag[0]) MHD_add_response_header(resp, "ETag", r->etag);
     if (r->allow[0]) MHD_add_response_header(resp, "Allow", r->allow);
     MHD_queue_response(r->conn, (unsigned)status, resp);
@@ -212,8 +242,30 @@ static int has_json_type(hr_req *r) {
            (n > 5 && !strncasecmp(ct + n - 5, "+json", 5));
 }
 
+/* A CORS preflight for a browser route from an allowed origin: 204 with
+ * what the SDK sends. */
+static int preflight(hr_req *r) {
+    if (strcmp(r->method, "OPTIONS") || !hr_req_header(r, "Access-Control-Request-Method"))
+        return 0;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!resp) return 1;
+    if (cors_origin(r)) {
+        cors_headers(r, resp);
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                "Authorization, Content-Type, X-Headroom-User, X-Headroom-Account, "
+                                "X-Headroom-Ts, X-Headroom-User-Hash, If-None-Match");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+    }
+    MHD_queue_response(r->conn, cors_origin(r) ? 204 : 403, resp);
+    MHD_destroy_response(resp);
+    r->status = cors_origin(r) ? 204 : 403;
+    return 1;
+}
+
 static void dispatch(hr_req *r) {
     int path_matched;
+    if (preflight(r)) return;
     r->route = find_route(r, &path_matched);
     if (r->route < 0) {
         if (path_matched) {

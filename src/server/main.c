@@ -204,6 +204,7 @@ int main(int argc, char **argv) {
     if (app.auth.window <= 0) app.auth.window = 86400;
     app.ofrep_account_field = acct_field && *acct_field ? acct_field : "accountId";
     app.write_key = wk;
+    app.cors_origins = getenv("HEADROOM_CORS_ORIGINS");
     app.ofrep_poll_ms = 30000;
     app.max_body = max_body;
     app.started_at = hr_time_now();

@@ -48,6 +48,7 @@ campaigns:
 '''
 open(sys.argv[2], "w").write(text)
 PY
+export HEADROOM_CORS_ORIGINS="https://app.example.com, https://other.example.com"
 hr_start
 
 prompts() { # prompts USER ACCOUNT TRIGGER [EXTRA QUERY]
@@ -176,6 +177,25 @@ API_KEY=$HR_PK api POST /v1/accounts/globex/trials/private_boards -X POST -H "X-
 expect_error 403 forbidden "not for another account"
 API_KEY=$HR_PK api GET /v1/campaigns
 expect_error 403 forbidden "results need the secret key"
+
+section "cross-origin pages (CORS), the SDK's caching, bootstrap without prompts"
+API_KEY= api OPTIONS /v1/prompts -H "Origin: https://app.example.com" -H "Access-Control-Request-Method: GET" -H "Access-Control-Request-Headers: authorization,x-headroom-user"
+expect_status 204 "preflight from an allowed origin"
+expect_header Access-Control-Allow-Origin "^https://app.example.com$"
+expect_header Access-Control-Allow-Headers "X-Headroom-User-Hash"
+API_KEY= api OPTIONS /v1/prompts -H "Origin: https://evil.example.com" -H "Access-Control-Request-Method: GET"
+expect_status 403 "preflight from another origin"
+API_KEY=$HR_PK api GET "/v1/bootstrap?prompts=0" -H "Origin: https://other.example.com" -H "X-Headroom-User: u3" -H "X-Headroom-Account: acme" -H "X-Headroom-Ts: $TS" -H "X-Headroom-User-Hash: $H"
+expect_status 200 "bootstrap from another allowed origin"
+expect_header Access-Control-Allow-Origin "^https://other.example.com$"
+expect_json prompts "[]" "prompts=0: decisions only"
+API_KEY= api GET /sdk/headroom.js
+expect_status 200 "the SDK"
+expect_header Content-Type "^application/javascript"
+expect_header Cache-Control "max-age"
+ETAG=$(tr -d '\r' <"$HEADERS" | grep -i '^etag:' | sed 's/^[^:]*: *//')
+API_KEY= api GET /sdk/headroom.js -H "If-None-Match: $ETAG"
+expect_status 304 "the SDK revalidates with its ETag"
 
 section "campaign errors name file:line:column"
 cat >"$DIR/bad.yaml" <<'YAML'
