@@ -237,8 +237,9 @@
     applyLocks();
   }
 
-  function fetchBoot() {
-    return api('GET', '/v1/bootstrap?' + query({})).then(function (b) {
+  // noPrompts: decisions only, so a refresh never counts as a show
+  function fetchBoot(noPrompts) {
+    return api('GET', '/v1/bootstrap?' + query(noPrompts ? { prompts: '0' } : {})).then(function (b) {
       setBoot(b);
       return b;
     });
@@ -339,10 +340,7 @@
   }
 
   function refresh() {
-    return fetchBoot().then(function (b) {
-      showAll(b.prompts);
-      return b;
-    });
+    return fetchBoot(true);
   }
 
   function on(name, fn) {
