@@ -93,6 +93,23 @@ void hr_api_metrics(hr_req *r) {
                   (unsigned long long)atomic_load(&m->reload_failures));
     hr_buf_printf(b, "# TYPE headroom_start_time_seconds gauge\nheadroom_start_time_seconds %lld\n",
                   (long long)r->app->started_at);
+    if (r->app->playbooks) {
+        hr_playbooks_stats ps;
+        hr_playbooks_get_stats(r->app->playbooks, &ps);
+        hr_buf_printf(b, "# HELP headroom_playbook_sweeps_total Sweeps over every account.\n"
+                         "# TYPE headroom_playbook_sweeps_total counter\n"
+                         "headroom_playbook_sweeps_total %lld\n"
+                         "# HELP headroom_playbook_last_sweep_seconds How long the last sweep took.\n"
+                         "# TYPE headroom_playbook_last_sweep_seconds gauge\n"
+                         "headroom_playbook_last_sweep_seconds %.3f\n"
+                         "# TYPE headroom_playbook_last_sweep_accounts gauge\n"
+                         "headroom_playbook_last_sweep_accounts %lld\n"
+                         "# HELP headroom_playbook_fired_total Signals fired.\n"
+                         "# TYPE headroom_playbook_fired_total counter\n"
+                         "headroom_playbook_fired_total %lld\n",
+                      (long long)ps.sweeps, (double)ps.last_sweep_ms / 1000.0,
+                      (long long)ps.last_sweep_accounts, (long long)ps.fired);
+    }
     if (c) hr_catalog_release(c);
     hr_reply_type(r, 200, "text/plain; version=0.0.4");
 }

@@ -68,6 +68,7 @@ struct hr_playbooks {
     pthread_t th;
     pthread_cond_t cv;
     int started, stop, sweep_now;
+    hr_playbooks_stats stats; /* under mu */
     int64_t sweep_ms;
 };
 
@@ -617,6 +618,9 @@ static int apply(hr_playbooks *p, const hr_catalog *cat, evalres *r, int *fired,
     pthread_mutex_unlock(&p->mu);
     if (nout && p->kick) p->kick(p->kick_ud);
     if (fired) *fired += r->nf;
+    pthread_mutex_lock(&p->mu);
+    p->stats.fired += r->nf;
+    pthread_mutex_unlock(&p->mu);
 out:
     for (size_t i = 0; i < maxout; i++) {
         free(ids[i]);
@@ -725,7 +729,22 @@ static int sweep(hr_playbooks *p, int64_t now_ms, int act, int only, int limit, 
 }
 
 int hr_playbooks_sweep(hr_playbooks *p, int64_t now_ms, int *fired, hr_err *err) {
-    return sweep(p, now_ms ? now_ms : hr_time_now_ms(), 1, -1, 0, NULL, fired, NULL, err);
+    int64_t t0 = hr_time_now_ms();
+    int n = 0, evaluated = 0;
+    int rc = sweep(p, now_ms ? now_ms : t0, 1, -1, 0, NULL, &n, &evaluated, err);
+    pthread_mutex_lock(&p->mu);
+    p->stats.sweeps++;
+    p->stats.last_sweep_ms = hr_time_now_ms() - t0;
+    p->stats.last_sweep_accounts = evaluated;
+    pthread_mutex_unlock(&p->mu);
+    if (fired) *fired += n;
+    return rc;
+}
+
+void hr_playbooks_get_stats(hr_playbooks *p, hr_playbooks_stats *out) {
+    pthread_mutex_lock(&p->mu);
+    *out = p->stats;
+    pthread_mutex_unlock(&p->mu);
 }
 
 int hr_playbooks_dry_run(hr_playbooks *p, const char *playbook, int limit, int64_t now_ms,

@@ -43,6 +43,13 @@ void hr_playbooks_request_sweep(hr_playbooks *p);
 /* Evaluates every account (the sweep, synchronously). */
 int hr_playbooks_sweep(hr_playbooks *p, int64_t now_ms, int *fired, hr_err *err);
 
+/* For /metrics: sweeps done, the last one's duration and accounts, and
+ * every firing so far. */
+typedef struct hr_playbooks_stats {
+    int64_t sweeps, last_sweep_ms, last_sweep_accounts, fired;
+} hr_playbooks_stats;
+void hr_playbooks_get_stats(hr_playbooks *p, hr_playbooks_stats *out);
+
 /* The account's score 0-100 as last computed; -1 if never. */
 double hr_playbooks_score(hr_playbooks *p, const char *account);
 /* {"accounts":[{"id","score"}...]} hottest first, at most limit. */
