@@ -2194,6 +2194,41 @@ static void playbooks(ctx *x, const hr_ynode *m) {
     }
 }
 
+/* The sums rules ask for, once each. */
+static void sum_keys_of(ctx *x, const hr_rule *r) {
+    hr_catalog *c = x->c;
+    for (int i = 0; r && i < hr_rule_nfacts(r); i++) {
+        const hr_fact_call *f = hr_rule_fact(r, i);
+        if (f->fact != HR_FACT_SUM || !f->event || !f->property) continue;
+        char key[600];
+        snprintf(key, sizeof key, "%s\x1f%s", f->event, f->property);
+        int seen = 0;
+        for (int k = 0; k < c->nsum_keys; k++) seen |= !strcmp(c->sum_keys[k], key);
+        if (seen) continue;
+        char **p = realloc(c->sum_keys, (size_t)(c->nsum_keys + 1) * sizeof *p);
+        if (!p || !(p[c->nsum_keys] = xdup(x, key))) {
+            if (p) c->sum_keys = p;
+            x->oom = 1;
+            return;
+        }
+        c->sum_keys = p;
+        c->nsum_keys++;
+    }
+}
+
+static void collect_sums(ctx *x) {
+    hr_catalog *c = x->c;
+    for (int i = 0; i < c->ncampaigns; i++) {
+        sum_keys_of(x, c->campaigns[i].audience);
+        sum_keys_of(x, c->campaigns[i].gate);
+    }
+    for (int i = 0; i < c->nplaybooks; i++) {
+        sum_keys_of(x, c->playbooks[i].signal);
+        sum_keys_of(x, c->playbooks[i].value);
+    }
+    for (int i = 0; i < c->nscore; i++) sum_keys_of(x, c->score[i].rule);
+}
+
 static void build(ctx *x, const hr_ynode *root) {
     static const char *const keys[] = {"currency",  "features",  "plans",    "addons",
                                        "feature_trials", "overrides", "meters", "campaigns",
@@ -2256,6 +2291,8 @@ static void build(ctx *x, const hr_ynode *root) {
     scoring(x, f[SCORING]);
     if (x->oom) return;
     webhooks_cfg(x, f[WEBHOOKS]);
+    if (x->oom) return;
+    collect_sums(x);
     if (x->oom) return;
     if (x->first_price && !x->c->currency && !(f[CURRENCY] && !is_null(f[CURRENCY])))
         bad(x, x->first_price, "price without currency: add e.g. 'currency: USD' at the top");
@@ -2325,6 +2362,8 @@ static void catalog_free(hr_catalog *c) {
         free(c->teams[i].key);
     }
     free(c->teams);
+    for (int i = 0; i < c->nsum_keys; i++) free(c->sum_keys[i]);
+    free(c->sum_keys);
     free(c->playbooks_json);
     free(c->webhooks_json);
     free(c->scoring_json);

@@ -249,6 +249,10 @@ struct hr_catalog {
     double wh_factor;
     int wh_max_attempts;
     char *playbooks_json, *webhooks_json, *scoring_json, *teams_json;
+    /* (event, property) pairs some rule sums ("EVENT\x1fPROPERTY"):
+     * ingestion keeps per-day sums of exactly these */
+    int nsum_keys;
+    char **sum_keys;
 };
 
 /* Parses YAML or JSON text. name is used in error positions ("headroom.yaml").

@@ -41,9 +41,25 @@ typedef struct hr_hist_ent {
     hr_day_count *days;
 } hr_hist_ent;
 
+/* Sums of a numeric property per day, for rules' sum(): only for the
+ * (event, property) pairs some rule of the catalog asks about. key is the
+ * interned "EVENT\x1fPROPERTY". */
+typedef struct hr_day_sum {
+    int32_t day;
+    double sum;
+} hr_day_sum;
+
+typedef struct hr_sum_ent {
+    const char *key;
+    uint32_t n, cap;
+    hr_day_sum *days;
+} hr_sum_ent;
+
 typedef struct hr_hist {
     uint32_t n;
     hr_hist_ent *ents;
+    uint32_t nsums;
+    hr_sum_ent *sums;
 } hr_hist;
 
 void hr_hist_free(hr_hist *h);
@@ -54,6 +70,13 @@ hr_hist_ent *hr_hist_get(hr_hist **h, const char *event);
  * horizon before `today`. -1 on OOM. */
 int hr_hist_set_day(hr_hist_ent *he, int32_t day, uint32_t count, int32_t today);
 uint32_t hr_hist_day_count(const hr_hist_ent *he, int32_t day);
+/* The sum entry for key in *h (created, with *h, when create); NULL if none or OOM. */
+hr_sum_ent *hr_hist_sum(hr_hist **h, const char *key, int create);
+double hr_hist_sum_day(const hr_sum_ent *se, int32_t day);
+/* Sets day's sum (in order; days past the horizon dropped). -1 on OOM. */
+int hr_hist_sum_set(hr_sum_ent *se, int32_t day, double sum, int32_t today);
+/* Over the `days` days up to today. */
+double hr_hist_sum_window(const hr_sum_ent *se, int32_t today, int days);
 /* Over the `days` days up to today (he may be NULL): the total count and
  * how many days had at least one. */
 void hr_hist_window(const hr_hist_ent *he, int32_t today, int days, int64_t *total, int *active);

@@ -6,6 +6,7 @@
  * limits as the decision computes them, trials and add-ons. Nothing here
  * allocates except the first read of an account's traits (traits.c). */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "engine.h"
@@ -132,9 +133,15 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
                        &active);
         set_num(v, active);
         return 0;
-    case HR_FACT_SUM:
-        /* sums of properties are not kept in the history yet: unknown */
+    case HR_FACT_SUM: {
+        /* kept per day for the pairs the catalog's rules name */
+        char key[600];
+        if (!c->event || !c->property) return 0;
+        snprintf(key, sizeof key, "%s\x1f%s", c->event, c->property);
+        hr_hist *h = (hr_hist *)hist(x, c->scope);
+        set_num(v, hr_hist_sum_window(hr_hist_sum(&h, key, 0), x->today, days_of(c)));
         return 0;
+    }
     case HR_FACT_FIRST_SEEN:
     case HR_FACT_LAST_SEEN: {
         const hr_hist_ent *he = hr_hist_find(hist(x, c->scope), c->event);

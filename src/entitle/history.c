@@ -17,6 +17,8 @@ void hr_hist_free(hr_hist *h) {
     if (!h) return;
     for (uint32_t i = 0; i < h->n; i++) free(h->ents[i].days);
     free(h->ents);
+    for (uint32_t i = 0; i < h->nsums; i++) free(h->sums[i].days);
+    free(h->sums);
     free(h);
 }
 
@@ -88,6 +90,75 @@ int hr_hist_set_day(hr_hist_ent *he, int32_t day, uint32_t count, int32_t today)
     return 0;
 }
 
+
+/* ---- sums of a property ---- */
+
+hr_sum_ent *hr_hist_sum(hr_hist **hp, const char *key, int create) {
+    hr_hist *h = *hp;
+    for (uint32_t i = 0; h && i < h->nsums; i++)
+        if (h->sums[i].key == key || !strcmp(h->sums[i].key, key)) return &h->sums[i];
+    if (!create) return NULL;
+    if (!h && !(h = *hp = calloc(1, sizeof *h))) return NULL;
+    hr_sum_ent *p = realloc(h->sums, (h->nsums + 1) * sizeof *p);
+    if (!p) return NULL;
+    h->sums = p;
+    memset(&p[h->nsums], 0, sizeof *p);
+    p[h->nsums].key = key;
+    return &p[h->nsums++];
+}
+
+static uint32_t sum_lower(const hr_sum_ent *se, int32_t day) {
+    uint32_t lo = 0, hi = se->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (se->days[mid].day < day)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+double hr_hist_sum_day(const hr_sum_ent *se, int32_t day) {
+    if (!se || !se->n) return 0;
+    uint32_t i = sum_lower(se, day);
+    return i < se->n && se->days[i].day == day ? se->days[i].sum : 0;
+}
+
+int hr_hist_sum_set(hr_sum_ent *se, int32_t day, double sum, int32_t today) {
+    int32_t horizon = today - HR_HISTORY_DAYS + 1;
+    if (day < horizon) return 0;
+    uint32_t i = sum_lower(se, day);
+    if (i < se->n && se->days[i].day == day) {
+        se->days[i].sum = sum;
+        return 0;
+    }
+    uint32_t old = sum_lower(se, horizon);
+    if (old) {
+        memmove(se->days, se->days + old, (se->n - old) * sizeof *se->days);
+        se->n -= old;
+        i -= old;
+    }
+    if (se->n == se->cap) {
+        uint32_t cap = se->cap ? se->cap * 2 : 4;
+        hr_day_sum *p = realloc(se->days, cap * sizeof *p);
+        if (!p) return -1;
+        se->days = p;
+        se->cap = cap;
+    }
+    memmove(se->days + i + 1, se->days + i, (se->n - i) * sizeof *se->days);
+    se->days[i] = (hr_day_sum){day, sum};
+    se->n++;
+    return 0;
+}
+
+double hr_hist_sum_window(const hr_sum_ent *se, int32_t today, int days) {
+    double total = 0;
+    int32_t from = today - (days > 0 ? days : 1) + 1;
+    for (uint32_t i = se ? sum_lower(se, from) : 0; se && i < se->n && se->days[i].day <= today; i++)
+        total += se->days[i].sum;
+    return total;
+}
 
 /* The history an (account, user) question reads; NULL if none. Caller holds
  * the read lock. */

@@ -17,6 +17,7 @@
  * the decision path notes (hr_engine_flush_internal). Membership (the
  * account a user's events reach) is kept here too. */
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,6 +171,11 @@ static hr_hist **owner_of_row(hr_account *a, const char *user) {
 int hr_account_load_eday(hr_account *a, const hr_eday_rec *r, int32_t today) {
     hr_hist **owner = owner_of_row(a, r->user);
     if (!owner) return 0;
+    if (r->is_sum) {
+        const char *key = hr_intern(r->event + sizeof HR_SUM_PREFIX - 1);
+        hr_sum_ent *se = key ? hr_hist_sum(owner, key, 1) : NULL;
+        return !se || hr_hist_sum_set(se, r->day, r->sum, today) ? HR_ENOMEM : 0;
+    }
     hr_hist_ent *he = hr_hist_get(owner, hr_intern(r->event));
     return !he || hr_hist_set_day(he, r->day, r->count, today) ? HR_ENOMEM : 0;
 }
@@ -235,6 +241,8 @@ typedef struct hstage {
     const char *account, *user, *event; /* user "" at account level */
     int32_t day;
     uint32_t count;
+    int is_sum;   /* event is a sum key "EVENT\x1fPROPERTY"; sum holds the day's sum */
+    double sum;
     int64_t first_ms, last_ms;
     char key[64];
 } hstage;
@@ -346,9 +354,62 @@ static int hist_add(batch *b, hr_hist **owner, const char *account, const char *
     return 0;
 }
 
+/* + value to the day's sum of key (interned "EVENT\x1fPROPERTY") in owner. */
+static int sum_add(batch *b, hr_hist **owner, const char *account, const char *user,
+                   const char *key, int64_t ts_ms, double value) {
+    int32_t day = day_of_ms(ts_ms);
+    char skey[64];
+    snprintf(skey, sizeof skey, "%p/%p/%d/s", (void *)owner, (const void *)key, (int)day);
+    if (!b->hkeys && !(b->hkeys = hr_map_new(256))) return -1;
+    uintptr_t ix = (uintptr_t)hr_map_get(b->hkeys, skey);
+    if (!ix) {
+        /* a count stage first (same growth and re-keying), then made a sum */
+        if (hist_add(b, owner, account, user, key, ts_ms)) return -1;
+        hstage *h = &b->hs[b->nhs - 1];
+        hr_map_del(b->hkeys, h->key);
+        memcpy(h->key, skey, sizeof skey);
+        int err = 0;
+        hr_map_put(b->hkeys, h->key, (void *)(uintptr_t)b->nhs, &err);
+        if (err) return -1;
+        h->is_sum = 1;
+        h->count = 0;
+        h->sum = hr_hist_sum_day(hr_hist_sum(owner, key, 0), day);
+        ix = b->nhs;
+    }
+    b->hs[ix - 1].sum += value;
+    return 0;
+}
+
+/* The sums rules ask for: the message's numeric properties summed per day,
+ * for the account and the member. */
+static int sums(hr_engine *e, batch *b, hr_account *a, hr_user *u, const hr_msg *m) {
+    const hr_catalog *c = e->cat;
+    size_t evl = strlen(m->event);
+    for (int k = 0; k < c->nsum_keys; k++) {
+        const char *key = c->sum_keys[k], *sep = strchr(key, '\x1f');
+        if (!sep) continue;
+        size_t kl = (size_t)(sep - key);
+        int any = kl == 1 && key[0] == '*';
+        if (!(any ? strncmp(m->event, "headroom.", 9) != 0 : kl == evl && !strncmp(key, m->event, evl)))
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "properties.%s", sep + 1);
+        json_object *v = hr_msg_path(m, path);
+        if (!v || !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
+            continue;
+        double x = json_object_get_double(v);
+        if (!isfinite(x)) continue;
+        const char *ik = hr_intern(key);
+        if (!ik || sum_add(b, &a->hist, a->id, "", ik, m->timestamp_ms, x) ||
+            (u && sum_add(b, &u->hist, a->id, u->id, ik, m->timestamp_ms, x)))
+            return -1;
+    }
+    return 0;
+}
+
 /* A track event into the history of its account and, for a member, of the
  * user; "*" counts every product event (not headroom's own). */
-static int history(batch *b, hr_account *a, const hr_msg *m) {
+static int history(hr_engine *e, batch *b, hr_account *a, const hr_msg *m) {
     static const char *any;
     if (!any) any = hr_intern("*"); /* under the writer mutex: set once */
     const char *ev = hr_intern(m->event);
@@ -357,15 +418,17 @@ static int history(batch *b, hr_account *a, const hr_msg *m) {
     if (hist_add(b, &a->hist, a->id, "", ev, m->timestamp_ms) ||
         (product && hist_add(b, &a->hist, a->id, "", any, m->timestamp_ms)))
         return -1;
+    hr_user *member = NULL;
     for (uint32_t i = 0; m->user_id && i < a->nusers; i++) {
         hr_user *u = &a->users[i];
         if (strcmp(u->id, m->user_id)) continue;
         if (hist_add(b, &u->hist, a->id, u->id, ev, m->timestamp_ms) ||
             (product && hist_add(b, &u->hist, a->id, u->id, any, m->timestamp_ms)))
             return -1;
+        member = u;
         break;
     }
-    return 0;
+    return e->cat->nsum_keys ? sums(e, b, a, member, m) : 0;
 }
 
 /* Resolves, dedups and folds one message; appends it to the batch log. */
@@ -405,7 +468,7 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
                                      hr_msg_type_str(m->type), m->event, m->timestamp_ms, now_ms,
                                      body};
     if (!a || m->type != HR_MSG_TRACK) return 0;
-    if (history(b, a, m)) return hr_err_set(err, HR_ENOMEM, "out of memory");
+    if (history(e, b, a, m)) return hr_err_set(err, HR_ENOMEM, "out of memory");
     const hr_catalog *c = e->cat;
     for (int mi = 0; mi < c->nmeters; mi++) {
         const hr_meter *mt = &c->meters[mi];
@@ -455,13 +518,26 @@ static int persist(hr_engine *e, batch *b, hr_err *err) {
         if (!d || !st) {
             rc = hr_err_set(err, HR_ENOMEM, "out of memory");
         } else {
-            for (size_t i = 0; i < b->nhs; i++) {
+            char **names = calloc(b->nhs + 1, sizeof *names);
+            size_t nst = 0;
+            for (size_t i = 0; names && i < b->nhs; i++) {
                 const hstage *h = &b->hs[i];
-                d[i] = (hr_eday_rec){h->account, h->user, h->event, h->day, h->count};
-                st[i] = (hr_estat_rec){h->account, h->user, h->event, h->first_ms, h->last_ms};
+                if (h->is_sum) {
+                    size_t n = sizeof HR_SUM_PREFIX + strlen(h->event);
+                    if (!(names[i] = malloc(n))) break;
+                    snprintf(names[i], n, "%s%s", HR_SUM_PREFIX, h->event);
+                    d[i] = (hr_eday_rec){h->account, h->user, names[i], h->day, 0, 1, h->sum};
+                    continue;
+                }
+                d[i] = (hr_eday_rec){h->account, h->user, h->event, h->day, h->count, 0, 0};
+                st[nst++] = (hr_estat_rec){h->account, h->user, h->event, h->first_ms, h->last_ms};
             }
-            rc = s->ops->put_edays(s, d, (int)b->nhs, err);
-            if (!rc) rc = s->ops->put_estats(s, st, (int)b->nhs, err);
+            int ok = names != NULL;
+            for (size_t i = 0; ok && i < b->nhs; i++) ok = !b->hs[i].is_sum || names[i];
+            rc = ok ? s->ops->put_edays(s, d, (int)b->nhs, err) : hr_err_set(err, HR_ENOMEM, "out of memory");
+            if (!rc) rc = s->ops->put_estats(s, st, (int)nst, err);
+            for (size_t i = 0; names && i < b->nhs; i++) free(names[i]);
+            free(names);
         }
         free(d);
         free(st);
@@ -498,6 +574,11 @@ static int apply(hr_engine *e, batch *b, int64_t now_ms) {
     int32_t today = day_of_ms(now_ms);
     for (size_t i = 0; i < b->nhs; i++) {
         const hstage *h = &b->hs[i];
+        if (h->is_sum) {
+            hr_sum_ent *se = hr_hist_sum(h->owner, h->event, 1);
+            if (!se || hr_hist_sum_set(se, h->day, h->sum, today)) rc = HR_ENOMEM;
+            continue;
+        }
         hr_hist_ent *he = hr_hist_get(h->owner, h->event);
         if (!he || hr_hist_set_day(he, h->day, h->count, today)) {
             rc = HR_ENOMEM;

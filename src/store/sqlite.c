@@ -883,7 +883,8 @@ typedef int (*bind_fn)(sqlite3_stmt *st, const void *recs, int i);
 static int bind_eday(sqlite3_stmt *st, const void *recs, int i) {
     const hr_eday_rec *r = (const hr_eday_rec *)recs + i;
     return btext(st, 1, r->account) | btext(st, 2, user_or_empty(r->user)) |
-           btext(st, 3, r->event) | bint(st, 4, r->day) | bint(st, 5, r->count);
+           btext(st, 3, r->event) | bint(st, 4, r->day) |
+           (r->is_sum ? sqlite3_bind_double(st, 5, r->sum) != SQLITE_OK : bint(st, 5, r->count));
 }
 
 static int bind_estat(sqlite3_stmt *st, const void *recs, int i) {
@@ -1277,6 +1278,10 @@ static int row_eday(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
         .day = (int32_t)sqlite3_column_int64(st, 3),
         .count = (uint32_t)sqlite3_column_int64(st, 4),
     };
+    if (r.event && !strncmp(r.event, HR_SUM_PREFIX, sizeof HR_SUM_PREFIX - 1)) {
+        r.is_sum = 1;
+        r.sum = sqlite3_column_double(st, 4);
+    }
     return l->eday(l->ud, &r);
 }
 

@@ -84,7 +84,13 @@ typedef struct hr_eday_rec {
     const char *account, *user, *event;
     int32_t day;
     uint32_t count;
+    /* A property's sum per day for rules' sum() is a row of its own: event
+     * "sum\x1fEVENT\x1fPROPERTY" (HR_SUM_PREFIX), the sum in the count
+     * column as a real. */
+    int is_sum;
+    double sum;
 } hr_eday_rec;
+#define HR_SUM_PREFIX "sum\x1f"
 
 typedef struct hr_estat_rec {
     const char *account, *user, *event;

@@ -813,7 +813,7 @@ static void test_migrations_from_v1(void **state) {
     ok(s->ops->put_events(s, &e, 1, &err), &err);
     hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
     ok(s->ops->put_meter(s, &m, &err), &err);
-    hr_eday_rec d = {"acc_1", NULL, "Board Created", 19700, 1};
+    hr_eday_rec d = {"acc_1", NULL, "Board Created", 19700, 1, 0, 0};
     ok(s->ops->put_edays(s, &d, 1, &err), &err);
     hr_estat_rec t = {"acc_1", NULL, "Board Created", 1000, 1000};
     ok(s->ops->put_estats(s, &t, 1, &err), &err);
@@ -1160,9 +1160,9 @@ static void test_history_upserts(void **state) {
     hr_store *s = open_store(f);
     hr_err err = {0};
     hr_eday_rec d[3] = {
-        {"acc_1", NULL, "Board Created", 19700, 2}, /* account level */
-        {"acc_1", "u1", "Board Created", 19700, 1},
-        {"acc_1", "u1", "Board Created", 19701, 4},
+        {"acc_1", NULL, "Board Created", 19700, 2, 0, 0}, /* account level */
+        {"acc_1", "u1", "Board Created", 19700, 1, 0, 0},
+        {"acc_1", "u1", "Board Created", 19701, 4, 0, 0},
     };
     ok(s->ops->put_edays(s, d, 3, &err), &err);
     ok(s->ops->put_edays(s, d, 0, &err), &err); /* an empty batch is a no-op */
@@ -1173,8 +1173,8 @@ static void test_history_upserts(void **state) {
 
     /* Absolute values: the second write replaces, it does not add; "" and
      * NULL are the same account-level row. */
-    hr_eday_rec again[2] = {{"acc_1", "", "Board Created", 19700, 5},
-                            {"acc_1", "u1", "Board Created", 19701, 3}};
+    hr_eday_rec again[2] = {{"acc_1", "", "Board Created", 19700, 5, 0, 0},
+                            {"acc_1", "u1", "Board Created", 19701, 3, 0, 0}};
     ok(s->ops->put_edays(s, again, 2, &err), &err);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 3);
     assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = ''"), 5);
@@ -1185,7 +1185,7 @@ static void test_history_upserts(void **state) {
                                   " AND day = 19700"),
                      1);
     /* The full uint32 range survives. */
-    hr_eday_rec big = {"acc_1", "u2", "X", 19700, UINT32_MAX};
+    hr_eday_rec big = {"acc_1", "u2", "X", 19700, UINT32_MAX, 0, 0};
     ok(s->ops->put_edays(s, &big, 1, &err), &err);
     assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = 'u2'"),
                      (int64_t)UINT32_MAX);
@@ -1213,10 +1213,10 @@ static void test_history_load_order_and_cutoff(void **state) {
     hr_err err = {0};
     /* Written out of order; load hands them back in key order. */
     hr_eday_rec d[7] = {
-        {"acc_2", NULL, "A", 100, 1}, {"acc_1", "u1", "B", 101, 2},
-        {"acc_1", "u1", "A", 102, 3}, {"acc_1", NULL, "A", 100, 4},
-        {"acc_1", "u1", "A", 100, 5}, {"acc_1", NULL, "A", 99, 6}, /* before the cutoff */
-        {"acc_10", "u1", "A", 120, 7},
+        {"acc_2", NULL, "A", 100, 1, 0, 0}, {"acc_1", "u1", "B", 101, 2, 0, 0},
+        {"acc_1", "u1", "A", 102, 3, 0, 0}, {"acc_1", NULL, "A", 100, 4, 0, 0},
+        {"acc_1", "u1", "A", 100, 5, 0, 0}, {"acc_1", NULL, "A", 99, 6, 0, 0}, /* before the cutoff */
+        {"acc_10", "u1", "A", 120, 7, 0, 0},
     };
     ok(s->ops->put_edays(s, d, 7, &err), &err);
     hr_estat_rec t[3] = {{"acc_2", NULL, "A", 1, 2}, {"acc_1", "u1", "A", 3, 4},
@@ -1279,10 +1279,10 @@ static void test_history_load_stops_and_prune(void **state) {
     fixture *f = *state;
     hr_store *s = open_store(f);
     hr_err err = {0};
-    hr_eday_rec d[4] = {{"acc_1", NULL, "A", 10, 1},
-                        {"acc_1", NULL, "A", 11, 1},
-                        {"acc_1", "u1", "A", 12, 1},
-                        {"acc_2", NULL, "B", 9, 1}};
+    hr_eday_rec d[4] = {{"acc_1", NULL, "A", 10, 1, 0, 0},
+                        {"acc_1", NULL, "A", 11, 1, 0, 0},
+                        {"acc_1", "u1", "A", 12, 1, 0, 0},
+                        {"acc_2", NULL, "B", 9, 1, 0, 0}};
     ok(s->ops->put_edays(s, d, 4, &err), &err);
     hr_estat_rec t = {"acc_1", NULL, "A", 1, 2};
     ok(s->ops->put_estats(s, &t, 1, &err), &err);
@@ -1311,7 +1311,7 @@ static void test_delete_account_history(void **state) {
     hr_err err = {0};
     const char *ids[] = {"acc_1", "acc_10"}; /* acc_1 is a prefix of acc_10 */
     for (int i = 0; i < 2; i++) {
-        hr_eday_rec d[2] = {{ids[i], NULL, "A", 10, 1}, {ids[i], "u1", "A", 10, 1}};
+        hr_eday_rec d[2] = {{ids[i], NULL, "A", 10, 1, 0, 0}, {ids[i], "u1", "A", 10, 1, 0, 0}};
         ok(s->ops->put_edays(s, d, 2, &err), &err);
         hr_estat_rec t[2] = {{ids[i], NULL, "A", 1, 2}, {ids[i], "u1", "A", 1, 2}};
         ok(s->ops->put_estats(s, t, 2, &err), &err);
@@ -1335,7 +1335,7 @@ static void test_history_transactions(void **state) {
     fixture *f = *state;
     hr_store *s = open_store(f);
     hr_err err = {0};
-    hr_eday_rec d[2] = {{"acc_1", NULL, "A", 10, 1}, {"acc_1", "u1", "A", 10, 1}};
+    hr_eday_rec d[2] = {{"acc_1", NULL, "A", 10, 1, 0, 0}, {"acc_1", "u1", "A", 10, 1, 0, 0}};
     hr_estat_rec t = {"acc_1", NULL, "A", 1, 2};
 
     /* Inside the caller's transaction: rolled back with it. */
@@ -1357,9 +1357,9 @@ static void test_history_transactions(void **state) {
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 1);
 
     /* On its own, a batch with a bad record writes none of it. */
-    hr_eday_rec bad[3] = {{"acc_2", NULL, "A", 10, 1},
-                          {"acc_2", NULL, NULL, 10, 1}, /* event is NOT NULL */
-                          {"acc_2", NULL, "C", 10, 1}};
+    hr_eday_rec bad[3] = {{"acc_2", NULL, "A", 10, 1, 0, 0},
+                          {"acc_2", NULL, NULL, 10, 1, 0, 0}, /* event is NOT NULL */
+                          {"acc_2", NULL, "C", 10, 1, 0, 0}};
     assert_int_equal(s->ops->put_edays(s, bad, 3, &err), HR_ESTORE);
     assert_int_equal(err.code, HR_ESTORE);
     assert_non_null(strstr(err.message, "put_edays"));
