@@ -45,17 +45,28 @@ void hr_webhooks_set_policy(hr_webhooks *w, const hr_webhook_policy *policy);
 /* New rows are due: wake the thread. Cheap; any thread. */
 void hr_webhooks_kick(hr_webhooks *w);
 
+/* Counters since hr_webhooks_new (for /metrics and the bench): attempts
+ * started, rows that ended delivered or dead, attempts that will be
+ * retried, failed writes of outcomes (retried), requests in flight now. */
+typedef struct hr_webhook_stats {
+    uint64_t attempts, delivered, retried, dead, store_errors;
+    int in_flight;
+} hr_webhook_stats;
+/* Any thread. */
+void hr_webhooks_stats(hr_webhooks *w, hr_webhook_stats *out);
+
 /* A new webhook-id ("msg_" + 26 random base32 chars) into out (>= 32 bytes). */
 void hr_webhook_new_id(char *out, size_t n);
 /* The webhook-signature header value for body: "v1,<b64>" per secret in
  * secrets (whsec_ secrets, space-separated), space-separated. A secret
  * without the whsec_ prefix is used as raw bytes. HR_EINVAL for a secret
- * whose base64 does not decode. */
+ * whose base64 does not decode (or out too small: 48 bytes a secret).
+ * secrets NULL or blank: out is "" (the request goes unsigned). */
 int hr_webhook_sign(const char *secrets, const char *id, int64_t ts, const char *body,
                     size_t len, char *out, size_t n, hr_err *err);
 /* The wait before attempt number `attempt` (1 = the first retry) under
  * policy, with jitter drawn from [0.5, 1.0) of the backoff; retry_after_ms
- * >= 0 (from a Retry-After header) wins when longer. */
+ * >= 0 (from a Retry-After header) wins when longer, up to max_interval_ms. */
 int64_t hr_webhook_backoff(const hr_webhook_policy *p, int attempt, int64_t retry_after_ms);
 
 /* Makes a delivered or dead row pending again, due now, attempts reset
