@@ -47,7 +47,9 @@ static int insert(hr_store *s, int n, const char *url, const char *secrets, int 
         for (int i = 0; i < k; i++) {
             char *b = bodies + (size_t)i * ((size_t)body_bytes + 128);
             hr_webhook_new_id(ids[i], sizeof ids[i]);
-            int len = snprintf(b, 128, "{\"type\":\"playbook.fired\",\"n\":%d,\"account\":\"acct_%06d\",\"pad\":\"",
+            int len = snprintf(b, 128,
+                               "{\"type\":\"playbook.fired\",\"n\":%d,"
+                               "\"account\":\"acct_%06d\",\"pad\":\"",
                                done + i, (done + i) % 1000);
             memset(b + len, 'x', (size_t)body_bytes);
             strcpy(b + len + body_bytes, "\"}");

@@ -16,7 +16,8 @@ static const char *const status_names[] = {"pending", "delivered", "dead"};
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: headroom webhooks list [--status pending|delivered|dead] [--limit N] [--db PATH]\n"
+            "usage: headroom webhooks list [--status pending|delivered|dead] [--limit N]"
+            " [--db PATH]\n"
             "       headroom webhooks replay ID [--db PATH]\n");
 }
 

@@ -182,9 +182,11 @@ static void outcome(job *j, const hr_webhook_policy *pol, CURLcode cerr, int cod
         /* a URL that cannot work will not work later either */
         retry = cerr != CURLE_URL_MALFORMAT && cerr != CURLE_UNSUPPORTED_PROTOCOL;
         if (cerr == CURLE_OPERATION_TIMEDOUT)
-            snprintf(j->error, sizeof j->error, "timeout after %lld ms", (long long)pol->timeout_ms);
+            snprintf(j->error, sizeof j->error, "timeout after %lld ms",
+                     (long long)pol->timeout_ms);
         else
-            snprintf(j->error, sizeof j->error, "%s", j->errbuf[0] ? j->errbuf : curl_easy_strerror(cerr));
+            snprintf(j->error, sizeof j->error, "%s",
+                     j->errbuf[0] ? j->errbuf : curl_easy_strerror(cerr));
     }
     hr_outbox_rec *r = &j->row;
     r->attempts++;
@@ -207,7 +209,8 @@ static void outcome(job *j, const hr_webhook_policy *pol, CURLcode cerr, int cod
 
 /* Starts the attempt for r; 0, or -1 when out of memory. A row that cannot
  * be signed (bad secret) fails at once, dead, without a request. */
-static int start(hr_webhooks *w, const hr_outbox_rec *r, const hr_webhook_policy *pol, int64_t now) {
+static int start(hr_webhooks *w, const hr_outbox_rec *r, const hr_webhook_policy *pol,
+                 int64_t now) {
     job *j = job_for(w, r);
     if (!j) return -1;
     char sig[SIG_MAX], hdr[SIG_MAX + 32];

@@ -107,7 +107,8 @@ static void new_ids(void **state) {
     hr_webhook_new_id(b, sizeof b);
     assert_int_equal(strlen(a), 30);
     assert_memory_equal(a, "msg_", 4);
-    for (const char *p = a + 4; *p; p++) assert_non_null(strchr("0123456789abcdefghjkmnpqrstvwxyz", *p));
+    for (const char *p = a + 4; *p; p++)
+        assert_non_null(strchr("0123456789abcdefghjkmnpqrstvwxyz", *p));
     assert_string_not_equal(a, b);
 }
 
@@ -303,7 +304,8 @@ static void serve_one(server *sv, int c) {
         static char when[128];
         time_t t = time(NULL) + 4;
         struct tm tm;
-        strftime(when, sizeof when, "503 Service Unavailable\r\nRetry-After: %a, %d %b %Y %H:%M:%S GMT",
+        strftime(when, sizeof when,
+                 "503 Service Unavailable\r\nRetry-After: %a, %d %b %Y %H:%M:%S GMT",
                  gmtime_r(&t, &tm));
         status = when;
     } else if (!strcmp(path, "/slow")) {
@@ -397,7 +399,8 @@ static void delivery_outcomes(void **state) {
     const char *paths[] = {"/ok", "/bad", "/err", "/redir", "/busy", NULL, NULL};
     const char *ids[] = {"msg_ok", "msg_bad", "msg_err", "msg_redir", "msg_busy", "msg_refused",
                          "msg_badsecret"};
-    for (int i = 0; i < 5; i++) snprintf(url[i], sizeof url[i], "http://127.0.0.1:%d%s", sv.port, paths[i]);
+    for (int i = 0; i < 5; i++)
+        snprintf(url[i], sizeof url[i], "http://127.0.0.1:%d%s", sv.port, paths[i]);
     snprintf(url[5], sizeof url[5], "http://127.0.0.1:1/"); /* nothing listens */
     snprintf(url[6], sizeof url[6], "http://127.0.0.1:%d/ok", sv.port);
     for (int i = 0; i < 7; i++) put(rs, ids[i], url[i], HR_OUTBOX_PENDING, 0);
