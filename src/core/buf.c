@@ -46,6 +46,7 @@ static int reserve(hr_buf *b, size_t extra) {
 }
 
 void hr_buf_append(hr_buf *b, const void *p, size_t n) {
+    if (!n) return; /* p may be NULL then */
     if (reserve(b, n)) return;
     memcpy(b->data + b->len, p, n);
     b->len += n;

@@ -65,6 +65,20 @@ int hr_json_decode(const char *body, size_t len, json_object **out, size_t *offs
         snprintf(msg, msglen, "body too large");
         return HR_EPARSE;
     }
+    /* json-c's strict mode still takes 'single-quoted' strings: refuse a
+     * quote outside a string before it sees one */
+    for (size_t i = start, in = 0; i < len; i++) {
+        if (in) {
+            if (body[i] == '\\') i++;
+            else if (body[i] == '"') in = 0;
+        } else if (body[i] == '"') {
+            in = 1;
+        } else if (body[i] == '\'') {
+            *offset = i;
+            snprintf(msg, msglen, "strings take double quotes, not single quotes");
+            return HR_EPARSE;
+        }
+    }
     json_tokener *tok = thread_tokener();
     if (!tok) {
         snprintf(msg, msglen, "out of memory");

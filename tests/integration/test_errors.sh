@@ -95,6 +95,10 @@ api PUT /v1/accounts/acme '{"traits":{"n":NaN}}'
 expect_error 400 malformed_json "NaN"
 api PUT /v1/accounts/acme '{"traits":{"n":-Infinity}}'
 expect_error 400 malformed_json "-Infinity"
+api PUT /v1/accounts/acme "{'name':'Acme'}"
+expect_error 400 malformed_json "single-quoted strings"
+api PUT /v1/accounts/acme "{\"name\":\"O'Brien\",\"plan\":\"free\"}"
+expect_status 200 "a single quote inside a string is fine"
 api GET /v1/accounts/acme
 check "GET /v1/accounts/acme is strict JSON (no NaN/Infinity)" strict_json "$BODY"
 api PUT /v1/accounts/acme '{"name":"Acme","plan":"free"}'
