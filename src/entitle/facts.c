@@ -227,6 +227,13 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
         set_bool(v, c->fact == HR_FACT_TRIAL_USED ? used : active);
         return 0;
     }
+    case HR_FACT_TRIAL_DAYS_LEFT:
+        if (c->feature < 0 || c->feature >= cat->nfeatures) return 0;
+        for (uint16_t i = 0; i < a->nftrial; i++)
+            if (!strcmp(a->ftrial[i].feature, cat->features[c->feature].key) &&
+                x->now < a->ftrial[i].ends_at)
+                set_num(v, (double)(a->ftrial[i].ends_at - x->now) / 86400.0);
+        return 0;
     case HR_FACT_DAYS_TO_RENEWAL:
         if (a->renews_at > 0) set_num(v, (double)(a->renews_at - x->now) / 86400.0);
         return 0;

@@ -23,6 +23,8 @@
 static const char yaml[] =
     "features:\n"
     "  seats: {type: limit}\n"
+    "  sso: {type: boolean}\n"
+    "feature_trials: {sso: {days: 14}}\n"
     "plans:\n"
     "  pro: {entitlements: {seats: 4}}\n"
     "playbooks:\n"
@@ -139,6 +141,12 @@ static void test_facts_and_sums(void **state) {
     assert_string_equal(str(e, "dm", "user.email"), "d@acme.com");
     assert_string_equal(str(e, NULL, "user.role"), "<null>"); /* no user */
     assert_true(num(e, "dm", "days_since(last_seen(\"Login\")) < 1") == 1);
+    assert_true(num(e, NULL, "trial_days_left(\"sso\")") == -999); /* no trial: null */
+    hr_buf tb;
+    hr_buf_init(&tb);
+    assert_int_equal(hr_engine_start_feature_trial(e, "acme", "sso", T0 / 1000, &tb, &err), 0);
+    hr_buf_dispose(&tb);
+    assert_true(num(e, NULL, "trial_days_left(\"sso\")") == 13.5); /* evaluated half a day in */
 
     /* the sums come back after a restart */
     hr_engine_free(e);
