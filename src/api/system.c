@@ -110,6 +110,24 @@ void hr_api_metrics(hr_req *r) {
                       (long long)ps.sweeps, (double)ps.last_sweep_ms / 1000.0,
                       (long long)ps.last_sweep_accounts, (long long)ps.fired);
     }
+    if (r->app->webhooks) {
+        hr_webhook_stats ws;
+        hr_webhooks_stats(r->app->webhooks, &ws);
+        hr_buf_printf(b, "# HELP headroom_webhook_attempts_total Webhook requests sent.\n"
+                         "# TYPE headroom_webhook_attempts_total counter\n"
+                         "headroom_webhook_attempts_total %llu\n"
+                         "# TYPE headroom_webhook_delivered_total counter\n"
+                         "headroom_webhook_delivered_total %llu\n"
+                         "# TYPE headroom_webhook_retried_total counter\n"
+                         "headroom_webhook_retried_total %llu\n"
+                         "# HELP headroom_webhook_dead_total Webhooks given up (dead letters).\n"
+                         "# TYPE headroom_webhook_dead_total counter\n"
+                         "headroom_webhook_dead_total %llu\n"
+                         "# TYPE headroom_webhook_in_flight gauge\n"
+                         "headroom_webhook_in_flight %d\n",
+                      (unsigned long long)ws.attempts, (unsigned long long)ws.delivered,
+                      (unsigned long long)ws.retried, (unsigned long long)ws.dead, ws.in_flight);
+    }
     if (c) hr_catalog_release(c);
     hr_reply_type(r, 200, "text/plain; version=0.0.4");
 }
