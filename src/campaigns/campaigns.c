@@ -52,6 +52,7 @@ struct hr_campaigns {
     hr_engine *e;
     hr_store *store;
     pthread_mutex_t mu;
+    pthread_mutex_t fmu; /* one flush at a time */
     hr_map *state;  /* name -> pstate */
     hr_map *counts; /* name -> vcount */
     pstate **dirty;
@@ -568,55 +569,65 @@ int hr_campaigns_flush(hr_campaigns *cs, hr_err *err) {
         pthread_mutex_unlock(&cs->mu);
         return 0;
     }
-    /* rows are written under the mutex: a flush is one short transaction,
-     * and state changing meanwhile must not be marked clean unwritten */
+    /* Rows are copied under the mutex and written outside it, so requests
+     * never wait on the disk; flushes are serialised (fmu) so that rows
+     * reach the disk in the order they were copied: a row changed again
+     * meanwhile is dirty again and goes with the next flush. */
+    enum { T_CAMPAIGN, T_KEY, T_SHOWS, T_VARIANT, T_ACCOUNT, NT };
+    pthread_mutex_lock(&cs->fmu);
     pthread_mutex_lock(&cs->mu);
     size_t n = cs->ndirty;
     hr_prompt_rec *recs = n ? calloc(n, sizeof *recs) : NULL;
-    char **texts = n ? calloc(n * 4, sizeof *texts) : NULL;
+    char **texts = n ? calloc(n * NT, sizeof *texts) : NULL;
     if (n && (!recs || !texts)) {
         pthread_mutex_unlock(&cs->mu);
+        pthread_mutex_unlock(&cs->fmu);
         free(recs);
         free(texts);
         return hr_err_set(err, HR_ENOMEM, "out of memory");
     }
+    int rc = 0;
     for (size_t i = 0; i < n; i++) {
         pstate *p = cs->dirty[i];
-        char shows[HR_MAX_CAP * 21 + 1];
+        char shows[HR_MAX_CAP * 21 + 1], **t = texts + NT * i;
         size_t off = 0;
         shows[0] = 0;
         for (int k = 0; k < p->nshows; k++)
             off += (size_t)snprintf(shows + off, sizeof shows - off, "%s%lld", k ? "," : "",
                                     (long long)p->shows[k]);
-        size_t cl = strcspn(p->name, "\x1f");
-        texts[4 * i] = strndup(p->name, cl);
-        texts[4 * i + 1] = strdup(p->key);
-        texts[4 * i + 2] = strdup(shows);
-        texts[4 * i + 3] = p->variant[0] ? strdup(p->variant) : NULL;
-        recs[i] = (hr_prompt_rec){texts[4 * i], p->kind, texts[4 * i + 1], texts[4 * i + 3],
-                                  NULL, p->first_ms, p->dismissed_ms, p->answered_ms,
-                                  p->converted_ms, texts[4 * i + 2]};
-        if (p->account) recs[i].account = p->account; /* accounts are never freed while dirty */
-        p->dirty = 0;
+        t[T_CAMPAIGN] = strndup(p->name, strcspn(p->name, "\x1f"));
+        t[T_KEY] = strdup(p->key);
+        t[T_SHOWS] = strdup(shows);
+        t[T_VARIANT] = p->variant[0] ? strdup(p->variant) : NULL;
+        t[T_ACCOUNT] = p->account ? strdup(p->account) : NULL;
+        if (!t[T_CAMPAIGN] || !t[T_KEY] || !t[T_SHOWS] || (p->variant[0] && !t[T_VARIANT]) ||
+            (p->account && !t[T_ACCOUNT]))
+            rc = HR_ENOMEM;
+        recs[i] = (hr_prompt_rec){t[T_CAMPAIGN], p->kind, t[T_KEY], t[T_VARIANT], t[T_ACCOUNT],
+                                  p->first_ms, p->dismissed_ms, p->answered_ms, p->converted_ms,
+                                  t[T_SHOWS]};
     }
-    cs->ndirty = 0;
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++)
-        if (!texts[4 * i] || !texts[4 * i + 1] || !texts[4 * i + 2])
-            rc = hr_err_set(err, HR_ENOMEM, "out of memory");
-    if (!rc && n) rc = cs->store->ops->put_prompts(cs->store, recs, (int)n, err);
-    if (rc) {
-        /* keep them for the next flush */
-        for (size_t i = 0; i < n; i++) {
-            char name[512];
-            snprintf(name, sizeof name, "%s\x1f%d\x1f%s", texts[4 * i] ? texts[4 * i] : "",
-                     recs[i].kind, texts[4 * i + 1] ? texts[4 * i + 1] : "");
-            pstate *p = hr_map_get(cs->state, name);
-            if (p) mark(cs, p);
-        }
+    if (!rc) { /* copied: clean until they change again */
+        for (size_t i = 0; i < n; i++) cs->dirty[i]->dirty = 0;
+        cs->ndirty = 0;
     }
     pthread_mutex_unlock(&cs->mu);
-    for (size_t i = 0; i < n * 4; i++) free(texts[i]);
+    if (rc)
+        rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+    else if (n)
+        rc = cs->store->ops->put_prompts(cs->store, recs, (int)n, err);
+    if (rc && n && recs[0].campaign) {
+        /* not written: dirty again, for the next flush */
+        pthread_mutex_lock(&cs->mu);
+        for (size_t i = 0; i < n; i++) {
+            if (!recs[i].campaign || !recs[i].key) continue;
+            pstate *p = state_get(cs, recs[i].campaign, recs[i].kind, recs[i].key, 0);
+            if (p) mark(cs, p);
+        }
+        pthread_mutex_unlock(&cs->mu);
+    }
+    pthread_mutex_unlock(&cs->fmu);
+    for (size_t i = 0; i < n * NT; i++) free(texts[i]);
     free(texts);
     free(recs);
     return rc;
@@ -666,6 +677,7 @@ int hr_campaigns_new(hr_engine *e, hr_store *store, hr_campaigns **out, hr_err *
     cs->e = e;
     cs->store = store;
     pthread_mutex_init(&cs->mu, NULL);
+    pthread_mutex_init(&cs->fmu, NULL);
     if (store && (rc = store->ops->load_prompts(store, load_state, load_counts, cs, err))) {
         if (rc == HR_ENOMEM) hr_err_set(err, HR_ENOMEM, "out of memory loading campaign state");
         goto fail;
@@ -698,6 +710,9 @@ void hr_campaigns_free(hr_campaigns *cs) {
     hr_map_free(cs->state);
     hr_map_free(cs->counts);
     free(cs->dirty);
-    if (cs->e) pthread_mutex_destroy(&cs->mu);
+    if (cs->e) {
+        pthread_mutex_destroy(&cs->mu);
+        pthread_mutex_destroy(&cs->fmu);
+    }
     free(cs);
 }
