@@ -315,11 +315,12 @@ int hr_campaigns_prompts(hr_campaigns *cs, const hr_prompt_req *q, hr_buf *out, 
     hr_buf_putc(out, '[');
     int64_t now = pk->now_ms;
     pthread_mutex_lock(&cs->mu);
-    pstate *thr = q->user && cat->throttle_n ? state_get(cs, "", K_THROTTLE, q->user, 1) : NULL;
+    pstate *thr = q->user && cat->throttle_n ? state_get(cs, "", K_THROTTLE, q->user, 0) : NULL;
     for (int k = 0; k < pk->n && shown < cat->max_prompts; k++) {
         if (pk->ix[k] >= cat->ncampaigns) break;
         const hr_campaign *cp = &cat->campaigns[pk->ix[k]];
-        pstate *us = q->user ? state_get(cs, cp->key, K_USER, q->user, 1) : NULL;
+        /* looked up, not created: most candidates are never shown */
+        pstate *us = q->user ? state_get(cs, cp->key, K_USER, q->user, 0) : NULL;
         if (us) {
             if (us->answered_ms) continue;
             if (us->dismissed_ms && (!cp->cooldown || now - us->dismissed_ms < cp->cooldown * 1000))
@@ -345,11 +346,12 @@ int hr_campaigns_prompts(hr_campaigns *cs, const hr_prompt_req *q, hr_buf *out, 
         }
         const hr_variant *va = &cp->variants[vi];
         if (va->holdout) continue; /* exposed; sees nothing; others may still show */
-        if (us) {
+        if (q->user && (us || (us = state_get(cs, cp->key, K_USER, q->user, 1)))) {
             add_show(us, now);
             mark(cs, us);
         }
-        if (thr) {
+        if (q->user && cat->throttle_n &&
+            (thr || (thr = state_get(cs, "", K_THROTTLE, q->user, 1)))) {
             add_show(thr, now);
             mark(cs, thr);
         }
