@@ -64,6 +64,8 @@ typedef struct hr_hist {
 
 void hr_hist_free(hr_hist *h);
 hr_hist_ent *hr_hist_find(const hr_hist *h, const char *event);
+/* As hr_hist_find for an interned name (history keys are): pointers only. */
+hr_hist_ent *hr_hist_find_interned(const hr_hist *h, const char *event);
 /* The entry for event, created if needed (*h too); NULL on OOM. */
 hr_hist_ent *hr_hist_get(hr_hist **h, const char *event);
 /* Sets the count of day (inserting it in order); drops days older than the

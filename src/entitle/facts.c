@@ -98,7 +98,16 @@ static const hr_hist *hist(const fctx *x, hr_rule_scope sc) {
 
 static int days_of(const hr_fact_call *c) { return c->days > 0 ? c->days : HR_HISTORY_DAYS; }
 
+/* event is interned (the rule compiler interns names); count_any for a
+ * name that may not be */
 static int64_t count(const fctx *x, const hr_hist *h, const char *event, int days) {
+    int64_t total;
+    int active;
+    hr_hist_window(hr_hist_find_interned(h, event), x->today, days, &total, &active);
+    return total;
+}
+
+static int64_t count_any(const fctx *x, const hr_hist *h, const char *event, int days) {
     int64_t total;
     int active;
     hr_hist_window(hr_hist_find(h, event), x->today, days, &total, &active);
@@ -129,8 +138,8 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
         set_num(v, (double)count(x, hist(x, c->scope), c->event, days_of(c)));
         return 0;
     case HR_FACT_ACTIVE_DAYS:
-        hr_hist_window(hr_hist_find(hist(x, c->scope), c->event), x->today, days_of(c), &total,
-                       &active);
+        hr_hist_window(hr_hist_find_interned(hist(x, c->scope), c->event), x->today, days_of(c),
+                       &total, &active);
         set_num(v, active);
         return 0;
     case HR_FACT_SUM: {
@@ -152,7 +161,7 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
     case HR_FACT_ACTIVE_USERS: {
         int n = 0;
         for (uint32_t i = 0; i < a->nusers; i++)
-            n += count(x, a->users[i].hist, "*", days_of(c)) > 0;
+            n += count_any(x, a->users[i].hist, "*", days_of(c)) > 0;
         set_num(v, n);
         return 0;
     }
@@ -205,8 +214,8 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
             ev = m->event;
         }
         if (!ev || c->days <= 0) return 0;
-        int64_t cur = count(x, a->hist, ev, c->days);
-        int64_t both = count(x, a->hist, ev, 2 * c->days);
+        int64_t cur = count_any(x, a->hist, ev, c->days);
+        int64_t both = count_any(x, a->hist, ev, 2 * c->days);
         int64_t prev = both - cur;
         if (prev > 0) set_num(v, (double)(cur - prev) / (double)prev);
         return 0;

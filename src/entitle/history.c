@@ -22,6 +22,12 @@ void hr_hist_free(hr_hist *h) {
     free(h);
 }
 
+hr_hist_ent *hr_hist_find_interned(const hr_hist *h, const char *event) {
+    for (uint32_t i = 0; h && i < h->n; i++)
+        if (h->ents[i].event == event) return &h->ents[i];
+    return NULL;
+}
+
 hr_hist_ent *hr_hist_find(const hr_hist *h, const char *event) {
     for (uint32_t i = 0; h && i < h->n; i++)
         if (h->ents[i].event == event || !strcmp(h->ents[i].event, event)) return &h->ents[i];

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "intern.h"
 #include "rules_int.h"
 
 typedef struct {
@@ -382,7 +383,10 @@ static int resolve_fact_call(checker *c, hr_rule_node *n, int id, hr_rule_scope 
                                 i + 1);
         switch (l) {
         case 'e':
-            if (!(call.event = hr_rule__strndup(c->keep, s, a->val.len))) return nomem(c);
+            /* interned: the engine's history keys are, so lookups compare pointers */
+            if (!(call.event = hr_rule__strndup(c->keep, s, a->val.len)) ||
+                !(call.event = hr_intern(call.event)))
+                return nomem(c);
             break;
         case 'p':
             /* "properties.revenue" and "revenue" name the same property */
@@ -408,7 +412,8 @@ static int resolve_fact_call(checker *c, hr_rule_node *n, int id, hr_rule_scope 
                                   names ? names->nmeters : 0);
             /* growth() of something that is not a meter: an event's count */
             if (id == HR_FACT_GROWTH &&
-                !(call.event = hr_rule__strndup(c->keep, s, a->val.len)))
+                (!(call.event = hr_rule__strndup(c->keep, s, a->val.len)) ||
+                 !(call.event = hr_intern(call.event))))
                 return nomem(c);
             break;
         }

@@ -67,7 +67,8 @@ typedef struct hr_fact_call {
     hr_attr_id attr;      /* ATTR: which one */
     const char *path;     /* ATTR trait: dotted path ("company.size") */
     uint64_t path_hash;   /* hr_rule_hash(path): lets the env skip strcmp */
-    const char *event;    /* COUNT, ACTIVE_DAYS, SUM, FIRST_SEEN, LAST_SEEN, GROWTH: "*" = any */
+    const char *event;    /* COUNT, ACTIVE_DAYS, SUM, FIRST_SEEN, LAST_SEEN, GROWTH: "*" = any;
+                             interned (intern.h): equal names are equal pointers */
     const char *property; /* SUM: property path under properties. */
     int32_t days;         /* windows, in whole days (7d, 2w; 24h = 1d) */
     int32_t feature;      /* USAGE, LIMIT, USAGE_PCT, HAS_FEATURE, TRIAL_*: index in names->features */
