@@ -86,6 +86,8 @@ int hr_app_prefer_api_catalog(const char *config_path, hr_store *s, hr_catalog *
 /* The webhook retry policy the catalog sets (its zeros: the defaults). */
 struct hr_webhook_policy;
 void hr_app_webhook_policy(const hr_catalog *c, struct hr_webhook_policy *p);
+/* An account was written over the API (playbooks re-evaluate it). */
+void hr_app_account_changed(hr_app *app, const char *account);
 /* Reads config_path again (SIGHUP). */
 int hr_app_reload_file(hr_app *app, hr_err *err);
 

@@ -145,6 +145,10 @@ void hr_api_catalog_get(hr_req *r) {
     hr_reply(r, 200);
 }
 
+void hr_app_account_changed(hr_app *app, const char *account) {
+    if (app->playbooks) hr_playbooks_touch(app->playbooks, account);
+}
+
 void hr_app_webhook_policy(const hr_catalog *c, hr_webhook_policy *p) {
     memset(p, 0, sizeof *p);
     p->initial_ms = c->wh_initial_ms;

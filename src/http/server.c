@@ -306,6 +306,10 @@ static void dispatch(hr_req *r) {
     }
     rt->handler(r);
     if (!r->status) hr_reply_error(r, 500, "internal", "handler did not reply");
+    /* a write to an account: its playbook signals may have changed */
+    if (r->status >= 200 && r->status < 300 && strcmp(r->method, "GET") && r->nparams &&
+        !strncmp(rt->pattern, "/v1/accounts/{}", 15))
+        hr_app_account_changed(r->app, r->params[0]);
 }
 
 /* ---- MHD callbacks ----------------------------------------------------- */

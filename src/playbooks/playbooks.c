@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -178,6 +181,7 @@ typedef struct evalres {
     int64_t now_ms;
     int act;            /* 0: dry run */
     int only;           /* dry run: one playbook, else -1 */
+    const unsigned char *mask; /* sweep: which playbooks (NULL: all); no score then */
     double score;
     int has_score;
     firing *f;
@@ -426,8 +430,10 @@ static int evaluate(void *ud, const hr_catalog *cat, const hr_rule_env *env, voi
     evalres *r = ud;
     hr_playbooks *p = r->p;
     int has = 0;
-    r->score = score_of(cat, env, ctx, r->now_ms, &has);
-    r->has_score = has;
+    if (!r->mask) {
+        r->score = score_of(cat, env, ctx, r->now_ms, &has);
+        r->has_score = has;
+    }
     if (!(r->f = calloc((size_t)cat->nplaybooks + 1, sizeof *r->f)) ||
         !(r->ch = calloc((size_t)cat->nplaybooks + 1, sizeof *r->ch))) {
         r->oom = 1;
@@ -436,6 +442,7 @@ static int evaluate(void *ud, const hr_catalog *cat, const hr_rule_env *env, voi
     for (int i = 0; i < cat->nplaybooks; i++) {
         const hr_playbook *pb = &cat->playbooks[i];
         if (r->only >= 0 && i != r->only) continue;
+        if (r->mask && !r->mask[i]) continue;
         if (!pb->enabled || !pb->signal) continue;
         int truth = hr_rule_test(pb->signal, env, ctx, r->now_ms);
         pthread_mutex_lock(&p->mu);
@@ -677,6 +684,7 @@ int hr_playbooks_eval_account(hr_playbooks *p, const char *account, int64_t now_
 typedef struct sweepctx {
     hr_playbooks *p;
     int64_t now_ms;
+    const unsigned char *mask;
     evalres *rs;
     char **ids;
     int n, cap;
@@ -693,7 +701,7 @@ static int sweep_one(void *ud, const char *account, const hr_catalog *cat,
     if (!id) return HR_ENOMEM;
     evalres *r = &s->rs[s->n];
     *r = (evalres){.p = s->p, .account = id, .now_ms = s->now_ms, .act = s->act, .only = s->only,
-                   .dry = s->dry, .ndry = s->ndry, .limit = s->limit};
+                   .mask = s->mask, .dry = s->dry, .ndry = s->ndry, .limit = s->limit};
     s->ids[s->n++] = id;
     s->evaluated++;
     evaluate(r, cat, env, ctx);
@@ -701,9 +709,9 @@ static int sweep_one(void *ud, const char *account, const hr_catalog *cat,
     return 0;
 }
 
-static int sweep(hr_playbooks *p, int64_t now_ms, int act, int only, int limit, hr_buf *dry,
-                 int *fired, int *evaluated, hr_err *err) {
-    sweepctx s = {p, now_ms, NULL, NULL, 0, EVAL_SLICE, act, only, limit, dry, 0, 0};
+static int sweep(hr_playbooks *p, int64_t now_ms, const unsigned char *mask, int act, int only,
+                 int limit, hr_buf *dry, int *fired, int *evaluated, hr_err *err) {
+    sweepctx s = {p, now_ms, mask, NULL, NULL, 0, EVAL_SLICE, act, only, limit, dry, 0, 0};
     size_t pos = 0;
     int more = 1, rc = 0;
     if (!(s.rs = calloc(EVAL_SLICE, sizeof *s.rs)) || !(s.ids = calloc(EVAL_SLICE, sizeof *s.ids))) {
@@ -728,10 +736,28 @@ static int sweep(hr_playbooks *p, int64_t now_ms, int act, int only, int limit, 
     return rc;
 }
 
-int hr_playbooks_sweep(hr_playbooks *p, int64_t now_ms, int *fired, hr_err *err) {
+/* A sweep: every playbook (full), or those whose signal reads the clock;
+ * the latter skip the walk when there are none. */
+static int sweep_kind(hr_playbooks *p, int64_t now_ms, int full, int *fired, hr_err *err) {
     int64_t t0 = hr_time_now_ms();
-    int n = 0, evaluated = 0;
-    int rc = sweep(p, now_ms ? now_ms : t0, 1, -1, 0, NULL, &n, &evaluated, err);
+    int n = 0, evaluated = 0, rc = 0;
+    unsigned char *mask = NULL;
+    if (!now_ms) now_ms = t0;
+    if (!full) {
+        hr_catalog *cat = hr_engine_catalog(p->e);
+        int any = 0;
+        if ((mask = calloc((size_t)cat->nplaybooks + 1, 1)))
+            for (int i = 0; i < cat->nplaybooks; i++)
+                any |= mask[i] = hr_rule_clock_of(cat->playbooks[i].signal) == HR_CLOCK_CONTINUOUS;
+        hr_catalog_release(cat);
+        if (!mask) return hr_err_set(err, HR_ENOMEM, "out of memory");
+        if (!any) {
+            free(mask);
+            return 0;
+        }
+    }
+    rc = sweep(p, now_ms, mask, 1, -1, 0, NULL, &n, &evaluated, err);
+    free(mask);
     pthread_mutex_lock(&p->mu);
     p->stats.sweeps++;
     p->stats.last_sweep_ms = hr_time_now_ms() - t0;
@@ -739,6 +765,10 @@ int hr_playbooks_sweep(hr_playbooks *p, int64_t now_ms, int *fired, hr_err *err)
     pthread_mutex_unlock(&p->mu);
     if (fired) *fired += n;
     return rc;
+}
+
+int hr_playbooks_sweep(hr_playbooks *p, int64_t now_ms, int *fired, hr_err *err) {
+    return sweep_kind(p, now_ms, 1, fired, err);
 }
 
 void hr_playbooks_get_stats(hr_playbooks *p, hr_playbooks_stats *out) {
@@ -756,36 +786,49 @@ int hr_playbooks_dry_run(hr_playbooks *p, const char *playbook, int limit, int64
     hr_buf_puts(out, "{\"playbook\":");
     hr_buf_json_str(out, playbook);
     hr_buf_puts(out, ",\"matches\":[");
-    rc = sweep(p, now_ms ? now_ms : hr_time_now_ms(), 0, pi, limit > 0 ? limit : 100, out, NULL,
-               &evaluated, err);
+    rc = sweep(p, now_ms ? now_ms : hr_time_now_ms(), NULL, 0, pi, limit > 0 ? limit : 100, out,
+               NULL, &evaluated, err);
     hr_buf_printf(out, "],\"evaluated\":%d}", evaluated);
     return rc;
 }
 
 /* ---- the thread ----------------------------------------------------------- */
 
+/* Queues an account for evaluation, once (mu held). */
+static void enqueue(hr_playbooks *p, const char *account) {
+    if (p->nqueue >= QUEUE_MAX || hr_map_get(p->queued, account)) return;
+    char *id = strdup(account);
+    int err = 0;
+    if (!id) return;
+    hr_map_put(p->queued, id, id, &err);
+    if (err) {
+        free(id);
+        return;
+    }
+    p->queue[p->nqueue++] = id;
+}
+
 static void on_ingested(void *ud, const hr_ingested *evs, int n) {
     hr_playbooks *p = ud;
     pthread_mutex_lock(&p->mu);
-    for (int i = 0; i < n && p->nqueue < QUEUE_MAX; i++) {
-        if (hr_map_get(p->queued, evs[i].account)) continue;
-        char *id = strdup(evs[i].account);
-        int err = 0;
-        if (!id) break;
-        hr_map_put(p->queued, id, id, &err);
-        if (err) {
-            free(id);
-            break;
-        }
-        p->queue[p->nqueue++] = id;
-    }
+    for (int i = 0; i < n; i++) enqueue(p, evs[i].account);
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void hr_playbooks_touch(hr_playbooks *p, const char *account) {
+    pthread_mutex_lock(&p->mu);
+    enqueue(p, account);
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }
 
 static void *run(void *arg) {
     hr_playbooks *p = arg;
+    /* requests first: this thread yields the core to them (nice 10) */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
     int64_t next_sweep = hr_time_now_ms() + p->sweep_ms;
+    int64_t full_day = -1; /* the UTC day of the last full sweep */
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
         if (!p->nqueue) {
@@ -812,8 +855,11 @@ static void *run(void *arg) {
         free(batch);
         if (((p->sweep_ms > 0 && hr_time_now_ms() >= next_sweep) || p->sweep_now) && !p->stop) {
             hr_err err = {0};
+            int64_t now = hr_time_now_ms(), day = now / 86400000LL;
+            int full = p->sweep_now || day != full_day;
             p->sweep_now = 0;
-            hr_playbooks_sweep(p, 0, NULL, &err);
+            sweep_kind(p, now, full, NULL, &err);
+            if (full) full_day = day;
             next_sweep = hr_time_now_ms() + p->sweep_ms;
         }
         pthread_mutex_lock(&p->mu);

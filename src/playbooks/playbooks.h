@@ -29,8 +29,12 @@ typedef struct hr_playbooks hr_playbooks;
  * state and tasks and registers for ingested events. */
 int hr_playbooks_new(hr_engine *e, hr_store *store, void (*kick)(void *ud), void *kick_ud,
                      hr_playbooks **out, hr_err *err);
-/* Starts the evaluation thread: accounts with new events within ~100 ms,
- * every account every sweep_ms (0: no periodic sweep). */
+/* Starts the evaluation thread (at a lower CPU priority than requests):
+ * accounts with new events or writes within ~100 ms, and a sweep every
+ * sweep_ms (0: none) for what time alone changes. A sweep evaluates every
+ * playbook whose signal reads the clock (renewals, trials, days_since ...);
+ * the first sweep of a UTC day, the first after start and the first after
+ * a catalog change evaluate every playbook (day windows slide at midnight). */
 int hr_playbooks_start(hr_playbooks *p, int64_t sweep_ms, hr_err *err);
 void hr_playbooks_free(hr_playbooks *p);
 
@@ -38,9 +42,11 @@ void hr_playbooks_free(hr_playbooks *p);
  * edges). *fired counts the firings (may be NULL). */
 int hr_playbooks_eval_account(hr_playbooks *p, const char *account, int64_t now_ms, int *fired,
                               hr_err *err);
-/* Asks the thread for a sweep as soon as it can (the catalog changed). */
+/* The account changed (a write over the API): evaluate it soon. */
+void hr_playbooks_touch(hr_playbooks *p, const char *account);
+/* Asks the thread for a full sweep as soon as it can (the catalog changed). */
 void hr_playbooks_request_sweep(hr_playbooks *p);
-/* Evaluates every account (the sweep, synchronously). */
+/* Evaluates every account and every playbook (a full sweep, synchronously). */
 int hr_playbooks_sweep(hr_playbooks *p, int64_t now_ms, int *fired, hr_err *err);
 
 /* For /metrics: sweeps done, the last one's duration and accounts, and

@@ -125,6 +125,12 @@ const hr_fact_call *hr_rule_fact(const hr_rule *r, int i);
 int hr_rule_explain(const hr_rule *r, const hr_rule_env *env, void *ctx, int64_t now_ms,
                     hr_buf *out);
 
+/* How the rule's answer can change with time alone, with no event and no
+ * write: NONE (it cannot), DAILY (day windows slide at UTC midnight),
+ * CONTINUOUS (clock functions, renewals, trials, overrides, periods). */
+typedef enum { HR_CLOCK_NONE, HR_CLOCK_DAILY, HR_CLOCK_CONTINUOUS } hr_rule_clock;
+hr_rule_clock hr_rule_clock_of(const hr_rule *r);
+
 /* The hash the compiler stores in hr_fact_call.path_hash (FNV-1a 64). */
 uint64_t hr_rule_hash(const char *s, size_t n);
 
