@@ -29,6 +29,7 @@
 
 #include "catalog/catalog.h"
 #include "err.h"
+#include "intern.h"
 #include "map.h"
 #include "rules/rules.h"
 #include "template.h"
@@ -37,11 +38,19 @@
 #define EVAL_SLICE 2000      /* accounts per read-lock hold in a sweep */
 #define QUEUE_MAX 100000     /* accounts waiting for evaluation */
 
+/* An account's signal states, for the playbooks whose signal ever held
+ * for it (most accounts have none: one map miss, nothing else). */
 typedef struct sigst {
+    const char *playbook; /* interned */
     int active;
     int64_t last_fired_ms;
-    char key[]; /* "account\x1fplaybook" */
 } sigst;
+
+typedef struct acctsig {
+    uint32_t n, cap;
+    sigst *e;
+    char account[];
+} acctsig;
 
 typedef struct task {
     char id[40];
@@ -100,20 +109,32 @@ static void random_id(const char *prefix, char *out, size_t n) {
 /* ---- memory state (mu held) ---------------------------------------------- */
 
 static sigst *sig_get(hr_playbooks *p, const char *account, const char *playbook, int create) {
-    char key[320];
-    int n = snprintf(key, sizeof key, "%s\x1f%s", account, playbook);
-    if (n < 0 || (size_t)n >= sizeof key) return NULL;
-    sigst *s = hr_map_get(p->sig, key);
-    if (s || !create) return s;
-    if (!(s = calloc(1, sizeof *s + (size_t)n + 1))) return NULL;
-    memcpy(s->key, key, (size_t)n + 1);
-    int err = 0;
-    hr_map_put(p->sig, s->key, s, &err);
-    if (err) {
-        free(s);
-        return NULL;
+    acctsig *as = hr_map_get(p->sig, account);
+    for (uint32_t i = 0; as && i < as->n; i++)
+        if (!strcmp(as->e[i].playbook, playbook)) return &as->e[i];
+    if (!create) return NULL;
+    if (!as) {
+        size_t n = strlen(account);
+        if (!(as = calloc(1, sizeof *as + n + 1))) return NULL;
+        memcpy(as->account, account, n + 1);
+        int err = 0;
+        hr_map_put(p->sig, as->account, as, &err);
+        if (err) {
+            free(as);
+            return NULL;
+        }
     }
-    return s;
+    const char *ip = hr_intern(playbook);
+    if (!ip) return NULL;
+    if (as->n == as->cap) {
+        uint32_t cap = as->cap ? as->cap * 2 : 2;
+        sigst *e = realloc(as->e, cap * sizeof *e);
+        if (!e) return NULL;
+        as->e = e;
+        as->cap = cap;
+    }
+    as->e[as->n] = (sigst){ip, 0, 0};
+    return &as->e[as->n++];
 }
 
 static void score_set(hr_playbooks *p, const char *account, double v) {
@@ -434,22 +455,34 @@ static int evaluate(void *ud, const hr_catalog *cat, const hr_rule_env *env, voi
         r->score = score_of(cat, env, ctx, r->now_ms, &has);
         r->has_score = has;
     }
-    if (!(r->f = calloc((size_t)cat->nplaybooks + 1, sizeof *r->f)) ||
-        !(r->ch = calloc((size_t)cat->nplaybooks + 1, sizeof *r->ch))) {
-        r->oom = 1;
-        return 0;
-    }
+    /* the account's states, copied once (most accounts have none) */
+    sigst mine[32];
+    uint32_t nmine = 0;
+    pthread_mutex_lock(&p->mu);
+    acctsig *as = hr_map_get(p->sig, r->account);
+    for (uint32_t k = 0; as && k < as->n && nmine < 32; k++) mine[nmine++] = as->e[k];
+    int overflow = as && as->n > 32;
+    pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < cat->nplaybooks; i++) {
         const hr_playbook *pb = &cat->playbooks[i];
         if (r->only >= 0 && i != r->only) continue;
         if (r->mask && !r->mask[i]) continue;
         if (!pb->enabled || !pb->signal) continue;
         int truth = hr_rule_test(pb->signal, env, ctx, r->now_ms);
-        pthread_mutex_lock(&p->mu);
-        sigst *s = sig_get(p, r->account, pb->key, 0);
-        int active = s ? s->active : 0;
-        int64_t last = s ? s->last_fired_ms : 0;
-        pthread_mutex_unlock(&p->mu);
+        int active = 0;
+        int64_t last = 0;
+        const sigst *s = NULL;
+        for (uint32_t k = 0; k < nmine && !s; k++)
+            if (!strcmp(mine[k].playbook, pb->key)) s = &mine[k];
+        if (!s && overflow) { /* an account with very many: look it up */
+            pthread_mutex_lock(&p->mu);
+            const sigst *g = sig_get(p, r->account, pb->key, 0);
+            if (g) active = g->active, last = g->last_fired_ms;
+            pthread_mutex_unlock(&p->mu);
+        } else if (s) {
+            active = s->active;
+            last = s->last_fired_ms;
+        }
         int cool = !last || r->now_ms - last >= pb->cooldown * 1000;
         int fire = truth && !active && cool;
         if (!r->act) {
@@ -469,7 +502,15 @@ static int evaluate(void *ud, const hr_catalog *cat, const hr_rule_env *env, voi
             hr_buf_putc(r->dry, '}');
             continue;
         }
-        if (truth != active && !(truth && !cool)) r->ch[r->nch++] = (change){i, truth};
+        int changes = truth != active && !(truth && !cool);
+        /* the arrays are made the first time something changes (rarely) */
+        if ((changes || fire) && !r->f &&
+            (!(r->f = calloc((size_t)cat->nplaybooks + 1, sizeof *r->f)) ||
+             !(r->ch = calloc((size_t)cat->nplaybooks + 1, sizeof *r->ch)))) {
+            r->oom = 1;
+            return 0;
+        }
+        if (changes) r->ch[r->nch++] = (change){i, truth};
         if (!fire) continue;
         firing *f = &r->f[r->nf++];
         f->pb = i;
@@ -1185,7 +1226,10 @@ void hr_playbooks_free(hr_playbooks *p) {
     size_t pos = 0;
     const char *k;
     void *v;
-    while (p->sig && hr_map_next(p->sig, &pos, &k, &v)) free(v);
+    while (p->sig && hr_map_next(p->sig, &pos, &k, &v)) {
+        free(((acctsig *)v)->e);
+        free(v);
+    }
     pos = 0;
     while (p->scores && hr_map_next(p->scores, &pos, &k, &v)) free(v);
     pos = 0;
