@@ -17,6 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "catalog/catalog.h"
 #include "err.h"
@@ -53,6 +57,10 @@ struct hr_campaigns {
     hr_store *store;
     pthread_mutex_t mu;
     pthread_mutex_t fmu; /* one flush at a time */
+    pthread_t th;        /* the background flush (hr_campaigns_start) */
+    pthread_mutex_t tmu;
+    pthread_cond_t tcv;
+    int started, stop;
     hr_map *state;  /* name -> pstate */
     hr_map *counts; /* name -> vcount */
     pstate **dirty;
@@ -124,6 +132,22 @@ static void add_show(pstate *p, int64_t now) {
         p->nshows--;
     }
     p->shows[p->nshows++] = now;
+}
+
+/* Inserts a show time in order, keeping the newest HR_MAX_CAP. */
+static void merge_show(pstate *p, int64_t at) {
+    int i = p->nshows;
+    if (i == HR_MAX_CAP) {
+        if (at <= p->shows[0]) return;
+        memmove(p->shows, p->shows + 1, (HR_MAX_CAP - 1) * sizeof p->shows[0]);
+        i = --p->nshows;
+    }
+    while (i > 0 && p->shows[i - 1] > at) {
+        p->shows[i] = p->shows[i - 1];
+        i--;
+    }
+    p->shows[i] = at;
+    p->nshows++;
 }
 
 /* The split of the shows text "t1,t2,..." into p. */
@@ -350,11 +374,11 @@ int hr_campaigns_prompts(hr_campaigns *cs, const hr_prompt_req *q, hr_buf *out, 
             add_show(us, now);
             mark(cs, us);
         }
+        /* the throttle's shows are the union of the user's shows in every
+         * campaign: kept in memory only, rebuilt from those rows at load */
         if (q->user && cat->throttle_n &&
-            (thr || (thr = state_get(cs, "", K_THROTTLE, q->user, 1)))) {
+            (thr || (thr = state_get(cs, "", K_THROTTLE, q->user, 1))))
             add_show(thr, now);
-            mark(cs, thr);
-        }
         char trig_s[300];
         if (t.any || t.kind == HR_TRIG_ON_LOAD || t.kind == HR_TRIG_PAGE)
             snprintf(trig_s, sizeof trig_s, "%s", cp->trigger == HR_TRIG_PAGE ? "page" : "on_load");
@@ -646,6 +670,11 @@ static int load_state(void *ud, const hr_prompt_rec *r) {
     p->answered_ms = r->answered_ms;
     p->converted_ms = r->converted_ms;
     parse_shows(p, r->shows);
+    if (r->kind == K_USER && p->nshows) { /* the user's throttle: every campaign's shows */
+        pstate *t = state_get(cs, "", K_THROTTLE, r->key, 1);
+        if (!t) return HR_ENOMEM;
+        for (int i = 0; i < p->nshows; i++) merge_show(t, p->shows[i]);
+    }
     if (r->kind == K_UNIT && p->variant[0]) {
         vcount *vc = count_get(cs, r->campaign, p->variant);
         if (!vc) return HR_ENOMEM;
@@ -668,6 +697,34 @@ static int load_counts(void *ud, const char *campaign, const char *variant, cons
     return 0;
 }
 
+/* The background flush: once a second, at nice 10, so that a burst of
+ * first shows does not take the request threads' core. */
+static void *flusher(void *arg) {
+    hr_campaigns *cs = arg;
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    pthread_mutex_lock(&cs->tmu);
+    while (!cs->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&cs->tcv, &cs->tmu, &ts);
+        if (cs->stop) break;
+        pthread_mutex_unlock(&cs->tmu);
+        hr_err err = {0};
+        hr_campaigns_flush(cs, &err); /* a failure keeps the rows dirty: the next one retries */
+        pthread_mutex_lock(&cs->tmu);
+    }
+    pthread_mutex_unlock(&cs->tmu);
+    return NULL;
+}
+
+int hr_campaigns_start(hr_campaigns *cs, hr_err *err) {
+    if (pthread_create(&cs->th, NULL, flusher, cs))
+        return hr_err_set(err, HR_EINTERNAL, "cannot start the campaigns flush thread");
+    cs->started = 1;
+    return 0;
+}
+
 int hr_campaigns_new(hr_engine *e, hr_store *store, hr_campaigns **out, hr_err *err) {
     hr_campaigns *cs = calloc(1, sizeof *cs);
     int rc = 0;
@@ -680,6 +737,8 @@ int hr_campaigns_new(hr_engine *e, hr_store *store, hr_campaigns **out, hr_err *
     cs->store = store;
     pthread_mutex_init(&cs->mu, NULL);
     pthread_mutex_init(&cs->fmu, NULL);
+    pthread_mutex_init(&cs->tmu, NULL);
+    pthread_cond_init(&cs->tcv, NULL);
     if (store && (rc = store->ops->load_prompts(store, load_state, load_counts, cs, err))) {
         if (rc == HR_ENOMEM) hr_err_set(err, HR_ENOMEM, "out of memory loading campaign state");
         goto fail;
@@ -698,6 +757,15 @@ fail:
 
 void hr_campaigns_free(hr_campaigns *cs) {
     if (!cs) return;
+    if (cs->started) {
+        pthread_mutex_lock(&cs->tmu);
+        cs->stop = 1;
+        pthread_cond_signal(&cs->tcv);
+        pthread_mutex_unlock(&cs->tmu);
+        pthread_join(cs->th, NULL);
+        hr_err ignore = {0};
+        hr_campaigns_flush(cs, &ignore); /* what the last second showed */
+    }
     if (cs->e) hr_engine_remove_ingest_hook(cs->e, on_ingested, cs);
     size_t pos = 0;
     const char *k;
@@ -715,6 +783,8 @@ void hr_campaigns_free(hr_campaigns *cs) {
     if (cs->e) {
         pthread_mutex_destroy(&cs->mu);
         pthread_mutex_destroy(&cs->fmu);
+        pthread_mutex_destroy(&cs->tmu);
+        pthread_cond_destroy(&cs->tcv);
     }
     free(cs);
 }

@@ -9,9 +9,9 @@
  *
  * Thread-safe: any number of request threads may call in at once. Serving
  * a prompt changes state in memory at once and on disk at the next
- * hr_campaigns_flush (headroomd flushes every second and on shutdown);
- * reported events (a dismissal, say) are on disk before
- * hr_campaigns_event returns. */
+ * hr_campaigns_flush (every second on the thread hr_campaigns_start starts,
+ * and at hr_campaigns_free); reported events (a dismissal, say) are on disk
+ * before hr_campaigns_event returns. */
 #ifndef HR_CAMPAIGNS_H
 #define HR_CAMPAIGNS_H
 
@@ -60,6 +60,8 @@ int hr_campaigns_list(hr_campaigns *cs, int64_t now_ms, hr_buf *out);
  * weighted; for tests and the results of units never exposed. */
 int hr_campaign_assign(const hr_campaign *cp, const char *unit);
 
+/* Starts the background flush (once a second, at a lower CPU priority). */
+int hr_campaigns_start(hr_campaigns *cs, hr_err *err);
 /* Writes state changed since the last flush. */
 int hr_campaigns_flush(hr_campaigns *cs, hr_err *err);
 

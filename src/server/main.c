@@ -262,7 +262,7 @@ int main(int argc, char **argv) {
         hr_log(HR_LOG_ERROR, "%s", err.message);
         goto out;
     }
-    if (hr_webhooks_start(app.webhooks, &err) ||
+    if (hr_campaigns_start(app.campaigns, &err) || hr_webhooks_start(app.webhooks, &err) ||
         hr_playbooks_start(app.playbooks, sweep_s > 0 ? sweep_s * 1000 : 0, &err)) {
         hr_log(HR_LOG_ERROR, "%s", err.message);
         goto out;
@@ -282,8 +282,6 @@ int main(int argc, char **argv) {
             hr_err e2 = {0};
             if (hr_engine_flush_internal(app.engine, &e2))
                 hr_log(HR_LOG_WARN, "recording feature denials: %s", e2.message);
-            if (hr_campaigns_flush(app.campaigns, &e2))
-                hr_log(HR_LOG_WARN, "writing campaign state: %s", e2.message);
             continue;
         }
         if (sig == SIGHUP) {
@@ -306,7 +304,6 @@ out:
     if (app.engine && rc == 0) {
         hr_err e3 = {0};
         hr_engine_flush_internal(app.engine, &e3); /* the last second's denials */
-        if (app.campaigns) hr_campaigns_flush(app.campaigns, &e3);
     }
     hr_campaigns_free(app.campaigns);
     hr_playbooks_free(app.playbooks);

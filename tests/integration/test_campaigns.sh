@@ -117,6 +117,8 @@ hr_kill9
 hr_start
 prompts u2 acme feature_denied:private_boards
 expect_json prompts "[]" "dismissed prompt stays away after a restart (cooldown 14d)"
+prompts u1 acme limit_hit:boards
+expect_json prompts "[]" "the throttle is rebuilt from the shows after a restart"
 prompts u3 acme feature_denied:private_boards
 expect_json prompts.0.variant "$VARIANT" "another user still sees it, same variant after restart"
 api POST "/v1/prompts/$ID/events" '{"type":"wave","user":"u2","account":"acme"}'
