@@ -367,8 +367,9 @@ for r in $(seq 1 "$ROUNDS"); do
     done
     stop_pid SRV_PID   # flushes the campaign state
     # what the prompt requests showed: the throttle allows one per user, so
-    # the users with a throttle row that has shows are the prompts shown
-    shown=$(sqlite3 "$TMP/round.db" "SELECT count(*) FROM prompt_state WHERE kind = 2 AND shows <> ''")
+    # the users with shows in some campaign (kind 0 rows; the throttle itself
+    # is not stored) are the prompts shown
+    shown=$(sqlite3 "$TMP/round.db" "SELECT count(DISTINCT key) FROM prompt_state WHERE kind = 0 AND shows <> ''")
     exposed=$(sqlite3 "$TMP/round.db" "SELECT count(*) FROM prompt_state WHERE kind = 1 AND variant IS NOT NULL")
     echo "$r $check_rps $check_p99 $prompts_rps $prompts_p99 $shown $prompts_reqs $exposed" >>"$TMP/rounds"
     printf '  round %d: check %6.0f req/s p99 %5.2f ms (cpu %3d%%, wrk %3d%%) | prompts %6.0f req/s p99 %5.2f ms (cpu %3d%%, wrk %3d%%); %d of %d prompt requests showed one\n' \
