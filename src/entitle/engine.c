@@ -210,6 +210,16 @@ hr_catalog *hr_engine_catalog(hr_engine *e) {
     return c;
 }
 
+/* Plans and add-ons in the same order under the same keys. */
+static int same_layout(const hr_catalog *a, const hr_catalog *b) {
+    if (a->nplans != b->nplans || a->naddons != b->naddons) return 0;
+    for (int i = 0; i < a->nplans; i++)
+        if (strcmp(a->plans[i].key, b->plans[i].key)) return 0;
+    for (int i = 0; i < a->naddons; i++)
+        if (strcmp(a->addons[i].key, b->addons[i].key)) return 0;
+    return 1;
+}
+
 int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     if (!c) return hr_err_set(err, HR_EINVAL, "no catalog");
     const char **fnames = intern_features(c), **mnames = intern_meters(c);
@@ -226,10 +236,14 @@ int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     e->cat = c;
     e->fnames = fnames;
     e->mnames = mnames;
-    /* accounts cache catalog indexes: a new catalog may order things anew */
-    size_t pos = 0;
-    void *v;
-    while (hr_map_next(e->accounts, &pos, NULL, &v)) hr_account_reindex(c, v);
+    /* accounts cache catalog indexes: a new catalog may order things anew;
+     * when plans and add-ons keep their order (most reloads) the cached
+     * indexes stay right and a million accounts need no walk under the lock */
+    if (!old || !same_layout(old, c)) {
+        size_t pos = 0;
+        void *v;
+        while (hr_map_next(e->accounts, &pos, NULL, &v)) hr_account_reindex(c, v);
+    }
     pthread_rwlock_unlock(&e->lock);
     pthread_mutex_unlock(&e->wmu);
     if (old) hr_catalog_release(old);
