@@ -578,19 +578,41 @@ static char *with_members(hr_playbooks *p, const char *account, const char *body
 }
 
 /* Writes the evaluation's changes and firings, then applies them. */
-static int apply(hr_playbooks *p, const hr_catalog *cat, evalres *r, int *fired, hr_err *err) {
-    int rc = 0, nout = 0;
-    hr_signal_rec *sig = calloc((size_t)r->nch + 1, sizeof *sig);
-    hr_fired_rec *fr = calloc((size_t)r->nf + 1, sizeof *fr);
-    hr_task_rec *tr = calloc((size_t)r->nf + 1, sizeof *tr);
-    size_t maxout = 0;
-    for (int i = 0; i < r->nf; i++) maxout += (size_t)cat->playbooks[r->f[i].pb].nactions;
-    hr_outbox_rec *ob = calloc(maxout + 1, sizeof *ob);
-    char **ids = calloc(maxout + 1, sizeof *ids), **bodies = calloc(maxout + 1, sizeof *bodies);
-    if (!sig || !fr || !tr || !ob || !ids || !bodies) {
-        rc = hr_err_set(err, HR_ENOMEM, "out of memory");
-        goto out;
-    }
+/* The rows one account's evaluation writes, made ready outside any lock. */
+typedef struct pending {
+    evalres *r;
+    hr_signal_rec *sig;
+    hr_fired_rec *fr;
+    hr_task_rec *tr;
+    hr_outbox_rec *ob;
+    char **ids, **bodies;
+    int nt, nout;
+    size_t maxout;
+} pending;
+
+static void pending_dispose(pending *w) {
+    for (size_t i = 0; w->ids && i < w->maxout; i++) free(w->ids[i]);
+    for (size_t i = 0; w->bodies && i < w->maxout; i++) free(w->bodies[i]);
+    free(w->ids);
+    free(w->bodies);
+    free(w->sig);
+    free(w->fr);
+    free(w->tr);
+    free(w->ob);
+    memset(w, 0, sizeof *w);
+}
+
+static int prepare(hr_playbooks *p, const hr_catalog *cat, evalres *r, pending *w, hr_err *err) {
+    memset(w, 0, sizeof *w);
+    w->r = r;
+    for (int i = 0; i < r->nf; i++) w->maxout += (size_t)cat->playbooks[r->f[i].pb].nactions;
+    w->sig = calloc((size_t)r->nch + 1, sizeof *w->sig);
+    w->fr = calloc((size_t)r->nf + 1, sizeof *w->fr);
+    w->tr = calloc((size_t)r->nf + 1, sizeof *w->tr);
+    w->ob = calloc(w->maxout + 1, sizeof *w->ob);
+    w->ids = calloc(w->maxout + 1, sizeof *w->ids);
+    w->bodies = calloc(w->maxout + 1, sizeof *w->bodies);
+    if (!w->sig || !w->fr || !w->tr || !w->ob || !w->ids || !w->bodies) goto oom;
     for (int i = 0; i < r->nch; i++) {
         const hr_playbook *pb = &cat->playbooks[r->ch[i].pb];
         int firing_now = 0;
@@ -599,87 +621,103 @@ static int apply(hr_playbooks *p, const hr_catalog *cat, evalres *r, int *fired,
         sigst *s = sig_get(p, r->account, pb->key, 0);
         int64_t last = s ? s->last_fired_ms : 0;
         pthread_mutex_unlock(&p->mu);
-        sig[i] = (hr_signal_rec){r->account, pb->key, r->ch[i].active, firing_now ? r->now_ms : last};
+        w->sig[i] = (hr_signal_rec){r->account, pb->key, r->ch[i].active, firing_now ? r->now_ms : last};
     }
-    int nt = 0;
     for (int i = 0; i < r->nf; i++) {
         firing *f = &r->f[i];
         const hr_playbook *pb = &cat->playbooks[f->pb];
-        fr[i] = (hr_fired_rec){r->account, pb->key, r->now_ms, f->value, f->has_value, f->evidence};
+        w->fr[i] = (hr_fired_rec){r->account, pb->key, r->now_ms, f->value, f->has_value, f->evidence};
         if (f->task_id[0])
-            tr[nt++] = (hr_task_rec){f->task_id, r->account, pb->key, f->owner, ST_OPEN, f->message,
-                                     f->evidence, r->score, r->now_ms, r->now_ms, 0};
+            w->tr[w->nt++] = (hr_task_rec){f->task_id, r->account, pb->key, f->owner, ST_OPEN,
+                                           f->message, f->evidence, r->score, r->now_ms,
+                                           r->now_ms, 0};
         for (int a = 0; a < pb->nactions; a++) {
             if (pb->actions[a].kind != HR_ACT_WEBHOOK || !f->bodies[a]) continue;
-            if (!(ids[nout] = malloc(40))) {
-                rc = hr_err_set(err, HR_ENOMEM, "out of memory");
-                goto out;
-            }
-            random_id("msg_", ids[nout], 40); /* the stable webhook-id */
-            bodies[nout] = f->need_members ? with_members(p, r->account, f->bodies[a], r->now_ms)
+            int o = w->nout;
+            if (!(w->ids[o] = malloc(40))) goto oom;
+            random_id("msg_", w->ids[o], 40); /* the stable webhook-id */
+            w->bodies[o] = f->need_members ? with_members(p, r->account, f->bodies[a], r->now_ms)
                                            : strdup(f->bodies[a]);
-            if (!bodies[nout]) {
-                rc = hr_err_set(err, HR_ENOMEM, "out of memory");
-                goto out;
-            }
-            ob[nout] = (hr_outbox_rec){ids[nout], pb->actions[a].url, pb->actions[a].secrets,
-                                       bodies[nout], pb->key, r->account, HR_OUTBOX_PENDING, 0,
+            if (!w->bodies[o]) goto oom;
+            w->ob[o] = (hr_outbox_rec){w->ids[o], pb->actions[a].url, pb->actions[a].secrets,
+                                       w->bodies[o], pb->key, r->account, HR_OUTBOX_PENDING, 0,
                                        r->now_ms, r->now_ms, 0, 0, NULL};
-            nout++;
+            w->nout++;
         }
     }
-    if (p->store && (r->nch || r->nf)) {
-        hr_store *s = p->store;
-        pthread_mutex_lock(&p->smu);
-        rc = s->ops->begin(s, err);
-        if (!rc) rc = s->ops->signal_put(s, sig, r->nch, err);
-        if (!rc) rc = s->ops->fired_put(s, fr, r->nf, err);
-        if (!rc) rc = s->ops->task_put(s, tr, nt, err);
-        if (!rc) rc = s->ops->outbox_put(s, ob, nout, err);
-        if (!rc)
-            rc = s->ops->commit(s, err);
-        else
-            s->ops->rollback(s);
-        pthread_mutex_unlock(&p->smu);
-        if (rc) goto out;
+    return 0;
+oom:
+    pending_dispose(w);
+    return hr_err_set(err, HR_ENOMEM, "out of memory");
+}
+
+/* Writes n accounts' rows in one transaction (smu held). */
+static int write_all(hr_store *s, pending *w, int n, hr_err *err) {
+    int rc = s->ops->begin(s, err);
+    for (int i = 0; i < n && !rc; i++) {
+        evalres *r = w[i].r;
+        rc = s->ops->signal_put(s, w[i].sig, r->nch, err);
+        if (!rc) rc = s->ops->fired_put(s, w[i].fr, r->nf, err);
+        if (!rc) rc = s->ops->task_put(s, w[i].tr, w[i].nt, err);
+        if (!rc) rc = s->ops->outbox_put(s, w[i].ob, w[i].nout, err);
     }
-    /* on disk: now in memory */
+    if (!rc)
+        rc = s->ops->commit(s, err);
+    else
+        s->ops->rollback(s);
+    return rc;
+}
+
+/* Once on disk: the states and tasks in memory. */
+static void apply_mem(hr_playbooks *p, pending *w, int *fired) {
+    evalres *r = w->r;
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < r->nch; i++) {
-        sigst *s = sig_get(p, r->account, sig[i].playbook, 1);
-        if (s) s->active = sig[i].active, s->last_fired_ms = sig[i].last_fired_ms;
+        sigst *s = sig_get(p, r->account, w->sig[i].playbook, 1);
+        if (s) s->active = w->sig[i].active, s->last_fired_ms = w->sig[i].last_fired_ms;
     }
-    for (int i = 0; i < nt; i++) {
+    for (int i = 0; i < w->nt; i++) {
+        const hr_task_rec *tr = &w->tr[i];
         task *t = calloc(1, sizeof *t);
         if (!t) break;
-        snprintf(t->id, sizeof t->id, "%s", tr[i].id);
-        t->account = strdup(tr[i].account);
-        t->playbook = strdup(tr[i].playbook);
-        t->owner = tr[i].owner ? strdup(tr[i].owner) : NULL;
-        t->message = strdup(tr[i].message ? tr[i].message : "");
-        t->evidence = strdup(tr[i].evidence ? tr[i].evidence : "{}");
+        snprintf(t->id, sizeof t->id, "%s", tr->id);
+        t->account = strdup(tr->account);
+        t->playbook = strdup(tr->playbook);
+        t->owner = tr->owner ? strdup(tr->owner) : NULL;
+        t->message = strdup(tr->message ? tr->message : "");
+        t->evidence = strdup(tr->evidence ? tr->evidence : "{}");
         t->status = ST_OPEN;
-        t->score = tr[i].score;
-        t->created_ms = t->updated_ms = tr[i].created_ms;
+        t->score = tr->score;
+        t->created_ms = t->updated_ms = tr->created_ms;
         if (!t->account || !t->playbook || !t->message || !t->evidence || task_add(p, t)) task_free(t);
     }
-    pthread_mutex_unlock(&p->mu);
-    if (nout && p->kick) p->kick(p->kick_ud);
-    if (fired) *fired += r->nf;
-    pthread_mutex_lock(&p->mu);
     p->stats.fired += r->nf;
     pthread_mutex_unlock(&p->mu);
-out:
-    for (size_t i = 0; i < maxout; i++) {
-        free(ids[i]);
-        free(bodies[i]);
+    if (fired) *fired += r->nf;
+}
+
+/* Writes the changes and firings of n evaluations (one transaction), then
+ * applies them; wakes the webhook sender when outbox rows were written. */
+static int apply_many(hr_playbooks *p, const hr_catalog *cat, evalres **rs, int n, int *fired,
+                      hr_err *err) {
+    pending *w = calloc((size_t)n + 1, sizeof *w);
+    int rc = 0, np = 0, nout = 0;
+    if (!w) return hr_err_set(err, HR_ENOMEM, "out of memory");
+    for (int i = 0; i < n && !rc; i++) {
+        rc = prepare(p, cat, rs[i], &w[np], err);
+        if (!rc) nout += w[np++].nout;
     }
-    free(ids);
-    free(bodies);
-    free(sig);
-    free(fr);
-    free(tr);
-    free(ob);
+    if (!rc && p->store && np) {
+        pthread_mutex_lock(&p->smu);
+        rc = write_all(p->store, w, np, err);
+        pthread_mutex_unlock(&p->smu);
+    }
+    for (int i = 0; i < np; i++) {
+        if (!rc) apply_mem(p, &w[i], fired);
+        pending_dispose(&w[i]);
+    }
+    free(w);
+    if (!rc && nout && p->kick) p->kick(p->kick_ud);
     return rc;
 }
 
@@ -689,21 +727,34 @@ static void evalres_dispose(evalres *r, const hr_catalog *cat) {
     free(r->ch);
 }
 
-/* Evaluates and acts for one account whose evaluation result is in r. */
-static int finish(hr_playbooks *p, evalres *r, int *fired, hr_err *err) {
-    hr_catalog *cat = hr_engine_catalog(p->e);
-    int rc = 0;
-    if (r->oom)
-        rc = hr_err_set(err, HR_ENOMEM, "out of memory evaluating playbooks");
-    else {
-        if (r->has_score) {
-            pthread_mutex_lock(&p->mu);
-            score_set(p, r->account, r->score);
-            pthread_mutex_unlock(&p->mu);
-        }
-        if (r->act && (r->nch || r->nf)) rc = apply(p, cat, r, fired, err);
+/* Records the score of an evaluation; 1 when it has something to write. */
+static int settle(hr_playbooks *p, evalres *r) {
+    if (r->oom) return 0;
+    if (r->has_score) {
+        pthread_mutex_lock(&p->mu);
+        score_set(p, r->account, r->score);
+        pthread_mutex_unlock(&p->mu);
     }
-    evalres_dispose(r, cat);
+    return r->act && (r->nch || r->nf);
+}
+
+/* Acts on n evaluations (one transaction for all) and frees them. */
+static int finish_many(hr_playbooks *p, evalres *rs, int n, int *fired, hr_err *err) {
+    hr_catalog *cat = hr_engine_catalog(p->e);
+    evalres **act = calloc((size_t)n + 1, sizeof *act);
+    int na = 0, rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (rs[i].oom && !rc) rc = hr_err_set(err, HR_ENOMEM, "out of memory evaluating playbooks");
+        if (settle(p, &rs[i]) && act) act[na++] = &rs[i];
+    }
+    if (!act)
+        rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+    else if (na) {
+        int r2 = apply_many(p, cat, act, na, fired, err);
+        if (r2) rc = r2;
+    }
+    for (int i = 0; i < n; i++) evalres_dispose(&rs[i], cat);
+    free(act);
     hr_catalog_release(cat);
     return rc;
 }
@@ -717,7 +768,7 @@ int hr_playbooks_eval_account(hr_playbooks *p, const char *account, int64_t now_
         evalres_dispose(&r, NULL);
         return hr_err_set(err, HR_ENOTFOUND, "no account '%s'", account);
     }
-    return finish(p, &r, fired, err);
+    return finish_many(p, &r, 1, fired, err);
 }
 
 /* A sweep evaluates under the engine's lock a slice at a time; the
@@ -763,12 +814,12 @@ static int sweep(hr_playbooks *p, int64_t now_ms, const unsigned char *mask, int
         s.n = 0;
         more = hr_engine_sweep(p->e, &pos, EVAL_SLICE, now_ms, sweep_one, &s);
         if (more < 0) rc = hr_err_set(err, more, "sweep failed");
-        for (int i = 0; i < s.n; i++) {
-            hr_err e2 = {0};
-            int r2 = finish(p, &s.rs[i], fired, &e2);
-            if (r2 && !rc) rc = r2, *err = e2;
-            free(s.ids[i]);
-        }
+        /* the slice's firings in one transaction: one commit (one fsync)
+         * per slice, not per account */
+        hr_err e2 = {0};
+        int r2 = finish_many(p, s.rs, s.n, fired, &e2);
+        if (r2 && !rc) rc = r2, *err = e2;
+        for (int i = 0; i < s.n; i++) free(s.ids[i]);
         if (p->stop) break;
     }
     if (evaluated) *evaluated = s.evaluated;
