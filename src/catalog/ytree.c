@@ -24,6 +24,7 @@
 #include <libfyaml.h>
 
 #include "catalog_int.h"
+#include "utf8.h"
 #include "err.h"
 #include "map.h"
 
@@ -371,33 +372,6 @@ oom:
     b->oom = b->fatal = 1;
 }
 
-/* Length of the UTF-8 sequence at p (at most n bytes), 0 if invalid:
- * overlong forms, surrogates and code points past U+10FFFF included. */
-static size_t utf8_len(const unsigned char *p, size_t n, uint32_t *cp) {
-    size_t len;
-    uint32_t c, min;
-    if (p[0] < 0x80) {
-        *cp = p[0];
-        return 1;
-    }
-    if ((p[0] & 0xe0) == 0xc0) {
-        len = 2, c = p[0] & 0x1f, min = 0x80;
-    } else if ((p[0] & 0xf0) == 0xe0) {
-        len = 3, c = p[0] & 0x0f, min = 0x800;
-    } else if ((p[0] & 0xf8) == 0xf0) {
-        len = 4, c = p[0] & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        c = c << 6 | (p[i] & 0x3f);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
-    *cp = c;
-    return len;
-}
 
 /* YAML allows only printable characters in a stream, and libfyaml 0.7 can
  * loop forever on some invalid UTF-8 (upstream issue #101), so the text is
@@ -407,7 +381,7 @@ static int check_text(hr_esink *s, const char *text, size_t n) {
     int line = 1, col = 1;
     for (size_t i = 0; i < n;) {
         uint32_t c = 0;
-        size_t len = utf8_len(p + i, n - i, &c);
+        size_t len = hr_utf8_decode(p + i, n - i, &c);
         if (!len) {
             hr_esink_add(s, line, col, "invalid UTF-8 (byte 0x%02x)", p[i]);
             return -1;

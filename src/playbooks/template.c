@@ -11,6 +11,7 @@
  * literal text was itself decoded from a JSON string and must be encoded
  * again. */
 #include "template.h"
+#include "utf8.h"
 
 #include <limits.h>
 #include <math.h>
@@ -49,30 +50,6 @@ static int is_name_start(int c) {
 static int is_name(int c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
 static int is_blank(int c) { return c == ' ' || c == '\t'; }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0. Bytes 0xf5..0xff
- * never start a sequence. */
-static size_t utf8_len(const unsigned char *p, size_t avail) {
-    if (p[0] < 0x80) return 1;
-    size_t n = p[0] >= 0xf5   ? 0
-               : p[0] >= 0xf0 ? 4
-               : p[0] >= 0xe0 ? 3
-               : p[0] >= 0xc2 ? 2
-                              : 0;
-    if (n == 0 || n > avail) return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
-    uint32_t cp = n == 2   ? (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f)
-                  : n == 3 ? (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 |
-                                 (p[2] & 0x3f)
-                           : (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
-                                 (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
-    /* overlong forms, surrogates and beyond U+10FFFF are not UTF-8 */
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* ---- escaping ---------------------------------------------------------------- */
 
 static void put_json(hr_buf *b, const char *s, size_t n) {
@@ -84,7 +61,7 @@ static void put_json(hr_buf *b, const char *s, size_t n) {
         size_t skip = 1;
         char u[6];
         if (c >= 0x80) {
-            size_t k = utf8_len(p, (size_t)(end - p));
+            size_t k = hr_utf8_decode(p, (size_t)(end - p), NULL);
             if (k == 3 && c == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
                 /* valid JSON, but a line break to JavaScript before ES2019 */
                 rep = p[2] == 0xa8 ? "\\u2028" : "\\u2029";

@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "rules_int.h"
+#include "utf8.h"
 
 /* ---- arena ---------------------------------------------------------------- */
 
@@ -91,25 +92,6 @@ static void advance_n(hr_rule_lexer *lx, size_t n) {
     while (n-- && lx->pos < lx->len) advance(lx);
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
-static size_t utf8_len(const unsigned char *p, size_t avail) {
-    if (p[0] < 0x80) return 1;
-    size_t n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 && p[0] < 0xf0 ? 3 : p[0] >= 0xc2 && p[0] < 0xe0 ? 2 : 0;
-    if (n == 0 || n > avail) return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80) return 0;
-    uint32_t cp = n == 2   ? (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f)
-                  : n == 3 ? (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 |
-                                 (p[2] & 0x3f)
-                           : (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
-                                 (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
-    /* overlong forms, surrogates and beyond U+10FFFF are not UTF-8 */
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 static size_t utf8_put(char *out, uint32_t cp) {
     if (cp < 0x80) {
         out[0] = (char)cp;
@@ -137,7 +119,7 @@ static size_t utf8_put(char *out, uint32_t cp) {
  * sequence as is, anything else as a byte value. */
 static void show_char(const hr_rule_lexer *lx, char *buf, size_t n) {
     const unsigned char *p = (const unsigned char *)lx->src + lx->pos;
-    size_t u = utf8_len(p, lx->len - lx->pos);
+    size_t u = hr_utf8_decode(p, lx->len - lx->pos, NULL);
     if (p[0] >= 0x20 && p[0] < 0x7f)
         snprintf(buf, n, "'%c'", p[0]);
     else if (u > 1)
@@ -237,7 +219,7 @@ static int lex_string(hr_rule_lexer *lx, hr_rule_tok *t) {
             advance_n(lx, 2);
             continue;
         }
-        size_t u = utf8_len((const unsigned char *)lx->src + lx->pos, lx->len - lx->pos);
+        size_t u = hr_utf8_decode((const unsigned char *)lx->src + lx->pos, lx->len - lx->pos, NULL);
         if (u == 0 || (c < 0x20 && c != '\t'))
             return hr_rule__err(lx->err, lx->line, lx->col,
                                 u == 0 ? "invalid UTF-8 in string"
