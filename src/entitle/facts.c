@@ -22,6 +22,7 @@ typedef struct fctx {
     hr_user *u;      /* NULL: no user (or not a member) */
     int64_t now;     /* unix s */
     int32_t today;
+    int32_t plan_len; /* strlen of a->plan, -1 until asked (many rules test the plan) */
 } fctx;
 
 static void set_str(hr_rval *v, const char *s) {
@@ -74,9 +75,17 @@ static int attr(fctx *x, const hr_fact_call *c, hr_rval *v) {
     switch (c->attr) {
     case HR_ATTR_ID: set_str(v, a->id); return 0;
     case HR_ATTR_NAME: set_str(v, a->name); return 0;
-    case HR_ATTR_PLAN: set_str(v, a->plan); return 0;
+    case HR_ATTR_PLAN:
+        if (!a->plan) return 0;
+        if (x->plan_len < 0) x->plan_len = (int32_t)strlen(a->plan);
+        v->type = HR_RV_STR, v->s = a->plan, v->len = (uint32_t)x->plan_len;
+        return 0;
     case HR_ATTR_OWNER: set_str(v, a->owner); return 0;
-    case HR_ATTR_INTERVAL: set_str(v, hr_interval_str((hr_interval)a->interval)); return 0;
+    case HR_ATTR_INTERVAL: {
+        const char *iv = hr_interval_str((hr_interval)a->interval);
+        v->type = HR_RV_STR, v->s = iv, v->len = iv[0] == 'm' ? 5 : iv[0] == 'y' ? 4 : (uint32_t)strlen(iv);
+        return 0;
+    }
     case HR_ATTR_CREATED_AT: set_time(v, a->created_at); return 0;
     case HR_ATTR_RENEWS_AT: set_time(v, a->renews_at); return 0;
     case HR_ATTR_TRIAL_PLAN:
@@ -261,7 +270,7 @@ int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, in
         pthread_rwlock_unlock(&e->lock);
         return HR_ENOTFOUND;
     }
-    fctx x = {e, e->cat, a, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000)};
+    fctx x = {e, e->cat, a, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000), -1};
     for (uint32_t i = 0; user && i < a->nusers; i++)
         if (!strcmp(a->users[i].id, user)) {
             x.u = &a->users[i];
@@ -280,7 +289,7 @@ int hr_engine_sweep(hr_engine *e, size_t *pos, int max, int64_t now_ms, hr_sweep
     pthread_rwlock_rdlock(&e->lock);
     while (n < max && (more = hr_map_next(e->accounts, pos, &k, &v))) {
         hr_account *a = v;
-        fctx x = {e, e->cat, a, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000)};
+        fctx x = {e, e->cat, a, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000), -1};
         n++;
         if ((rc = fn(ud, a->id, e->cat, &env, &x)) < 0) break;
     }
