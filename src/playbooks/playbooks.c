@@ -789,15 +789,32 @@ static int sweep_one(void *ud, const char *account, const hr_catalog *cat,
                      const hr_rule_env *env, void *ctx) {
     sweepctx *s = ud;
     if (s->n == s->cap) return 0;
-    char *id = strdup(account);
-    if (!id) return HR_ENOMEM;
     evalres *r = &s->rs[s->n];
-    *r = (evalres){.p = s->p, .account = id, .now_ms = s->now_ms, .act = s->act, .only = s->only,
-                   .mask = s->mask, .dry = s->dry, .ndry = s->ndry, .limit = s->limit};
-    s->ids[s->n++] = id;
+    /* the id is borrowed while the engine's lock is held: most accounts
+     * change nothing, and copying a million ids cost more than their rules */
+    *r = (evalres){.p = s->p, .account = account, .now_ms = s->now_ms, .act = s->act,
+                   .only = s->only, .mask = s->mask, .dry = s->dry, .ndry = s->ndry,
+                   .limit = s->limit};
     s->evaluated++;
     evaluate(r, cat, env, ctx);
     s->ndry = r->ndry;
+    if (r->has_score && !r->oom) {
+        pthread_mutex_lock(&s->p->mu);
+        score_set(s->p, account, r->score);
+        pthread_mutex_unlock(&s->p->mu);
+        r->has_score = 0;
+    }
+    if (!r->oom && !(r->act && (r->nch || r->nf))) {
+        evalres_dispose(r, cat); /* nothing to write */
+        return 0;
+    }
+    char *id = strdup(account); /* kept for the writes after the lock */
+    if (!id) {
+        evalres_dispose(r, cat);
+        return HR_ENOMEM;
+    }
+    r->account = id;
+    s->ids[s->n++] = id;
     return 0;
 }
 
