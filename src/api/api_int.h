@@ -12,6 +12,14 @@ int hr_api_browser_ok(hr_req *r, const char *account, const char *user, const ch
                       const char *hash, int bare);
 /* Replies with the engine's error, or 500. */
 void hr_api_fail(hr_req *r, int rc, const hr_err *err);
+/* One entry of a catalog section ("playbooks", "campaigns") over the API
+ * (section.c): the list, one entry, create/replace (validated like the
+ * YAML, 201/200), delete (204). `what` names an entry in messages. The
+ * entry's id is r->params[0]. */
+void hr_api_section_list(hr_req *r, const char *section);
+void hr_api_section_get(hr_req *r, const char *section, const char *what);
+void hr_api_section_put(hr_req *r, const char *section, const char *what);
+void hr_api_section_delete(hr_req *r, const char *section, const char *what);
 /* String member of o, or NULL if absent or not a string. */
 const char *hr_api_str(json_object *o, const char *key);
 

@@ -136,3 +136,8 @@ void hr_api_campaign_results(hr_req *r) {
         return hr_reply_err(r, &err);
     hr_reply(r, 200);
 }
+
+/* A campaign's definition over the API: part of the catalog (section.c). */
+void hr_api_campaign_get(hr_req *r) { hr_api_section_get(r, "campaigns", "campaign"); }
+void hr_api_campaign_put(hr_req *r) { hr_api_section_put(r, "campaigns", "campaign"); }
+void hr_api_campaign_delete(hr_req *r) { hr_api_section_delete(r, "campaigns", "campaign"); }

@@ -199,6 +199,22 @@ ETAG=$(tr -d '\r' <"$HEADERS" | grep -i '^etag:' | sed 's/^[^:]*: *//')
 API_KEY= api GET /sdk/headroom.js -H "If-None-Match: $ETAG"
 expect_status 304 "the SDK revalidates with its ETag"
 
+section "campaigns over the API"
+api PUT /v1/campaigns/welcome '{"trigger":"on_load","audience":"account.plan == \"free\"","content":{"type":"banner","title":"Welcome"}}'
+expect_status 201 "create a campaign"
+expect_json definition.content.title Welcome
+api GET /v1/campaigns/welcome
+expect_status 200 "read it back"
+api GET /v1/campaigns
+expect_py "'welcome' in [c['id'] for c in d['campaigns']]" "listed with the others"
+api PUT /v1/campaigns/welcome '{"trigger":"on_load","audience":"account.plan == \"fre\"","content":{"type":"banner","title":"Welcome"}}'
+expect_error 422 invalid_catalog "validated like the YAML"
+expect_py "'unknown plan' in d['error']['message']" "the message names the problem"
+api DELETE /v1/campaigns/welcome
+expect_status 204 "delete it"
+api GET /v1/campaigns/welcome
+expect_error 404 not_found "gone"
+
 section "campaign errors name file:line:column"
 cat >"$DIR/bad.yaml" <<'YAML'
 features: {boards: {type: limit}}
