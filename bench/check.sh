@@ -75,41 +75,10 @@ DB=$OUT/check-$ACCOUNTS.db
 demo_db "$DB" "$ACCOUNTS"
 
 # ---- helpers -----------------------------------------------------------------
-# wrk's latency figure ("1.23ms", "850.00us", "1.02s") in milliseconds.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.3f", n }'
-}
-
-
-# run_wrk URL SECONDS LOGFILE: runs wrk on the client core; fails on errors.
-# Sets CLIENT_PCT, wrk's CPU use in percent of its core (from bash's `time`),
-# and SERVER_PCT, how busy the server core was (by anything) meanwhile.
-run_wrk() {
-    local s0 s1
-    s0=$(cpu_ticks "$SERVER_CPU")
-    # in the background, so that a signal to this script is handled at once
-    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$2"s --latency -s "$ROOT/bench/check.lua" "$1" >"$3" 2>&1 &
-    WRK_PID=$!
-    local TIMEFORMAT='%U %S %R' rc=0
-    { time wait "$WRK_PID" || rc=$?; } 2>"$TMP/wrk-time"
-    WRK_PID=
-    s1=$(cpu_ticks "$SERVER_CPU")
-    [ "$rc" = 0 ] || { cat "$3" >&2; die "wrk failed"; }
-    SERVER_PCT=$(echo "$s0 $s1" | awk '{ t = $3 - $1; printf "%.0f", (t > 0) ? 100 * (t - ($4 - $2)) / t : 0 }')
-    CLIENT_PCT=$(awk '{ printf "%.0f", ($3 > 0) ? 100 * ($1 + $2) / $3 : 0 }' "$TMP/wrk-time")
-    if grep -q "Non-2xx" "$3"; then
-        cat "$3" >&2
-        die "wrk saw non-2xx responses from $1"
-    fi
-}
-
 # measure NAME URL: warm-up, then the timed run; sets RPS, P99 (ms), CLIENT_PCT.
 measure() {
-    if [ "$WARMUP" -gt 0 ]; then run_wrk "$2" "$WARMUP" "$TMP/$1-warmup.txt"; fi
-    run_wrk "$2" "$SECONDS_" "$OUT/check-wrk-$1.txt"
+    if [ "$WARMUP" -gt 0 ]; then run_wrk "$ROOT/bench/check.lua" "$2" "$WARMUP" "$TMP/$1-warmup.txt"; fi
+    run_wrk "$ROOT/bench/check.lua" "$2" "$SECONDS_" "$OUT/check-wrk-$1.txt"
     RPS=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/check-wrk-$1.txt")
     P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$OUT/check-wrk-$1.txt")")
     [ -n "$RPS" ] && [ -n "$P99" ] || { cat "$OUT/check-wrk-$1.txt" >&2; die "cannot parse wrk output"; }

@@ -99,9 +99,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-busy_pct() { echo "$1 $2" | awk '{ t = $3 - $1; printf "%.0f", (t > 0) ? 100 * (t - ($4 - $2)) / t : 0 }'; }
-kv() { awk -F= -v k="$1" '$1 == k { print $2 }' "$2"; }
-
 
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 echo "ingest: $EVENTS events, batches of $BATCH, $CONNS connections, $ACCOUNTS accounts, durability normal"

@@ -1,11 +1,50 @@
 # lib.sh: helpers the bench scripts share (sourced, never run). The caller
-# sets BUILD, CONFIG and (for die) nothing else: messages carry its name.
+# sets BUILD, CONFIG and (for die) nothing else: messages carry its name;
+# run_wrk also reads SERVER_CPU, CLIENT_CPU, CONNS and TMP, and sets WRK_PID
+# while wrk runs (for the caller's cleanup).
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
 # cpu_ticks N: "total idle" jiffies of core N so far (/proc/stat).
 cpu_ticks() {
     awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $5 + $6 }' /proc/stat
+}
+
+# busy_pct T0 T1: how busy a core was (percent) between two cpu_ticks.
+busy_pct() { echo "$1 $2" | awk '{ t = $3 - $1; printf "%.0f", (t > 0) ? 100 * (t - ($4 - $2)) / t : 0 }'; }
+
+# kv KEY FILE: the value of a KEY=VALUE line of FILE.
+kv() { awk -F= -v k="$1" '$1 == k { print $2 }' "$2"; }
+
+# wrk's latency figure ("1.23ms", "850.00us", "1.02s") in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.3f", n }'
+}
+
+# run_wrk SCRIPT URL SECONDS LOGFILE: wrk (-t1, CONNS connections, the Lua
+# SCRIPT) on the client core; fails on errors and non-2xx answers. Sets
+# CLIENT_PCT, wrk's CPU use in percent of its core (from bash's `time`),
+# and SERVER_PCT, how busy the server core was (by anything) meanwhile.
+run_wrk() {
+    local s0 s1
+    s0=$(cpu_ticks "$SERVER_CPU")
+    # in the background, so that a signal to the script is handled at once
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$3"s --latency -s "$1" "$2" >"$4" 2>&1 &
+    WRK_PID=$!
+    local TIMEFORMAT='%U %S %R' rc=0
+    { time wait "$WRK_PID" || rc=$?; } 2>"$TMP/wrk-time"
+    WRK_PID=
+    s1=$(cpu_ticks "$SERVER_CPU")
+    [ "$rc" = 0 ] || { cat "$4" >&2; die "wrk failed"; }
+    SERVER_PCT=$(busy_pct "$s0" "$s1")
+    CLIENT_PCT=$(awk '{ printf "%.0f", ($3 > 0) ? 100 * ($1 + $2) / $3 : 0 }' "$TMP/wrk-time")
+    if grep -q "Non-2xx" "$4"; then
+        cat "$4" >&2
+        die "wrk saw non-2xx responses from $2"
+    fi
 }
 
 # wait_file PATH PID: until PATH exists, the process dies or 60 s pass.

@@ -175,15 +175,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-busy_pct() { echo "$1 $2" | awk '{ t = $3 - $1; printf "%.0f", (t > 0) ? 100 * (t - ($4 - $2)) / t : 0 }'; }
-kv() { awk -F= -v k="$1" '$1 == k { print $2 }' "$2"; }
-# wrk's latency figure ("1.23ms", "850.00us", "1.02s") in milliseconds.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.3f", n }'
-}
 
 # ---- the catalogs ----------------------------------------------------------------
 # gen_catalog on|off: the example's catalog up to its playbooks, teams,
@@ -423,13 +414,13 @@ if [ $do_ingest = 1 ]; then
 fi
 
 # ---- 2. sweeps over the demo database ----------------------------------------------------
-# run_wrk SECONDS LOG [hup|sweep]: wrk on the client core for SECONDS. With
+# wrk_window SECONDS LOG [hup|sweep]: wrk on the client core for SECONDS. With
 # "hup": SIGHUP 0.2 s after wrk starts, and wrk stopped as soon as the sweep
 # is over (the window holds the catalog reload and the sweep). With
 # "sweep": SIGHUP first, wrk started once the reload is done (GET /metrics
 # shows it) and stopped when the sweep is over (the sweep alone). Sets RPS,
 # P99, PMAX (ms), SERVER_PCT, and SWEEP_S and FIRED with hup or sweep.
-run_wrk() {
+wrk_window() {
     local s0 s1 dur=$1 mode=${3:-}
     [ -z "$mode" ] || dur=$SWEEP_TIMEOUT
     if [ "$mode" = sweep ]; then
@@ -494,7 +485,7 @@ if [ $do_sweep = 1 ]; then
     sweep_now
     FIRST_S=$SWEEP_S FIRST_FIRED=$FIRED
     printf '  first sweep (catch-up: fires every signal already true): %.3f s, %d signals fired (not counted)\n' "$SWEEP_S" "$FIRED"
-    if [ "$WARMUP" -gt 0 ]; then wait_idle; run_wrk "$WARMUP" "$TMP/warmup.txt"; fi
+    if [ "$WARMUP" -gt 0 ]; then wait_idle; wrk_window "$WARMUP" "$TMP/warmup.txt"; fi
     : >"$TMP/sweeps"
     for r in $(seq 1 "$SWEEPS"); do
         wait_idle
@@ -508,13 +499,13 @@ if [ $do_sweep = 1 ]; then
             wait_idle
             case $what in
             ref)
-                run_wrk "$SECONDS_" "$OUT/playbooks-wrk-ref-$r.txt"
+                wrk_window "$SECONDS_" "$OUT/playbooks-wrk-ref-$r.txt"
                 ref_rps=$RPS ref_p99=$P99 ref_max=$PMAX ref_srv=$SERVER_PCT ;;
             hup)
-                run_wrk 0 "$OUT/playbooks-wrk-hup-$r.txt" hup
+                wrk_window 0 "$OUT/playbooks-wrk-hup-$r.txt" hup
                 hup_rps=$RPS hup_p99=$P99 hup_max=$PMAX hup_s=$SWEEP_S hup_f=$FIRED hup_srv=$SERVER_PCT ;;
             sweep)
-                run_wrk 0 "$OUT/playbooks-wrk-sweep-$r.txt" sweep
+                wrk_window 0 "$OUT/playbooks-wrk-sweep-$r.txt" sweep
                 sw_rps=$RPS sw_p99=$P99 sw_max=$PMAX sw_s=$SWEEP_S sw_f=$FIRED sw_srv=$SERVER_PCT ;;
             esac
         done

@@ -265,35 +265,6 @@ NUSERS_DB=$(sqlite3 "$DB" 'SELECT count(*) FROM users')
 export BENCH_USERS_FILE=$PAIRS
 
 # ---- helpers -----------------------------------------------------------------
-# wrk's latency figure ("1.23ms", "850.00us", "1.02s") in milliseconds.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.3f", n }'
-}
-
-# run_wrk SCRIPT URL SECONDS LOGFILE: runs wrk on the client core; fails on
-# errors. Sets CLIENT_PCT, wrk's CPU use in percent of its core, and
-# SERVER_PCT, how busy the server core was (by anything) meanwhile.
-run_wrk() {
-    local s0 s1
-    s0=$(cpu_ticks "$SERVER_CPU")
-    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"$3"s --latency -s "$1" "$2" >"$4" 2>&1 &
-    WRK_PID=$!
-    local TIMEFORMAT='%U %S %R' rc=0
-    { time wait "$WRK_PID" || rc=$?; } 2>"$TMP/wrk-time"
-    WRK_PID=
-    s1=$(cpu_ticks "$SERVER_CPU")
-    [ "$rc" = 0 ] || { cat "$4" >&2; die "wrk failed"; }
-    SERVER_PCT=$(echo "$s0 $s1" | awk '{ t = $3 - $1; printf "%.0f", (t > 0) ? 100 * (t - ($4 - $2)) / t : 0 }')
-    CLIENT_PCT=$(awk '{ printf "%.0f", ($3 > 0) ? 100 * ($1 + $2) / $3 : 0 }' "$TMP/wrk-time")
-    if grep -q "Non-2xx" "$4"; then
-        cat "$4" >&2
-        die "wrk saw non-2xx responses from $2"
-    fi
-}
-
 # measure NAME SCRIPT ROUND: warm-up, then the timed run; sets RPS, P99 (ms),
 # REQS (requests in warm-up and run), CLIENT_PCT, SERVER_PCT.
 measure() {
