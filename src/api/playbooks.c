@@ -54,11 +54,9 @@ void hr_api_account_signals(hr_req *r) {
     hr_err err = {0};
     int limit;
     if (no_playbooks(r) || int_query(r, "limit", 100, 1000, &limit)) return;
-    hr_buf tmp;
-    hr_buf_init(&tmp);
-    int missing = hr_engine_get_account(r->app->engine, r->params[0], &tmp);
-    hr_buf_dispose(&tmp);
-    if (missing) return hr_reply_error(r, 404, "not_found", "no account '%s'", r->params[0]);
+    char plan[128];
+    if (hr_engine_account_plan(r->app->engine, r->params[0], plan, sizeof plan))
+        return hr_reply_error(r, 404, "not_found", "no account '%s'", r->params[0]);
     if (hr_playbooks_history(r->app->playbooks, r->params[0], limit, &r->out, &err))
         return hr_reply_err(r, &err);
     hr_reply(r, 200);

@@ -95,22 +95,15 @@ static void one_feature(void *ud, const char *key) {
 void hr_api_bootstrap(hr_req *r) {
     const char *user, *account;
     if (who(r, &user, &account)) return;
-    hr_buf plan;
-    hr_buf_init(&plan);
-    if (hr_engine_get_account(r->app->engine, account, &plan)) {
-        hr_buf_dispose(&plan);
+    char plan[128];
+    if (hr_engine_account_plan(r->app->engine, account, plan, sizeof plan))
         return hr_reply_error(r, 404, "not_found", "no account '%s'", account);
-    }
-    json_object *acct = json_tokener_parse(plan.data), *p = NULL;
-    hr_buf_dispose(&plan);
     hr_buf_puts(&r->out, "{\"account\":");
     hr_buf_json_str(&r->out, account);
     hr_buf_puts(&r->out, ",\"user\":");
     hr_buf_json_str(&r->out, user);
     hr_buf_puts(&r->out, ",\"plan\":");
-    hr_buf_json_str(&r->out, acct && json_object_object_get_ex(acct, "plan", &p)
-                                 ? json_object_get_string(p) : NULL);
-    json_object_put(acct);
+    hr_buf_json_str(&r->out, plan[0] ? plan : NULL);
     hr_buf_puts(&r->out, ",\"features\":{");
     feat_ctx f = {r, account, 0};
     hr_engine_each_feature(r->app->engine, one_feature, &f);

@@ -805,6 +805,14 @@ out:
     return rc;
 }
 
+int hr_engine_account_plan(hr_engine *e, const char *id, char *out, size_t n) {
+    pthread_rwlock_rdlock(&e->lock);
+    const hr_account *a = hr_map_get(e->accounts, id);
+    if (a) snprintf(out, n, "%s", a->plan ? a->plan : "");
+    pthread_rwlock_unlock(&e->lock);
+    return a ? 0 : HR_ENOTFOUND;
+}
+
 int hr_engine_get_account(hr_engine *e, const char *id, hr_buf *out) {
     pthread_rwlock_rdlock(&e->lock);
     hr_account *a = hr_map_get(e->accounts, id);

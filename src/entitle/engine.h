@@ -36,6 +36,9 @@ size_t hr_engine_account_count(hr_engine *e);
 int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int patch,
                           int *created, hr_buf *out, hr_err *err);
 int hr_engine_get_account(hr_engine *e, const char *id, hr_buf *out);
+/* The account's plan key copied into out ("" when it has none);
+ * HR_ENOTFOUND for an unknown account. */
+int hr_engine_account_plan(hr_engine *e, const char *id, char *out, size_t n);
 int hr_engine_delete_account(hr_engine *e, const char *id, hr_err *err);
 /* Accounts in id order after cursor ("" for the first page), at most limit;
  * writes {"accounts":[...],"next_cursor":...}. */
