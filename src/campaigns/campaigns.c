@@ -56,7 +56,7 @@ struct hr_campaigns {
     hr_engine *e;
     hr_store *store;
     pthread_mutex_t mu;
-    pthread_mutex_t fmu; /* one flush at a time */
+    pthread_mutex_t fmu; /* the store connection: one thread at a time, flushes in order */
     pthread_t th;        /* the background flush (hr_campaigns_start) */
     pthread_mutex_t tmu;
     pthread_cond_t tcv;
@@ -397,6 +397,8 @@ out:
 
 /* ---- reported events and conversions ------------------------------------ */
 
+static int flush_locked(hr_campaigns *cs, hr_err *err);
+
 static int convert(hr_campaigns *cs, const hr_campaign *cp, const char *unit, int64_t at_ms) {
     pstate *un = state_get(cs, cp->key, K_UNIT, unit, 0);
     if (!un || !un->variant[0] || un->converted_ms) return 0;
@@ -455,11 +457,14 @@ int hr_campaigns_event(hr_campaigns *cs, const char *id, const char *type, const
     }
     pthread_mutex_unlock(&cs->mu);
     if (cs->store) {
+        /* the connection is the flusher's too: one user at a time (fmu) */
         hr_prompt_event_rec r = {campaign, variant, types[ti], user, account, now_ms};
-        if ((rc = cs->store->ops->put_prompt_events(cs->store, &r, 1, err))) goto out;
+        pthread_mutex_lock(&cs->fmu);
+        rc = cs->store->ops->put_prompt_events(cs->store, &r, 1, err);
+        /* a dismissal or an answer is acknowledged only once it is on disk */
+        if (!rc && ti >= 2) rc = flush_locked(cs, err);
+        pthread_mutex_unlock(&cs->fmu);
     }
-    /* a dismissal or an answer is acknowledged only once it is on disk */
-    if (ti >= 2) rc = hr_campaigns_flush(cs, err);
 out:
     hr_catalog_release(cat);
     return rc;
@@ -595,19 +600,25 @@ int hr_campaigns_flush(hr_campaigns *cs, hr_err *err) {
         pthread_mutex_unlock(&cs->mu);
         return 0;
     }
-    /* Rows are copied under the mutex and written outside it, so requests
-     * never wait on the disk; flushes are serialised (fmu) so that rows
-     * reach the disk in the order they were copied: a row changed again
-     * meanwhile is dirty again and goes with the next flush. */
-    enum { T_CAMPAIGN, T_KEY, T_SHOWS, T_VARIANT, T_ACCOUNT, NT };
     pthread_mutex_lock(&cs->fmu);
+    int rc = flush_locked(cs, err);
+    pthread_mutex_unlock(&cs->fmu);
+    return rc;
+}
+
+/* Rows are copied under the mutex and written outside it, so requests never
+ * wait on the disk. fmu, held by the caller, makes the store connection one
+ * thread's at a time and keeps flushes in order: rows reach the disk in the
+ * order they were copied, and a row changed again meanwhile is dirty again
+ * and goes with the next flush. */
+static int flush_locked(hr_campaigns *cs, hr_err *err) {
+    enum { T_CAMPAIGN, T_KEY, T_SHOWS, T_VARIANT, T_ACCOUNT, NT };
     pthread_mutex_lock(&cs->mu);
     size_t n = cs->ndirty;
     hr_prompt_rec *recs = n ? calloc(n, sizeof *recs) : NULL;
     char **texts = n ? calloc(n * NT, sizeof *texts) : NULL;
     if (n && (!recs || !texts)) {
         pthread_mutex_unlock(&cs->mu);
-        pthread_mutex_unlock(&cs->fmu);
         free(recs);
         free(texts);
         return hr_err_set(err, HR_ENOMEM, "out of memory");
@@ -652,7 +663,6 @@ int hr_campaigns_flush(hr_campaigns *cs, hr_err *err) {
         }
         pthread_mutex_unlock(&cs->mu);
     }
-    pthread_mutex_unlock(&cs->fmu);
     for (size_t i = 0; i < n * NT; i++) free(texts[i]);
     free(texts);
     free(recs);
