@@ -21,6 +21,8 @@
 #include "buf.h"
 #include "catalog_int.h"
 #include "err.h"
+#include "intern.h"
+#include "intern.h"
 #include "playbooks/template.h"
 #include "rules/rules.h"
 #include "map.h"
@@ -2188,6 +2190,10 @@ static void playbooks(ctx *x, const hr_ynode *m) {
         hr_playbook *pb = &c->playbooks[c->nplaybooks];
         if (!(pb->key = xdup(x, k->str))) return;
         c->nplaybooks++;
+        if (!(pb->ikey = hr_intern(pb->key))) {
+            x->oom = 1;
+            return;
+        }
         playbook_def(x, pb, m->kids[i + 1]);
         if (x->oom) return;
         index_put(x, c->playbook_ix, pb->key, c->nplaybooks - 1);
@@ -2227,6 +2233,21 @@ static void collect_sums(ctx *x) {
         sum_keys_of(x, c->playbooks[i].value);
     }
     for (int i = 0; i < c->nscore; i++) sum_keys_of(x, c->score[i].rule);
+}
+
+/* The signals run together for each account: their shared clauses are
+ * evaluated once an account (hr_rule_share_add). */
+static void share_signals(ctx *x) {
+    hr_catalog *c = x->c;
+    hr_rule_share *s = hr_rule_share_new();
+    for (int i = 0; s && i < c->nplaybooks; i++)
+        if (hr_rule_share_add(s, c->playbooks[i].signal)) {
+            x->oom = 1;
+            break;
+        }
+    if (!s) x->oom = 1;
+    c->signal_slots = hr_rule_share_slots(s);
+    hr_rule_share_free(s);
 }
 
 static void build(ctx *x, const hr_ynode *root) {
@@ -2293,6 +2314,7 @@ static void build(ctx *x, const hr_ynode *root) {
     webhooks_cfg(x, f[WEBHOOKS]);
     if (x->oom) return;
     collect_sums(x);
+    share_signals(x);
     if (x->oom) return;
     if (x->first_price && !x->c->currency && !(f[CURRENCY] && !is_null(f[CURRENCY])))
         bad(x, x->first_price, "price without currency: add e.g. 'currency: USD' at the top");

@@ -178,6 +178,7 @@ typedef struct hr_pb_action {
 
 typedef struct hr_playbook {
     char *key;
+    const char *ikey;        /* key, interned (hr_intern): compared by address */
     char *name;              /* defaults to key */
     hr_rule *signal;         /* a condition; fires when it becomes true */
     hr_rule *value;          /* shown as signal.value; may be NULL */
@@ -240,6 +241,7 @@ struct hr_catalog {
     int nplaybooks;
     hr_playbook *playbooks;  /* file order */
     hr_map *playbook_ix;     /* key -> index + 1 */
+    int signal_slots;        /* memo bytes for hr_rule_test_memo over the signals */
     int nscore;
     hr_score_term *score;
     int nteams;

@@ -6,6 +6,7 @@
  * limits as the decision computes them, trials and add-ons. Nothing here
  * allocates except the first read of an account's traits (traits.c). */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #include "entitle_int.h"
 #include "rules/rules.h"
 #include "buf.h"
+#include "intern.h"
 #include "timeutil.h"
 
 typedef struct fctx {
@@ -107,8 +109,7 @@ static const hr_hist *hist(const fctx *x, hr_rule_scope sc) {
 
 static int days_of(const hr_fact_call *c) { return c->days > 0 ? c->days : HR_HISTORY_DAYS; }
 
-/* event is interned (the rule compiler interns names); count_any for a
- * name that may not be */
+/* event is interned (the rule compiler interns names) */
 static int64_t count(const fctx *x, const hr_hist *h, const char *event, int days) {
     int64_t total;
     int active;
@@ -116,11 +117,14 @@ static int64_t count(const fctx *x, const hr_hist *h, const char *event, int day
     return total;
 }
 
-static int64_t count_any(const fctx *x, const hr_hist *h, const char *event, int days) {
-    int64_t total;
-    int active;
-    hr_hist_window(hr_hist_find(h, event), x->today, days, &total, &active);
-    return total;
+/* "*" (every product event), interned once: history names are interned,
+ * so the score's and active_users' lookups compare addresses */
+static const char *star;
+static pthread_once_t star_once = PTHREAD_ONCE_INIT;
+static void star_init(void) { star = hr_intern("*"); }
+static const char *every_event(void) {
+    pthread_once(&star_once, star_init);
+    return star ? star : "*";
 }
 
 static int has_ftrial(const hr_account *a, const char *fkey, int64_t now, int *active) {
@@ -170,7 +174,7 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
     case HR_FACT_ACTIVE_USERS: {
         int n = 0;
         for (uint32_t i = 0; i < a->nusers; i++)
-            n += count_any(x, a->users[i].hist, "*", days_of(c)) > 0;
+            n += count(x, a->users[i].hist, every_event(), days_of(c)) > 0;
         set_num(v, n);
         return 0;
     }
@@ -178,9 +182,10 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
     case HR_FACT_ROLE_ACTIVE_DAYS: { /* the role rides in event */
         int best = 0;
         for (uint32_t i = 0; c->event && i < a->nusers; i++) {
-            if (!a->users[i].role || strcmp(a->users[i].role, c->event)) continue;
-            hr_hist_window(hr_hist_find(a->users[i].hist, "*"), x->today, days_of(c), &total,
-                           &active);
+            const char *role = a->users[i].role;
+            if (!role || (role != c->event && strcmp(role, c->event))) continue;
+            hr_hist_window(hr_hist_find_interned(a->users[i].hist, every_event()), x->today,
+                           days_of(c), &total, &active);
             if (active > best) best = active;
         }
         set_num(v, best);
@@ -223,8 +228,11 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
             ev = m->event;
         }
         if (!ev || c->days <= 0) return 0;
-        int64_t cur = count_any(x, a->hist, ev, c->days);
-        int64_t both = count_any(x, a->hist, ev, 2 * c->days);
+        const hr_hist_ent *he = ev[0] == '*' && !ev[1] ? hr_hist_find_interned(a->hist, every_event())
+                                                       : hr_hist_find(a->hist, ev);
+        int64_t cur, both;
+        hr_hist_window(he, x->today, c->days, &cur, &active);
+        hr_hist_window(he, x->today, 2 * c->days, &both, &active);
         int64_t prev = both - cur;
         if (prev > 0) set_num(v, (double)(cur - prev) / (double)prev);
         return 0;
@@ -281,20 +289,77 @@ int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, in
     return rc;
 }
 
+/* The sweep walks a million accounts in map order, which is random in
+ * memory, and each account is a chain of allocations: the record, then its
+ * users and history, then their event entries, then those entries' days.
+ * Fetched one by one, each link would stall the walk. So the walk runs
+ * ahead of the evaluation, prefetching one link deeper every STAGE
+ * accounts: the record SWEEP_AHEAD accounts before it is evaluated, the
+ * days of its history entries STAGE accounts before. */
+#define STAGE 4
+#define SWEEP_AHEAD (4 * STAGE)
+
+static void prefetch_hist(const hr_hist *h, int deep) {
+    if (!h) return;
+    if (!deep) {
+        __builtin_prefetch(h->ents);
+        return;
+    }
+    for (uint32_t i = 0; i < h->n && i < 4; i++) __builtin_prefetch(h->ents[i].days);
+}
+
+static void prefetch_account(const hr_account *a, int stage) {
+    if (!stage) { /* nothing of a may be read yet: that would wait for it */
+        for (int i = 0; i < 4; i++) __builtin_prefetch((const char *)a + 64 * i);
+        return;
+    }
+    uint32_t nu = a->nusers < 4 ? a->nusers : 4;
+    switch (stage) {
+    case 1:
+        __builtin_prefetch(a->hist);
+        __builtin_prefetch(a->usage);
+        for (uint32_t i = 0; i < nu; i += 1) __builtin_prefetch(&a->users[i]);
+        break;
+    case 2:
+        prefetch_hist(a->hist, 0);
+        for (uint32_t i = 0; i < nu; i++) {
+            __builtin_prefetch(a->users[i].hist);
+            __builtin_prefetch(a->users[i].role); /* the score looks for decision makers */
+        }
+        break;
+    default:
+        prefetch_hist(a->hist, 1);
+        for (uint32_t i = 0; i < nu; i++) prefetch_hist(a->users[i].hist, 0);
+        break;
+    }
+}
+
 int hr_engine_sweep(hr_engine *e, size_t *pos, int max, int64_t now_ms, hr_sweep_fn fn, void *ud) {
     const char *k;
     void *v;
-    int n = 0, rc = 0, more = 1;
+    hr_account *ring[SWEEP_AHEAD];
+    int n = 0, rc = 0, more = 1, head = 0, len = 0;
     if (!now_ms) now_ms = hr_time_now_ms();
     pthread_rwlock_rdlock(&e->lock);
-    while (n < max && (more = hr_map_next(e->accounts, pos, &k, &v))) {
-        hr_account *a = v;
-        fctx x = {e, e->cat, a, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000), -1};
+    const fctx proto = {e, e->cat, NULL, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000), -1};
+    while (n < max) {
+        /* keep the ring full: SWEEP_AHEAD accounts read ahead of the one evaluated */
+        while (more && len < SWEEP_AHEAD && n + len < max &&
+               (more = hr_map_next(e->accounts, pos, &k, &v))) {
+            ring[(head + len++) % SWEEP_AHEAD] = v;
+            for (int st = 0; st < 4 && st * STAGE < len; st++)
+                prefetch_account(ring[(head + len - 1 - st * STAGE) % SWEEP_AHEAD], st);
+        }
+        if (!len) break;
+        hr_account *a = ring[head];
+        head = (head + 1) % SWEEP_AHEAD, len--;
+        fctx x = proto;
+        x.a = a;
         n++;
         if ((rc = fn(ud, a->id, e->cat, &env, &x)) < 0) break;
     }
     pthread_rwlock_unlock(&e->lock);
-    return rc < 0 ? rc : more;
+    return rc < 0 ? rc : more || len ? 1 : 0;
 }
 
 int hr_engine_new_members(hr_engine *e, const char *account, int days, int64_t now_ms, hr_buf *out) {

@@ -38,10 +38,11 @@
 #define EVAL_SLICE 2000      /* accounts per read-lock hold in a sweep */
 #define QUEUE_MAX 100000     /* accounts waiting for evaluation */
 
-/* An account's signal states, for the playbooks whose signal ever held
- * for it (most accounts have none: one map miss, nothing else). */
+/* What the playbooks keep per account: its score, and its signal states
+ * for the playbooks whose signal ever held for it (most accounts have
+ * none). One record, so that evaluating an account is one map lookup. */
 typedef struct sigst {
-    const char *playbook; /* interned */
+    const char *playbook; /* interned: compared with hr_playbook.ikey by address */
     int active;
     int64_t last_fired_ms;
 } sigst;
@@ -49,6 +50,8 @@ typedef struct sigst {
 typedef struct acctsig {
     uint32_t n, cap;
     sigst *e;
+    double score;
+    int has_score;
     char account[];
 } acctsig;
 
@@ -60,11 +63,6 @@ typedef struct task {
     int64_t created_ms, updated_ms, snooze_ms;
 } task;
 
-typedef struct scorest {
-    double score;
-    char key[];
-} scorest;
-
 struct hr_playbooks {
     hr_engine *e;
     hr_store *store;
@@ -72,7 +70,7 @@ struct hr_playbooks {
     void *kick_ud;
     pthread_mutex_t mu;  /* everything below */
     pthread_mutex_t smu; /* the store connection */
-    hr_map *sig, *scores, *task_ix, *queued, *rr;
+    hr_map *sig, *task_ix, *queued, *rr; /* sig: account -> acctsig */
     task **tasks;
     size_t ntasks, captasks;
     char **queue;
@@ -108,22 +106,26 @@ static void random_id(const char *prefix, char *out, size_t n) {
 
 /* ---- memory state (mu held) ---------------------------------------------- */
 
-static sigst *sig_get(hr_playbooks *p, const char *account, const char *playbook, int create) {
+static acctsig *acct_get(hr_playbooks *p, const char *account, int create) {
     acctsig *as = hr_map_get(p->sig, account);
+    if (as || !create) return as;
+    size_t n = strlen(account);
+    if (!(as = calloc(1, sizeof *as + n + 1))) return NULL;
+    memcpy(as->account, account, n + 1);
+    int err = 0;
+    hr_map_put(p->sig, as->account, as, &err);
+    if (err) {
+        free(as);
+        return NULL;
+    }
+    return as;
+}
+
+static sigst *sig_get(hr_playbooks *p, const char *account, const char *playbook, int create) {
+    acctsig *as = acct_get(p, account, create);
     for (uint32_t i = 0; as && i < as->n; i++)
         if (!strcmp(as->e[i].playbook, playbook)) return &as->e[i];
-    if (!create) return NULL;
-    if (!as) {
-        size_t n = strlen(account);
-        if (!(as = calloc(1, sizeof *as + n + 1))) return NULL;
-        memcpy(as->account, account, n + 1);
-        int err = 0;
-        hr_map_put(p->sig, as->account, as, &err);
-        if (err) {
-            free(as);
-            return NULL;
-        }
-    }
+    if (!as) return NULL;
     const char *ip = hr_intern(playbook);
     if (!ip) return NULL;
     if (as->n == as->cap) {
@@ -138,19 +140,8 @@ static sigst *sig_get(hr_playbooks *p, const char *account, const char *playbook
 }
 
 static void score_set(hr_playbooks *p, const char *account, double v) {
-    scorest *s = hr_map_get(p->scores, account);
-    if (!s) {
-        size_t n = strlen(account);
-        if (!(s = calloc(1, sizeof *s + n + 1))) return;
-        memcpy(s->key, account, n + 1);
-        int err = 0;
-        hr_map_put(p->scores, s->key, s, &err);
-        if (err) {
-            free(s);
-            return;
-        }
-    }
-    s->score = v;
+    acctsig *as = acct_get(p, account, 1);
+    if (as) as->score = v, as->has_score = 1;
 }
 
 static void task_free(task *t) {
@@ -459,21 +450,26 @@ static int evaluate(void *ud, const hr_catalog *cat, const hr_rule_env *env, voi
     sigst mine[32];
     uint32_t nmine = 0;
     pthread_mutex_lock(&p->mu);
-    acctsig *as = hr_map_get(p->sig, r->account);
+    acctsig *as = acct_get(p, r->account, r->has_score);
+    if (as && r->has_score) /* the score is kept here, in the same lookup */
+        as->score = r->score, as->has_score = 1, r->has_score = 0;
     for (uint32_t k = 0; as && k < as->n && nmine < 32; k++) mine[nmine++] = as->e[k];
     int overflow = as && as->n > 32;
     pthread_mutex_unlock(&p->mu);
+    /* clauses the signals share run once for this account */
+    uint8_t memo_buf[512], *memo = cat->signal_slots <= (int)sizeof memo_buf ? memo_buf : NULL;
+    if (memo) memset(memo, 0, (size_t)cat->signal_slots);
     for (int i = 0; i < cat->nplaybooks; i++) {
         const hr_playbook *pb = &cat->playbooks[i];
         if (r->only >= 0 && i != r->only) continue;
         if (r->mask && !r->mask[i]) continue;
         if (!pb->enabled || !pb->signal) continue;
-        int truth = hr_rule_test(pb->signal, env, ctx, r->now_ms);
+        int truth = hr_rule_test_memo(pb->signal, env, ctx, r->now_ms, memo);
         int active = 0;
         int64_t last = 0;
         const sigst *s = NULL;
         for (uint32_t k = 0; k < nmine && !s; k++)
-            if (!strcmp(mine[k].playbook, pb->key)) s = &mine[k];
+            if (mine[k].playbook == pb->ikey) s = &mine[k];
         if (!s && overflow) { /* an account with very many: look it up */
             pthread_mutex_lock(&p->mu);
             const sigst *g = sig_get(p, r->account, pb->key, 0);
@@ -1034,8 +1030,8 @@ static int by_score(const void *a, const void *b) {
 }
 
 static double current_score(hr_playbooks *p, const task *t) {
-    scorest *s = hr_map_get(p->scores, t->account);
-    return s ? s->score : t->score;
+    acctsig *as = hr_map_get(p->sig, t->account);
+    return as && as->has_score ? as->score : t->score;
 }
 
 int hr_playbooks_inbox(hr_playbooks *p, const char *owner, const char *status, int limit,
@@ -1134,32 +1130,33 @@ int hr_playbooks_task_action(hr_playbooks *p, const char *id, const char *action
 
 double hr_playbooks_score(hr_playbooks *p, const char *account) {
     pthread_mutex_lock(&p->mu);
-    scorest *s = hr_map_get(p->scores, account);
-    double v = s ? s->score : -1;
+    acctsig *as = hr_map_get(p->sig, account);
+    double v = as && as->has_score ? as->score : -1;
     pthread_mutex_unlock(&p->mu);
     return v;
 }
 
 static int by_score_only(const void *a, const void *b) {
-    const scorest *const *x = a, *const *y = b;
+    const acctsig *const *x = a, *const *y = b;
     if ((*x)->score != (*y)->score) return (*x)->score > (*y)->score ? -1 : 1;
-    return strcmp((*x)->key, (*y)->key);
+    return strcmp((*x)->account, (*y)->account);
 }
 
 int hr_playbooks_top(hr_playbooks *p, int limit, hr_buf *out) {
     if (limit <= 0 || limit > 1000) limit = 100;
     pthread_mutex_lock(&p->mu);
-    size_t n = hr_map_count(p->scores), i = 0, pos = 0;
-    scorest **all = calloc(n + 1, sizeof *all);
+    size_t n = hr_map_count(p->sig), i = 0, pos = 0;
+    acctsig **all = calloc(n + 1, sizeof *all);
     const char *k;
     void *v;
-    while (all && hr_map_next(p->scores, &pos, &k, &v)) all[i++] = v;
+    while (all && hr_map_next(p->sig, &pos, &k, &v))
+        if (((acctsig *)v)->has_score) all[i++] = v;
     if (all) qsort(all, i, sizeof *all, by_score_only);
     hr_buf_puts(out, "{\"accounts\":[");
     for (size_t j = 0; all && j < i && j < (size_t)limit; j++) {
         if (j) hr_buf_putc(out, ',');
         hr_buf_puts(out, "{\"id\":");
-        hr_buf_json_str(out, all[j]->key);
+        hr_buf_json_str(out, all[j]->account);
         hr_buf_printf(out, ",\"score\":%.1f}", all[j]->score);
     }
     hr_buf_puts(out, "]}");
@@ -1257,7 +1254,7 @@ int hr_playbooks_new(hr_engine *e, hr_store *store, void (*kick)(void *ud), void
         pthread_mutex_init(&p->smu, NULL);
         pthread_cond_init(&p->cv, NULL);
     }
-    if (!p || !(p->sig = hr_map_new(1024)) || !(p->scores = hr_map_new(1024)) ||
+    if (!p || !(p->sig = hr_map_new(1024)) ||
         !(p->task_ix = hr_map_new(256)) || !(p->queued = hr_map_new(256)) ||
         !(p->rr = hr_map_new(8)) || !(p->queue = calloc(QUEUE_MAX, sizeof *p->queue))) {
         hr_playbooks_free(p);
@@ -1299,8 +1296,6 @@ void hr_playbooks_free(hr_playbooks *p) {
         free(v);
     }
     pos = 0;
-    while (p->scores && hr_map_next(p->scores, &pos, &k, &v)) free(v);
-    pos = 0;
     while (p->rr && hr_map_next(p->rr, &pos, &k, &v)) {
         free((char *)k);
         free(v);
@@ -1310,7 +1305,6 @@ void hr_playbooks_free(hr_playbooks *p) {
     free(p->queue);
     free(p->tasks);
     hr_map_free(p->sig);
-    hr_map_free(p->scores);
     hr_map_free(p->task_ix);
     hr_map_free(p->queued);
     hr_map_free(p->rr);

@@ -153,6 +153,33 @@ int hr_rule_compile(const char *src, size_t len, const hr_rule_names *names, hr_
         if (facts->uses[i] > 1 && nslots < HR_RULE_CACHE) g.slot_of[i] = ++nslots;
     gen_node(&g, root);
     emit(&g, HR_OP_RET, 0, 0);
+    /* each top-level conjunct again as its own program (see hr_rule_share_add) */
+    hr_rule_node *const *conj = &root;
+    int nconj = 1;
+    if (root->kind == N_AND) conj = root->kids, nconj = root->nkids;
+    uint32_t *cpc = hr_rule__alloc(&r->arena, sizeof *cpc * (size_t)nconj);
+    const char **csrc = hr_rule__alloc(&r->arena, sizeof *csrc * (size_t)nconj);
+    int *cslot = hr_rule__alloc(&r->arena, sizeof *cslot * (size_t)nconj);
+    if (!cpc || !csrc || !cslot) {
+        rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < nconj; i++) {
+        cpc[i] = (uint32_t)g.ncode;
+        cslot[i] = -1;
+        if (nconj > 1) {
+            gen_node(&g, conj[i]);
+            emit(&g, HR_OP_RET, 0, 0);
+        } else {
+            cpc[i] = 0; /* the whole rule */
+        }
+        if (!(csrc[i] = hr_rule__strndup(&r->arena, (src ? src : "") + conj[i]->off,
+                                         conj[i]->end - conj[i]->off))) {
+            rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    r->nconj = nconj, r->conj_pc = cpc, r->conj_src = csrc, r->conj_slot = cslot;
     if (g.failed) {
         rc = hr_err_set(err, HR_ENOMEM, "out of memory");
         goto out;

@@ -121,12 +121,12 @@ static void set_num(hr_rval *v, double x) {
         SET_NULL(v);
 }
 
-int hr_rule_eval(const hr_rule *r, const hr_rule_env *env, void *ctx, int64_t now_ms,
-                 hr_rval *out) {
+int hr_rule__run(const hr_rule *r, uint32_t start, const hr_rule_env *env, void *ctx,
+                 int64_t now_ms, hr_rval *out) {
     hr_rval stack[HR_RULE_STACK_MAX], cache[HR_RULE_CACHE];
     hr_rval *sp = stack; /* the next free slot; the top is sp[-1] */
     uint32_t have = 0;   /* cache slots filled in this run */
-    const hr_insn *pc = r->code;
+    const hr_insn *pc = r->code + start;
     const hr_rval *k = r->consts;
     int rc;
     double x, y, now = (double)now_ms / 1000.0;
@@ -241,9 +241,45 @@ int hr_rule_eval(const hr_rule *r, const hr_rule_env *env, void *ctx, int64_t no
 #undef A
 #undef B
 
-int hr_rule_test(const hr_rule *r, const hr_rule_env *env, void *ctx, int64_t now_ms) {
+/* The clause shapes that most conditions are made of, `fact OP constant`
+ * and `fact in [...]`, answered without the interpreter loop, with the
+ * same semantics as running them; anything else runs. */
+int hr_rule__test_at(const hr_rule *r, uint32_t start, const hr_rule_env *env, void *ctx,
+                     int64_t now_ms) {
+    const hr_insn *in = r->code + start;
     hr_rval v;
-    return !hr_rule_eval(r, env, ctx, now_ms, &v) && hr_rule__truthy(&v);
+    int c = 0;
+    if (in[0].op == HR_OP_FACT || in[0].op == HR_OP_FACT_C) {
+        if ((in[1].op == HR_OP_IN || in[1].op == HR_OP_NOT_IN) && in[2].op == HR_OP_RET) {
+            if (fetch(env, ctx, &r->facts[in[0].a], &v)) return 0;
+            int found = 0;
+            for (uint32_t i = 0; i < in[1].b && !found; i++) found = equal(&v, &r->consts[in[1].a + i]);
+            return found == (in[1].op == HR_OP_IN);
+        }
+        if (in[1].op == HR_OP_CONST && in[2].op >= HR_OP_EQ && in[2].op <= HR_OP_GE &&
+            in[3].op == HR_OP_RET) {
+            if (fetch(env, ctx, &r->facts[in[0].a], &v)) return 0;
+            const hr_rval *k = &r->consts[in[1].a];
+            switch (in[2].op) {
+            case HR_OP_EQ: return equal(&v, k);
+            case HR_OP_NE: return !equal(&v, k);
+            case HR_OP_LT: return order(&v, k, &c) && c < 0;
+            case HR_OP_LE: return order(&v, k, &c) && c <= 0;
+            case HR_OP_GT: return order(&v, k, &c) && c > 0;
+            default: return order(&v, k, &c) && c >= 0;
+            }
+        }
+    }
+    return !hr_rule__run(r, start, env, ctx, now_ms, &v) && hr_rule__truthy(&v);
+}
+
+int hr_rule_eval(const hr_rule *r, const hr_rule_env *env, void *ctx, int64_t now_ms,
+                 hr_rval *out) {
+    return hr_rule__run(r, 0, env, ctx, now_ms, out);
+}
+
+int hr_rule_test(const hr_rule *r, const hr_rule_env *env, void *ctx, int64_t now_ms) {
+    return hr_rule__test_at(r, 0, env, ctx, now_ms);
 }
 
 /* ---- explain ------------------------------------------------------------------ */

@@ -131,6 +131,26 @@ int hr_rule_explain(const hr_rule *r, const hr_rule_env *env, void *ctx, int64_t
 typedef enum { HR_CLOCK_NONE, HR_CLOCK_DAILY, HR_CLOCK_CONTINUOUS } hr_rule_clock;
 hr_rule_clock hr_rule_clock_of(const hr_rule *r);
 
+/* Shared conjuncts. Rules that run together against one environment (every
+ * playbook's signal for one account) often repeat whole clauses:
+ * account.plan != "free", count("API Called", 7d) >= 1000. hr_rule_share_add
+ * gives each top-level conjunct of r (the operands of a root &&, else the
+ * whole rule) a memo slot, the same slot for the same source text across the
+ * share's rules. hr_rule_test_memo then answers like hr_rule_test, running
+ * each slot's clause at most once per round: memo holds
+ * hr_rule_share_slots() bytes, zeroed by the caller when a round starts (a
+ * new account), and only valid while the facts cannot change (one lock
+ * hold). A rule belongs to at most one share (its slots live in the rule);
+ * the share itself may be freed once its rules are added. NULL memo: no
+ * sharing. */
+typedef struct hr_rule_share hr_rule_share;
+hr_rule_share *hr_rule_share_new(void);
+void hr_rule_share_free(hr_rule_share *s);
+int hr_rule_share_add(hr_rule_share *s, hr_rule *r); /* 0 or HR_ENOMEM */
+int hr_rule_share_slots(const hr_rule_share *s);
+int hr_rule_test_memo(const hr_rule *r, const hr_rule_env *env, void *ctx, int64_t now_ms,
+                      uint8_t *memo);
+
 /* The hash the compiler stores in hr_fact_call.path_hash (FNV-1a 64). */
 uint64_t hr_rule_hash(const char *s, size_t n);
 

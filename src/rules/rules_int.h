@@ -151,6 +151,14 @@ struct hr_rule {
     int ncode, nconsts, nfacts;
     int max_stack;
     hr_rule_type type;
+    /* Top-level conjuncts (the kids of a root &&, else the whole rule), each
+     * a program of its own in code[] starting at conj_pc[i], sharing the
+     * rule's constants and facts; conj_src is its source text (the key that
+     * hr_rule_share_add matches) and conj_slot its memo slot (-1: none). */
+    int nconj;
+    const uint32_t *conj_pc;
+    const char *const *conj_src;
+    int *conj_slot;
     hr_rule_arena arena; /* owns everything above */
 };
 
@@ -169,5 +177,13 @@ int hr_rule__check(hr_rule_node *root, const char *src, const hr_rule_names *nam
 
 /* Shared by eval.c and compile.c. */
 int hr_rule__truthy(const hr_rval *v);
+/* Runs r's code from instruction start (0: the whole rule; a conj_pc: one
+ * conjunct) to its RET. */
+int hr_rule__run(const hr_rule *r, uint32_t start, const hr_rule_env *env, void *ctx,
+                 int64_t now_ms, hr_rval *out);
+/* Is the program from start truthy (false on an env error)? Common clause
+ * shapes skip the interpreter loop. */
+int hr_rule__test_at(const hr_rule *r, uint32_t start, const hr_rule_env *env, void *ctx,
+                     int64_t now_ms);
 
 #endif

@@ -496,6 +496,100 @@ static void short_circuit_and_cache(void **state) {
     hr_rule_free(r);
 }
 
+/* hr_rule_test answers `fact OP constant` and `fact in [...]` without the
+ * interpreter: the same answers as evaluating them, nulls and mixed types
+ * included. */
+static void clause_fast_path(void **state) {
+    static const char *const facts[] = {
+        "account.plan", "account.company_size", "account.industry", "account.missing",
+        "usage('seats')",
+        "count('Board Created', 30d)", "count('Never', 7d)", "account.created_at",
+        "user.role", "trial_used('private_boards')", "has_addon('extra_seats')",
+    };
+    static const char *const tails[] = {
+        "== 'free'", "!= 'free'", "== 3", "!= 3", "< 5", "<= 5", "> 5", ">= 5", "== null",
+        "!= null", "< 'm'", ">= 'free'", "== true", "!= false", "in ['free', 'pro']",
+        "not in ['free', 'pro']", "in [1, 2, 3]", "in [null]", "> -1", "== 0",
+    };
+    char src[200];
+    int ran = 0;
+    for (int u = 0; u < 2; u++)
+        for (size_t i = 0; i < sizeof facts / sizeof facts[0]; i++)
+            for (size_t j = 0; j < sizeof tails / sizeof tails[0]; j++) {
+                world w = acme();
+                w.has_user = u;
+                snprintf(src, sizeof src, "%s %s", facts[i], tails[j]);
+                hr_rule *r = NULL;
+                hr_err err = {0};
+                if (hr_rule_compile(src, strlen(src), &names, &r, &err)) continue; /* type error */
+                hr_rval v;
+                assert_int_equal(hr_rule_eval(r, &env, &w, NOW_MS, &v), 0);
+                int slow = v.type == HR_RV_BOOL ? v.b : -1;
+                int fast = hr_rule_test(r, &env, &w, NOW_MS);
+                if (fast != slow) fail_msg("%s (user %d): test %d, eval %d", src, u, fast, slow);
+                /* an env error: an error from eval, false from test */
+                w.fail = (int)hr_rule_fact(r, 0)->fact + 1;
+                assert_int_equal(hr_rule_eval(r, &env, &w, NOW_MS, &v), HR_EIO);
+                assert_false(hr_rule_test(r, &env, &w, NOW_MS));
+                hr_rule_free(r);
+                ran++;
+            }
+    assert_true(ran >= 200); /* most pairs type-check */
+}
+
+/* Conjuncts shared across rules run once a round, and every rule answers
+ * as it does alone. */
+static void shared_conjuncts(void **state) {
+    static const char *const srcs[] = {
+        "account.plan == 'free' && count('Board Created', 30d) >= 2",
+        "count('Board Created', 30d) >= 2 && usage('seats') > 5",
+        "account.plan == 'free'",
+        "(account.plan == 'free' || users() > 1) && days_to_renewal() <= 60",
+        "account.plan == 'pro' && usage('seats') > 5",
+        "account.plan == 'free' && !(usage('seats') > 5) && account.plan == 'free'",
+        "usage('seats') > 5 && usage('seats') < 10",
+        "count('Never Happened', 7d) > 0 && account.plan == 'free'",
+        "days_to_renewal()",
+        "null && true",
+    };
+    enum { N = sizeof srcs / sizeof srcs[0] };
+    hr_rule *r[N];
+    hr_rule_share *sh = hr_rule_share_new();
+    assert_non_null(sh);
+    for (int i = 0; i < N; i++) {
+        r[i] = compile_ok(srcs[i]);
+        assert_int_equal(hr_rule_share_add(sh, r[i]), 0);
+    }
+    /* distinct conjuncts by text: plan == free, count >= 2, usage > 5,
+     * (plan || users), renewal <= 60, plan == pro, !(usage > 5),
+     * usage < 10, never > 0, days_to_renewal(), null, true */
+    assert_int_equal(hr_rule_share_slots(sh), 12);
+    uint8_t memo[64];
+    for (int plan = 0; plan < 2; plan++) {
+        world w = acme();
+        if (plan) w.plan = "pro";
+        int alone[N];
+        w.calls = 0;
+        for (int i = 0; i < N; i++) alone[i] = hr_rule_test(r[i], &env, &w, NOW_MS);
+        int calls_alone = w.calls;
+        memset(memo, 0, sizeof memo);
+        w.calls = 0;
+        for (int i = 0; i < N; i++)
+            assert_int_equal(hr_rule_test_memo(r[i], &env, &w, NOW_MS, memo), alone[i]);
+        /* each distinct clause ran once (12 clauses, at most 13 facts) */
+        assert_true(w.calls <= 13);
+        assert_true(w.calls < calls_alone);
+        int calls = w.calls;
+        for (int i = 0; i < N; i++) /* the same round again: all from the memo */
+            assert_int_equal(hr_rule_test_memo(r[i], &env, &w, NOW_MS, memo), alone[i]);
+        assert_int_equal(w.calls, calls);
+        for (int i = 0; i < N; i++) /* no memo: as alone */
+            assert_int_equal(hr_rule_test_memo(r[i], &env, &w, NOW_MS, NULL), alone[i]);
+    }
+    hr_rule_share_free(sh);
+    for (int i = 0; i < N; i++) hr_rule_free(r[i]);
+}
+
 static void env_errors(void **state) {
     world w = acme();
     w.fail = HR_FACT_COUNT + 1;
@@ -831,6 +925,8 @@ int main(void) {
         cmocka_unit_test(facts_and_examples),
         cmocka_unit_test(user_scope_absent),
         cmocka_unit_test(short_circuit_and_cache),
+        cmocka_unit_test(shared_conjuncts),
+        cmocka_unit_test(clause_fast_path),
         cmocka_unit_test(env_errors),
         cmocka_unit_test(compile_errors),
         cmocka_unit_test(nesting_limits),
