@@ -24,15 +24,15 @@
 # plus the 2 page ones matching its path (none for /p21../p25), one with
 # feature_denied:private_boards or limit_hit:boards 20, one with event:E<N>
 # 3 (none for E21..E25): ~28 campaigns a request on average with the mix of
-# bench/prompts.lua. Every matching campaign's audience and gate are
-# evaluated before the caps and the throttle.
+# bench/prompts.lua. headroomd checks dates, caps and the throttle first
+# and evaluates audiences and gates in priority order only until it has a
+# prompt to show (docs/CAMPAIGNS.md).
 #
 # The throttle (at most one prompt per user per day, as in the example) is
 # kept on purpose: once a user has been shown a prompt, their later requests
-# show nothing, which is what most requests in production see. They still
-# evaluate every candidate campaign's rules (rules run before caps and the
-# throttle); only the per-user walk stops early. The summary reports how
-# many prompts were shown.
+# show nothing, which is what most requests in production see (headroomd
+# answers them without evaluating rules). The summary reports how many
+# prompts were shown.
 #
 # The database: `headroom demo-data --accounts BENCH_ACCOUNTS --users 1`
 # (1-2 users per account, ~1.5 per account), plus 30 days of product events

@@ -66,10 +66,47 @@ typedef struct fx {
     int64_t now_ms;
 } fx;
 
-static int setup(void **state) {
+/* For the trigger index and the order of the filters. */
+static const char yaml2[] =
+    "features:\n"
+    "  boards: {type: limit}\n"
+    "  private_boards: {type: boolean}\n"
+    "plans:\n"
+    "  free: {entitlements: {boards: 3}}\n"
+    "  pro: {entitlements: {boards: 50, private_boards: true}}\n"
+    "throttle: {per_user: 1, per: 1d}\n"
+    "campaigns:\n"
+    "  elem:\n"
+    "    trigger: {element: private_boards}\n"
+    "    content: {type: banner, title: E}\n"
+    "    priority: 9\n"
+    "  held:\n"
+    "    trigger: on_load\n"
+    "    content: {type: banner, title: H}\n"
+    "    variants: {on: {weight: 0}, off: {weight: 1, holdout: true}}\n"
+    "    priority: 8\n"
+    "  denied:\n"
+    "    trigger: {feature_denied: private_boards}\n"
+    "    audience: 'account.plan == \"pro\"'\n"
+    "    content: {type: modal, title: D}\n"
+    "    priority: 5\n"
+    "  glob:\n"
+    "    trigger: {page: \"/b?ards/*\"}\n"
+    "    content: {type: banner, title: G}\n"
+    "    priority: 4\n"
+    "  pre:\n"
+    "    trigger: {page: \"/settings/*\"}\n"
+    "    content: {type: banner, title: P}\n"
+    "    priority: 3\n"
+    "  load:\n"
+    "    trigger: on_load\n"
+    "    content: {type: banner, title: L}\n"
+    "    priority: 1\n";
+
+static int setup_yaml(void **state, const char *text, size_t len) {
     fx *f = calloc(1, sizeof *f);
     hr_err err;
-    if (hr_catalog_parse(yaml, sizeof yaml - 1, "t.yaml", &f->cat, &err, NULL)) {
+    if (hr_catalog_parse(text, len, "t.yaml", &f->cat, &err, NULL)) {
         fprintf(stderr, "%d:%d: %s\n", err.line, err.column, err.message);
         return -1;
     }
@@ -83,6 +120,9 @@ static int setup(void **state) {
     *state = f;
     return 0;
 }
+
+static int setup(void **state) { return setup_yaml(state, yaml, sizeof yaml - 1); }
+static int setup2(void **state) { return setup_yaml(state, yaml2, sizeof yaml2 - 1); }
 
 static int teardown(void **state) {
     fx *f = *state;
@@ -237,6 +277,42 @@ static void test_assignment(void **state) {
     }
 }
 
+static void test_index_and_order(void **state) {
+    fx *f = *state;
+    int64_t t = f->now_ms;
+    hr_buf b;
+    hr_err err;
+    /* a denied feature is also the moment for its element's campaign */
+    assert_string_equal(serve(f, "acme", "u1", "feature_denied:private_boards", NULL, t), "elem");
+    assert_string_equal(serve(f, "acme", "u2", "element:private_boards", NULL, t), "elem");
+    assert_string_equal(serve(f, "globex", "g1", "limit_hit:boards", NULL, t), "");
+    /* a holdout is exposed and the walk goes on down the list; a pattern
+     * with '?' (fnmatch) and a "literal*" one (a prefix) */
+    assert_string_equal(serve(f, "acme", "u3", "page", "/boards/1", t), "glob");
+    assert_string_equal(serve(f, "acme", "u4", "page", "/settings/team", t), "pre");
+    assert_string_equal(serve(f, "acme", "u5", "page", "/settingsx", t), "load");
+    assert_string_equal(serve(f, "acme", "u6", NULL, NULL, t), "load");
+    /* throttled: nothing, whatever the rules; an unknown account is still
+     * an error */
+    assert_string_equal(serve(f, "acme", "u1", "on_load", NULL, t + 1), "");
+    hr_buf_init(&b);
+    hr_prompt_req q = {"nobody", "u1", "on_load", NULL, NULL, t + 1};
+    assert_int_equal(hr_campaigns_prompts(f->cs, &q, &b, &err), HR_ENOTFOUND);
+    hr_buf_dispose(&b);
+    /* the per-user state survives the state table growing many times over */
+    char user[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(user, sizeof user, "many-%d", i);
+        assert_string_equal(serve(f, "acme", user, "on_load", NULL, t), "load");
+    }
+    for (int i = 0; i < 20000; i++) {
+        snprintf(user, sizeof user, "many-%d", i);
+        assert_string_equal(serve(f, "acme", user, "on_load", NULL, t + 1), "");
+    }
+    /* a day later the throttle has passed */
+    assert_string_equal(serve(f, "acme", "many-7", "on_load", NULL, t + 86400001LL), "load");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_gate_audience_priority, setup, teardown),
@@ -244,6 +320,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_dates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_holdout_and_conversion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_assignment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_and_order, setup2, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
