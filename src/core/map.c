@@ -1,9 +1,15 @@
 /* map.c: linear probing with the full 64-bit hash kept in the slot, so a
- * miss rarely touches the key, and backward-shift deletion (no tombstones). */
+ * miss rarely touches the key, and backward-shift deletion (no tombstones).
+ * Slots use the map's own hash (hr_map_hash), not hr_hash, whose values are
+ * stored on disk and so cannot change: the map's only lives in memory and
+ * is tuned for short keys. Large slot arrays ask for huge pages: a lookup
+ * in a big map is a random access, and on 4 KiB pages each one also misses
+ * the TLB. */
 #include "map.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 struct slot {
     uint64_t hash; /* 0 = empty */
@@ -43,12 +49,41 @@ uint64_t hr_hash(const char *s, size_t n) {
     return finish(h);
 }
 
+#define HUGE_SZ ((size_t)2 << 20)
+
+/* Zeroed slots; arrays of 2 MiB or more are mapped on 2 MiB boundaries and
+ * offered to transparent huge pages (THP is often "madvise" only). */
+static struct slot *slots_alloc(size_t cap) {
+    size_t sz = cap * sizeof(struct slot);
+    if (sz < HUGE_SZ) return calloc(cap, sizeof(struct slot));
+    size_t len = sz + HUGE_SZ;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    char *a = (char *)(((uintptr_t)p + HUGE_SZ - 1) & ~(uintptr_t)(HUGE_SZ - 1));
+    if (a > p) munmap(p, (size_t)(a - p));
+    size_t tail = (size_t)(p + len - (a + sz));
+    if (tail) munmap(a + sz, tail);
+#ifdef MADV_HUGEPAGE
+    madvise(a, sz, MADV_HUGEPAGE);
+#endif
+    return (struct slot *)a;
+}
+
+static void slots_free(struct slot *s, size_t cap) {
+    if (!s) return;
+    size_t sz = cap * sizeof(struct slot);
+    if (sz < HUGE_SZ)
+        free(s);
+    else
+        munmap(s, sz);
+}
+
 hr_map *hr_map_new(size_t expected) {
     hr_map *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     size_t cap = 16;
     while (cap < expected * 2) cap *= 2;
-    m->slots = calloc(cap, sizeof *m->slots);
+    m->slots = slots_alloc(cap);
     if (!m->slots) {
         free(m);
         return NULL;
@@ -59,7 +94,7 @@ hr_map *hr_map_new(size_t expected) {
 
 void hr_map_free(hr_map *m) {
     if (!m) return;
-    free(m->slots);
+    slots_free(m->slots, m->cap);
     free(m);
 }
 
@@ -72,7 +107,8 @@ static inline uint64_t tag(uint64_t h, size_t n) {
     return t ? t : 1;
 }
 
-static size_t find(const hr_map *m, const char *key, size_t n, uint64_t h) {
+static inline __attribute__((always_inline)) size_t find(const hr_map *m, const char *key,
+                                                         size_t n, uint64_t h) {
     h = tag(h, n);
     size_t mask = m->cap - 1, i = h & mask;
     for (;;) {
@@ -84,7 +120,7 @@ static size_t find(const hr_map *m, const char *key, size_t n, uint64_t h) {
             __builtin_prefetch(s->val);
             __builtin_prefetch((const char *)s->val + 64);
             __builtin_prefetch((const char *)s->val + 128);
-            if (n < 255 ? memcmp(s->key, key, n) == 0
+            if (n < 255 ? hr_key_eq(s->key, key, n)
                         : strncmp(s->key, key, n) == 0 && s->key[n] == 0)
                 return i;
         }
@@ -92,12 +128,16 @@ static size_t find(const hr_map *m, const char *key, size_t n, uint64_t h) {
     }
 }
 
-void *hr_map_getn(const hr_map *m, const char *key, size_t n) {
-    size_t i = find(m, key, n, hr_hash(key, n));
+static inline __attribute__((always_inline)) void *get(const hr_map *m, const char *key,
+                                                       size_t n) {
+    size_t i = find(m, key, n, hr_map_hash(key, n));
     return m->slots[i].hash ? m->slots[i].val : NULL;
 }
 
-void *hr_map_get(const hr_map *m, const char *key) { return hr_map_getn(m, key, strlen(key)); }
+void *hr_map_getn(const hr_map *m, const char *key, size_t n) { return get(m, key, n); }
+
+/* The decision's lookup: one function, no calls but strlen. */
+void *hr_map_get(const hr_map *m, const char *key) { return get(m, key, strlen(key)); }
 
 static int rehash(hr_map *m, size_t cap);
 
@@ -110,7 +150,7 @@ int hr_map_reserve(hr_map *m, size_t n) {
 }
 
 static int rehash(hr_map *m, size_t cap) {
-    struct slot *ns = calloc(cap, sizeof *ns);
+    struct slot *ns = slots_alloc(cap);
     if (!ns) return -1;
     for (size_t i = 0; i < m->cap; i++) {
         struct slot *s = &m->slots[i];
@@ -119,7 +159,7 @@ static int rehash(hr_map *m, size_t cap) {
         while (ns[j].hash) j = (j + 1) & (cap - 1);
         ns[j] = *s;
     }
-    free(m->slots);
+    slots_free(m->slots, m->cap);
     m->slots = ns;
     m->cap = cap;
     return 0;
@@ -132,7 +172,7 @@ void *hr_map_put(hr_map *m, const char *key, void *val, int *err) {
         return NULL;
     }
     size_t n = strlen(key);
-    uint64_t h = hr_hash(key, n);
+    uint64_t h = hr_map_hash(key, n);
     size_t i = find(m, key, n, h);
     struct slot *s = &m->slots[i];
     void *old = s->hash ? s->val : NULL;
@@ -145,7 +185,7 @@ void *hr_map_put(hr_map *m, const char *key, void *val, int *err) {
 
 void *hr_map_del(hr_map *m, const char *key) {
     size_t n = strlen(key), mask = m->cap - 1;
-    size_t i = find(m, key, n, hr_hash(key, n));
+    size_t i = find(m, key, n, hr_map_hash(key, n));
     if (!m->slots[i].hash) return NULL;
     void *old = m->slots[i].val;
     /* Backward-shift: pull later entries of the run into the hole. */
@@ -189,7 +229,7 @@ int hr_map_put_many(hr_map *m, const char *const *keys, void *const *vals, size_
     for (size_t i = 0; i < n; i++)
     {
         size_t kl = strlen(keys[i]);
-        tmp[i] = (struct slot){tag(hr_hash(keys[i], kl), kl), keys[i], vals[i]};
+        tmp[i] = (struct slot){tag(hr_map_hash(keys[i], kl), kl), keys[i], vals[i]};
     }
     /* one counting-sort pass on the top 16 bits of the home slot: enough to
      * turn random writes into a front-to-back sweep */

@@ -6,12 +6,54 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct hr_map hr_map;
 
+/* Whether two keys of the same length n are equal; no call for n <= 16. */
+static inline int hr_key_eq(const char *x, const char *y, size_t n) {
+    uint64_t a, b, c, d;
+    if (n >= 8 && n <= 16) {
+        memcpy(&a, x, 8), memcpy(&b, y, 8), memcpy(&c, x + n - 8, 8), memcpy(&d, y + n - 8, 8);
+        return a == b && c == d;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t e, f, g, h;
+        memcpy(&e, x, 4), memcpy(&f, y, 4), memcpy(&g, x + n - 4, 4), memcpy(&h, y + n - 4, 4);
+        return e == f && g == h;
+    }
+    return memcmp(x, y, n) == 0;
+}
+
 hr_map *hr_map_new(size_t expected);
 void hr_map_free(hr_map *m); /* values are not freed */
-uint64_t hr_hash(const char *s, size_t n);
+uint64_t hr_hash(const char *s, size_t n); /* stable: its values are stored */
+
+/* The map's own hash, inline for lookups on hot paths: keys of up to 16
+ * bytes (ids, names) are read as two overlapping words, no loop. It may
+ * change between versions (in memory only; never store it). Never 0. */
+static inline uint64_t hr_map_hash(const char *s, size_t n) {
+    uint64_t a = 0, b = 0;
+    if (n > 16) return hr_hash(s, n);
+    if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4);
+        memcpy(&y, s + n - 4, 4);
+        a = x, b = y;
+    } else if (n) {
+        a = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 |
+            (uint64_t)(unsigned char)s[n - 1] << 16;
+    }
+    uint64_t h = (a ^ 0x243f6a8885a308d3ULL) * 0x9e3779b97f4a7c15ULL;
+    h ^= (h >> 29) ^ ((b ^ ((uint64_t)n << 56)) * 0xc2b2ae3d27d4eb4fULL);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h ? h : 1;
+}
 void *hr_map_get(const hr_map *m, const char *key);
 void *hr_map_getn(const hr_map *m, const char *key, size_t n);
 /* Inserts or replaces; returns the previous value (or NULL). *err set on OOM. */

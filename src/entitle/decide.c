@@ -10,10 +10,15 @@
  * and allocates only for the JSON it writes. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine.h"
 #include "entitle_int.h"
 #include "timeutil.h"
+
+/* The decision's steps are inlined into hr_engine_check, where calls,
+ * spills and the unused outputs cost more than the work itself. */
+#define HOT static inline __attribute__((always_inline))
 
 enum { SRC_NONE, SRC_PLAN, SRC_ADDON, SRC_OVERRIDE, SRC_TRIAL };
 static const char *src_names[] = {"none", "plan", "addon", "override", "trial"};
@@ -32,24 +37,36 @@ typedef struct grant {
     int expired_trial; /* a trial that would have granted more has ended */
 } grant;
 
-static int64_t plus(int64_t v, int64_t add) {
+HOT int64_t plus(int64_t v, int64_t add) {
     if (v == HR_UNLIMITED || add == HR_UNLIMITED) return HR_UNLIMITED;
     if (v == HR_ENT_NONE) v = 0;
     return v > HR_UNLIMITED - add ? HR_UNLIMITED : v + add;
 }
 
-static const hr_plan_version *acct_version(const hr_catalog *c, const hr_account *a, int *pi) {
+/* Plan pi's version v (0 or unknown: the current one), inline: the decision
+ * asks for it on every call. */
+static inline const hr_plan_version *plan_version(const hr_catalog *c, int pi, int v) {
+    if (pi < 0 || pi >= c->nplans || !c->plans[pi].nversions) return NULL;
+    const hr_plan *p = &c->plans[pi];
+    if (v > 0)
+        for (int i = 0; i < p->nversions; i++)
+            if (p->versions[i].version == v) return &p->versions[i];
+    return &p->versions[p->nversions - 1];
+}
+
+HOT const hr_plan_version *acct_version(const hr_catalog *c, const hr_account *a, int *pi) {
     *pi = a->plan_ix; /* cached by the engine for the current catalog */
-    return *pi < 0 ? NULL : hr_catalog_plan_version(c, *pi, a->plan_version);
+    return plan_version(c, *pi, a->plan_version);
 }
 
 /* Plan version pv's entitlement for fi plus the account's add-on grants;
  * with only_for >= 0, only add-ons that plan may buy count. */
-static int64_t plan_limit(const hr_catalog *c, const hr_account *a, int fi,
+HOT int64_t plan_limit(const hr_catalog *c, const hr_account *a, int fi,
                           const hr_plan_version *pv, int only_for, int *from_addon) {
     int64_t v = pv ? pv->ent[fi] : HR_ENT_NONE;
-    int boolean = c->features[fi].type == HR_FEAT_BOOLEAN;
     if (from_addon) *from_addon = 0;
+    if (!a->naddons) return v;
+    int boolean = c->features[fi].type == HR_FEAT_BOOLEAN;
     for (uint16_t i = 0; i < a->naddons; i++) {
         int ai = a->addons[i].ix;
         if (ai < 0) continue;
@@ -84,10 +101,10 @@ static const hr_ftrial_ent *ftrial_of(const hr_account *a, const char *f) {
     return NULL;
 }
 
-static grant effective(const hr_catalog *c, const hr_account *a, int fi, int64_t now) {
+HOT grant effective(const hr_catalog *c, const hr_account *a, int fi, int64_t now) {
     grant g = {HR_ENT_NONE, SRC_NONE, 0};
     const char *fname = c->features[fi].key;
-    for (uint16_t i = 0; i < a->novr; i++) {
+    for (uint16_t i = 0; i < a->novr; i++) { /* most accounts have none */
         const hr_ovr_ent *o = &a->ovr[i];
         if (!strcmp(o->feature, fname) && (!o->expires_at || now < o->expires_at))
             return (grant){o->value, SRC_OVERRIDE, 0};
@@ -105,7 +122,7 @@ static grant effective(const hr_catalog *c, const hr_account *a, int fi, int64_t
     if (a->trial_plan) {
         int ti = a->trial_ix;
         if (ti >= 0) {
-            int64_t tv = plan_limit(c, a, fi, hr_catalog_plan_version(c, ti, 0), -1, NULL);
+            int64_t tv = plan_limit(c, a, fi, plan_version(c, ti, 0), -1, NULL);
             if (tv > g.limit) {
                 if (now < a->trial_ends_at)
                     g.limit = tv, g.src = SRC_TRIAL;
@@ -114,7 +131,7 @@ static grant effective(const hr_catalog *c, const hr_account *a, int fi, int64_t
             }
         }
     }
-    const hr_ftrial_ent *ft = ftrial_of(a, fname);
+    const hr_ftrial_ent *ft = a->nftrial ? ftrial_of(a, fname) : NULL;
     if (ft) {
         int64_t tv = feature_trial_value(c, fi, g.limit);
         if (tv > g.limit) {
@@ -133,12 +150,56 @@ int64_t hr_account_limit(const hr_catalog *c, const hr_account *a, int fi, int64
 
 /* ---- the verdict ------------------------------------------------------- */
 
+/* Bounds of the period containing now, for the periods that are the same
+ * for every account (not billing cycles), kept per thread for the last
+ * second asked: consecutive decisions share them. */
+static _Thread_local struct {
+    int64_t now[HR_PERIOD_LIFETIME + 1], start[HR_PERIOD_LIFETIME + 1],
+        next[HR_PERIOD_LIFETIME + 1];
+} pcache;
+
+static inline int shared_period(hr_period p) {
+    return p == HR_PERIOD_DAY || p == HR_PERIOD_WEEK || p == HR_PERIOD_MONTH ||
+           p == HR_PERIOD_YEAR || p == HR_PERIOD_LIFETIME;
+}
+
+/* For shared_period(p) only: as hr_meter_period_start/next (anchor-free). */
+static inline void period_at(hr_period p, int64_t now, int64_t *start, int64_t *next) {
+    if (pcache.now[p] != now || !now) {
+        pcache.start[p] = hr_meter_period_start(p, now, 0, 1);
+        pcache.next[p] = hr_meter_period_next(p, pcache.start[p], 0, 1);
+        pcache.now[p] = now;
+    }
+    *start = pcache.start[p];
+    if (next) *next = pcache.next[p];
+}
+
+/* Usage set over the API, as hr_account_usage counts it (0 once a metered
+ * feature's period has rolled over). */
+static inline int64_t api_usage(const hr_account *a, const hr_feature *f, const char *fname,
+                                int64_t now) {
+    for (uint16_t i = 0; i < a->nusage; i++) {
+        const hr_usage_ent *u = &a->usage[i];
+        if (u->feature != fname) continue;
+        if (f->type == HR_FEAT_METERED) {
+            int64_t start;
+            if (shared_period(f->period))
+                period_at(f->period, now, &start, NULL);
+            else
+                start = hr_period_start(f->period, now);
+            if (u->period_start != start) return 0;
+        }
+        return u->value;
+    }
+    return 0;
+}
+
 /* A feature's usage: what was set over the API plus, for a feature fed by a
  * meter, the meter's value in its current period. */
-int64_t hr_account_feature_usage(const hr_catalog *c, const hr_account *a, int fi,
-                                 const char *fname, int64_t now) {
-    int64_t u = hr_account_usage(a, &c->features[fi], fname, now);
-    int mi = c->feature_meter ? c->feature_meter[fi] : -1;
+HOT int64_t feature_usage(const hr_catalog *c, const hr_account *a, int fi, const char *fname,
+                          int64_t now) {
+    int64_t u = api_usage(a, &c->features[fi], fname, now);
+    int mi = c->feature_meter && a->nmvals ? c->feature_meter[fi] : -1;
     if (mi >= 0) {
         double m = hr_account_meter_now(c, a, mi, now);
         u += m >= (double)INT64_MAX ? INT64_MAX : (int64_t)m;
@@ -146,24 +207,41 @@ int64_t hr_account_feature_usage(const hr_catalog *c, const hr_account *a, int f
     return u;
 }
 
+int64_t hr_account_feature_usage(const hr_catalog *c, const hr_account *a, int fi,
+                                 const char *fname, int64_t now) {
+    return feature_usage(c, a, fi, fname, now);
+}
+
 /* When the usage next resets: the meter's period for a metered feature fed
  * by a meter, else the feature's own period; 0 if it never resets. */
-static int64_t feature_resets(const hr_catalog *c, const hr_account *a, int fi, int64_t now) {
+HOT int64_t feature_resets(const hr_catalog *c, const hr_account *a, int fi, int64_t now) {
     const hr_feature *f = &c->features[fi];
     int mi = c->feature_meter ? c->feature_meter[fi] : -1;
     if (mi >= 0) {
         const hr_meter *m = &c->meters[mi];
+        if (shared_period(m->period)) {
+            int64_t start, next;
+            period_at(m->period, now, &start, &next);
+            return next == INT64_MAX ? 0 : next;
+        }
         int months = a->interval == HR_INTERVAL_YEAR ? 12 : 1;
         int64_t next = hr_meter_period_next(
             m->period, hr_meter_period_start(m->period, now, a->renews_at, months), a->renews_at,
             months);
         return next == INT64_MAX ? 0 : next;
     }
-    if (f->type == HR_FEAT_METERED) return hr_period_next(f->period, hr_period_start(f->period, now));
+    if (f->type == HR_FEAT_METERED) {
+        if (shared_period(f->period)) {
+            int64_t start, next;
+            period_at(f->period, now, &start, &next);
+            return next;
+        }
+        return hr_period_next(f->period, hr_period_start(f->period, now));
+    }
     return 0;
 }
 
-static void verdict_of(const hr_catalog *c, const hr_account *a, int fi, const char *fname,
+HOT void verdict_of(const hr_catalog *c, const hr_account *a, int fi, const char *fname,
                        int64_t qty, int64_t now, grant *gout, hr_verdict *v) {
     const hr_feature *f = &c->features[fi];
     grant g = effective(c, a, fi, now);
@@ -173,7 +251,7 @@ static void verdict_of(const hr_catalog *c, const hr_account *a, int fi, const c
         v->limit = g.limit == 1;
         v->allowed = g.limit == 1;
     } else {
-        v->usage = hr_account_feature_usage(c, a, fi, fname, now);
+        v->usage = feature_usage(c, a, fi, fname, now);
         v->limit = g.limit == HR_ENT_NONE ? 0 : g.limit;
         v->resets_at = feature_resets(c, a, fi, now);
         v->remaining = g.limit == HR_UNLIMITED ? HR_UNLIMITED
@@ -200,14 +278,38 @@ static void verdict_of(const hr_catalog *c, const hr_account *a, int fi, const c
     }
 }
 
+/* Unix seconds for a caller that passes now = 0: the coarse clock, read
+ * from memory the kernel updates every tick (1-4 ms), costs a few
+ * nanoseconds where the precise one costs ~20 on a VM; the decision only
+ * needs seconds. It may lag the precise clock by one tick. */
+static int64_t check_now(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME_COARSE, &ts)) return hr_time_now();
+    return (int64_t)ts.tv_sec;
+}
+
+/* The current catalog's index of feature (-1 if none); under the lock. */
+static inline int feature_of(const hr_engine *e, const char *name) {
+    const hr_ftab *t = e->ftab;
+    if (!t) return -1;
+    size_t n = strlen(name);
+    uint64_t h = hr_map_hash(name, n);
+    for (uint32_t i = (uint32_t)h & t->mask;; i = (i + 1) & t->mask) {
+        const hr_fslot *s = &t->slots[i];
+        if (!s->hash) return -1;
+        if (s->hash == h && s->len == n && hr_key_eq(s->key, name, n)) return s->fi;
+    }
+}
+
 int hr_engine_check(hr_engine *e, const char *account, const char *feature, int64_t quantity,
                     int64_t now, hr_verdict *out) {
-    if (!now) now = hr_time_now();
-    memset(out, 0, sizeof *out);
+    if (!now) now = check_now();
     pthread_rwlock_rdlock(&e->lock);
     const hr_catalog *c = e->cat;
+    /* the account first: its cache misses then overlap the feature lookup */
     const hr_account *a = hr_map_get(e->accounts, account);
-    int fi = hr_catalog_feature(c, feature);
+    int fi = feature_of(e, feature);
+    if (!a || fi < 0) memset(out, 0, sizeof *out);
     if (!a)
         out->reason = HR_REASON_UNKNOWN_ACCOUNT;
     else if (fi < 0)

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "entitle_int.h"
 #include "err.h"
@@ -47,6 +49,8 @@ static int grow(void **arr, size_t elem, size_t n) {
     return 0;
 }
 
+static void account_release(hr_account *a);
+
 void hr_account_free(hr_account *a) {
     if (!a) return;
     free(a->name);
@@ -70,7 +74,7 @@ void hr_account_free(hr_account *a) {
     }
     free(a->users);
     hr_hist_free(a->hist);
-    free(a);
+    account_release(a);
 }
 
 /* Room for one more usage entry: inline first, then on the heap (grown one
@@ -91,11 +95,78 @@ static int usage_reserve(hr_account *a) {
     return 0;
 }
 
-static hr_account *account_alloc(const char *id) {
-    size_t n = strlen(id);
-    hr_account *a = calloc(1, sizeof *a + n + 1);
-    if (a) memcpy(a->id, id, n + 1);
+/* Accounts live in slabs of 2 MiB offered to transparent huge pages: a
+ * decision on a random account among a million otherwise misses the TLB as
+ * well as the cache, and on a VM (nested paging) that walk costs about as
+ * much as the miss. Two size classes of whole cache lines (ids of up to 47
+ * and 175 bytes), so an account's hot fields start a line; longer ids (none
+ * pass validation) use malloc. Freed accounts go on a free list and the
+ * slabs are kept for the process's life (shared by its engines). */
+#define SLAB_SZ ((size_t)2 << 20)
+static const size_t slab_class[3] = {0, 320, 448};
+static pthread_mutex_t slab_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    void *free;        /* freed accounts, linked through their first word */
+    char *cur, *end;   /* the slab being carved */
+} slabs[3];
+
+static void *slab_chunk(void) {
+    size_t len = SLAB_SZ * 2;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    char *a = (char *)(((uintptr_t)p + SLAB_SZ - 1) & ~(uintptr_t)(SLAB_SZ - 1));
+    if (a > p) munmap(p, (size_t)(a - p));
+    if (p + len > a + SLAB_SZ) munmap(a + SLAB_SZ, (size_t)(p + len - (a + SLAB_SZ)));
+#ifdef MADV_HUGEPAGE
+    madvise(a, SLAB_SZ, MADV_HUGEPAGE);
+#endif
     return a;
+}
+
+static hr_account *account_alloc(const char *id) {
+    size_t n = strlen(id), need = sizeof(hr_account) + n + 1;
+    int k = need <= slab_class[1] ? 1 : need <= slab_class[2] ? 2 : 0;
+#if defined(__SANITIZE_ADDRESS__)
+    k = 0; /* malloc, so ASan sees a use after free */
+#endif
+    hr_account *a = NULL;
+    if (!k) {
+        a = calloc(1, need);
+    } else {
+        pthread_mutex_lock(&slab_mu);
+        if (slabs[k].free) {
+            a = slabs[k].free;
+            memcpy(&slabs[k].free, a, sizeof(void *));
+        } else {
+            if (slabs[k].cur == slabs[k].end) {
+                char *c = slab_chunk();
+                if (c) slabs[k].cur = c, slabs[k].end = c + SLAB_SZ / slab_class[k] * slab_class[k];
+            }
+            if (slabs[k].cur != slabs[k].end) {
+                a = (hr_account *)slabs[k].cur;
+                slabs[k].cur += slab_class[k];
+            }
+        }
+        pthread_mutex_unlock(&slab_mu);
+        if (a) memset(a, 0, need);
+    }
+    if (!a) return NULL;
+    a->slab = (uint8_t)k;
+    memcpy(a->id, id, n + 1);
+    return a;
+}
+
+/* The struct itself (its fields freed or owned elsewhere). */
+static void account_release(hr_account *a) {
+    int k = a->slab;
+    if (!k) {
+        free(a);
+        return;
+    }
+    pthread_mutex_lock(&slab_mu);
+    memcpy(a, &slabs[k].free, sizeof(void *));
+    slabs[k].free = a;
+    pthread_mutex_unlock(&slab_mu);
 }
 
 /* A feature's calendar period: the same arithmetic as a meter's (meter.c),
@@ -154,6 +225,25 @@ static const char **intern_meters(const hr_catalog *c) {
     return m;
 }
 
+/* c's features by name; NULL on OOM. A quarter full, so a lookup is
+ * almost always one slot. */
+static hr_ftab *feature_table(const hr_catalog *c) {
+    uint32_t cap = 16;
+    while (cap < (uint32_t)c->nfeatures * 4) cap *= 2;
+    hr_ftab *t = calloc(1, sizeof *t + cap * sizeof *t->slots);
+    if (!t) return NULL;
+    t->mask = cap - 1;
+    for (int fi = 0; fi < c->nfeatures; fi++) {
+        const char *k = c->features[fi].key;
+        size_t n = strlen(k);
+        uint64_t h = hr_map_hash(k, n);
+        uint32_t i = (uint32_t)h & t->mask;
+        while (t->slots[i].hash) i = (i + 1) & t->mask;
+        t->slots[i] = (hr_fslot){h, k, (uint32_t)n, fi};
+    }
+    return t;
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 hr_engine *hr_engine_new(hr_catalog *c) {
@@ -169,8 +259,10 @@ hr_engine *hr_engine_new(hr_catalog *c) {
     }
     pthread_rwlock_init(&e->lock, NULL);
     pthread_mutex_init(&e->wmu, NULL);
-    if (c && (!(e->fnames = intern_features(c)) || !(e->mnames = intern_meters(c)))) {
+    if (c && (!(e->fnames = intern_features(c)) || !(e->mnames = intern_meters(c)) ||
+              !(e->ftab = feature_table(c)))) {
         free(e->fnames);
+        free(e->mnames);
         hr_ingest_dispose(e);
         pthread_rwlock_destroy(&e->lock);
         pthread_mutex_destroy(&e->wmu);
@@ -198,6 +290,7 @@ void hr_engine_free(hr_engine *e) {
     if (e->cat) hr_catalog_release(e->cat);
     free(e->fnames);
     free(e->mnames);
+    free(e->ftab);
     pthread_rwlock_destroy(&e->lock);
     pthread_mutex_destroy(&e->wmu);
     free(e);
@@ -223,9 +316,11 @@ static int same_layout(const hr_catalog *a, const hr_catalog *b) {
 int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     if (!c) return hr_err_set(err, HR_EINVAL, "no catalog");
     const char **fnames = intern_features(c), **mnames = intern_meters(c);
-    if (!fnames || !mnames) {
+    hr_ftab *ftab = feature_table(c);
+    if (!fnames || !mnames || !ftab) {
         free(fnames);
         free(mnames);
+        free(ftab);
         return hr_err_set(err, HR_ENOMEM, "out of memory");
     }
     hr_catalog_retain(c);
@@ -233,9 +328,11 @@ int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     pthread_rwlock_wrlock(&e->lock);
     hr_catalog *old = e->cat;
     const char **old_names = e->fnames, **old_mnames = e->mnames;
+    hr_ftab *old_ftab = e->ftab;
     e->cat = c;
     e->fnames = fnames;
     e->mnames = mnames;
+    e->ftab = ftab;
     /* accounts cache catalog indexes: a new catalog may order things anew;
      * when plans and add-ons keep their order (most reloads) the cached
      * indexes stay right and a million accounts need no walk under the lock */
@@ -249,6 +346,7 @@ int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     if (old) hr_catalog_release(old);
     free(old_names);
     free(old_mnames);
+    free(old_ftab);
     return 0;
 }
 
@@ -760,7 +858,9 @@ int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int pa
             goto out;
         }
         size_t idlen = strlen(id);
+        uint8_t slab = fresh->slab; /* how fresh was allocated, not tmp's */
         memcpy(fresh, &tmp, sizeof tmp);
+        fresh->slab = slab;
         memcpy(fresh->id, id, idlen + 1);
     }
     if ((rc = store_account(e, id, old ? &tmp : fresh, err))) goto out;
@@ -799,7 +899,7 @@ out:
     if (locked) pthread_mutex_unlock(&e->wmu);
     if (fresh) {
         /* never published: its fields are still owned by t */
-        free(fresh);
+        account_release(fresh);
     }
     attrs_dispose(&t);
     return rc;

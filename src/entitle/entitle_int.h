@@ -132,9 +132,24 @@ typedef struct hr_account {
     uint32_t nusers;
     uint8_t interval;                  /* hr_interval: MONTH or YEAR */
     uint8_t plan_trial_used;
+    uint8_t slab;                      /* size class in the account slabs (engine.c), 0: malloc */
     int64_t created_at, updated_at, renews_at, trial_started_at;
     char id[];                         /* the map key lives here */
 } hr_account;
+
+/* The current catalog's features by name, for the decision path: an open
+ * table of the map's hash (one probe, no call), rebuilt with the catalog. */
+typedef struct hr_fslot {
+    uint64_t hash;   /* hr_map_hash of key; 0 = empty */
+    const char *key; /* the catalog's */
+    uint32_t len;
+    int32_t fi;
+} hr_fslot;
+
+typedef struct hr_ftab {
+    uint32_t mask;
+    hr_fslot slots[];
+} hr_ftab;
 
 struct hr_engine {
     pthread_rwlock_t lock;  /* readers vs. applying a mutation */
@@ -142,6 +157,7 @@ struct hr_engine {
     hr_catalog *cat;        /* swapped under lock (exclusive) */
     const char **fnames;    /* cat's feature keys, interned: usage compares by address */
     const char **mnames;    /* cat's meter keys, interned */
+    hr_ftab *ftab;          /* cat's features by name (swapped with cat) */
     hr_map *accounts;       /* id -> hr_account* */
     hr_store *store;        /* borrowed, may be NULL */
     /* in-memory idempotency keys when there is no store */

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
@@ -291,15 +292,16 @@ int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, in
 
 /* The sweep walks a million accounts in map order, which is random in
  * memory, and each account is a chain of allocations: the record, then its
- * users and history, then their event entries, then those entries' days.
- * Fetched one by one, each link would stall the walk. So the walk runs
- * ahead of the evaluation, prefetching one link deeper every STAGE
- * accounts: the record SWEEP_AHEAD accounts before it is evaluated, the
- * days of its history entries STAGE accounts before. */
+ * users and history, then their event entries and days. Fetched one by one,
+ * each link would stall the walk. So a slice's accounts are listed first
+ * and the walk prefetches ahead of the evaluation, one link deeper every
+ * STAGE accounts: the record 4 * STAGE accounts before it is evaluated, the
+ * days of its history STAGE accounts before. */
 #define STAGE 4
-#define SWEEP_AHEAD (4 * STAGE)
 
-static void prefetch_hist(const hr_hist *h, int deep) {
+/* always_inline: GCC deems a function that only prefetches free of side
+ * effects and drops the calls; inlined, the prefetches stay. */
+static inline __attribute__((always_inline)) void prefetch_hist(const hr_hist *h, int deep) {
     if (!h) return;
     if (!deep) {
         __builtin_prefetch(h->ents);
@@ -308,7 +310,7 @@ static void prefetch_hist(const hr_hist *h, int deep) {
     for (uint32_t i = 0; i < h->n && i < 4; i++) __builtin_prefetch(h->ents[i].days);
 }
 
-static void prefetch_account(const hr_account *a, int stage) {
+static inline __attribute__((always_inline)) void prefetch_account(const hr_account *a, int stage) {
     if (!stage) { /* nothing of a may be read yet: that would wait for it */
         for (int i = 0; i < 4; i++) __builtin_prefetch((const char *)a + 64 * i);
         return;
@@ -318,7 +320,7 @@ static void prefetch_account(const hr_account *a, int stage) {
     case 1:
         __builtin_prefetch(a->hist);
         __builtin_prefetch(a->usage);
-        for (uint32_t i = 0; i < nu; i += 1) __builtin_prefetch(&a->users[i]);
+        for (uint32_t i = 0; i < nu; i++) __builtin_prefetch(&a->users[i]);
         break;
     case 2:
         prefetch_hist(a->hist, 0);
@@ -337,29 +339,23 @@ static void prefetch_account(const hr_account *a, int stage) {
 int hr_engine_sweep(hr_engine *e, size_t *pos, int max, int64_t now_ms, hr_sweep_fn fn, void *ud) {
     const char *k;
     void *v;
-    hr_account *ring[SWEEP_AHEAD];
-    int n = 0, rc = 0, more = 1, head = 0, len = 0;
+    int n = 0, rc = 0, more = 1;
+    if (max <= 0) return 1;
+    hr_account **list = malloc(sizeof *list * (size_t)max);
+    if (!list) return HR_ENOMEM;
     if (!now_ms) now_ms = hr_time_now_ms();
     pthread_rwlock_rdlock(&e->lock);
-    const fctx proto = {e, e->cat, NULL, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000), -1};
-    while (n < max) {
-        /* keep the ring full: SWEEP_AHEAD accounts read ahead of the one evaluated */
-        while (more && len < SWEEP_AHEAD && n + len < max &&
-               (more = hr_map_next(e->accounts, pos, &k, &v))) {
-            ring[(head + len++) % SWEEP_AHEAD] = v;
-            for (int st = 0; st < 4 && st * STAGE < len; st++)
-                prefetch_account(ring[(head + len - 1 - st * STAGE) % SWEEP_AHEAD], st);
-        }
-        if (!len) break;
-        hr_account *a = ring[head];
-        head = (head + 1) % SWEEP_AHEAD, len--;
-        fctx x = proto;
-        x.a = a;
-        n++;
-        if ((rc = fn(ud, a->id, e->cat, &env, &x)) < 0) break;
+    while (n < max && (more = hr_map_next(e->accounts, pos, &k, &v))) list[n++] = v;
+    fctx x = {e, e->cat, NULL, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000), -1};
+    for (int i = 0; i < n; i++) {
+        for (int st = 0; st < 4; st++)
+            if (i + (4 - st) * STAGE < n) prefetch_account(list[i + (4 - st) * STAGE], st);
+        x.a = list[i], x.u = NULL, x.plan_len = -1;
+        if ((rc = fn(ud, list[i]->id, e->cat, &env, &x)) < 0) break;
     }
     pthread_rwlock_unlock(&e->lock);
-    return rc < 0 ? rc : more || len ? 1 : 0;
+    free(list);
+    return rc < 0 ? rc : more;
 }
 
 int hr_engine_new_members(hr_engine *e, const char *account, int days, int64_t now_ms, hr_buf *out) {

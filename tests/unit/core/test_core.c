@@ -77,6 +77,40 @@ static void map_put_get_del(void **state) {
     free(keys);
 }
 
+/* Keys of every length around the hash's word boundaries (3, 4, 7, 8, 16,
+ * 17), sharing prefixes and suffixes, in a map big enough for its slots to
+ * be mapped on huge pages; and hr_key_eq on the same lengths. */
+static void map_short_key_hash_and_big_table(void **state) {
+    enum { N = 120000 };
+    hr_map *m = hr_map_new(N);
+    char (*keys)[24] = calloc(N, sizeof *keys);
+    int err;
+    for (int i = 0; i < N; i++) {
+        int len = 1 + i % 20;
+        snprintf(keys[i], sizeof keys[i], "%0*d", len, i / 20);
+        if ((int)strlen(keys[i]) != len) snprintf(keys[i], sizeof keys[i], "x%dy%d", len, i);
+        void *old = hr_map_put(m, keys[i], keys[i], &err);
+        assert_int_equal(err, 0);
+        if (old) assert_string_equal(old, keys[i]); /* the same string again */
+    }
+    for (int i = 0; i < N; i++) assert_string_equal(hr_map_get(m, keys[i]), keys[i]);
+    assert_null(hr_map_get(m, "000000000000000000000")); /* 21 bytes: none that long */
+    assert_null(hr_map_get(m, ""));
+    for (size_t n = 0; n <= 20; n++) {
+        char x[24], y[24];
+        memset(x, 'a', n), memset(y, 'a', n);
+        x[n] = y[n] = 0;
+        assert_true(hr_key_eq(x, y, n));
+        for (size_t j = 0; j < n; j++) {
+            y[j] = 'b';
+            assert_false(hr_key_eq(x, y, n));
+            y[j] = 'a';
+        }
+    }
+    hr_map_free(m);
+    free(keys);
+}
+
 static void map_prefixes_and_long_keys(void **state) {
     hr_map *m = hr_map_new(4);
     static char keys[6][400];
@@ -155,7 +189,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(time_parse_format), cmocka_unit_test(month_arithmetic),
         cmocka_unit_test(map_put_get_del),   cmocka_unit_test(json_writer_escapes),
-        cmocka_unit_test(map_prefixes_and_long_keys), cmocka_unit_test(idset_window),
+        cmocka_unit_test(map_prefixes_and_long_keys), cmocka_unit_test(map_short_key_hash_and_big_table), cmocka_unit_test(idset_window),
         cmocka_unit_test(json_decode_offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,9 +2,12 @@
  * upgrade (add-on vs plan both ways), overrides and expiry, grandfathered
  * plan versions, trials once per account, soft limits. Time is passed in, so
  * nothing here depends on the clock. */
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
@@ -437,6 +440,73 @@ static void load_from_store_any_order(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* Decisions from two threads while the main thread changes plans, deletes
+ * and recreates accounts (freeing them) and swaps catalogs: a reader must
+ * always see an account whole (free or pro, never a half-written one) and
+ * never memory freed under it (ASan builds check that). Exercises the
+ * lock-free read side of hr_engine_check against hr_engine_wrlock. */
+typedef struct rd {
+    hr_engine *e;
+    int64_t now;
+    atomic_int *stop;
+    atomic_long calls;
+    long bad;
+} rd;
+
+static void *reader(void *p) {
+    rd *r = p;
+    char id[16];
+    for (long i = 0; !atomic_load(r->stop); i++) {
+        snprintf(id, sizeof id, "c%ld", i % 64);
+        hr_verdict v;
+        hr_engine_check(r->e, id, "boards", 1, r->now, &v);
+        if (v.reason != HR_REASON_UNKNOWN_ACCOUNT && v.limit != 3 && v.limit != 50) r->bad++;
+        hr_engine_check(r->e, id, i % 2 ? "seats" : "nope", 1, 0, &v);
+        atomic_fetch_add(&r->calls, 1);
+    }
+    return NULL;
+}
+
+static void readers_during_writes(void **state) {
+    fx *f = *state;
+    hr_err err = {0};
+    char id[16];
+    for (int i = 0; i < 64; i++) {
+        snprintf(id, sizeof id, "c%d", i);
+        assert_int_equal(hr_engine_put_account_json(f->e, id, "{\"plan\":\"free\"}", &err), 0);
+    }
+    atomic_int stop = 0;
+    rd r[2] = {{f->e, f->now, &stop, 0, 0}, {f->e, f->now, &stop, 0, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&t[i], NULL, reader, &r[i]), 0);
+    /* on a busy machine the readers may start late: write only once both read */
+    while (!atomic_load(&r[0].calls) || !atomic_load(&r[1].calls)) sched_yield();
+    for (int k = 0; k < 3000; k++) {
+        snprintf(id, sizeof id, "c%d", k % 64);
+        if (k % 7 == 0) {
+            assert_int_equal(hr_engine_delete_account(f->e, id, &err), 0);
+            assert_int_equal(hr_engine_put_account_json(f->e, id, "{\"plan\":\"free\"}", &err), 0);
+        } else {
+            assert_int_equal(hr_engine_put_account_json(f->e, id, k % 2 ? "{\"plan\":\"pro\"}"
+                                                                        : "{\"plan\":\"free\"}",
+                                                        &err),
+                             0);
+        }
+        if (k % 500 == 0) {
+            hr_catalog *c2 = NULL;
+            assert_int_equal(hr_catalog_parse(yaml, sizeof yaml - 1, "t.yaml", &c2, &err, NULL), 0);
+            assert_int_equal(hr_engine_set_catalog(f->e, c2, &err), 0);
+            hr_catalog_release(c2);
+        }
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(r[i].bad, 0);
+        assert_true(atomic_load(&r[i].calls) > 0);
+    }
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -447,7 +517,7 @@ int main(void) {
         T(metered_resets_each_month),          T(soft_limit_overage),
         T(usage_increment_idempotent),         T(options_during_trial_priced_from_paid),
         T(dotted_account_ids_refused),         T(idempotency_forgotten_with_account),
-        T(load_from_store_any_order),
+        T(load_from_store_any_order),          T(readers_during_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
