@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -916,22 +917,9 @@ int hr_campaigns_flush(hr_campaigns *cs, hr_err *err) {
     return rc;
 }
 
-static int64_t mono_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-/* The flush shares the request threads' cores and, left alone, the
- * scheduler runs it a whole tick (4 ms) at a time while every request
- * waits; so after ~200 us of work it sleeps a moment, which lets them in
- * (sched_yield does not: a thread that had its fair share is not picked).
- * The store's writer does the same between SQLite steps. */
-static void pause_if_long(int64_t *since) {
-    if (mono_ns() - *since < 200000) return;
-    nanosleep(&(struct timespec){0, 20000}, NULL);
-    *since = mono_ns();
-}
+/* ~200 us of flushing at a time: see hr_time_pace. The store's writer
+ * does the same between SQLite steps. */
+static void pause_if_long(int64_t *since) { hr_time_pace(since, 200000); }
 
 static int row_cmp(const pstate *x, const pstate *y) {
     int c = strcmp(x->campaign, y->campaign);
@@ -1014,7 +1002,7 @@ static int flush_locked(hr_campaigns *cs, hr_err *err) {
     }
     /* in the table's key order: neighbouring rows share B-tree pages, so
      * each batch below dirties few of them */
-    int64_t since = mono_ns();
+    int64_t since = hr_time_mono_ns();
     sort_rows(rows, n, &since);
     hr_prompt_rec *recs = calloc(n, sizeof *recs);
     char **texts = calloc(n, sizeof *texts);
@@ -1104,6 +1092,7 @@ static int load_counts(void *ud, const char *campaign, const char *variant, cons
 static void *flusher(void *arg) {
     hr_campaigns *cs = arg;
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    prctl(PR_SET_TIMERSLACK, 1000UL); /* its pauses (hr_time_pace) end on time */
     pthread_mutex_lock(&cs->tmu);
     while (!cs->stop) {
         struct timespec ts;

@@ -156,3 +156,15 @@ int64_t hr_time_year_start(int64_t t) {
     hr_civil_from_days(hr_time_days(t), &y, &m, &d);
     return hr_days_from_civil(y, 1, 1) * 86400;
 }
+
+int64_t hr_time_mono_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+void hr_time_pace(int64_t *since, int64_t quantum_ns) {
+    if (hr_time_mono_ns() - *since < quantum_ns) return;
+    nanosleep(&(struct timespec){0, 20000}, NULL);
+    *since = hr_time_mono_ns();
+}

@@ -9,6 +9,14 @@
 int64_t hr_time_now(void);
 /* Unix milliseconds, wall clock. */
 int64_t hr_time_now_ms(void);
+/* CLOCK_MONOTONIC in ns. */
+int64_t hr_time_mono_ns(void);
+/* Background threads share the request threads' cores. Left alone, the
+ * scheduler runs one a whole tick (4 ms at HZ=250) at a time while every
+ * request waits, and sched_yield does not hand the core over (a thread
+ * that had its fair share is not picked); so once quantum_ns of work have
+ * passed since *since, sleep a moment and restart *since. */
+void hr_time_pace(int64_t *since, int64_t quantum_ns);
 /* Parses "2026-12-01", "2026-12-01T00:00:00Z", "...T00:00:00.123+02:00".
  * Returns 0 and sets *out, or -1 if s is not such a timestamp. */
 int hr_time_parse(const char *s, int64_t *out);

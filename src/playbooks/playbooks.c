@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -35,7 +36,8 @@
 #include "template.h"
 #include "timeutil.h"
 
-#define EVAL_SLICE 2000      /* accounts per read-lock hold in a sweep */
+#define EVAL_SLICE 2000      /* accounts per transaction of a sweep's writes */
+#define LOCK_SLICE 500       /* accounts per hold of the engine's read lock (~1 ms) */
 #define QUEUE_MAX 100000     /* accounts waiting for evaluation */
 
 /* What the playbooks keep per account: its score, and its signal states
@@ -819,13 +821,19 @@ static int sweep(hr_playbooks *p, int64_t now_ms, const unsigned char *mask, int
     sweepctx s = {p, now_ms, mask, NULL, NULL, 0, EVAL_SLICE, act, only, limit, dry, 0, 0};
     size_t pos = 0;
     int more = 1, rc = 0;
+    int64_t since = hr_time_mono_ns();
     if (!(s.rs = calloc(EVAL_SLICE, sizeof *s.rs)) || !(s.ids = calloc(EVAL_SLICE, sizeof *s.ids))) {
         free(s.rs);
         return hr_err_set(err, HR_ENOMEM, "out of memory");
     }
     while (more > 0 && !rc) {
         s.n = 0;
-        more = hr_engine_sweep(p->e, &pos, EVAL_SLICE, now_ms, sweep_one, &s);
+        /* a quarter slice per lock hold, and a pause between them: the
+         * sweep shares the request threads' cores (hr_time_pace) */
+        for (int got = 0; more > 0 && got < EVAL_SLICE; got += LOCK_SLICE) {
+            more = hr_engine_sweep(p->e, &pos, LOCK_SLICE, now_ms, sweep_one, &s);
+            hr_time_pace(&since, 500000);
+        }
         if (more < 0) rc = hr_err_set(err, more, "sweep failed");
         /* the slice's firings in one transaction: one commit (one fsync)
          * per slice, not per account */
@@ -930,8 +938,10 @@ void hr_playbooks_touch(hr_playbooks *p, const char *account) {
 
 static void *run(void *arg) {
     hr_playbooks *p = arg;
-    /* requests first: this thread yields the core to them (nice 10) */
+    /* requests first: this thread yields the core to them (nice 10), and
+     * its pauses (hr_time_pace) end on time */
     setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+    prctl(PR_SET_TIMERSLACK, 1000UL);
     int64_t next_sweep = hr_time_now_ms() + p->sweep_ms;
     int64_t full_day = -1; /* the UTC day of the last full sweep */
     pthread_mutex_lock(&p->mu);

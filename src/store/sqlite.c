@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "store/store.h"
+#include "timeutil.h"
 
 /* ---- schema, as data ---------------------------------------------------- */
 
@@ -943,28 +944,16 @@ static int bind_prompt_event(sqlite3_stmt *st, const void *recs, int i) {
 }
 
 /* The campaign state is written by a background thread on the cores the
- * requests use, in bursts of tens of thousands of rows. Left alone the
- * scheduler runs it a whole tick (4 ms at HZ=250) at a time, and every
- * request waits that long; so every ~200 us of work it sleeps a moment,
- * which lets the request threads in at once (sched_yield does not: a
- * thread that had its fair share is not picked). */
-static int64_t mono_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
+ * requests use, in bursts of tens of thousands of rows: ~200 us of work at
+ * a time (hr_time_pace), checked between SQLite steps. */
 static int pause_writer(void *ud) {
-    int64_t *since = ud;
-    if (mono_ns() - *since < 200000) return 0;
-    nanosleep(&(struct timespec){0, 20000}, NULL);
-    *since = mono_ns();
+    hr_time_pace(ud, 200000);
     return 0;
 }
 
 static int sq_put_prompts(hr_store *s, const hr_prompt_rec *r, int n, hr_err *err) {
     sq_store *q = (sq_store *)s;
-    int64_t since = mono_ns();
+    int64_t since = hr_time_mono_ns();
     sqlite3_progress_handler(q->db, 500, pause_writer, &since);
     int rc = put_batch(q, ST_PUT_PROMPT, bind_prompt, r, n, err, "put_prompts");
     sqlite3_progress_handler(q->db, 0, NULL, NULL);
