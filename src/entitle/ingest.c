@@ -888,6 +888,8 @@ static void prune_denied_at(hr_engine *e, int64_t now) {
     free(old);
 }
 
+#define FLUSH_CHUNK 256
+
 int hr_engine_flush_internal(hr_engine *e, hr_err *err) {
     pthread_mutex_lock(&e->pmu);
     prune_denied_at(e, hr_time_now_ms());
@@ -920,7 +922,15 @@ int hr_engine_flush_internal(hr_engine *e, hr_err *err) {
         else
             json_object_put(objs[k]);
     }
-    if (k) rc = hr_engine_ingest(e, msgs, (int)k, hr_time_now_ms(), status, err);
+    /* a few hundred at a time, with a pause between: each commit applies
+     * under the engine's write lock, which every decision waits for, and a
+     * second's worth (up to 10,000) in one go held them for milliseconds */
+    int64_t since = hr_time_mono_ns();
+    for (size_t off = 0; off < k && !rc; off += FLUSH_CHUNK) {
+        size_t m = k - off < FLUSH_CHUNK ? k - off : FLUSH_CHUNK;
+        rc = hr_engine_ingest(e, msgs + off, (int)m, hr_time_now_ms(), status + off, err);
+        hr_time_pace(&since, 0);
+    }
 out:
     for (size_t i = 0; objs && i < k; i++) json_object_put(objs[i]);
     free(objs);

@@ -962,10 +962,12 @@ static void *run(void *arg) {
             p->nqueue = 0;
         }
         pthread_mutex_unlock(&p->mu);
+        int64_t since = hr_time_mono_ns();
         for (size_t i = 0; batch && i < n; i++) {
             hr_err err = {0};
             if (!p->stop) hr_playbooks_eval_account(p, batch[i], 0, NULL, &err);
             free(batch[i]);
+            hr_time_pace(&since, 500000); /* requests first, as in a sweep */
         }
         free(batch);
         if (((p->sweep_ms > 0 && hr_time_now_ms() >= next_sweep) || p->sweep_now) && !p->stop) {
