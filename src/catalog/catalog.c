@@ -852,10 +852,47 @@ static void meters(ctx *x, const hr_ynode *m) {
     }
 }
 
+/* A list of thresholds: fractions of an allocation in (0, 10], ascending,
+ * at most HR_MAX_THRESHOLDS; 0 ok, -1 reported. */
+static int threshold_list(ctx *x, const hr_ynode *n, const char *what, double *out, int *nout) {
+    char g[96];
+    if (n->kind != HR_Y_SEQ) {
+        bad(x, n, "expected a list of fractions for %s (e.g. [0.8, 1.0]), got %s", what,
+            got(n, g, sizeof g));
+        return -1;
+    }
+    if (n->n > HR_MAX_THRESHOLDS) {
+        bad(x, n, "%s has %d entries (at most %d)", what, n->n, HR_MAX_THRESHOLDS);
+        return -1;
+    }
+    for (int i = 0; i < n->n; i++) {
+        const hr_ynode *v = n->kids[i];
+        char *end = NULL;
+        double d = v->kind == HR_Y_SCALAR && !v->quoted ? strtod(v->str, &end) : 0;
+        if (!end || end == v->str || *end) {
+            bad(x, v, "expected a number in %s (a fraction of the allocation: 0.8 is 80%%), got %s",
+                what, got(v, g, sizeof g));
+            return -1;
+        }
+        if (!(d > 0 && d <= 10)) {
+            bad(x, v, "%s: %s is out of range (a fraction above 0 and at most 10; 0.8 is 80%%)",
+                what, v->str);
+            return -1;
+        }
+        if (i && d <= out[i - 1]) {
+            bad(x, v, "%s must be in ascending order without repeats", what);
+            return -1;
+        }
+        out[i] = d;
+    }
+    *nout = n->n;
+    return 0;
+}
+
 static void feature_def(ctx *x, int fi, const hr_ynode *v) {
     static const char *const keys[] = {"name", "description", "type", "unit",
-                                       "period", "overage", "meter"};
-    enum { NAME, DESC, TYPE, UNIT, PERIOD, OVERAGE, METER, NKEYS };
+                                       "period", "overage", "meter", "thresholds"};
+    enum { NAME, DESC, TYPE, UNIT, PERIOD, OVERAGE, METER, THRESHOLDS, NKEYS };
     const hr_ynode *f[NKEYS];
     hr_feature *ft = &x->c->features[fi];
     char in[128], g[96], sh[80], hb[96];
@@ -891,6 +928,12 @@ static void feature_def(ctx *x, int fi, const hr_ynode *v) {
         }
     }
     if (f[UNIT] && !get_str(x, f[UNIT], "unit", &s)) ft->unit = xdup(x, s);
+    if (f[THRESHOLDS] && ft->type == HR_FEAT_BOOLEAN && !x->feat_bad[fi])
+        bad(x, f[THRESHOLDS], "thresholds are only for limit and metered features ('%s' is boolean)",
+            ft->key);
+    else if (f[THRESHOLDS] &&
+             !threshold_list(x, f[THRESHOLDS], "thresholds", ft->thresholds, &ft->nthresholds))
+        ft->own_thresholds = 1;
     if (f[METER] && !get_str(x, f[METER], "meter", &s)) {
         int mi = meter_ix(x->c, s);
         ft->meter = xdup(x, s);
@@ -2250,18 +2293,39 @@ static void share_signals(ctx *x) {
     hr_rule_share_free(s);
 }
 
+/* The catalog's default thresholds, given to every feature without its own. */
+static void usage_thresholds(ctx *x, const hr_ynode *n) {
+    hr_catalog *c = x->c;
+    static const double dflt[] = {0.8, 1.0};
+    if (n && !is_null(n))
+        threshold_list(x, n, "usage_thresholds", c->thresholds, &c->nthresholds);
+    for (int i = 0; i < c->nfeatures; i++) {
+        hr_feature *f = &c->features[i];
+        if (f->own_thresholds) continue;
+        if (c->nthresholds) {
+            memcpy(f->thresholds, c->thresholds, sizeof c->thresholds);
+            f->nthresholds = c->nthresholds;
+        } else {
+            memcpy(f->thresholds, dflt, sizeof dflt);
+            f->nthresholds = 2;
+        }
+    }
+}
+
 static void build(ctx *x, const hr_ynode *root) {
     static const char *const keys[] = {"currency",  "features",  "plans",    "addons",
                                        "feature_trials", "overrides", "meters", "campaigns",
-                                       "throttle", "playbooks", "webhooks", "scoring", "teams"};
+                                       "throttle", "playbooks", "webhooks", "scoring", "teams",
+                                       "usage_thresholds"};
     /* Sections read elsewhere (keys, server: headroomd): accepted. */
     static const char *const reserved[] = {"identity", "keys", "server"};
     static const char *const all[] = {"currency",  "features",  "plans",    "addons",
                                       "feature_trials", "overrides", "meters", "campaigns",
                                       "throttle",  "playbooks", "webhooks", "scoring",
-                                      "identity",  "keys",      "server", "teams"};
+                                      "identity",  "keys",      "server", "teams",
+                                      "usage_thresholds"};
     enum { CURRENCY, FEATURES, PLANS, ADDONS, TRIALS, OVERRIDES, METERS, CAMPAIGNS, THROTTLE,
-           PLAYBOOKS, WEBHOOKS, SCORING, TEAMS, NKEYS };
+           PLAYBOOKS, WEBHOOKS, SCORING, TEAMS, THRESHOLDS, NKEYS };
     const hr_ynode *f[NKEYS] = {0};
     char sh[80], hb[96], g[96];
 
@@ -2289,13 +2353,14 @@ static void build(ctx *x, const hr_ynode *root) {
         while (r < 3 && strcmp(reserved[r], k->str)) r++;
         if (r == 3)
             bad(x, k, "unknown key '%s'%s", hr_yshow(k->str, sh, sizeof sh),
-                hint(k->str, all, 16, hb, sizeof hb));
+                hint(k->str, all, 17, hb, sizeof hb));
     }
     currency(x, f[CURRENCY]);
     meters(x, f[METERS]); /* before features, which name them */
     if (x->oom) return;
     features(x, f[FEATURES]);
     if (x->oom) return;
+    usage_thresholds(x, f[THRESHOLDS]);
     plans(x, f[PLANS]);
     if (x->oom) return;
     addons(x, f[ADDONS]);

@@ -35,6 +35,8 @@ typedef enum { HR_INTERVAL_MONTH, HR_INTERVAL_YEAR, HR_INTERVAL_ONE_TIME } hr_in
  * 12000000), exact for prices like 0.002 per unit of overage. */
 #define HR_MICROS 1000000LL
 
+#define HR_MAX_THRESHOLDS 8
+
 typedef struct hr_feature {
     char *key;
     char *name;        /* display name; defaults to key */
@@ -44,6 +46,12 @@ typedef struct hr_feature {
     int has_overage;   /* soft limit: allow beyond the limit at a unit price */
     int64_t overage_price; /* micros per unit */
     char *meter;       /* meter name for the metering issue; may be NULL */
+    /* fractions of the allocation whose crossing is a headroom.usage_threshold
+     * event, ascending: the feature's own `thresholds`, else the catalog's
+     * `usage_thresholds`, else 0.8 and 1.0 */
+    double thresholds[HR_MAX_THRESHOLDS];
+    int nthresholds;
+    int own_thresholds; /* written in the feature itself (emitted back) */
 } hr_feature;
 
 typedef struct hr_plan_version {
@@ -255,6 +263,9 @@ struct hr_catalog {
      * ingestion keeps per-day sums of exactly these */
     int nsum_keys;
     char **sum_keys;
+    /* usage_thresholds as written (0: not written) */
+    double thresholds[HR_MAX_THRESHOLDS];
+    int nthresholds;
 };
 
 /* Parses YAML or JSON text. name is used in error positions ("headroom.yaml").

@@ -78,6 +78,18 @@ static void entitlements(hr_buf *b, int *n, const hr_catalog *c, const int64_t *
     hr_buf_putc(b, '}');
 }
 
+static void where_num(hr_buf *b, double v);
+
+static void thresholds(hr_buf *b, int *n, const char *key, const double *t, int nt) {
+    member(b, n, key);
+    hr_buf_putc(b, '[');
+    for (int i = 0; i < nt; i++) {
+        if (i) hr_buf_putc(b, ',');
+        where_num(b, t[i]);
+    }
+    hr_buf_putc(b, ']');
+}
+
 static void features(hr_buf *b, int *n, const hr_catalog *c) {
     static const char *const per[] = {"month", "day", "week", "month", "year"};
     int m = 0;
@@ -100,6 +112,7 @@ static void features(hr_buf *b, int *n, const hr_catalog *c) {
             hr_buf_putc(b, '}');
         }
         if (f->meter) str(b, &k, "meter", f->meter);
+        if (f->own_thresholds) thresholds(b, &k, "thresholds", f->thresholds, f->nthresholds);
         hr_buf_putc(b, '}');
     }
     hr_buf_putc(b, '}');
@@ -314,6 +327,7 @@ char *hr_catalog_to_json(const hr_catalog *c) {
     str(&b, &n, "currency", c->currency);
     meters(&b, &n, c);
     features(&b, &n, c);
+    if (c->nthresholds) thresholds(&b, &n, "usage_thresholds", c->thresholds, c->nthresholds);
     plans(&b, &n, c);
     addons(&b, &n, c);
     trials(&b, &n, c);

@@ -1208,7 +1208,7 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
     hr_buf_init(&key);
     hr_buf_init(&body);
     int rc = 0, intx = 0, ncrossed = 0;
-    double crossed[2];
+    double crossed[HR_MAX_THRESHOLDS];
     int64_t limit = 0, after = 0;
     hr_account *a;
     int fi;
@@ -1324,11 +1324,11 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
     pthread_rwlock_unlock(&e->lock);
     hr_buf_append(out, body.data, body.len);
     {
-        /* crossing 80% / 100% of the allocation is an event of its own */
+        /* crossing a threshold of the allocation is an event of its own */
         int mi = e->cat->feature_meter ? e->cat->feature_meter[fi] : -1;
         int64_t m = mi >= 0 ? (int64_t)hr_account_meter_now(e->cat, a, mi, now) : 0;
         limit = hr_account_limit(e->cat, a, fi, now);
-        ncrossed = hr_thresholds_crossed(cur + m, nv + m, limit, crossed);
+        ncrossed = hr_thresholds_crossed(&e->cat->features[fi], cur + m, nv + m, limit, crossed);
         after = nv + m;
     }
 out:

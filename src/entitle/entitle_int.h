@@ -216,12 +216,12 @@ int64_t hr_account_limit(const hr_catalog *c, const hr_account *a, int fi, int64
  * meter feeding it in its current period. fname: e->fnames[fi]. */
 int64_t hr_account_feature_usage(const hr_catalog *c, const hr_account *a, int fi,
                                  const char *fname, int64_t now);
-/* Usage thresholds (fractions of the limit) that record
- * headroom.usage_threshold when usage crosses them upwards. */
-#define HR_THRESHOLDS {0.8, 1.0}
-/* Fills up to 2 crossed thresholds between usage before and after; returns
- * how many. */
-int hr_thresholds_crossed(int64_t before, int64_t after, int64_t limit, double *out);
+/* The thresholds of f (hr_feature.thresholds: fractions of the limit) that
+ * usage crosses upwards from before to after, each recorded as
+ * headroom.usage_threshold: fills up to HR_MAX_THRESHOLDS into out and
+ * returns how many. */
+int hr_thresholds_crossed(const hr_feature *f, int64_t before, int64_t after, int64_t limit,
+                          double *out);
 /* A headroom.* track message for account (user NULL: anonymous "headroom");
  * takes ownership of props; caller puts the result. NULL on OOM. */
 json_object *hr_internal_msg(const char *event, const char *account, const char *user,

@@ -226,13 +226,13 @@ int hr_engine_event_seen(hr_engine *e, const char *account, const char *user, co
     return found ? 0 : HR_ENOTFOUND;
 }
 
-int hr_thresholds_crossed(int64_t before, int64_t after, int64_t limit, double *out) {
-    static const double t[] = HR_THRESHOLDS;
+int hr_thresholds_crossed(const hr_feature *f, int64_t before, int64_t after, int64_t limit,
+                          double *out) {
     int n = 0;
     if (limit <= 0 || limit == HR_UNLIMITED || after <= before) return 0;
-    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
-        double at = t[i] * (double)limit;
-        if ((double)before < at && (double)after >= at) out[n++] = t[i];
+    for (int i = 0; i < f->nthresholds; i++) {
+        double at = f->thresholds[i] * (double)limit;
+        if ((double)before < at && (double)after >= at) out[n++] = f->thresholds[i];
     }
     return n;
 }

@@ -13,7 +13,7 @@
  *
  * The same batch carries the event history (history.c: counts per event and
  * day, for the account and the member) and headroom's own events: usage
- * crossing 80%/100% (folded in before the commit), and the feature denials
+ * crossing its thresholds (folded in before the commit), and the feature denials
  * the decision path notes (hr_engine_flush_internal). Membership (the
  * account a user's events reach) is kept here too. */
 #include <stdio.h>
@@ -684,7 +684,8 @@ json_object *hr_threshold_msg(const char *account, const char *feature, double t
 }
 
 /* headroom.usage_threshold when this batch moves a feature fed by a meter
- * across 80% or 100% of its allocation; folded into the same batch. */
+ * across one of its thresholds (80% and 100% unless configured); folded
+ * into the same batch. */
 static int thresholds(hr_engine *e, batch *b, int64_t now_ms, hr_err *err) {
     const hr_catalog *c = e->cat;
     int64_t now = now_ms / 1000;
@@ -702,9 +703,9 @@ static int thresholds(hr_engine *e, batch *b, int64_t now_ms, hr_err *err) {
             int64_t manual = hr_account_usage(st->a, &c->features[fi], e->fnames[fi], now);
             int64_t before = manual + (int64_t)hr_account_meter_now(c, st->a, mi, now);
             int64_t after = manual + (int64_t)st->v.value;
-            double crossed[2];
+            double crossed[HR_MAX_THRESHOLDS];
             int64_t limit = hr_account_limit(c, st->a, fi, now);
-            int n = hr_thresholds_crossed(before, after, limit, crossed);
+            int n = hr_thresholds_crossed(&c->features[fi], before, after, limit, crossed);
             for (int k = 0; k < n; k++) {
                 json_object *o =
                     hr_threshold_msg(st->a->id, c->features[fi].key, crossed[k], after, limit);

@@ -208,6 +208,18 @@ static const struct bad_case bad_cases[] = {
      "meter is only for limit and metered features ('f' is boolean)"},
     {"features:\n  f: {type: limit, meter: x}\nplans:\n  free: {}\n", 2, 27,
      "unknown meter 'x' in feature 'f'"},
+    /* usage thresholds */
+    {"usage_thresholds: [0.9, 0.8]\nplans:\n  free: {}\n", 1, 25,
+     "usage_thresholds must be in ascending order"},
+    {"usage_thresholds: [0, 1]\nplans:\n  free: {}\n", 1, 20, "0 is out of range"},
+    {"usage_thresholds: [80%]\nplans:\n  free: {}\n", 1, 20, "expected a number in usage_thresholds"},
+    {"usage_thresholds: 0.8\nplans:\n  free: {}\n", 1, 19, "expected a list of fractions"},
+    {"usage_thresholds: [.1, .2, .3, .4, .5, .6, .7, .8, .9]\nplans:\n  free: {}\n", 1, 19,
+     "at most 8"},
+    {"features:\n  f: {type: limit, thresholds: [0.5, 11]}\nplans:\n  free: {}\n", 2, 38,
+     "11 is out of range"},
+    {"features:\n  f: {type: boolean, thresholds: [0.5]}\nplans:\n  free: {}\n", 2, 34,
+     "thresholds are only for limit and metered features"},
 };
 
 static void test_errors_table(void **state) {
@@ -227,6 +239,36 @@ static void test_errors_table(void **state) {
         hr_catalog_release(rc ? NULL : c);
     }
     assert_int_equal(failed, 0);
+}
+
+static void test_thresholds(void **state) {
+    hr_catalog *c = parse_ok("usage_thresholds: [0.5, 0.9, 1]\n"
+                             "features:\n"
+                             "  a: {type: limit}\n"
+                             "  b: {type: metered, thresholds: [0.25, 1.5]}\n"
+                             "plans:\n  free: {}\n");
+    assert_int_equal(c->features[0].nthresholds, 3);
+    assert_true(c->features[0].thresholds[0] == 0.5 && c->features[0].thresholds[2] == 1.0);
+    assert_int_equal(c->features[1].nthresholds, 2);
+    assert_true(c->features[1].thresholds[1] == 1.5);
+    /* written back as given: the feature's own list, the catalog's default */
+    char *json = hr_catalog_to_json(c);
+    assert_non_null(strstr(json, "\"usage_thresholds\":[0.5,0.9,1]"));
+    assert_non_null(strstr(json, "\"thresholds\":[0.25,1.5]"));
+    /* only b's own list: a's comes from the default */
+    const char *own = strstr(json, "\"thresholds\":");
+    assert_non_null(own);
+    assert_null(strstr(own + 1, "\"thresholds\":"));
+    hr_catalog *back = parse_ok(json);
+    assert_true(back->hash == c->hash);
+    free(json);
+    hr_catalog_release(back);
+    hr_catalog_release(c);
+    /* nothing written: 80% and 100% */
+    c = parse_ok("features:\n  a: {type: limit}\nplans:\n  free: {}\n");
+    assert_int_equal(c->features[0].nthresholds, 2);
+    assert_true(c->features[0].thresholds[0] == 0.8 && c->features[0].thresholds[1] == 1.0);
+    hr_catalog_release(c);
 }
 
 static void test_errs_collects_all(void **state) {
@@ -889,6 +931,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors_table),
         cmocka_unit_test(test_errs_collects_all),
+        cmocka_unit_test(test_thresholds),
         cmocka_unit_test(test_too_many_errors),
         cmocka_unit_test(test_err_fmt),
         cmocka_unit_test(test_example_loads),

@@ -273,6 +273,44 @@ static void usage_thresholds(void **state) {
     assert_int_equal(n, 4);
 }
 
+/* usage_thresholds and a feature's own thresholds replace 80% / 100% */
+static void configured_thresholds(void **state) {
+    fx *f = *state;
+    hr_err err = {0};
+    /* the fixture's catalog with both lists written in */
+    const char *at = strstr(yaml, "board_count: {type: limit,");
+    assert_non_null(at);
+    int head = (int)(at - yaml) + (int)strlen("board_count: {");
+    char text[sizeof yaml + 200];
+    snprintf(text, sizeof text, "usage_thresholds: [0.2, 0.6]\n%.*sthresholds: [0.5], %s", head,
+             yaml, yaml + head);
+    hr_catalog *c = NULL;
+    if (hr_catalog_parse(text, strlen(text), "t.yaml", &c, &err, NULL))
+        fail_msg("%d:%d: %s", err.line, err.column, err.message);
+    assert_int_equal(hr_engine_set_catalog(f->e, c, &err), 0);
+    hr_catalog_release(c);
+    int64_t n, now = f->now_ms / 1000;
+    const char *call = "{\"type\":\"track\",\"userId\":\"u\",\"event\":\"API Called\",\"context\":{\"groupId\":\"acme\"}}";
+    send1(f, call, f->now_ms);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.usage_threshold", 1, now, &n), 0);
+    assert_int_equal(n, 1); /* 1 of 5: 20% */
+    send1(f, call, f->now_ms);
+    send1(f, call, f->now_ms);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.usage_threshold", 1, now, &n), 0);
+    assert_int_equal(n, 2); /* 3 of 5: 60% */
+    send1(f, call, f->now_ms);
+    send1(f, call, f->now_ms);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.usage_threshold", 1, now, &n), 0);
+    assert_int_equal(n, 2); /* 100% is no longer a threshold */
+    int st;
+    hr_buf out;
+    hr_buf_init(&out);
+    assert_int_equal(hr_engine_record_usage(f->e, "acme", "board_count", 2, 1, NULL, 0, now, &st, &out, &err), 0);
+    hr_buf_dispose(&out);
+    assert_int_equal(hr_engine_event_count(f->e, "acme", NULL, "headroom.usage_threshold", 1, now, &n), 0);
+    assert_int_equal(n, 3); /* 2 of 3 boards crosses the feature's own 50% */
+}
+
 static void feature_denied(void **state) {
     fx *f = *state;
     hr_err err = {0};
@@ -297,7 +335,7 @@ int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(dedup_and_window), T(membership_and_periods), T(group_creates_account),
-        T(event_history),       T(survives_restart),     T(usage_thresholds),
+        T(event_history),       T(survives_restart),     T(usage_thresholds), T(configured_thresholds),
         T(feature_denied),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
