@@ -2248,9 +2248,15 @@ static void sum_keys_of(ctx *x, const hr_rule *r) {
     hr_catalog *c = x->c;
     for (int i = 0; r && i < hr_rule_nfacts(r); i++) {
         const hr_fact_call *f = hr_rule_fact(r, i);
-        if (f->fact != HR_FACT_SUM || !f->event || !f->property) continue;
         char key[600];
-        snprintf(key, sizeof key, "%s\x1f%s", f->event, f->property);
+        if (f->fact == HR_FACT_GROWTH && f->meter >= 0 && f->meter < c->nmeters) {
+            /* growth() of a sum meter reads the same per-day sums */
+            if (hr_meter_sum_key(&c->meters[f->meter], key, sizeof key)) continue;
+        } else if (f->fact != HR_FACT_SUM || !f->event || !f->property) {
+            continue;
+        } else {
+            snprintf(key, sizeof key, "%s\x1f%s", f->event, f->property);
+        }
         int seen = 0;
         for (int k = 0; k < c->nsum_keys; k++) seen |= !strcmp(c->sum_keys[k], key);
         if (seen) continue;
@@ -2263,6 +2269,14 @@ static void sum_keys_of(ctx *x, const hr_rule *r) {
         c->sum_keys = p;
         c->nsum_keys++;
     }
+}
+
+int hr_meter_sum_key(const hr_meter *m, char *buf, size_t n) {
+    if (m->aggregate != HR_AGG_SUM || m->nwhere || !m->property ||
+        strncmp(m->property, "properties.", 11) || !m->property[11])
+        return -1;
+    int w = snprintf(buf, n, "%s\x1f%s", m->event, m->property + 11);
+    return w < 0 || (size_t)w >= n ? -1 : 0;
 }
 
 static void collect_sums(ctx *x) {

@@ -268,6 +268,11 @@ struct hr_catalog {
     int nthresholds;
 };
 
+/* The per-day history key ("EVENT\x1fPROPERTY", as sum() keeps) of a sum
+ * meter whose amounts that history can answer for: a property under
+ * properties. and no where clause. 0 and the key in buf, else -1. */
+int hr_meter_sum_key(const hr_meter *m, char *buf, size_t n);
+
 /* Parses YAML or JSON text. name is used in error positions ("headroom.yaml").
  * On failure returns HR_ECONFIG with the first error in err; when errs is not
  * NULL every error found is also appended there (caller frees with

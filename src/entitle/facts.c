@@ -220,22 +220,34 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
         return 0;
     }
     case HR_FACT_GROWTH: {
-        /* from the event history: a meter counts its event; otherwise the
-         * name is an event. Sum meters have no history of amounts yet. */
+        /* from the history: a count meter counts its event, a sum meter
+         * sums its property per day (hr_meter_sum_key), any other name is
+         * an event. A meter with a where clause, or another aggregate, is
+         * not in the history: null. */
         const char *ev = c->event;
+        double cur, both;
         if (c->meter >= 0 && c->meter < cat->nmeters) {
             const hr_meter *m = &cat->meters[c->meter];
-            if (m->aggregate != HR_AGG_COUNT) return 0;
+            char key[600];
+            if (m->aggregate == HR_AGG_SUM && !hr_meter_sum_key(m, key, sizeof key)) {
+                hr_hist *h = a->hist;
+                const hr_sum_ent *se = hr_hist_sum(&h, key, 0);
+                cur = hr_hist_sum_window(se, x->today, c->days);
+                both = hr_hist_sum_window(se, x->today, 2 * c->days);
+                if (c->days > 0 && both - cur > 0) set_num(v, (cur - (both - cur)) / (both - cur));
+                return 0;
+            }
+            if (m->aggregate != HR_AGG_COUNT || m->nwhere) return 0;
             ev = m->event;
         }
         if (!ev || c->days <= 0) return 0;
         const hr_hist_ent *he = ev[0] == '*' && !ev[1] ? hr_hist_find_interned(a->hist, every_event())
                                                        : hr_hist_find(a->hist, ev);
-        int64_t cur, both;
-        hr_hist_window(he, x->today, c->days, &cur, &active);
-        hr_hist_window(he, x->today, 2 * c->days, &both, &active);
-        int64_t prev = both - cur;
-        if (prev > 0) set_num(v, (double)(cur - prev) / (double)prev);
+        int64_t n1, n2;
+        hr_hist_window(he, x->today, c->days, &n1, &active);
+        hr_hist_window(he, x->today, 2 * c->days, &n2, &active);
+        int64_t prev = n2 - n1;
+        if (prev > 0) set_num(v, (double)(n1 - prev) / (double)prev);
         return 0;
     }
     case HR_FACT_HAS_ADDON:

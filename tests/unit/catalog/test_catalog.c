@@ -271,6 +271,22 @@ static void test_thresholds(void **state) {
     hr_catalog_release(c);
 }
 
+/* growth() of a sum meter keeps per-day sums of its property; not with where */
+static void test_growth_sum_keys(void **state) {
+    hr_catalog *c = parse_ok("meters:\n"
+                             "  rev: {event: Paid, aggregate: sum, property: properties.amount}\n"
+                             "  big: {event: Paid, aggregate: sum, property: properties.amount,"
+                             " where: 'properties.amount > 5'}\n"
+                             "  ctx: {event: Paid, aggregate: sum, property: context.n}\n"
+                             "plans:\n  free: {}\n"
+                             "playbooks:\n"
+                             "  p: {signal: 'growth(\"rev\", 7d) > 0 && growth(\"big\", 7d) > 0 &&"
+                             " growth(\"ctx\", 7d) > 0', message: m, actions: [{type: task}]}\n");
+    assert_int_equal(c->nsum_keys, 1);
+    assert_string_equal(c->sum_keys[0], "Paid\x1f" "amount");
+    hr_catalog_release(c);
+}
+
 static void test_errs_collects_all(void **state) {
     const char *y = "features:\n"
                     "  boards: {type: limit}\n"
@@ -932,6 +948,7 @@ int main(void) {
         cmocka_unit_test(test_errors_table),
         cmocka_unit_test(test_errs_collects_all),
         cmocka_unit_test(test_thresholds),
+        cmocka_unit_test(test_growth_sum_keys),
         cmocka_unit_test(test_too_many_errors),
         cmocka_unit_test(test_err_fmt),
         cmocka_unit_test(test_example_loads),

@@ -2,6 +2,7 @@
  * nested traits, event counts for the account and the user, sums of a
  * property in windows (kept only for the pairs the catalog's rules name,
  * and surviving a restart), members by role, usage against limits. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,12 +26,20 @@ static const char yaml[] =
     "  seats: {type: limit}\n"
     "  sso: {type: boolean}\n"
     "feature_trials: {sso: {days: 14}}\n"
+    "meters:\n"
+    "  revenue: {event: Order Completed, aggregate: sum, property: properties.revenue}\n"
+    "  big: {event: Order Completed, aggregate: sum, property: properties.revenue,"
+    " where: 'properties.revenue > 50'}\n"
     "plans:\n"
     "  pro: {entitlements: {seats: 4}}\n"
     "playbooks:\n"
     "  big_spender:\n"
     "    signal: 'sum(\"Order Completed\", \"revenue\", 30d) > 100'\n"
     "    value: 'sum(\"Order Completed\", \"revenue\", 7d)'\n"
+    "    message: hi\n"
+    "    actions: [{type: task}]\n"
+    "  growing:\n"
+    "    signal: 'growth(\"revenue\", 7d) > 0'\n"
     "    message: hi\n"
     "    actions: [{type: task}]\n";
 
@@ -59,10 +68,11 @@ typedef struct q {
 
 static int run(void *ud, const hr_catalog *cat, const struct hr_rule_env *env, void *ctx) {
     q *x = ud;
-    const char *fk[16], *pk[8];
+    const char *fk[16], *pk[8], *mk[8];
     for (int i = 0; i < cat->nfeatures; i++) fk[i] = cat->features[i].key;
     for (int i = 0; i < cat->nplans; i++) pk[i] = cat->plans[i].key;
-    hr_rule_names names = {fk, cat->nfeatures, NULL, 0, NULL, 0, pk, cat->nplans};
+    for (int i = 0; i < cat->nmeters; i++) mk[i] = cat->meters[i].key;
+    hr_rule_names names = {fk, cat->nfeatures, mk, cat->nmeters, NULL, 0, pk, cat->nplans};
     hr_rule *r = NULL;
     hr_err err;
     if (hr_rule_compile(x->src, strlen(x->src), &names, &r, &err)) {
@@ -126,6 +136,9 @@ static void test_facts_and_sums(void **state) {
 
     assert_true(num(e, NULL, "sum(\"Order Completed\", \"revenue\", 30d)") == 110.5);
     assert_true(num(e, NULL, "sum(\"Order Completed\", \"revenue\", 7d)") == 40.5);
+    /* a sum meter's growth reads the same per-day sums: 40.5 this week, 70 the week before */
+    assert_true(fabs(num(e, NULL, "growth(\"revenue\", 7d)") - (40.5 - 70) / 70) < 1e-12);
+    assert_true(num(e, NULL, "growth(\"big\", 7d)") == -999); /* where: not in the history */
     assert_true(num(e, "dm", "user_sum(\"Order Completed\", \"revenue\", 30d)") == 40.5);
     assert_true(num(e, "m1", "user_sum(\"Order Completed\", \"properties.revenue\", 30d)") == 70);
     /* a pair no catalog rule names is not kept: 0, not a guess */
