@@ -155,6 +155,42 @@ static void idset_window(void **state) {
     hr_idset_free(s);
 }
 
+/* Growing moves entries a few slots per insert: every id stays found, a
+ * re-added id is not counted twice, a refresh reaches the table it is in. */
+static void idset_growth(void **state) {
+    enum { N = 300000 };
+    uint64_t *ids = malloc(N * sizeof *ids), x = 88172645463325252ull;
+    assert_non_null(ids);
+    hr_idset *s = hr_idset_new();
+    for (int i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        ids[i] = x;
+        assert_int_equal(hr_idset_add(s, ids[i], (uint32_t)(i / 1000)), 0);
+        assert_true(hr_idset_has(s, ids[i]));
+        assert_true(hr_idset_has(s, ids[i / 2]));
+        if (i % 97 == 0) { /* a retry of an earlier message: same count */
+            size_t n = hr_idset_count(s);
+            assert_int_equal(hr_idset_add(s, ids[i / 3], (uint32_t)(i / 1000)), 0);
+            assert_int_equal(hr_idset_count(s), n);
+        }
+        assert_int_equal(hr_idset_count(s), (size_t)i + 1);
+    }
+    for (int i = 0; i < N; i++) assert_true(hr_idset_has(s, ids[i]));
+    assert_false(hr_idset_has(s, 12345));
+    /* the retries refreshed their minutes; ids[5] is refreshed past the cut */
+    assert_int_equal(hr_idset_add(s, ids[5], 1000), 0);
+    size_t dropped = hr_idset_prune(s, 250);
+    size_t kept = 0;
+    for (int i = 0; i < N; i++) kept += hr_idset_has(s, ids[i]);
+    assert_int_equal(kept + dropped, N);
+    assert_int_equal(hr_idset_count(s), kept);
+    assert_true(hr_idset_has(s, ids[5]));
+    assert_true(hr_idset_has(s, ids[N - 1]));
+    assert_false(hr_idset_has(s, ids[1]));
+    hr_idset_free(s);
+    free(ids);
+}
+
 static void json_writer_escapes(void **state) {
     hr_buf b;
     hr_buf_init(&b);
@@ -190,6 +226,7 @@ int main(void) {
         cmocka_unit_test(time_parse_format), cmocka_unit_test(month_arithmetic),
         cmocka_unit_test(map_put_get_del),   cmocka_unit_test(json_writer_escapes),
         cmocka_unit_test(map_prefixes_and_long_keys), cmocka_unit_test(map_short_key_hash_and_big_table), cmocka_unit_test(idset_window),
+        cmocka_unit_test(idset_growth),
         cmocka_unit_test(json_decode_offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
