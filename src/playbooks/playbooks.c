@@ -764,6 +764,11 @@ int hr_playbooks_eval_account(hr_playbooks *p, const char *account, int64_t now_
     int rc = hr_engine_with_rules(p->e, account, NULL, r.now_ms, evaluate, &r);
     if (rc == HR_ENOTFOUND) {
         evalres_dispose(&r, NULL);
+        /* deleted: it leaves the ranking (GET /v1/accounts?sort=score) */
+        pthread_mutex_lock(&p->mu);
+        acctsig *as = acct_get(p, account, 0);
+        if (as) as->has_score = 0;
+        pthread_mutex_unlock(&p->mu);
         return hr_err_set(err, HR_ENOTFOUND, "no account '%s'", account);
     }
     return finish_many(p, &r, 1, fired, err);

@@ -221,6 +221,14 @@ static void test_scores_and_dry_run(void **state) {
     assert_int_equal(json_object_array_length(m), 1); /* tiny */
     json_object_put(o);
     assert_int_equal(hr_playbooks_dry_run(f->p, "nope", 10, f->t0, &b, &err), HR_ENOTFOUND);
+    /* a deleted account leaves the ranking once it is evaluated (a write touches it) */
+    assert_int_equal(hr_engine_delete_account(f->e, "acme", &err), 0);
+    assert_int_equal(hr_playbooks_eval_account(f->p, "acme", f->t0, NULL, &err), HR_ENOTFOUND);
+    assert_true(hr_playbooks_score(f->p, "acme") < 0);
+    hr_buf_reset(&b);
+    hr_playbooks_top(f->p, 10, &b);
+    assert_null(strstr(b.data, "\"acme\""));
+    assert_non_null(strstr(b.data, "\"tiny\""));
     hr_buf_dispose(&b);
 }
 
