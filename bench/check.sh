@@ -59,12 +59,8 @@ mkdir -p "$OUT"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hr-bench-check.XXXXXX")
 SRV_PID='' WRK_PID=''
 cleanup() {
-    if [ -n "$WRK_PID" ]; then kill -TERM "$WRK_PID" 2>/dev/null || true; wait "$WRK_PID" 2>/dev/null || true; fi
-    if [ -n "$SRV_PID" ] && kill -0 "$SRV_PID" 2>/dev/null; then
-        kill -TERM "$SRV_PID" 2>/dev/null || true
-        wait "$SRV_PID" 2>/dev/null || true
-    fi
-    SRV_PID=
+    stop_pid WRK_PID
+    stop_pid SRV_PID
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -91,13 +87,6 @@ measure() {
     fi
 }
 
-stop_server() {
-    if [ -n "$SRV_PID" ]; then
-        kill -TERM "$SRV_PID" 2>/dev/null || true
-        wait "$SRV_PID" 2>/dev/null || true
-        SRV_PID=
-    fi
-}
 
 
 # ---- the servers --------------------------------------------------------------
@@ -122,49 +111,9 @@ start_headroomd() { # sets SRV_PID and URL
 # 100 bytes of JSON, shaped like a check answer.
 BODY='{"allowed":true,"reason":"ok","account":"acct_000042","feature":"boards","usage":3,"limit":23,"r":1}'
 [ ${#BODY} -eq 100 ] || die "reference body is ${#BODY} bytes, not 100"
-mkdir -p "$TMP/nginx/logs"
-
-start_nginx() { # sets SRV_PID and URL; a private nginx on a free loopback port
-    local port ok
-    for _ in $(seq 1 20); do
-        port=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue   # in use
-        cat >"$TMP/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    default_type application/json;
-    keepalive_requests 1000000;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        location / { return 200 '$BODY'; }
-    }
-}
-EOF
-        taskset -c "$SERVER_CPU" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" \
-            -e "$TMP/nginx/logs/error.log" >"$TMP/nginx.log" 2>&1 &
-        SRV_PID=$!
-        ok=
-        for _ in $(seq 1 100); do
-            kill -0 "$SRV_PID" 2>/dev/null || break
-            if curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then ok=1; break; fi
-            sleep 0.05
-        done
-        [ -n "$ok" ] && break
-        stop_server   # most likely lost a race for the port: try another
-    done
-    [ -n "$ok" ] || { cat "$TMP/nginx.log" "$TMP/nginx/logs/error.log" >&2 2>/dev/null; die "nginx did not start"; }
-    URL=http://127.0.0.1:$port
+start_nginx_ref() { # sets SRV_PID and URL; its answer is checked once
+    start_nginx SRV_PID "$BODY" taskset -c "$SERVER_CPU"
+    URL=$NGINX_URL
     local got
     got=$(curl -sS -o /dev/null -w '%{http_code} %{size_download}' -X POST "$URL/v1/check" \
         -H 'Content-Type: application/json' -d '{"account":"acct_000042","feature":"boards"}')
@@ -181,11 +130,11 @@ for r in $(seq 1 "$ROUNDS"); do
     measure headroomd "$URL"
     cp "$OUT/check-wrk-headroomd.txt" "$OUT/check-wrk-headroomd-$r.txt"
     hr_rps=$RPS hr_p99=$P99 hr_cli=$CLIENT_PCT hr_srv=$SERVER_PCT
-    stop_server
-    start_nginx
+    stop_pid SRV_PID
+    start_nginx_ref
     BENCH_STATIC=1 measure nginx "$URL"
     cp "$OUT/check-wrk-nginx.txt" "$OUT/check-wrk-nginx-$r.txt"
-    stop_server
+    stop_pid SRV_PID
     echo "$r $hr_rps $hr_p99 $RPS $P99" >>"$TMP/rounds"
     printf '  round %d: headroomd %6.0f req/s p99 %5.2f ms (cpu %3d%%, wrk %3d%%) | nginx %6.0f req/s p99 %5.2f ms (cpu %3d%%, wrk %3d%%)\n' \
         "$r" "$hr_rps" "$hr_p99" "$hr_srv" "$hr_cli" "$RPS" "$P99" "$SERVER_PCT" "$CLIENT_PCT"

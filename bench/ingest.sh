@@ -83,14 +83,6 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/hr-bench-ingest.XXXXXX")
 DB=$OUT/ingest.db
 REFDB=$OUT/ingest-ref.db
 SRV_PID='' LOAD_PID='' PERF_PID=''
-stop_pid() { # stop_pid VAR: TERM the process whose id is in $VAR, wait, clear VAR
-    local p=${!1}
-    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-        kill -"${2:-TERM}" "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    fi
-    printf -v "$1" ''
-}
 cleanup() {
     stop_pid LOAD_PID
     stop_pid PERF_PID INT

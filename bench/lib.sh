@@ -57,6 +57,68 @@ wait_file() {
     return 1
 }
 
+# stop_pid VAR [SIGNAL]: signal (TERM) the process whose id is in $VAR, wait
+# for it, clear VAR. Nothing when VAR is empty or the process is gone.
+stop_pid() {
+    local p=${!1}
+    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+        kill -"${2:-TERM}" "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    fi
+    printf -v "$1" ''
+}
+
+# rm_db PATH: a SQLite database and its WAL files.
+rm_db() { rm -f "$1" "$1-wal" "$1-shm"; }
+
+# start_nginx VAR BODY [PIN...]: a private nginx (1 worker, in $TMP/nginx) on
+# a free loopback port, answering every request with 200 and BODY, started
+# under the PIN command (e.g. taskset -c 0). Sets VAR to its pid and
+# NGINX_URL to http://127.0.0.1:PORT.
+start_nginx() {
+    local var=$1 body=$2 port ok=
+    shift 2
+    mkdir -p "$TMP/nginx/logs"
+    for _ in $(seq 1 20); do
+        port=$((20000 + RANDOM % 40000))
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue   # in use
+        cat >"$TMP/nginx/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    default_type application/json;
+    keepalive_requests 1000000;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        location / { return 200 '$body'; }
+    }
+}
+EOF
+        "$@" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" \
+            >"$TMP/nginx.log" 2>&1 &
+        printf -v "$var" '%s' $!
+        for _ in $(seq 1 100); do
+            kill -0 "${!var}" 2>/dev/null || break
+            if curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then ok=1; break; fi
+            sleep 0.05
+        done
+        [ -n "$ok" ] && break
+        stop_pid "$var"   # most likely lost a race for the port: try another
+    done
+    [ -n "$ok" ] || { cat "$TMP/nginx.log" "$TMP/nginx/logs/error.log" >&2 2>/dev/null; die "nginx did not start"; }
+    NGINX_URL=http://127.0.0.1:$port
+}
+
 # demo_db PATH ACCOUNTS: a `headroom demo-data --users 1` database, made once
 # and kept (PATH.ok marks a complete one); BENCH_FRESH=1 makes it again.
 demo_db() {

@@ -154,15 +154,6 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/hr-bench-playbooks.XXXXXX")
 IDB=$OUT/playbooks-ingest.db     # part 1, one run at a time
 SDB=$OUT/playbooks-sweep.db      # part 2, a copy of the cached demo database
 SRV_PID='' LOAD_PID='' WRK_PID='' PERF_PID=''
-stop_pid() { # stop_pid VAR [SIGNAL]: signal the process whose id is in $VAR, wait, clear VAR
-    local p=${!1}
-    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-        kill -"${2:-TERM}" "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    fi
-    printf -v "$1" ''
-}
-rm_db() { rm -f "$1" "$1-wal" "$1-shm"; }
 cleanup() {
     stop_pid LOAD_PID
     stop_pid WRK_PID

@@ -104,14 +104,6 @@ done
 mkdir -p "$OUT"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hr-bench-prompts.XXXXXX")
 SRV_PID='' WRK_PID='' PERF_PID=''
-stop_pid() { # stop_pid VAR [SIGNAL]: signal the process whose id is in $VAR, wait, clear VAR
-    local p=${!1}
-    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-        kill -"${2:-TERM}" "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    fi
-    printf -v "$1" ''
-}
 cleanup() {
     stop_pid WRK_PID
     stop_pid PERF_PID INT

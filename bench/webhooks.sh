@@ -68,65 +68,25 @@ mkdir -p "$OUT"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/hr-bench-webhooks.XXXXXX")
 RX_PID=''
 cleanup() {
-    if [ -n "$RX_PID" ] && kill -0 "$RX_PID" 2>/dev/null; then
-        kill -TERM "$RX_PID" 2>/dev/null || true
-        wait "$RX_PID" 2>/dev/null || true
-    fi
+    stop_pid RX_PID
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start_nginx() { # sets RX_PID and URL
-    local port ok=
-    mkdir -p "$TMP/nginx/logs"
-    for _ in $(seq 1 20); do
-        port=$((20000 + RANDOM % 40000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue   # in use
-        cat >"$TMP/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $TMP/nginx/body;
-    proxy_temp_path $TMP/nginx/proxy;
-    fastcgi_temp_path $TMP/nginx/fastcgi;
-    uwsgi_temp_path $TMP/nginx/uwsgi;
-    scgi_temp_path $TMP/nginx/scgi;
-    server {
-        listen 127.0.0.1:$port;
-        location / { return 200 'ok'; }
-    }
-}
-EOF
-        "${PIN_S[@]}" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" \
-            >"$TMP/nginx.log" 2>&1 &
-        RX_PID=$!
-        for _ in $(seq 1 100); do
-            kill -0 "$RX_PID" 2>/dev/null || break
-            if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ok=1; break; fi
-            sleep 0.05
-        done
-        [ -n "$ok" ] && break
-        kill -TERM "$RX_PID" 2>/dev/null || true; wait "$RX_PID" 2>/dev/null || true; RX_PID=''
-    done
-    [ -n "$ok" ] || { cat "$TMP/nginx.log" "$TMP/nginx/logs/error.log" >&2 2>/dev/null; die "nginx did not start"; }
-    URL=http://127.0.0.1:$port/hooks
+receiver_nginx() { # sets RX_PID and URL
+    start_nginx RX_PID ok "${PIN_S[@]}"
+    URL=$NGINX_URL/hooks
 }
 
-start_node() { # sets RX_PID and URL
+receiver_node() { # sets RX_PID and URL
     "${PIN_S[@]}" node "$ROOT/tests/integration/helpers/receiver.mjs" "$TMP/port" >"$TMP/rx.out" 2>&1 &
     RX_PID=$!
     wait_file "$TMP/port" "$RX_PID" || { cat "$TMP/rx.out" >&2; die "the node receiver did not start"; }
     URL=http://127.0.0.1:$(head -n1 "$TMP/port")/hooks
 }
 
-"start_$RECEIVER"
+"receiver_$RECEIVER"
 SECRETS="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_$(printf 'the second secret, rotated in' | base64 -w0)"
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 {
