@@ -2255,7 +2255,7 @@ static void sum_keys_of(ctx *x, const hr_rule *r) {
         } else if (f->fact != HR_FACT_SUM || !f->event || !f->property) {
             continue;
         } else {
-            snprintf(key, sizeof key, "%s\x1f%s", f->event, f->property);
+            if (hr_sum_key(f->event, f->property, key, sizeof key)) continue;
         }
         int seen = 0;
         for (int k = 0; k < c->nsum_keys; k++) seen |= !strcmp(c->sum_keys[k], key);
@@ -2271,12 +2271,16 @@ static void sum_keys_of(ctx *x, const hr_rule *r) {
     }
 }
 
+int hr_sum_key(const char *event, const char *property, char *buf, size_t n) {
+    int w = snprintf(buf, n, "%s\x1f%s", event, property);
+    return w < 0 || (size_t)w >= n ? -1 : 0;
+}
+
 int hr_meter_sum_key(const hr_meter *m, char *buf, size_t n) {
     if (m->aggregate != HR_AGG_SUM || m->nwhere || !m->property ||
         strncmp(m->property, "properties.", 11) || !m->property[11])
         return -1;
-    int w = snprintf(buf, n, "%s\x1f%s", m->event, m->property + 11);
-    return w < 0 || (size_t)w >= n ? -1 : 0;
+    return hr_sum_key(m->event, m->property + 11, buf, n);
 }
 
 static void collect_sums(ctx *x) {

@@ -268,9 +268,12 @@ struct hr_catalog {
     int nthresholds;
 };
 
-/* The per-day history key ("EVENT\x1fPROPERTY", as sum() keeps) of a sum
- * meter whose amounts that history can answer for: a property under
- * properties. and no where clause. 0 and the key in buf, else -1. */
+/* The key of a per-day sum of an event's property (under properties.) in
+ * the history and in sum_keys: "EVENT\x1fPROPERTY". 0, or -1 when it does
+ * not fit in n. */
+int hr_sum_key(const char *event, const char *property, char *buf, size_t n);
+/* That key for a sum meter whose amounts the history can answer for: a
+ * property under properties. and no where clause; else -1. */
 int hr_meter_sum_key(const hr_meter *m, char *buf, size_t n);
 
 /* Parses YAML or JSON text. name is used in error positions ("headroom.yaml").

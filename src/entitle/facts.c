@@ -159,8 +159,8 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
     case HR_FACT_SUM: {
         /* kept per day for the pairs the catalog's rules name */
         char key[600];
-        if (!c->event || !c->property) return 0;
-        snprintf(key, sizeof key, "%s\x1f%s", c->event, c->property);
+        if (!c->event || !c->property || hr_sum_key(c->event, c->property, key, sizeof key))
+            return 0;
         hr_hist *h = (hr_hist *)hist(x, c->scope);
         set_num(v, hr_hist_sum_window(hr_hist_sum(&h, key, 0), x->today, days_of(c)));
         return 0;
@@ -282,6 +282,11 @@ static int fact(void *ud, const hr_fact_call *c, hr_rval *v) {
 
 static const hr_rule_env env = {fact};
 
+/* The view of account a (none yet: NULL) at now_ms; under the read lock. */
+static fctx fctx_of(hr_engine *e, hr_account *a, int64_t now_ms) {
+    return (fctx){e, e->cat, a, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000), -1};
+}
+
 int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, int64_t now_ms,
                          hr_rules_fn fn, void *ud) {
     if (!now_ms) now_ms = hr_time_now_ms();
@@ -291,7 +296,7 @@ int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, in
         pthread_rwlock_unlock(&e->lock);
         return HR_ENOTFOUND;
     }
-    fctx x = {e, e->cat, a, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000), -1};
+    fctx x = fctx_of(e, a, now_ms);
     for (uint32_t i = 0; user && i < a->nusers; i++)
         if (!strcmp(a->users[i].id, user)) {
             x.u = &a->users[i];
@@ -358,7 +363,7 @@ int hr_engine_sweep(hr_engine *e, size_t *pos, int max, int64_t now_ms, hr_sweep
     if (!now_ms) now_ms = hr_time_now_ms();
     pthread_rwlock_rdlock(&e->lock);
     while (n < max && (more = hr_map_next(e->accounts, pos, &k, &v))) list[n++] = v;
-    fctx x = {e, e->cat, NULL, NULL, now_ms / 1000, (int32_t)hr_time_days(now_ms / 1000), -1};
+    fctx x = fctx_of(e, NULL, now_ms);
     for (int i = 0; i < n; i++) {
         for (int st = 0; st < 4; st++)
             if (i + (4 - st) * STAGE < n) prefetch_account(list[i + (4 - st) * STAGE], st);
