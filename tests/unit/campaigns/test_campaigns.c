@@ -18,6 +18,7 @@
 #include "entitle/engine.h"
 #include "events/segment.h"
 #include "timeutil.h"
+#include "../fixture.h"
 
 static const char yaml[] =
     "features:\n"
@@ -106,11 +107,7 @@ static const char yaml2[] =
 static int setup_yaml(void **state, const char *text, size_t len) {
     fx *f = calloc(1, sizeof *f);
     hr_err err;
-    if (hr_catalog_parse(text, len, "t.yaml", &f->cat, &err, NULL)) {
-        fprintf(stderr, "%d:%d: %s\n", err.line, err.column, err.message);
-        return -1;
-    }
-    f->e = hr_engine_new(f->cat);
+    if (hr_test_engine(text, len, &f->cat, &f->e)) return -1;
     int64_t t;
     hr_time_parse("2026-11-22T12:00:00Z", &t);
     f->now_ms = t * 1000;
@@ -161,13 +158,7 @@ static void track(fx *f, const char *acct, const char *user, const char *event, 
     snprintf(js, sizeof js,
              "{\"type\":\"track\",\"userId\":\"%s\",\"event\":\"%s\",\"context\":{\"groupId\":\"%s\"}}",
              user, event, acct);
-    json_object *o = json_tokener_parse(js);
-    hr_msg m;
-    hr_err err;
-    int st;
-    assert_int_equal(hr_msg_parse(o, -1, strlen(js), 0, at_ms, &m, &err), 0);
-    assert_int_equal(hr_engine_ingest(f->e, &m, 1, at_ms, &st, &err), 0);
-    json_object_put(o);
+    hr_test_ingest(f->e, js, -1, at_ms);
 }
 
 static void test_gate_audience_priority(void **state) {

@@ -20,6 +20,7 @@
 #include "rules/rules.h"
 #include "store/store.h"
 #include "timeutil.h"
+#include "../fixture.h"
 
 static const char yaml[] =
     "features:\n"
@@ -51,13 +52,7 @@ static void track(hr_engine *e, const char *user, const char *event, const char 
     snprintf(js, sizeof js,
              "{\"userId\":\"%s\",\"event\":\"%s\",\"properties\":%s,\"context\":{\"groupId\":\"acme\"}}",
              user, event, props);
-    json_object *o = json_tokener_parse(js);
-    hr_msg m;
-    hr_err err;
-    int st;
-    assert_int_equal(hr_msg_parse(o, HR_MSG_TRACK, strlen(js), 0, at, &m, &err), 0);
-    assert_int_equal(hr_engine_ingest(e, &m, 1, at, &st, &err), 0);
-    json_object_put(o);
+    hr_test_ingest(e, js, HR_MSG_TRACK, at);
 }
 
 typedef struct q {

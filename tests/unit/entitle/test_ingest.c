@@ -16,6 +16,7 @@
 #include "events/segment.h"
 #include "store/store.h"
 #include "timeutil.h"
+#include "../fixture.h"
 
 static const char yaml[] =
     "currency: USD\n"
@@ -40,11 +41,7 @@ typedef struct fx {
 static int setup(void **state) {
     fx *f = calloc(1, sizeof *f);
     hr_err err;
-    if (hr_catalog_parse(yaml, sizeof yaml - 1, "t.yaml", &f->cat, &err, NULL)) {
-        fprintf(stderr, "%d:%d: %s\n", err.line, err.column, err.message);
-        return -1;
-    }
-    f->e = hr_engine_new(f->cat);
+    if (hr_test_engine(yaml, sizeof yaml - 1, &f->cat, &f->e)) return -1;
     int64_t t;
     hr_time_parse("2026-11-22T12:00:00Z", &t);
     f->now_ms = t * 1000;
@@ -63,15 +60,7 @@ static int teardown(void **state) {
 
 /* Ingests one message (JSON) at now_ms; returns its status. */
 static int send1(fx *f, const char *json, int64_t now_ms) {
-    json_object *o = json_tokener_parse(json);
-    assert_non_null(o);
-    hr_msg m;
-    hr_err err = {0};
-    assert_int_equal(hr_msg_parse(o, -1, strlen(json), 0, now_ms, &m, &err), 0);
-    int st = -1;
-    assert_int_equal(hr_engine_ingest(f->e, &m, 1, now_ms, &st, &err), 0);
-    json_object_put(o);
-    return st;
+    return hr_test_ingest(f->e, json, -1, now_ms);
 }
 
 static int64_t usage(fx *f, const char *feature) {

@@ -19,6 +19,7 @@
 #include "events/segment.h"
 #include "playbooks/playbooks.h"
 #include "timeutil.h"
+#include "../fixture.h"
 
 static const char yaml[] =
     "features:\n"
@@ -54,11 +55,7 @@ static const int64_t DAY = 86400000LL;
 static int setup(void **state) {
     fx *f = calloc(1, sizeof *f);
     hr_err err;
-    if (hr_catalog_parse(yaml, sizeof yaml - 1, "t.yaml", &f->cat, &err, NULL)) {
-        fprintf(stderr, "%d:%d: %s\n", err.line, err.column, err.message);
-        return -1;
-    }
-    f->e = hr_engine_new(f->cat);
+    if (hr_test_engine(yaml, sizeof yaml - 1, &f->cat, &f->e)) return -1;
     int64_t t;
     hr_time_parse("2026-11-22T12:00:00Z", &t);
     f->t0 = t * 1000;
@@ -90,13 +87,7 @@ static int teardown(void **state) {
 static void login(fx *f, const char *acct, int64_t at_ms) {
     char js[200];
     snprintf(js, sizeof js, "{\"userId\":\"u1\",\"event\":\"Login\",\"context\":{\"groupId\":\"%s\"}}", acct);
-    json_object *o = json_tokener_parse(js);
-    hr_msg m;
-    hr_err err;
-    int st;
-    assert_int_equal(hr_msg_parse(o, HR_MSG_TRACK, strlen(js), 0, at_ms, &m, &err), 0);
-    assert_int_equal(hr_engine_ingest(f->e, &m, 1, at_ms, &st, &err), 0);
-    json_object_put(o);
+    hr_test_ingest(f->e, js, HR_MSG_TRACK, at_ms);
 }
 
 static int eval(fx *f, const char *acct, int64_t at_ms) {

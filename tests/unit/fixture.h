@@ -1,0 +1,37 @@
+/* fixture.h: what the unit tests built on an engine share: a catalog and
+ * an engine from YAML, and one Segment message ingested. Include after
+ * cmocka.h, catalog/catalog.h, entitle/engine.h and events/segment.h. */
+#ifndef HR_TEST_FIXTURE_H
+#define HR_TEST_FIXTURE_H
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A catalog parsed from yaml and an engine on it; -1 (the error printed)
+ * when the catalog is refused. */
+static inline int hr_test_engine(const char *yaml, size_t len, hr_catalog **cat, hr_engine **e) {
+    hr_err err;
+    if (hr_catalog_parse(yaml, len, "t.yaml", cat, &err, NULL)) {
+        fprintf(stderr, "%d:%d: %s\n", err.line, err.column, err.message);
+        return -1;
+    }
+    *e = hr_engine_new(*cat);
+    return *e ? 0 : -1;
+}
+
+/* Ingests one message (JSON text; type -1: from its "type", else an
+ * HR_MSG_* kind) received at at_ms; returns its status. */
+static inline int hr_test_ingest(hr_engine *e, const char *json, int type, int64_t at_ms) {
+    json_object *o = json_tokener_parse(json);
+    assert_non_null(o);
+    hr_msg m;
+    hr_err err = {0};
+    int st = -1;
+    assert_int_equal(hr_msg_parse(o, type, strlen(json), 0, at_ms, &m, &err), 0);
+    assert_int_equal(hr_engine_ingest(e, &m, 1, at_ms, &st, &err), 0);
+    json_object_put(o);
+    return st;
+}
+
+#endif
