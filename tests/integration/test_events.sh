@@ -120,6 +120,35 @@ api GET "/v1/accounts/acme/events?limit=5"
 expect_py "any(e.get('event') == 'headroom.feature_denied' and e['properties']['feature'] == 'private_boards' and e.get('userId') == 'u1' for e in d['events'])" \
     "headroom.feature_denied reaches the event log within a second"
 
+section "configured usage thresholds"
+# usage_thresholds in the file, picked up by SIGHUP: 2 of 3 seats crosses 50%, not 80%
+reloads=$(grep -c "catalog reloaded" "$DIR/log" || true)
+sed -i '1i usage_thresholds: [0.5, 1.0]' "$DIR/headroom.yaml"
+kill -HUP "$PID"
+for i in $(seq 1 100); do
+    [ "$(grep -c "catalog reloaded" "$DIR/log" || true)" -gt "$reloads" ] && break
+    sleep 0.05
+done
+check "the catalog with usage_thresholds was reloaded" [ "$(grep -c "catalog reloaded" "$DIR/log")" -gt "$reloads" ]
+api PUT /v1/accounts/thr '{"plan":"free"}'
+expect_status 201
+api POST /v1/accounts/thr/usage '{"feature":"seats","set":2}'
+expect_status 200
+api GET "/v1/accounts/thr/events?limit=10"
+expect_py "[e['properties']['threshold'] for e in d['events'] if e.get('event') == 'headroom.usage_threshold'] == [0.5]" \
+    "one headroom.usage_threshold, at the configured 50%"
+cat >"$DIR/bad-thr.yaml" <<'YAML'
+usage_thresholds: [0.8, 0.5]
+features:
+  seats: {type: limit, thresholds: 80%}
+plans:
+  free: {entitlements: {seats: 3}}
+YAML
+"$HR_BIN/headroom" validate "$DIR/bad-thr.yaml" >"$DIR/out" 2>&1
+check "validate refuses bad thresholds" test $? -ne 0
+check "descending list, at its position" grep -q "bad-thr.yaml:1:25: usage_thresholds must be in ascending order" "$DIR/out"
+check "not a list, at its position" grep -q "bad-thr.yaml:3:36: expected a list of fractions for thresholds" "$DIR/out"
+
 section "usage series at a coarser granularity"
 api PUT /v1/accounts/globex '{"plan":"free"}'
 expect_status 201
