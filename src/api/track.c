@@ -321,6 +321,11 @@ void hr_api_usage_series(hr_req *r) {
     hr_buf_json_str(&r->out, meter);
     hr_buf_printf(&r->out, ",\"current\":%.17g,\"points\":[", now_v);
     hr_err e = {0};
+    /* the table follows the log by up to a second: bring it up to date */
+    if (r->app->store && hr_engine_flush_derived(r->app->engine, 0, &e)) {
+        hr_meter_value_dispose(&s.cur);
+        return hr_api_fail(r, e.code, &e);
+    }
     if (r->app->store &&
         r->app->store->ops->meter_series(r->app->store, r->params[0], meter, f, t, point, &s, &e)) {
         hr_meter_value_dispose(&s.cur);

@@ -613,6 +613,8 @@ int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
     if (!rc) rc = s->ops->idem_prune(s, hr_time_now() - HR_IDEM_WINDOW, err);
     if (!rc) e->store = s;
     pthread_rwlock_unlock(&e->lock);
+    /* the log past what the meter and history tables hold */
+    if (!rc && (rc = hr_ingest_replay(e, err))) e->store = NULL;
     pthread_mutex_unlock(&e->wmu);
     return rc;
 }
@@ -947,6 +949,9 @@ int hr_engine_delete_account(hr_engine *e, const char *id, hr_err *err) {
         rc = hr_err_set(err, HR_ENOTFOUND, "no account '%s'", id);
         goto out;
     }
+    /* meters and history written first: a restart must not replay the
+     * account's logged events into a new account of the same id */
+    if (e->store && (rc = hr_ingest_flush_locked(e, err))) goto out;
     if (e->store && (rc = e->store->ops->delete_account(e->store, id, err))) goto out;
     pthread_rwlock_wrlock(&e->lock);
     hr_map_del(e->accounts, id);
@@ -1172,6 +1177,7 @@ int hr_engine_delete_user(hr_engine *e, const char *account, const char *uid, hr
         rc = hr_err_set(err, HR_ENOTFOUND, "no user '%s' in account '%s'", uid, account);
         goto out;
     }
+    if (e->store && (rc = hr_ingest_flush_locked(e, err))) goto out;
     if (e->store && (rc = e->store->ops->delete_user(e->store, account, uid, err))) goto out;
     pthread_rwlock_wrlock(&e->lock);
     hr_user gone = *u;

@@ -123,6 +123,11 @@ void hr_engine_note_denied(hr_engine *e, const char *account, const char *user,
                            const char *feature);
 /* Records the noted denials in the event stream (one group commit). */
 int hr_engine_flush_internal(hr_engine *e, hr_err *err);
+/* Meters and event history reach their tables behind the event log (a
+ * restart replays the log past what they hold): writes what changed when
+ * the last write is at least max_age_ms old (0: now). headroomd calls it
+ * every second and at shutdown; GET .../usage before reading the table. */
+int hr_engine_flush_derived(hr_engine *e, int64_t max_age_ms, hr_err *err);
 
 /* How long a messageId is remembered for deduplication (default 7 days).
  * Call before hr_engine_attach_store (it loads the window's ids). */

@@ -181,6 +181,16 @@ struct hr_engine {
     struct hr_denied *denied;
     size_t ndenied, capdenied;
     hr_map *denied_at;      /* "account\x1fuser\x1ffeature" -> last noted (ms) */
+    /* Meters and history are written behind the event log (ingest.c):
+     * what changed since the last write, keyed by ids (accounts and users
+     * may move or go), and how far the log has been folded. */
+    hr_map *dmeters;        /* "account\x1fmeter\x1fperiod" -> hr_dmeter */
+    hr_map *dhist;          /* "account\x1fuser\x1fevent\x1fday" -> hr_dhist */
+    int64_t folded_seq;     /* newest log seq folded into memory */
+    int64_t flushed_seq;    /* newest log seq in the meter and history tables */
+    int64_t last_flush_ms;
+    int fold_stuck;         /* a change could not be tracked: stop writing
+                               them, so a restart replays from flushed_seq */
     hr_ingest_hook hooks[HR_MAX_HOOKS]; /* after each group commit (set under wmu) */
     void *hook_uds[HR_MAX_HOOKS];
     int nhooks;
@@ -209,6 +219,12 @@ int hr_ingest_load_seen(hr_engine *e, const char *id, int64_t at_ms);
 int hr_account_load_eday(hr_account *a, const hr_eday_rec *r, int32_t today);
 int hr_account_load_estat(hr_account *a, const hr_estat_rec *r);
 void hr_ingest_dispose(hr_engine *e);
+/* After the load: folds the log's events past the stored folded_seq into
+ * memory (writer mutex held, store attached, no read lock held). */
+int hr_ingest_replay(hr_engine *e, hr_err *err);
+/* Writes the changed meters and history with folded_seq, in one
+ * transaction (writer mutex held). */
+int hr_ingest_flush_locked(hr_engine *e, hr_err *err);
 /* The allocation of feature fi for account a now (HR_ENT_NONE, a count or
  * HR_UNLIMITED; 0/1 for booleans), as the decision computes it. */
 int64_t hr_account_limit(const hr_catalog *c, const hr_account *a, int fi, int64_t now);

@@ -26,6 +26,7 @@
 #include "err.h"
 #include "idset.h"
 #include "intern.h"
+#include "log.h"
 #include "timeutil.h"
 
 typedef struct hr_ingest_job {
@@ -51,7 +52,10 @@ void hr_ingest_init(hr_engine *e) {
     pthread_mutex_init(&e->pmu, NULL);
 }
 
+static void dirty_clear(hr_engine *e);
+
 void hr_ingest_dispose(hr_engine *e) {
+    dirty_clear(e);
     size_t pos = 0;
     void *v;
     while (e->user_acct && hr_map_next(e->user_acct, &pos, NULL, &v)) free(v);
@@ -205,13 +209,105 @@ int hr_engine_meter_value(hr_engine *e, const char *account, const char *meter, 
     return rc;
 }
 
+/* ---- what changed since meters and history were last written ----------- */
+
+/* A meter value changed since the last flush. A live one is the account's
+ * latest period, read from the account when written; an older period's
+ * value (a late event's, or one a newer period replaced) is owned here. */
+typedef struct hr_dmeter {
+    const char *meter; /* interned */
+    int64_t ps;
+    int live;
+    hr_meter_value v;  /* when !live */
+    char *account;     /* after the key */
+    char key[];        /* "account\x1fmeter\x1fperiod" */
+} hr_dmeter;
+
+/* An event's day (or a sum's) changed since the last flush; its values are
+ * read from the owner's history when written. */
+typedef struct hr_dhist {
+    const char *event; /* interned: the event, or the sum key when is_sum */
+    int32_t day;
+    int is_sum;
+    char *account, *user; /* after the key; user "" at account level */
+    char key[];
+} hr_dhist;
+
+/* Tracked ids are at most 256 bytes (segment.c, the API): keys fit. */
+#define DKEY_MAX 1024
+
+static hr_dmeter *dmeter_get(hr_engine *e, const char *account, const char *meter, int64_t ps,
+                             int create) {
+    char key[DKEY_MAX];
+    int kl = snprintf(key, sizeof key, "%s\x1f%s\x1f%lld", account, meter, (long long)ps);
+    if (kl < 0 || (size_t)kl >= sizeof key) return NULL;
+    hr_dmeter *d = e->dmeters ? hr_map_get(e->dmeters, key) : NULL;
+    if (d || !create) return d;
+    if (!e->dmeters && !(e->dmeters = hr_map_new(256))) return NULL;
+    size_t al = strlen(account);
+    if (!(d = calloc(1, sizeof *d + (size_t)kl + 1 + al + 1))) return NULL;
+    memcpy(d->key, key, (size_t)kl + 1);
+    d->account = d->key + kl + 1;
+    memcpy(d->account, account, al + 1);
+    d->meter = meter;
+    d->ps = ps;
+    hr_meter_value_init(&d->v, ps);
+    int err = 0;
+    hr_map_put(e->dmeters, d->key, d, &err);
+    if (err) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static int dhist_mark(hr_engine *e, const char *account, const char *user, const char *event,
+                      int32_t day, int is_sum) {
+    char key[DKEY_MAX];
+    int kl = snprintf(key, sizeof key, "%s\x1f%s\x1f%p\x1f%d\x1f%d", account, user,
+                      (const void *)event, (int)day, is_sum);
+    if (kl < 0 || (size_t)kl >= sizeof key) return -1;
+    if (e->dhist && hr_map_get(e->dhist, key)) return 0;
+    if (!e->dhist && !(e->dhist = hr_map_new(256))) return -1;
+    size_t al = strlen(account), ul = strlen(user);
+    hr_dhist *d = calloc(1, sizeof *d + (size_t)kl + 1 + al + 1 + ul + 1);
+    if (!d) return -1;
+    memcpy(d->key, key, (size_t)kl + 1);
+    d->account = d->key + kl + 1;
+    memcpy(d->account, account, al + 1);
+    d->user = d->account + al + 1;
+    memcpy(d->user, user, ul + 1);
+    d->event = event;
+    d->day = day;
+    d->is_sum = is_sum;
+    int err = 0;
+    hr_map_put(e->dhist, d->key, d, &err);
+    if (err) free(d);
+    return err ? -1 : 0;
+}
+
+static void dirty_clear(hr_engine *e) {
+    size_t pos = 0;
+    void *v;
+    while (e->dmeters && hr_map_next(e->dmeters, &pos, NULL, &v)) {
+        hr_meter_value_dispose(&((hr_dmeter *)v)->v);
+        free(v);
+    }
+    pos = 0;
+    while (e->dhist && hr_map_next(e->dhist, &pos, NULL, &v)) free(v);
+    hr_map_free(e->dmeters);
+    hr_map_free(e->dhist);
+    e->dmeters = e->dhist = NULL;
+}
+
 /* ---- one batch, under the writer mutex --------------------------------- */
 
 /* A meter value being changed by this batch. */
 typedef struct staged {
     hr_account *a;
     const char *meter; /* interned */
-    hr_meter_value v;  /* owned copy */
+    int64_t ps;        /* the period */
+    hr_meter_value v;  /* owned copy; after apply, what it replaced */
     int current;       /* replaces the account's in-memory value after commit */
 } staged;
 
@@ -232,6 +328,7 @@ typedef struct batch {
     json_object **own;
     hr_msg *ownmsg;
     size_t nown;
+    int replay; /* events from the log at start-up: no dedup, not logged again */
 } batch;
 
 /* An event's count on one day, for an account or a member, as this batch
@@ -276,21 +373,27 @@ static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, i
     memset(s, 0, sizeof *s);
     s->a = a;
     s->meter = meter;
+    s->ps = ps;
     hr_meter_value_init(&s->v, ps);
     const hr_mval_ent *mv = find_mval(a, meter);
+    const hr_dmeter *d = mv && mv->v.period_start == ps ? NULL : dmeter_get(e, a->id, meter, ps, 0);
     /* a later period than any staged for the same meter supersedes them */
     int latest = !mv || ps >= mv->v.period_start;
     for (size_t i = 0; i < b->nst; i++)
         if (b->st[i].a == a && b->st[i].meter == meter && b->st[i].v.period_start > ps) latest = 0;
-    if (mv && mv->v.period_start == ps) {
-        s->v = mv->v;
+    /* an older period: written since the last flush, else in the store */
+    const hr_meter_value *from = mv && mv->v.period_start == ps ? &mv->v
+                                 : d && !d->live                 ? &d->v
+                                                                 : NULL;
+    if (from) {
+        s->v = *from;
         s->v.uniq = NULL;
-        if (mv->v.capuniq) {
-            if (!(s->v.uniq = malloc(mv->v.capuniq * sizeof *s->v.uniq))) {
+        if (from->capuniq) {
+            if (!(s->v.uniq = malloc(from->capuniq * sizeof *s->v.uniq))) {
                 hr_err_set(err, HR_ENOMEM, "out of memory");
                 return NULL;
             }
-            memcpy(s->v.uniq, mv->v.uniq, mv->v.capuniq * sizeof *s->v.uniq);
+            memcpy(s->v.uniq, from->uniq, from->capuniq * sizeof *s->v.uniq);
         }
     } else if (!latest && e->store &&
                e->store->ops->meter_series(e->store, a->id, meter, ps, ps + 1, load_one, &s->v,
@@ -434,7 +537,7 @@ static int history(hr_engine *e, batch *b, hr_account *a, const hr_msg *m) {
 /* Resolves, dedups and folds one message; appends it to the batch log. */
 static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *status, hr_err *err) {
     *status = HR_INGEST_OK;
-    if (m->message_id) {
+    if (m->message_id && !b->replay) {
         if (hr_idset_has(e->seen, id_hash(m->message_id)) ||
             (b->bseen && hr_map_get(b->bseen, m->message_id))) {
             *status = HR_INGEST_DUPLICATE;
@@ -458,6 +561,7 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
     }
     hr_account *a = acct ? hr_map_get(e->accounts, acct) : NULL;
     if (!a) *status = HR_INGEST_NO_ACCOUNT;
+    if (b->replay) goto fold;
     if (grow((void **)&b->ev, &b->capev, b->nev + 1, sizeof *b->ev))
         return hr_err_set(err, HR_ENOMEM, "out of memory");
     /* the text lives in the message's json-c object until the batch ends
@@ -466,7 +570,8 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
     if (!body) return hr_err_set(err, HR_ENOMEM, "out of memory");
     b->ev[b->nev++] = (hr_event_rec){m->message_id, a ? a->id : acct, m->user_id, m->anonymous_id,
                                      hr_msg_type_str(m->type), m->event, m->timestamp_ms, now_ms,
-                                     body};
+                                     body, 0};
+fold:
     if (!a || m->type != HR_MSG_TRACK) return 0;
     if (history(e, b, a, m)) return hr_err_set(err, HR_ENOMEM, "out of memory");
     const hr_catalog *c = e->cat;
@@ -494,54 +599,14 @@ static uint64_t *compact_set(const hr_meter_value *v) {
     return out;
 }
 
-static int persist(hr_engine *e, batch *b, hr_err *err) {
+/* The batch's part of the log, in one transaction: meters and history
+ * follow it within a second (hr_ingest_flush_locked). */
+static int persist(hr_engine *e, batch *b, int64_t *seq, hr_err *err) {
     hr_store *s = e->store;
-    if (!s || (!b->nev && !b->nst && !b->nhs)) return 0;
+    if (!s || !b->nev) return 0;
     int rc = s->ops->begin(s, err);
-    if (rc) return rc;
-    if (b->nev) rc = s->ops->put_events(s, b->ev, (int)b->nev, err);
-    for (size_t i = 0; !rc && i < b->nst; i++) {
-        const staged *st = &b->st[i];
-        uint64_t *set = st->v.nuniq ? compact_set(&st->v) : NULL;
-        if (st->v.nuniq && !set) {
-            rc = hr_err_set(err, HR_ENOMEM, "out of memory");
-            break;
-        }
-        hr_meter_rec r = {st->a->id, st->meter, st->v.period_start, st->v.value, st->v.latest_ms,
-                          set, st->v.nuniq};
-        rc = s->ops->put_meter(s, &r, err);
-        free(set);
-    }
-    if (!rc && b->nhs) {
-        hr_eday_rec *d = malloc(b->nhs * sizeof *d);
-        hr_estat_rec *st = malloc(b->nhs * sizeof *st);
-        if (!d || !st) {
-            rc = hr_err_set(err, HR_ENOMEM, "out of memory");
-        } else {
-            char **names = calloc(b->nhs + 1, sizeof *names);
-            size_t nst = 0;
-            for (size_t i = 0; names && i < b->nhs; i++) {
-                const hstage *h = &b->hs[i];
-                if (h->is_sum) {
-                    size_t n = sizeof HR_SUM_PREFIX + strlen(h->event);
-                    if (!(names[i] = malloc(n))) break;
-                    snprintf(names[i], n, "%s%s", HR_SUM_PREFIX, h->event);
-                    d[i] = (hr_eday_rec){h->account, h->user, names[i], h->day, 0, 1, h->sum};
-                    continue;
-                }
-                d[i] = (hr_eday_rec){h->account, h->user, h->event, h->day, h->count, 0, 0};
-                st[nst++] = (hr_estat_rec){h->account, h->user, h->event, h->first_ms, h->last_ms};
-            }
-            int ok = names != NULL;
-            for (size_t i = 0; ok && i < b->nhs; i++) ok = !b->hs[i].is_sum || names[i];
-            rc = ok ? s->ops->put_edays(s, d, (int)b->nhs, err) : hr_err_set(err, HR_ENOMEM, "out of memory");
-            if (!rc) rc = s->ops->put_estats(s, st, (int)nst, err);
-            for (size_t i = 0; names && i < b->nhs; i++) free(names[i]);
-            free(names);
-        }
-        free(d);
-        free(st);
-    }
+    if (!rc) rc = s->ops->put_events(s, b->ev, (int)b->nev, err);
+    if (!rc) rc = s->ops->last_seq(s, seq, err);
     if (!rc) rc = s->ops->commit(s, err);
     if (rc) s->ops->rollback(s);
     return rc;
@@ -771,6 +836,53 @@ static void run_hook(hr_engine *e, const batch *b) {
     free(evs);
 }
 
+#define DIRTY_MAX 100000
+
+/* After apply: which meter values and history days the batch changed, to
+ * be written by the next flush (writer mutex held). */
+static void track_changes(hr_engine *e, batch *b) {
+    if (!e->store) return;
+    for (size_t i = 0; i < b->nst; i++) {
+        staged *st = &b->st[i];
+        if (!st->current) { /* an older period: its value is kept here */
+            hr_dmeter *d = dmeter_get(e, st->a->id, st->meter, st->ps, 1);
+            if (!d) {
+                e->fold_stuck = 1;
+                continue;
+            }
+            hr_meter_value_dispose(&d->v);
+            d->v = st->v;
+            d->live = 0;
+            hr_meter_value_init(&st->v, 0);
+            continue;
+        }
+        /* st->v is what the account held: a live period it replaced keeps
+         * its last value here */
+        if (st->v.period_start != st->ps) {
+            hr_dmeter *old = dmeter_get(e, st->a->id, st->meter, st->v.period_start, 0);
+            if (old && old->live) {
+                old->v = st->v;
+                old->live = 0;
+                hr_meter_value_init(&st->v, 0);
+            }
+        }
+        hr_dmeter *d = dmeter_get(e, st->a->id, st->meter, st->ps, 1);
+        if (!d) {
+            e->fold_stuck = 1;
+            continue;
+        }
+        if (!d->live) {
+            hr_meter_value_dispose(&d->v);
+            hr_meter_value_init(&d->v, st->ps);
+            d->live = 1;
+        }
+    }
+    for (size_t i = 0; i < b->nhs; i++) {
+        const hstage *h = &b->hs[i];
+        if (dhist_mark(e, h->account, h->user, h->event, h->day, h->is_sum)) e->fold_stuck = 1;
+    }
+}
+
 /* Runs the queued jobs as one batch; sets each job's rc and statuses. */
 static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     batch b;
@@ -781,13 +893,27 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     for (hr_ingest_job *j = jobs; j && !rc; j = j->next)
         for (int i = 0; i < j->n && !rc; i++) rc = fold_msg(e, &b, &j->msgs[i], j->now_ms, &j->status[i], &err);
     if (!rc && jobs) rc = thresholds(e, &b, jobs->now_ms, &err);
-    if (!rc) rc = persist(e, &b, &err);
+    int64_t seq = 0;
+    if (!rc) rc = persist(e, &b, &seq, &err);
     if (!rc) {
         /* durable: now visible */
-        if (apply(e, &b, jobs->now_ms))
+        if (apply(e, &b, jobs->now_ms)) {
+            e->fold_stuck = 1; /* memory misses a change: a restart replays it */
             rc = hr_err_set(&err, HR_ENOMEM, "out of memory (after commit)");
+        }
+        track_changes(e, &b);
+        if (seq) e->folded_seq = seq;
         remember_seen(e, &b);
         prune_seen(e, jobs->now_ms);
+        /* the tracked changes stay small between headroomd's flushes; an
+         * application without that timer flushes here */
+        if ((e->dmeters && hr_map_count(e->dmeters) > DIRTY_MAX) ||
+            (e->dhist && hr_map_count(e->dhist) > DIRTY_MAX) ||
+            jobs->now_ms - e->last_flush_ms > 60000) {
+            hr_err ferr = {0};
+            if (hr_ingest_flush_locked(e, &ferr))
+                hr_log(HR_LOG_WARN, "writing meters and history: %s", ferr.message);
+        }
     }
     pthread_mutex_unlock(&e->wmu);
     if (!rc) run_hook(e, &b);
@@ -938,5 +1064,193 @@ out:
     free(msgs);
     free(status);
     free(list);
+    return rc;
+}
+
+/* ---- meters and history behind the log ---------------------------------- */
+
+#define FLUSH_ROWS 512
+
+/* Writes n history rows (with their sum names) and empties the arrays. */
+static int put_hist_rows(hr_store *s, hr_eday_rec *d, int nd, hr_estat_rec *st, int nst,
+                         char **names, hr_err *err) {
+    int rc = nd ? s->ops->put_edays(s, d, nd, err) : 0;
+    if (!rc && nst) rc = s->ops->put_estats(s, st, nst, err);
+    for (int i = 0; i < nd; i++) free(names[i]), names[i] = NULL;
+    return rc;
+}
+
+static int flush_hist(hr_engine *e, hr_err *err) {
+    hr_store *s = e->store;
+    hr_eday_rec d[FLUSH_ROWS];
+    hr_estat_rec st[FLUSH_ROWS];
+    char *names[FLUSH_ROWS] = {0};
+    int nd = 0, nst = 0, rc = 0;
+    size_t pos = 0;
+    void *v;
+    while (!rc && e->dhist && hr_map_next(e->dhist, &pos, NULL, &v)) {
+        const hr_dhist *h = v;
+        hr_account *a = hr_map_get(e->accounts, h->account);
+        hr_hist **owner = a ? owner_of_row(a, h->user) : NULL;
+        if (!owner) continue; /* the account or member went */
+        if (h->is_sum) {
+            size_t n = sizeof HR_SUM_PREFIX + strlen(h->event);
+            if (!(names[nd] = malloc(n))) {
+                rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+                break;
+            }
+            snprintf(names[nd], n, "%s%s", HR_SUM_PREFIX, h->event);
+            double sum = hr_hist_sum_day(hr_hist_sum(owner, h->event, 0), h->day);
+            d[nd] = (hr_eday_rec){h->account, h->user, names[nd], h->day, 0, 1, sum};
+            nd++;
+        } else {
+            const hr_hist_ent *he = hr_hist_find_interned(*owner, h->event);
+            if (!he) continue;
+            d[nd++] = (hr_eday_rec){h->account, h->user, h->event, h->day,
+                                    hr_hist_day_count(he, h->day), 0, 0};
+            st[nst++] = (hr_estat_rec){h->account, h->user, h->event, he->first_ms, he->last_ms};
+        }
+        if (nd == FLUSH_ROWS) {
+            rc = put_hist_rows(s, d, nd, st, nst, names, err);
+            nd = nst = 0;
+        }
+    }
+    if (!rc) rc = put_hist_rows(s, d, nd, st, nst, names, err);
+    for (int i = 0; i < nd; i++) free(names[i]);
+    return rc;
+}
+
+int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
+    hr_store *s = e->store;
+    size_t nm = e->dmeters ? hr_map_count(e->dmeters) : 0, nh = e->dhist ? hr_map_count(e->dhist) : 0;
+    e->last_flush_ms = hr_time_now_ms();
+    if (!s || e->fold_stuck || (!nm && !nh && e->flushed_seq == e->folded_seq)) return 0;
+    int rc = s->ops->begin(s, err);
+    if (rc) return rc;
+    size_t pos = 0;
+    void *v;
+    while (!rc && e->dmeters && hr_map_next(e->dmeters, &pos, NULL, &v)) {
+        const hr_dmeter *d = v;
+        const hr_account *a = hr_map_get(e->accounts, d->account);
+        const hr_mval_ent *mv = a && d->live ? find_mval(a, d->meter) : NULL;
+        const hr_meter_value *val = d->live ? (mv && mv->v.period_start == d->ps ? &mv->v : NULL)
+                                            : &d->v;
+        if (!a || !val) continue; /* the account went */
+        uint64_t *set = val->nuniq ? compact_set(val) : NULL;
+        if (val->nuniq && !set) {
+            rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+            break;
+        }
+        hr_meter_rec r = {d->account, d->meter, d->ps, val->value, val->latest_ms, set, val->nuniq};
+        rc = s->ops->put_meter(s, &r, err);
+        free(set);
+    }
+    if (!rc) rc = flush_hist(e, err);
+    if (!rc) rc = s->ops->put_folded_seq(s, e->folded_seq, err);
+    if (!rc) rc = s->ops->commit(s, err);
+    if (rc) {
+        s->ops->rollback(s);
+        return rc;
+    }
+    dirty_clear(e);
+    e->flushed_seq = e->folded_seq;
+    return 0;
+}
+
+int hr_engine_flush_derived(hr_engine *e, int64_t max_age_ms, hr_err *err) {
+    pthread_mutex_lock(&e->wmu);
+    int rc = 0;
+    if (!max_age_ms || hr_time_now_ms() - e->last_flush_ms >= max_age_ms)
+        rc = hr_ingest_flush_locked(e, err);
+    pthread_mutex_unlock(&e->wmu);
+    return rc;
+}
+
+/* The start-up replay: the log's events past folded_seq, folded a chunk at
+ * a time exactly as their batches were (minus dedup, thresholds and
+ * hooks, which ran then). */
+#define REPLAY_CHUNK 4096
+
+typedef struct replay {
+    hr_engine *e;
+    json_object *objs[REPLAY_CHUNK];
+    hr_msg msgs[REPLAY_CHUNK];
+    char *ids[REPLAY_CHUNK]; /* the row's account and user: the row's text
+                                lives only until the next row */
+    int n;
+    int64_t seq, count;
+    hr_err *err;
+} replay;
+
+static int replay_fold(replay *r) {
+    hr_engine *e = r->e;
+    batch b;
+    memset(&b, 0, sizeof b);
+    b.replay = 1;
+    int rc = 0, status;
+    int64_t now_ms = hr_time_now_ms();
+    for (int i = 0; i < r->n && !rc; i++) rc = fold_msg(e, &b, &r->msgs[i], now_ms, &status, r->err);
+    if (!rc) {
+        if (apply(e, &b, now_ms)) rc = hr_err_set(r->err, HR_ENOMEM, "out of memory replaying the event log");
+        track_changes(e, &b);
+        e->folded_seq = r->seq;
+    }
+    batch_free(&b);
+    for (int i = 0; i < r->n; i++) json_object_put(r->objs[i]), free(r->ids[i]);
+    r->count += r->n;
+    r->n = 0;
+    return rc;
+}
+
+static int replay_row(void *ud, const hr_event_rec *ev) {
+    replay *r = ud;
+    r->seq = ev->seq;
+    if (!ev->account || !ev->type || strcmp(ev->type, "track") || !ev->body) return 0;
+    json_object *o = json_tokener_parse(ev->body);
+    hr_err perr = {0};
+    hr_msg *m = &r->msgs[r->n];
+    /* the type is the row's: a /v1/track body need not say it */
+    if (!o || hr_msg_parse(o, HR_MSG_TRACK, 0, 0, ev->received_ms, m, &perr)) {
+        json_object_put(o); /* logged, so once valid: nothing to fold */
+        return 0;
+    }
+    /* as it was folded: the account it reached, the time it was given */
+    size_t al = strlen(ev->account), ul = ev->user_id ? strlen(ev->user_id) : 0;
+    char *ids = malloc(al + ul + 2);
+    if (!ids) {
+        json_object_put(o);
+        return hr_err_set(r->err, HR_ENOMEM, "out of memory");
+    }
+    memcpy(ids, ev->account, al + 1);
+    if (ev->user_id) memcpy(ids + al + 1, ev->user_id, ul + 1);
+    m->account = ids;
+    m->user_id = ev->user_id ? ids + al + 1 : NULL;
+    m->timestamp_ms = ev->ts_ms;
+    r->ids[r->n] = ids;
+    r->objs[r->n++] = o;
+    return r->n == REPLAY_CHUNK ? replay_fold(r) : 0;
+}
+
+int hr_ingest_replay(hr_engine *e, hr_err *err) {
+    hr_store *s = e->store;
+    int64_t from = 0, t0 = hr_time_now_ms();
+    int rc = s->ops->folded_seq(s, &from, err);
+    if (rc) return rc;
+    e->folded_seq = e->flushed_seq = from;
+    replay *r = calloc(1, sizeof *r);
+    if (!r) return hr_err_set(err, HR_ENOMEM, "out of memory");
+    r->e = e;
+    r->err = err;
+    r->seq = from;
+    rc = s->ops->replay_events(s, from, replay_row, r, err);
+    if (!rc && r->n) rc = replay_fold(r);
+    for (int i = 0; i < r->n; i++) json_object_put(r->objs[i]), free(r->ids[i]);
+    if (!rc) {
+        e->folded_seq = r->seq;
+        if (r->count)
+            hr_log(HR_LOG_INFO, "replayed %lld events past the stored meters in %lld ms",
+                   (long long)r->count, (long long)(hr_time_now_ms() - t0));
+    }
+    free(r);
     return rc;
 }

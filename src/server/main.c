@@ -282,6 +282,8 @@ int main(int argc, char **argv) {
             hr_err e2 = {0};
             if (hr_engine_flush_internal(app.engine, &e2))
                 hr_log(HR_LOG_WARN, "recording feature denials: %s", e2.message);
+            if (hr_engine_flush_derived(app.engine, 1000, &e2))
+                hr_log(HR_LOG_WARN, "writing meters and history: %s", e2.message);
             continue;
         }
         if (sig == SIGHUP) {
@@ -304,6 +306,8 @@ out:
     if (app.engine && rc == 0) {
         hr_err e3 = {0};
         hr_engine_flush_internal(app.engine, &e3); /* the last second's denials */
+        if (hr_engine_flush_derived(app.engine, 0, &e3))
+            hr_log(HR_LOG_WARN, "writing meters and history: %s", e3.message);
     }
     hr_campaigns_free(app.campaigns);
     hr_playbooks_free(app.playbooks);

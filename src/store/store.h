@@ -64,6 +64,7 @@ typedef struct hr_event_rec {
     const char *event;       /* track event / page name; may be NULL */
     int64_t ts_ms, received_ms;
     const char *body;        /* the message as JSON text */
+    int64_t seq;             /* its place in the log (reads only) */
 } hr_event_rec;
 
 /* A meter's value for one account and period. uniq/nuniq: the set of value
@@ -225,6 +226,16 @@ typedef struct hr_store_ops {
     int (*put_events)(hr_store *s, const hr_event_rec *r, int n, hr_err *err);
     /* Upserts a meter value (account, meter, period_start). */
     int (*put_meter)(hr_store *s, const hr_meter_rec *r, hr_err *err);
+    /* The log's newest seq (0 when empty). */
+    int (*last_seq)(hr_store *s, int64_t *seq, hr_err *err);
+    /* Meters and history are written behind the log: folded_seq is the
+     * newest seq whose event they include (put in the same transaction as
+     * them), and replay_events hands every later event, in log order, to
+     * fn at start-up. */
+    int (*folded_seq)(hr_store *s, int64_t *seq, hr_err *err);
+    int (*put_folded_seq)(hr_store *s, int64_t seq, hr_err *err);
+    int (*replay_events)(hr_store *s, int64_t after_seq,
+                         int (*fn)(void *ud, const hr_event_rec *r), void *ud, hr_err *err);
     /* Values of one account's meter with period_start in [from, to), in
      * period order; for GET .../usage. */
     int (*meter_series)(hr_store *s, const char *account, const char *meter, int64_t from,

@@ -316,6 +316,15 @@ static void exec_raw(fixture *f, const char *sql) {
     sqlite3_close(db);
 }
 
+/* replay_events: counts rows in [0], keeps the first and last seq. */
+static int on_replay(void *ud, const hr_event_rec *r) {
+    int64_t *out = ud;
+    if (!out[0]++) out[1] = r->seq;
+    out[2] = r->seq;
+    assert_non_null(r->body);
+    return 0;
+}
+
 static hr_event_rec event(const char *msg_id, const char *acc, const char *name, int64_t at) {
     hr_event_rec e = {
         .message_id = msg_id,
@@ -353,7 +362,7 @@ static void test_open_migrate_reopen(void **state) {
     hr_store *s = open_store(f);
     assert_string_equal(s->ops->name, "sqlite");
     int v = hr_store_sqlite_schema_version(s);
-    assert_int_equal(v, 6);
+    assert_int_equal(v, 7);
     hr_store_close(s);
 
     s = open_store(f);
@@ -792,63 +801,6 @@ static void test_sqlite_error_reported(void **state) {
 }
 
 /* Both later migrations apply in order to a version-1 file. */
-static void test_migrations_from_v1(void **state) {
-    fixture *f = *state;
-    hr_store *s = open_store(f);
-    hr_err err = {0};
-    hr_account_rec a = account("acc_1", "pro");
-    ok(s->ops->put_account(s, &a, &err), &err);
-    hr_store_close(s);
-    /* Turn the file back into a version-1 database holding v1 data. */
-    exec_raw(f, "DROP TABLE events; DROP TABLE meter_values;"
-                "DROP TABLE event_days; DROP TABLE event_stats;"
-                "DROP TABLE prompt_state; DROP TABLE prompt_events; DROP TABLE signal_state;"
-                "DROP TABLE fired_signals; DROP TABLE tasks; DROP TABLE outbox; DROP TABLE deliveries;"
-                "DELETE FROM schema_migrations WHERE version >= 2");
-    assert_int_equal(query_int(f, "SELECT max(version) FROM schema_migrations"), 1);
-
-    s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 6);
-    hr_event_rec e = event("m1", "acc_1", "Board Created", 1000);
-    ok(s->ops->put_events(s, &e, 1, &err), &err);
-    hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
-    ok(s->ops->put_meter(s, &m, &err), &err);
-    hr_eday_rec d = {"acc_1", NULL, "Board Created", 19700, 1, 0, 0};
-    ok(s->ops->put_edays(s, &d, 1, &err), &err);
-    hr_estat_rec t = {"acc_1", NULL, "Board Created", 1000, 1000};
-    ok(s->ops->put_estats(s, &t, 1, &err), &err);
-    seen v = {0};
-    load_all(s, &v);
-    assert_int_equal(v.n_acc, 1); /* v1 data survived */
-    seen_free(&v);
-    hr_store_close(s);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
-                                  " ('events','events_account','meter_values')"),
-                     3);
-    /* migration 4 dropped migration 2's seen table again */
-    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
-                                  " ('seen','seen_received')"),
-                     0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
-                                  " ('event_days','event_days_day','event_stats')"),
-                     3);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 6);
-
-    /* A version-2 file gets migrations 3 to 6 alone. */
-    exec_raw(f, "DROP TABLE event_days; DROP TABLE event_stats;"
-                "DROP TABLE prompt_state; DROP TABLE prompt_events; DROP TABLE signal_state;"
-                "DROP TABLE fired_signals; DROP TABLE tasks; DROP TABLE outbox; DROP TABLE deliveries;"
-                "CREATE TABLE seen (message_id TEXT PRIMARY KEY, received_ms INTEGER);"
-                "DELETE FROM schema_migrations WHERE version >= 3");
-    s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 6);
-    hr_store_close(s);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 1);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='seen'"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 6);
-}
-
 typedef struct ev_seen {
     int n, stop_at;
     char *msg[8], *event[8], *body[8], *anon[8];
@@ -878,6 +830,83 @@ static void ev_free(ev_seen *v) {
         free(v->anon[i]);
     }
     memset(v, 0, sizeof *v);
+}
+
+static void test_migrations_from_v1(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    hr_account_rec a = account("acc_1", "pro");
+    ok(s->ops->put_account(s, &a, &err), &err);
+    hr_store_close(s);
+    /* Turn the file back into a version-1 database holding v1 data. */
+    exec_raw(f, "DROP TABLE events; DROP TABLE meter_values;"
+                "DROP TABLE event_days; DROP TABLE event_stats;"
+                "DROP TABLE prompt_state; DROP TABLE prompt_events; DROP TABLE signal_state;"
+                "DROP TABLE fired_signals; DROP TABLE tasks; DROP TABLE outbox; DROP TABLE deliveries;"
+                "DROP TABLE ingest_state; DROP TABLE account_log;"
+                "DELETE FROM schema_migrations WHERE version >= 2");
+    assert_int_equal(query_int(f, "SELECT max(version) FROM schema_migrations"), 1);
+    
+    s = open_store(f);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 7);
+    hr_event_rec e = event("m1", "acc_1", "Board Created", 1000);
+    ok(s->ops->put_events(s, &e, 1, &err), &err);
+    hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
+    ok(s->ops->put_meter(s, &m, &err), &err);
+    hr_eday_rec d = {"acc_1", NULL, "Board Created", 19700, 1, 0, 0};
+    ok(s->ops->put_edays(s, &d, 1, &err), &err);
+    hr_estat_rec t = {"acc_1", NULL, "Board Created", 1000, 1000};
+    ok(s->ops->put_estats(s, &t, 1, &err), &err);
+    seen v = {0};
+    load_all(s, &v);
+    assert_int_equal(v.n_acc, 1); /* v1 data survived */
+    seen_free(&v);
+    hr_store_close(s);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                  " ('events','account_log','meter_values')"),
+                     3);
+    /* migration 4 dropped migration 2's seen table again */
+    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                  " ('seen','seen_received')"),
+                     0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                  " ('event_days','event_days_day','event_stats')"),
+                     3);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 7);
+
+    /* A version-2 file gets migrations 3 to 7 alone: its logged events
+     * were folded when they were written, and get chained per account. */
+    exec_raw(f, "DROP TABLE event_days; DROP TABLE event_stats;"
+                "DROP TABLE prompt_state; DROP TABLE prompt_events; DROP TABLE signal_state;"
+                "DROP TABLE fired_signals; DROP TABLE tasks; DROP TABLE outbox; DROP TABLE deliveries;"
+                "DROP TABLE ingest_state; DROP TABLE account_log; DROP TABLE events;"
+                "CREATE TABLE events (seq INTEGER PRIMARY KEY, message_id TEXT, account TEXT,"
+                " user_id TEXT, anonymous_id TEXT, type TEXT NOT NULL, event TEXT,"
+                " ts_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, body TEXT NOT NULL);"
+                "CREATE INDEX events_account ON events (account, seq);"
+                "INSERT INTO events (message_id, account, type, ts_ms, received_ms, body) VALUES"
+                " ('m1','acc_1','track',1,1,'{\"n\":1}'), ('m2','acc_2','track',2,2,'{\"n\":2}'),"
+                " ('m3','acc_1','track',3,3,'{\"n\":3}');"
+                "CREATE TABLE seen (message_id TEXT PRIMARY KEY, received_ms INTEGER);"
+                "DELETE FROM schema_migrations WHERE version >= 3");
+    s = open_store(f);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 7);
+    int64_t folded = 0;
+    ok(s->ops->folded_seq(s, &folded, &err), &err);
+    assert_int_equal(folded, 3);
+    ev_seen ev = {0};
+    ok(s->ops->recent_events(s, "acc_1", 10, on_event, &ev, &err), &err);
+    assert_int_equal(ev.n, 2);
+    assert_string_equal(ev.msg[0], "m3");
+    assert_string_equal(ev.msg[1], "m1");
+    ev_free(&ev);
+    hr_store_close(s);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 3);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='events_account'"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='seen'"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 7);
 }
 
 static void test_events_seen_recent(void **state) {
@@ -1097,8 +1126,20 @@ static void test_load_latest_meters_and_seen(void **state) {
     assert_int_equal(v.seen_at[m3], 300);
     seen_free(&v);
 
+    /* the start-up replay gets the log past folded_seq, in order */
+    ok(s->ops->put_folded_seq(s, 2, &err), &err);
+    int64_t folded = 0;
+    ok(s->ops->folded_seq(s, &folded, &err), &err);
+    assert_int_equal(folded, 2);
+    int64_t replayed[4] = {0};
+    ok(s->ops->replay_events(s, folded, on_replay, replayed, &err), &err);
+    assert_int_equal(replayed[0], 2);
+    assert_int_equal(replayed[1], 3);
+    assert_int_equal(replayed[2], 4);
+
     /* seen ids come from the log: pruning raw events forgets them too */
     int deleted = 0;
+    ok(s->ops->put_folded_seq(s, 4, &err), &err);
     ok(s->ops->prune_events(s, 300, 1000, &deleted, &err), &err);
     assert_int_equal(deleted, 2);
     l.seen_since = 0;
