@@ -91,6 +91,16 @@ void hr_api_metrics(hr_req *r) {
                      "headroom_catalog_reload_failures_total %llu\n",
                   (unsigned long long)atomic_load(&m->reloads),
                   (unsigned long long)atomic_load(&m->reload_failures));
+    hr_dedup_stats ds;
+    hr_engine_dedup_stats(r->app->engine, &ds);
+    hr_buf_printf(b, "# HELP headroom_dedup_ids messageIds held for deduplication.\n"
+                     "# TYPE headroom_dedup_ids gauge\nheadroom_dedup_ids %zu\n"
+                     "# TYPE headroom_dedup_bytes gauge\nheadroom_dedup_bytes %zu\n"
+                     "# HELP headroom_dedup_evicted_total messageIds dropped early by --dedup-memory.\n"
+                     "# TYPE headroom_dedup_evicted_total counter\nheadroom_dedup_evicted_total %zu\n"
+                     "# HELP headroom_dedup_window_seconds How far back a retry is still recognised.\n"
+                     "# TYPE headroom_dedup_window_seconds gauge\nheadroom_dedup_window_seconds %lld\n",
+                  ds.ids, ds.bytes, ds.evicted, (long long)ds.window_s);
     hr_buf_printf(b, "# TYPE headroom_start_time_seconds gauge\nheadroom_start_time_seconds %lld\n",
                   (long long)r->app->started_at);
     if (r->app->playbooks) {

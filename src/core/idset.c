@@ -1,6 +1,10 @@
 /* idset.c: linear probing over {id, minute} slots, id 0 marking an empty
  * slot (an id of 0 is stored as 1).
  *
+ * With a size limit the table stops doubling there; at 70% load it then
+ * drops its oldest minutes in place (evict), so memory stays put while the
+ * window the ids cover shortens.
+ *
  * Growing does not stop the world: at 70% load a table of twice the size
  * takes the inserts, and every insert moves the entries of a few more slots
  * of the old table into it, so the old one is empty long before the new one
@@ -25,6 +29,9 @@ struct hr_idset {
     slot *old;           /* the table being drained into slots, or NULL */
     size_t ocap, opos;   /* its size, and the first slot not yet drained */
     uint32_t oldest;     /* no entry is older (a bound: refreshes only raise minutes) */
+    size_t max_cap;      /* the table never grows past this (0: no limit) */
+    size_t evicted;      /* ids dropped to stay within max_cap, ever */
+    unsigned rot;        /* the quarter of the hash space a burst drops next */
 };
 
 hr_idset *hr_idset_new(void) {
@@ -47,6 +54,16 @@ void hr_idset_free(hr_idset *s) {
 }
 
 size_t hr_idset_count(const hr_idset *s) { return s->count; }
+size_t hr_idset_evicted(const hr_idset *s) { return s->evicted; }
+uint32_t hr_idset_oldest(const hr_idset *s) { return s->oldest; }
+size_t hr_idset_bytes(const hr_idset *s) { return (s->cap + (s->old ? s->ocap : 0)) * sizeof(slot); }
+
+void hr_idset_set_max_bytes(hr_idset *s, size_t bytes) {
+    /* while doubling into the last size both tables live: 1.5x of it */
+    size_t cap = 1024;
+    while (cap * 2 * sizeof(slot) * 3 / 2 <= bytes) cap *= 2;
+    s->max_cap = bytes ? cap : 0;
+}
 
 static size_t find(const slot *t, size_t cap, uint64_t id) {
     size_t mask = cap - 1, i = (size_t)(id ^ (id >> 29)) & mask;
@@ -98,6 +115,61 @@ static int rebuild(hr_idset *s, size_t cap, uint32_t keep_from) {
     return 0;
 }
 
+/* Removes every entry with minute < cut from a table, in place: empties
+ * them, then re-inserts the rest cluster by cluster from an empty slot, so
+ * that no probe chain is left broken (each entry moves to the first free
+ * slot from its home, never past where it was). */
+static size_t drop_before(slot *t, size_t cap, uint32_t cut, unsigned quarter, uint32_t *oldest) {
+    size_t n = 0, start = 0, mask = cap - 1;
+    for (size_t i = 0; i < cap; i++)
+        if (t[i].id && (t[i].minute < cut || (quarter && (t[i].id >> 62) + 1 == quarter)))
+            t[i].id = 0, n++;
+    while (start < cap && t[start].id) start++; /* the table is never full */
+    *oldest = UINT32_MAX;
+    for (size_t k = 1; k <= cap; k++) {
+        size_t j = (start + k) & mask;
+        if (!t[j].id) continue;
+        slot e = t[j];
+        t[j].id = 0;
+        t[find(t, cap, e.id)] = e;
+        if (e.minute < *oldest) *oldest = e.minute;
+    }
+    return n;
+}
+
+/* The table is at its limit: drops the oldest minutes, at least a quarter
+ * of the ids (a whole minute goes at once, so sometimes more). */
+static void evict(hr_idset *s) {
+    drain(s, SIZE_MAX);
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->slots[i].id) {
+            if (s->slots[i].minute < lo) lo = s->slots[i].minute;
+            if (s->slots[i].minute > hi) hi = s->slots[i].minute;
+        }
+    if (lo > hi) return;
+    /* counts per minute, in buckets when the span is long */
+    enum { NB = 4096 };
+    size_t *hist = calloc(NB, sizeof *hist);
+    uint64_t span = (uint64_t)hi - lo + 1, width = (span + NB - 1) / NB;
+    uint32_t cut = hi; /* without the histogram: keep only the newest minute */
+    if (hist) {
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slots[i].id) hist[(s->slots[i].minute - lo) / width]++;
+        size_t want = s->count / 4, sum = 0, b = 0;
+        while (b < NB && sum < want) sum += hist[b++];
+        cut = (uint32_t)(lo + b * width);
+        if (cut > hi) cut = hi;
+        free(hist);
+    }
+    size_t n = drop_before(s->slots, s->cap, cut, 0, &s->oldest);
+    /* a burst inside one minute: a quarter of the hash space at a time */
+    for (int k = 0; k < 4 && s->count - n > s->cap * 6 / 10; k++)
+        n += drop_before(s->slots, s->cap, 0, 1 + (s->rot++ & 3), &s->oldest);
+    s->count -= n;
+    s->evicted += n;
+}
+
 int hr_idset_add(hr_idset *s, uint64_t id, uint32_t minute) {
     if (!id) id = 1;
     slot *o = in_old(s, id);
@@ -106,6 +178,9 @@ int hr_idset_add(hr_idset *s, uint64_t id, uint32_t minute) {
         drain(s, MOVE_SLOTS);
         return 0;
     }
+    if (!s->old && (s->count + 1) * 10 > s->cap * 7 && s->max_cap && s->cap * 2 > s->max_cap &&
+        !hr_idset_has(s, id))
+        evict(s);
     if (!s->old && (s->count + 1) * 10 > s->cap * 7) {
         slot *t = calloc(s->cap * 2, sizeof *t);
         if (!t) return -1;

@@ -19,5 +19,14 @@ int hr_idset_add(hr_idset *s, uint64_t id, uint32_t minute);
 /* Drops ids added before `minute`; returns how many were dropped. */
 size_t hr_idset_prune(hr_idset *s, uint32_t minute);
 size_t hr_idset_count(const hr_idset *s);
+/* Bounds the table to at most `bytes` (0: no bound, the default). Once it
+ * is that large, adding to a 70%-full table first drops the ids of the
+ * oldest minutes, a quarter of them or more, in place. */
+void hr_idset_set_max_bytes(hr_idset *s, size_t bytes);
+/* Ids dropped by that bound so far; the oldest minute still held (a lower
+ * bound; UINT32_MAX when empty); the table's memory in bytes. */
+size_t hr_idset_evicted(const hr_idset *s);
+uint32_t hr_idset_oldest(const hr_idset *s);
+size_t hr_idset_bytes(const hr_idset *s);
 
 #endif

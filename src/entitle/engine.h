@@ -132,6 +132,16 @@ int hr_engine_flush_derived(hr_engine *e, int64_t max_age_ms, hr_err *err);
 /* How long a messageId is remembered for deduplication (default 7 days).
  * Call before hr_engine_attach_store (it loads the window's ids). */
 void hr_engine_set_dedup_window(hr_engine *e, int days);
+/* Bounds the messageId index's memory (0: no bound). At the bound the
+ * oldest ids are dropped first, which shortens the window retries are
+ * recognised in: hr_engine_dedup_stats says by how much. Call before
+ * hr_engine_attach_store. */
+void hr_engine_set_dedup_memory(hr_engine *e, size_t bytes);
+typedef struct hr_dedup_stats {
+    size_t ids, bytes, evicted; /* held, their memory, dropped by the bound */
+    int64_t window_s;           /* the window actually covered */
+} hr_dedup_stats;
+void hr_engine_dedup_stats(hr_engine *e, hr_dedup_stats *out);
 
 /* Raw events older than `days` are deleted from the log (0: keep them all;
  * default 90; never less than the 7-day dedup window, whose message ids the

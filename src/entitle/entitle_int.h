@@ -174,6 +174,7 @@ struct hr_engine {
     int qbusy;
     int64_t dedup_window_ms;
     int64_t last_prune_ms;  /* when seen ids past the window were last dropped */
+    int64_t dedup_warned_ms; /* when the memory bound's warning was last logged */
     int64_t retention_ms;   /* raw events older than this are deleted (0: kept) */
     /* headroom.feature_denied noted on the decision path, recorded by the
      * next hr_engine_flush_internal (never on the decision's time) */

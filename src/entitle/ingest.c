@@ -670,10 +670,43 @@ static void batch_free(batch *b) {
     free(b->ownmsg);
 }
 
-static void remember_seen(hr_engine *e, batch *b) {
+/* How long ago, in seconds, the oldest id the index still holds was seen
+ * (the configured window while nothing was evicted). */
+static int64_t dedup_span(const hr_engine *e, int64_t now_ms) {
+    uint32_t oldest = hr_idset_oldest(e->seen);
+    if (!hr_idset_evicted(e->seen) || oldest == UINT32_MAX) return e->dedup_window_ms / 1000;
+    int64_t span = now_ms / 1000 - (int64_t)oldest * 60;
+    return span < 0 ? 0 : span;
+}
+
+static void remember_seen(hr_engine *e, batch *b, int64_t now_ms) {
+    size_t evicted = hr_idset_evicted(e->seen);
     for (size_t i = 0; i < b->nseen; i++)
         /* on OOM the store still has it: a restart reloads it */
         hr_idset_add(e->seen, id_hash(b->new_seen[i]), minute_of(b->new_seen_at[i]));
+    /* the memory bound shortened the window: say so, once an hour */
+    if (hr_idset_evicted(e->seen) != evicted && now_ms - e->dedup_warned_ms >= 3600000) {
+        e->dedup_warned_ms = now_ms;
+        hr_log(HR_LOG_WARN, "the messageId index is at its memory bound (%zu MiB, %zu ids): retries "
+               "are now recognised for %lld s instead of %lld days; raise --dedup-memory",
+               hr_idset_bytes(e->seen) >> 20, hr_idset_count(e->seen),
+               (long long)dedup_span(e, now_ms), (long long)(e->dedup_window_ms / 86400000));
+    }
+}
+
+void hr_engine_set_dedup_memory(hr_engine *e, size_t bytes) {
+    pthread_mutex_lock(&e->wmu);
+    hr_idset_set_max_bytes(e->seen, bytes);
+    pthread_mutex_unlock(&e->wmu);
+}
+
+void hr_engine_dedup_stats(hr_engine *e, hr_dedup_stats *out) {
+    pthread_mutex_lock(&e->wmu);
+    out->ids = hr_idset_count(e->seen);
+    out->bytes = hr_idset_bytes(e->seen);
+    out->evicted = hr_idset_evicted(e->seen);
+    out->window_s = dedup_span(e, hr_time_now_ms());
+    pthread_mutex_unlock(&e->wmu);
 }
 
 /* Drops message ids older than the dedup window, in memory and in the
@@ -903,7 +936,7 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
         }
         track_changes(e, &b);
         if (seq) e->folded_seq = seq;
-        remember_seen(e, &b);
+        remember_seen(e, &b, jobs->now_ms);
         prune_seen(e, jobs->now_ms);
         /* the tracked changes stay small between headroomd's flushes; an
          * application without that timer flushes here */

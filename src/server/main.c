@@ -43,6 +43,9 @@ static void usage(FILE *f) {
             "  --max-body BYTES    largest accepted request body (default 1048576)\n"
             "  --retention-days N  keep raw events N days (default 90; 0 = forever); meters stay\n"
             "  --dedup-days N      remember messageIds N days to count retries once (default 7)\n"
+            "  --dedup-memory MB   memory for those ids (default 128: ~2.9M ids; 0 = no bound);\n"
+            "                      when full the oldest go first, which shortens the window\n"
+            "                      (logged, and in /metrics as headroom_dedup_window_seconds)\n"
             "  --help, --version\n"
             "Keys (required; from the environment, else the config's `keys:` section):\n"
             "  HEADROOM_SECRET_KEY        sk_... for server-side calls (all endpoints)\n"
@@ -103,11 +106,11 @@ int main(int argc, char **argv) {
         {"threads", 1, 0, 't'}, {"log-level", 1, 0, 'L'}, {"ready-file", 1, 0, 'r'},
         {"durability", 1, 0, 'D'}, {"max-body", 1, 0, 'm'}, {"help", 0, 0, 'h'},
         {"version", 0, 0, 'v'}, {"retention-days", 1, 0, 'R'}, {"dedup-days", 1, 0, 'U'}, {"demo-app", 1, 0, 'A'},
-        {"sweep-seconds", 1, 0, 'S'},
+        {"sweep-seconds", 1, 0, 'S'}, {"dedup-memory", 1, 0, 'M'},
         {0, 0, 0, 0}};
     int ch;
-    long retention = 90, dedup = 7;
-    while ((ch = getopt_long(argc, argv, "c:d:l:t:L:r:D:m:hvR:U:A:S:", opts, NULL)) != -1) {
+    long retention = 90, dedup = 7, dedup_mb = 128;
+    while ((ch = getopt_long(argc, argv, "c:d:l:t:L:r:D:m:hvR:U:A:S:M:", opts, NULL)) != -1) {
         switch (ch) {
         case 'c': config = optarg; break;
         case 'd': db = optarg; break;
@@ -120,6 +123,7 @@ int main(int argc, char **argv) {
         case 'm': max_body = (size_t)strtoull(optarg, NULL, 10); break;
         case 'R': retention = strtol(optarg, NULL, 10); break;
         case 'U': dedup = strtol(optarg, NULL, 10); break;
+        case 'M': dedup_mb = strtol(optarg, NULL, 10); break;
         case 'L':
             if (hr_log_level_parse(optarg) < 0) {
                 fprintf(stderr, "headroomd: unknown log level '%s'\n", optarg);
@@ -210,6 +214,7 @@ int main(int argc, char **argv) {
     app.started_at = hr_time_now();
     if (!app.engine) goto out;
     hr_engine_set_dedup_window(app.engine, (int)(dedup < 1 ? 1 : dedup));
+    hr_engine_set_dedup_memory(app.engine, dedup_mb > 0 ? (size_t)dedup_mb << 20 : 0);
     hr_engine_set_retention(app.engine, (int)(retention < 0 ? 0 : retention));
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -219,4 +219,35 @@ done <"$sent"
 api POST /v1/check '{"account":"crash","feature":"api_calls","quantity":0}'
 expect_json usage "$n_sent" "after resending all: each messageId counted exactly once"
 hr_stop
+
+section "--dedup-memory bounds the messageId index: the oldest ids go first"
+hr_start --dedup-memory 1
+api PUT /v1/accounts/bounded '{"plan":"business"}'
+expect_status 201
+python3 - "$HR_SCRATCH" <<'PY'
+import json, sys
+for b in range(20):  # 20 x 2,000 ids: more than 1 MiB holds (~22,900)
+    msgs = [{"type": "track", "userId": "b", "event": "API Called", "messageId": f"bound-{b}-{i}",
+             "context": {"groupId": "bounded"}} for i in range(2000)]
+    open(f"{sys.argv[1]}/bound-{b}.json", "w").write(json.dumps({"batch": msgs}))
+PY
+for b in $(seq 0 19); do
+    curl -s -o /dev/null -H "$WK_AUTH" -H 'Content-Type: application/json' \
+        --data-binary @"$HR_SCRATCH/bound-$b.json" "$URL/v1/batch"
+done
+api GET /metrics
+evicted=$(sed -n 's/^headroom_dedup_evicted_total //p' <<<"$BODY")
+bytes=$(sed -n 's/^headroom_dedup_bytes //p' <<<"$BODY")
+check "ids were dropped to stay within the bound ($evicted)" [ "${evicted:-0}" -gt 0 ]
+check "the index stays within 1 MiB ($bytes bytes)" [ "${bytes:-99999999}" -le 1048576 ]
+check "the window it covers is reported as shorter than 7 days" \
+    grep -Eq '^headroom_dedup_window_seconds [0-9]{1,5}$' <<<"$BODY"
+check "the shortened window is logged" grep -q "at its memory bound" "$DIR/log"
+curl -s -o "$HR_SCRATCH/retry.json" -H "$WK_AUTH" -H 'Content-Type: application/json' \
+    --data-binary @"$HR_SCRATCH/bound-19.json" "$URL/v1/batch"
+check "a retry of the newest batch is still recognised" \
+    python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["duplicates"] != 2000)' "$HR_SCRATCH/retry.json"
+api POST /v1/check '{"account":"bounded","feature":"api_calls","quantity":0}'
+expect_json usage 40000 "each of the 40,000 counted once"
+hr_stop
 hr_done

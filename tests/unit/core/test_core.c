@@ -155,6 +155,46 @@ static void idset_window(void **state) {
     hr_idset_free(s);
 }
 
+/* With a size bound the table stops growing and drops its oldest minutes
+ * in place: memory stays put, every id of the newest minutes is still
+ * found (the in-place repair leaves no probe chain broken), none dropped
+ * is, and a burst within one minute is still bounded. */
+static void idset_bounded(void **state) {
+    enum { N = 400000, PER_MIN = 2000 };
+    uint64_t *ids = malloc(N * sizeof *ids), x = 88172645463325252ull;
+    assert_non_null(ids);
+    hr_idset *s = hr_idset_new();
+    hr_idset_set_max_bytes(s, 1u << 20); /* 32,768 slots (and half that while growing): ~22,900 ids */
+    size_t peak = 0;
+    for (int i = 0; i < N; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        ids[i] = x;
+        assert_int_equal(hr_idset_add(s, ids[i], (uint32_t)(i / PER_MIN)), 0);
+        if (hr_idset_bytes(s) > peak) peak = hr_idset_bytes(s);
+    }
+    assert_true(peak <= 1u << 20);
+    size_t n = hr_idset_count(s);
+    assert_true(n > 15000 && n <= 22937);
+    assert_int_equal(hr_idset_evicted(s), N - n);
+    uint32_t oldest = hr_idset_oldest(s);
+    assert_true(oldest > 100 && oldest < N / PER_MIN);
+    size_t found = 0;
+    for (int i = 0; i < N; i++) {
+        int has = hr_idset_has(s, ids[i]);
+        if ((uint32_t)(i / PER_MIN) > oldest) assert_true(has); /* newer than the cut: kept */
+        if ((uint32_t)(i / PER_MIN) < oldest) assert_false(has);
+        found += has;
+    }
+    assert_int_equal(found, n);
+    /* one minute holding more than the table: a quarter by hash at a time */
+    for (int i = 0; i < N; i++) assert_int_equal(hr_idset_add(s, ids[i] ^ 0x5555, 100000), 0);
+    assert_true(hr_idset_bytes(s) <= 1u << 20);
+    assert_true(hr_idset_count(s) <= 22937);
+    assert_true(hr_idset_has(s, ids[N - 1] ^ 0x5555));
+    hr_idset_free(s);
+    free(ids);
+}
+
 /* Growing moves entries a few slots per insert: every id stays found, a
  * re-added id is not counted twice, a refresh reaches the table it is in. */
 static void idset_growth(void **state) {
@@ -227,6 +267,7 @@ int main(void) {
         cmocka_unit_test(map_put_get_del),   cmocka_unit_test(json_writer_escapes),
         cmocka_unit_test(map_prefixes_and_long_keys), cmocka_unit_test(map_short_key_hash_and_big_table), cmocka_unit_test(idset_window),
         cmocka_unit_test(idset_growth),
+        cmocka_unit_test(idset_bounded),
         cmocka_unit_test(json_decode_offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
