@@ -558,6 +558,12 @@ static int load_estat(void *ud, const hr_estat_rec *r) {
     return a ? hr_account_load_estat(a, r) : 0;
 }
 
+static int load_folded(void *ud, int64_t seq) {
+    hr_engine *e = ((loader *)ud)->e;
+    e->folded_seq = e->flushed_seq = seq;
+    return 0;
+}
+
 static int load_seen(void *ud, const char *id, int64_t at_ms) {
     return hr_ingest_load_seen(((loader *)ud)->e, id, at_ms);
 }
@@ -599,7 +605,7 @@ int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
                          .usage = load_usage,   .override = load_override, .ftrial = load_ftrial,
                          .expect = expect_accounts, .meter = load_meter, .seen = load_seen,
                          .seen_since = hr_time_now() * 1000 - e->dedup_window_ms,
-                         .eday = load_eday, .estat = load_estat};
+                         .eday = load_eday, .estat = load_estat, .folded = load_folded};
     ctx.today = (int32_t)(hr_time_now() / 86400);
     l.edays_since = ctx.today - HR_HISTORY_DAYS + 1;
     pthread_mutex_lock(&e->wmu);

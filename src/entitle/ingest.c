@@ -1157,6 +1157,11 @@ int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
     hr_store *s = e->store;
     size_t nm = e->dmeters ? hr_map_count(e->dmeters) : 0, nh = e->dhist ? hr_map_count(e->dhist) : 0;
     e->last_flush_ms = hr_time_now_ms();
+    if (e->fold_stuck == 1) {
+        e->fold_stuck = 2;
+        hr_log(HR_LOG_ERROR, "meters and history are no longer written (out of memory tracking "
+               "their changes); a restart rebuilds them from the event log");
+    }
     if (!s || e->fold_stuck || (!nm && !nh && e->flushed_seq == e->folded_seq)) return 0;
     int rc = s->ops->begin(s, err);
     if (rc) return rc;
@@ -1264,12 +1269,12 @@ static int replay_row(void *ud, const hr_event_rec *ev) {
     return r->n == REPLAY_CHUNK ? replay_fold(r) : 0;
 }
 
+/* From folded_seq as the load read it, with the meters (a writer in
+ * another process may have moved it since). */
 int hr_ingest_replay(hr_engine *e, hr_err *err) {
     hr_store *s = e->store;
-    int64_t from = 0, t0 = hr_time_now_ms();
-    int rc = s->ops->folded_seq(s, &from, err);
-    if (rc) return rc;
-    e->folded_seq = e->flushed_seq = from;
+    int64_t from = e->folded_seq, t0 = hr_time_now_ms();
+    int rc = 0;
     replay *r = calloc(1, sizeof *r);
     if (!r) return hr_err_set(err, HR_ENOMEM, "out of memory");
     r->e = e;

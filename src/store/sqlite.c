@@ -1579,6 +1579,12 @@ static int sq_load(hr_store *s, const hr_store_loader *l, hr_err *err) {
                     " ORDER BY account, user, event",
                     0, row_estat, l, err, "load event stats")))
         goto out;
+    if (l->folded) {
+        int64_t seq = 0;
+        if ((ret = one_int(q, ST_GET_FOLDED, &seq, err, "load folded_seq")) ||
+            (ret = l->folded(l->ud, seq)))
+            goto out;
+    }
 out:
     /* Nothing was written: ending the read transaction cannot lose data. */
     if (own) sqlite3_exec(q->db, ret ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);

@@ -189,6 +189,9 @@ typedef struct hr_store_loader {
     int (*eday)(void *ud, const hr_eday_rec *r);
     int (*estat)(void *ud, const hr_estat_rec *r);
     int32_t edays_since;
+    /* Optional, last: the log seq the meters and history just loaded
+     * include (the replay starts after it), read in the same snapshot. */
+    int (*folded)(void *ud, int64_t folded_seq);
 } hr_store_loader;
 
 typedef struct hr_store hr_store;
