@@ -160,9 +160,17 @@ TIMEFORMAT='%U %S %R' rc=0
 LOAD_PID=
 if [ -n "${RSS_PID:-}" ]; then
     wait "$RSS_PID" 2>/dev/null
-    awk -v n="$EVENTS" 'NR == 1 { t0 = $1; r0 = $2 } { t = $1; r = $2; printf "  rss t+%4ds %8.1f MiB\n", $1 - t0, $2 / 1024 }
-        END { if (NR > 1) printf "  soak: RSS %.1f -> %.1f MiB (%+.1f MiB) over %d s; %.1f bytes an event; the dedup index alone is ~%.1f MiB (16 B an id at <= 70%% load)\n",
-              r0 / 1024, r / 1024, (r - r0) / 1024, t - t0, (r - r0) * 1024 / n, n * 16 / 0.7 / 1048576 }' \
+    # the dedup index as headroomd reports it (bounded by --dedup-memory)
+    curl -s "$URL/metrics" >"$TMP/metrics.txt" || true
+    DD_MB=$(awk '$1 == "headroom_dedup_bytes" { printf "%.1f", $2 / 1048576 }' "$TMP/metrics.txt")
+    DD_IDS=$(awk '$1 == "headroom_dedup_ids" { print $2 }' "$TMP/metrics.txt")
+    DD_WIN=$(awk '$1 == "headroom_dedup_window_seconds" { print $2 }' "$TMP/metrics.txt")
+    # after the first minute (the index and SQLite's cache filling up)
+    awk -v n="$EVENTS" -v dd="${DD_MB:-?}" -v ids="${DD_IDS:-?}" -v win="${DD_WIN:-?}" '
+        NR == 1 { t0 = $1; r0 = $2 } { t = $1; r = $2; printf "  rss t+%4ds %8.1f MiB\n", $1 - t0, $2 / 1024 }
+        $1 - t0 >= 60 && !t1 { t1 = $1; r1 = $2 }
+        END { if (NR > 1) printf "  soak: RSS %.1f -> %.1f MiB (%+.1f MiB) over %d s; from t+60s on: %+.1f MiB over %d s; the dedup index: %s MiB, %s ids, covering the last %s s\n",
+              r0 / 1024, r / 1024, (r - r0) / 1024, t - t0, t1 ? (r - r1) / 1024 : 0, t1 ? t - t1 : 0, dd, ids, win }' \
         "$TMP/rss.txt" | tee "$OUT/ingest-soak.txt"
 fi
 SRV_BUSY=$(busy_pct "$s0" "$(cpu_ticks "$SERVER_CPU")")

@@ -1113,26 +1113,41 @@ static int put_hist_rows(hr_store *s, hr_eday_rec *d, int nd, hr_estat_rec *st, 
     return rc;
 }
 
+/* In the tables' key order: the upserts walk each b-tree forwards. */
+static int dhist_cmp(const void *x, const void *y) {
+    const hr_dhist *a = *(const hr_dhist *const *)x, *b = *(const hr_dhist *const *)y;
+    int c = strcmp(a->account, b->account);
+    if (!c) c = strcmp(a->user, b->user);
+    if (!c) c = strcmp(a->event, b->event);
+    if (!c) c = (a->day > b->day) - (a->day < b->day);
+    return c;
+}
+
 static int flush_hist(hr_engine *e, hr_err *err) {
     hr_store *s = e->store;
+    size_t n = e->dhist ? hr_map_count(e->dhist) : 0, k = 0, pos = 0;
+    if (!n) return 0;
+    hr_dhist **all = malloc(n * sizeof *all);
+    if (!all) return hr_err_set(err, HR_ENOMEM, "out of memory");
+    void *v;
+    while (k < n && hr_map_next(e->dhist, &pos, NULL, &v)) all[k++] = v;
+    qsort(all, k, sizeof *all, dhist_cmp);
     hr_eday_rec d[FLUSH_ROWS];
     hr_estat_rec st[FLUSH_ROWS];
     char *names[FLUSH_ROWS] = {0};
     int nd = 0, nst = 0, rc = 0;
-    size_t pos = 0;
-    void *v;
-    while (!rc && e->dhist && hr_map_next(e->dhist, &pos, NULL, &v)) {
-        const hr_dhist *h = v;
+    for (size_t i = 0; i < k && !rc; i++) {
+        const hr_dhist *h = all[i];
         hr_account *a = hr_map_get(e->accounts, h->account);
         hr_hist **owner = a ? owner_of_row(a, h->user) : NULL;
         if (!owner) continue; /* the account or member went */
         if (h->is_sum) {
-            size_t n = sizeof HR_SUM_PREFIX + strlen(h->event);
-            if (!(names[nd] = malloc(n))) {
+            size_t len = sizeof HR_SUM_PREFIX + strlen(h->event);
+            if (!(names[nd] = malloc(len))) {
                 rc = hr_err_set(err, HR_ENOMEM, "out of memory");
                 break;
             }
-            snprintf(names[nd], n, "%s%s", HR_SUM_PREFIX, h->event);
+            snprintf(names[nd], len, "%s%s", HR_SUM_PREFIX, h->event);
             double sum = hr_hist_sum_day(hr_hist_sum(owner, h->event, 0), h->day);
             d[nd] = (hr_eday_rec){h->account, h->user, names[nd], h->day, 0, 1, sum};
             nd++;
@@ -1141,15 +1156,20 @@ static int flush_hist(hr_engine *e, hr_err *err) {
             if (!he) continue;
             d[nd++] = (hr_eday_rec){h->account, h->user, h->event, h->day,
                                     hr_hist_day_count(he, h->day), 0, 0};
-            st[nst++] = (hr_estat_rec){h->account, h->user, h->event, he->first_ms, he->last_ms};
+            /* first and last seen: once per (account, user, event) */
+            const hr_dhist *next = i + 1 < k ? all[i + 1] : NULL;
+            if (!next || next->is_sum || strcmp(next->event, h->event) ||
+                strcmp(next->user, h->user) || strcmp(next->account, h->account))
+                st[nst++] = (hr_estat_rec){h->account, h->user, h->event, he->first_ms, he->last_ms};
         }
-        if (nd == FLUSH_ROWS) {
+        if (nd == FLUSH_ROWS || nst == FLUSH_ROWS) {
             rc = put_hist_rows(s, d, nd, st, nst, names, err);
             nd = nst = 0;
         }
     }
     if (!rc) rc = put_hist_rows(s, d, nd, st, nst, names, err);
     for (int i = 0; i < nd; i++) free(names[i]);
+    free(all);
     return rc;
 }
 
