@@ -107,25 +107,80 @@ static inline uint64_t tag(uint64_t h, size_t n) {
     return t ? t : 1;
 }
 
-static inline __attribute__((always_inline)) size_t find(const hr_map *m, const char *key,
-                                                         size_t n, uint64_t h) {
+/* Almost surely the entry: start fetching the value's first lines while
+ * the key comparison waits for its own. */
+static inline void prefetch_val(const struct slot *s) {
+    __builtin_prefetch(s->val);
+    __builtin_prefetch((const char *)s->val + 64);
+    __builtin_prefetch((const char *)s->val + 128);
+}
+
+/* A key's first and last w bytes (w = 8 or 4, n >= w) as two words;
+ * keys of under 4 bytes are read byte by byte into the first. */
+static inline __attribute__((always_inline)) void ends(const char *k, size_t n, int w,
+                                                      uint64_t *a, uint64_t *b) {
+    if (w == 8) {
+        memcpy(a, k, 8);
+        memcpy(b, k + n - 8, 8);
+    } else if (w == 4) {
+        uint32_t x, y;
+        memcpy(&x, k, 4);
+        memcpy(&y, k + n - 4, 4);
+        *a = x, *b = y;
+    } else {
+        *a = 0, *b = 0;
+        for (size_t i = 0; i < n; i++) *a |= (uint64_t)(unsigned char)k[i] << (8 * i);
+    }
+}
+
+/* find for keys of up to 16 bytes, w as ends() takes it: the caller's key
+ * read once, each candidate's in two loads, no call. */
+static inline __attribute__((always_inline)) size_t find_w(const hr_map *m, const char *key,
+                                                           size_t n, uint64_t h, int w) {
     h = tag(h, n);
     size_t mask = m->cap - 1, i = h & mask;
-    for (;;) {
+    uint64_t a, b, c, d;
+    ends(key, n, w, &a, &b);
+    for (;; i = (i + 1) & mask) {
         const struct slot *s = &m->slots[i];
         if (!s->hash) return i;
-        if (s->hash == h) {
-            /* Almost surely the entry: start fetching the value's first
-             * lines while the key comparison waits for its own. */
-            __builtin_prefetch(s->val);
-            __builtin_prefetch((const char *)s->val + 64);
-            __builtin_prefetch((const char *)s->val + 128);
-            if (n < 255 ? hr_key_eq(s->key, key, n)
-                        : strncmp(s->key, key, n) == 0 && s->key[n] == 0)
-                return i;
-        }
-        i = (i + 1) & mask;
+        if (s->hash != h) continue;
+        prefetch_val(s);
+        ends(s->key, n, w, &c, &d);
+        if (((a ^ c) | (b ^ d)) == 0) return i;
     }
+}
+
+/* The length's branch stays out of the probe loop (and a map's keys
+ * mostly have one length). */
+static inline __attribute__((always_inline)) size_t find_short(const hr_map *m, const char *key,
+                                                               size_t n, uint64_t h) {
+    return n >= 8 ? find_w(m, key, n, h, 8) : n >= 4 ? find_w(m, key, n, h, 4)
+                                                     : find_w(m, key, n, h, 0);
+}
+
+/* find for longer keys (from 255 bytes on, the tag no longer holds the
+ * length), out of the short keys' way. */
+static __attribute__((noinline)) size_t find_long(const hr_map *m, const char *key, size_t n,
+                                                  uint64_t h) {
+    h = tag(h, n);
+    size_t mask = m->cap - 1, i = h & mask;
+    for (;; i = (i + 1) & mask) {
+        const struct slot *s = &m->slots[i];
+        if (!s->hash) return i;
+        if (s->hash != h) continue;
+        prefetch_val(s);
+        if (n < 255 ? memcmp(s->key, key, n) == 0
+                    : strncmp(s->key, key, n) == 0 && s->key[n] == 0)
+            return i;
+    }
+}
+
+/* The slot holding key (n bytes, h its hr_map_hash), else the empty slot
+ * where it would go. */
+static inline __attribute__((always_inline)) size_t find(const hr_map *m, const char *key,
+                                                         size_t n, uint64_t h) {
+    return n <= 16 ? find_short(m, key, n, h) : find_long(m, key, n, h);
 }
 
 static inline __attribute__((always_inline)) void *get(const hr_map *m, const char *key,
@@ -136,7 +191,12 @@ static inline __attribute__((always_inline)) void *get(const hr_map *m, const ch
 
 void *hr_map_getn(const hr_map *m, const char *key, size_t n) { return get(m, key, n); }
 
-/* The decision's lookup: one function, no calls but strlen. */
+void *hr_map_get_hashed(const hr_map *m, const char *key, size_t n, uint64_t h) {
+    size_t i = find(m, key, n, h);
+    return m->slots[i].hash ? m->slots[i].val : NULL;
+}
+
+/* One function, no calls but strlen (and none for keys of up to 16 bytes). */
 void *hr_map_get(const hr_map *m, const char *key) { return get(m, key, strlen(key)); }
 
 static int rehash(hr_map *m, size_t cap);

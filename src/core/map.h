@@ -10,43 +10,41 @@
 
 typedef struct hr_map hr_map;
 
+/* A key of up to 16 bytes as two words that between them hold every byte
+ * (wyhash's reads: for 4 to 16 bytes, four 4-byte loads placed by the
+ * length, no branch on it), so two keys of the same length are equal
+ * exactly when their words are. */
+static inline void hr_key_words(const char *s, size_t n, uint64_t *a, uint64_t *b) {
+    if (n >= 4) {
+        size_t d = (n >> 3) << 2;
+        uint32_t w0, w1, w2, w3;
+        memcpy(&w0, s, 4), memcpy(&w1, s + d, 4), memcpy(&w2, s + n - 4, 4),
+            memcpy(&w3, s + n - 4 - d, 4);
+        *a = (uint64_t)w0 << 32 | w1;
+        *b = (uint64_t)w2 << 32 | w3;
+    } else {
+        *a = n ? (uint64_t)(unsigned char)s[0] << 16 | (uint64_t)(unsigned char)s[n >> 1] << 8 |
+                     (unsigned char)s[n - 1]
+               : 0;
+        *b = 0;
+    }
+}
+
 /* Whether two keys of the same length n are equal; no call for n <= 16. */
 static inline int hr_key_eq(const char *x, const char *y, size_t n) {
+    if (n > 16) return memcmp(x, y, n) == 0;
     uint64_t a, b, c, d;
-    if (n >= 8 && n <= 16) {
-        memcpy(&a, x, 8), memcpy(&b, y, 8), memcpy(&c, x + n - 8, 8), memcpy(&d, y + n - 8, 8);
-        return a == b && c == d;
-    }
-    if (n >= 4 && n < 8) {
-        uint32_t e, f, g, h;
-        memcpy(&e, x, 4), memcpy(&f, y, 4), memcpy(&g, x + n - 4, 4), memcpy(&h, y + n - 4, 4);
-        return e == f && g == h;
-    }
-    return memcmp(x, y, n) == 0;
+    hr_key_words(x, n, &a, &b);
+    hr_key_words(y, n, &c, &d);
+    return ((a ^ c) | (b ^ d)) == 0;
 }
 
 hr_map *hr_map_new(size_t expected);
 void hr_map_free(hr_map *m); /* values are not freed */
 uint64_t hr_hash(const char *s, size_t n); /* stable: its values are stored */
 
-/* The map's own hash, inline for lookups on hot paths: keys of up to 16
- * bytes (ids, names) are read as two overlapping words, no loop. It may
- * change between versions (in memory only; never store it). Never 0. */
-static inline uint64_t hr_map_hash(const char *s, size_t n) {
-    uint64_t a = 0, b = 0;
-    if (n > 16) return hr_hash(s, n);
-    if (n >= 8) {
-        memcpy(&a, s, 8);
-        memcpy(&b, s + n - 8, 8);
-    } else if (n >= 4) {
-        uint32_t x, y;
-        memcpy(&x, s, 4);
-        memcpy(&y, s + n - 4, 4);
-        a = x, b = y;
-    } else if (n) {
-        a = (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 |
-            (uint64_t)(unsigned char)s[n - 1] << 16;
-    }
+/* The map's own hash of a key's words (hr_key_words). Never 0. */
+static inline uint64_t hr_map_mix(uint64_t a, uint64_t b, size_t n) {
     uint64_t h = (a ^ 0x243f6a8885a308d3ULL) * 0x9e3779b97f4a7c15ULL;
     h ^= (h >> 29) ^ ((b ^ ((uint64_t)n << 56)) * 0xc2b2ae3d27d4eb4fULL);
     h ^= h >> 33;
@@ -54,8 +52,22 @@ static inline uint64_t hr_map_hash(const char *s, size_t n) {
     h ^= h >> 33;
     return h ? h : 1;
 }
+
+/* The map's own hash, inline for lookups on hot paths: keys of up to 16
+ * bytes (ids, names) are read as two words, no loop and no branch on their
+ * length. It may change between versions (in memory only; never store
+ * it). Never 0. */
+static inline uint64_t hr_map_hash(const char *s, size_t n) {
+    if (n > 16) return hr_hash(s, n);
+    uint64_t a, b;
+    hr_key_words(s, n, &a, &b);
+    return hr_map_mix(a, b, n);
+}
 void *hr_map_get(const hr_map *m, const char *key);
 void *hr_map_getn(const hr_map *m, const char *key, size_t n);
+/* As hr_map_getn, with h = hr_map_hash(key, n) computed by the caller
+ * (before taking its lock, say). */
+void *hr_map_get_hashed(const hr_map *m, const char *key, size_t n, uint64_t h);
 /* Inserts or replaces; returns the previous value (or NULL). *err set on OOM. */
 void *hr_map_put(hr_map *m, const char *key, void *val, int *err);
 void *hr_map_del(hr_map *m, const char *key);

@@ -44,14 +44,16 @@ HOT int64_t plus(int64_t v, int64_t add) {
 }
 
 /* Plan pi's version v (0 or unknown: the current one), inline: the decision
- * asks for it on every call. */
+ * asks for it on every call, and most accounts are on the current one
+ * (version numbers are unique within a plan). */
 static inline const hr_plan_version *plan_version(const hr_catalog *c, int pi, int v) {
     if (pi < 0 || pi >= c->nplans || !c->plans[pi].nversions) return NULL;
     const hr_plan *p = &c->plans[pi];
-    if (v > 0)
-        for (int i = 0; i < p->nversions; i++)
+    const hr_plan_version *cur = &p->versions[p->nversions - 1];
+    if (v > 0 && cur->version != v)
+        for (int i = 0; i < p->nversions - 1; i++)
             if (p->versions[i].version == v) return &p->versions[i];
-    return &p->versions[p->nversions - 1];
+    return cur;
 }
 
 HOT const hr_plan_version *acct_version(const hr_catalog *c, const hr_account *a, int *pi) {
@@ -288,35 +290,135 @@ static int64_t check_now(void) {
     return (int64_t)ts.tv_sec;
 }
 
-/* The current catalog's index of feature (-1 if none); under the lock. */
-static inline int feature_of(const hr_engine *e, const char *name) {
-    const hr_ftab *t = e->ftab;
-    if (!t) return -1;
-    size_t n = strlen(name);
-    uint64_t h = hr_map_hash(name, n);
-    for (uint32_t i = (uint32_t)h & t->mask;; i = (i + 1) & t->mask) {
-        const hr_fslot *s = &t->slots[i];
-        if (!s->hash) return -1;
-        if (s->hash == h && s->len == n && hr_key_eq(s->key, name, n)) return s->fi;
+/* *now, reading the clock on first use (0: not read yet). */
+static inline int64_t now_of(int64_t *now) {
+    if (!*now) *now = check_now();
+    return *now;
+}
+
+/* The caller's feature name as the table is probed with it: its length,
+ * its hr_map_hash and, up to 16 bytes, its words (hr_key_words). */
+typedef struct fkey {
+    const char *s;
+    size_t n;
+    uint64_t h, a, b;
+} fkey;
+
+static inline fkey fkey_of(const char *s) {
+    fkey k = {s, strlen(s), 0, 0, 0};
+    if (k.n <= 16) {
+        hr_key_words(s, k.n, &k.a, &k.b);
+        k.h = hr_map_mix(k.a, k.b, k.n);
+    } else {
+        k.h = hr_hash(s, k.n);
     }
+    return k;
+}
+
+/* Whether slot s holds feature k. */
+static inline int fslot_is(const hr_fslot *s, const fkey *k) {
+    if (s->hash != k->h || s->len != k->n) return 0;
+    if (k->n > 16) return !memcmp(s->key, k->s, k->n);
+    uint64_t c, d;
+    hr_key_words(s->key, k->n, &c, &d);
+    return ((k->a ^ c) | (k->b ^ d)) == 0;
+}
+
+/* The current catalog's slot for feature k, NULL if none; under the lock. */
+static inline const hr_fslot *feature_slot(const hr_ftab *t, const fkey *k) {
+    if (!t) return NULL;
+    uint32_t i = (uint32_t)k->h & t->mask;
+    if (t->direct) /* a feature not in its home slot is not in the table */
+        return fslot_is(&t->slots[i], k) ? &t->slots[i] : NULL;
+    for (;; i = (i + 1) & t->mask) {
+        if (!t->slots[i].hash) return NULL;
+        if (fslot_is(&t->slots[i], k)) return &t->slots[i];
+    }
+}
+
+/* verdict_of's answer for the common case, in a few dozen instructions: an
+ * account without overrides, plan trial or feature trials (in a catalog
+ * without per-account overrides), on a feature whose usage and resets
+ * follow the calendar. Everything rarer (overrides, trials, billing
+ * cycles) stays out of this instruction stream, so that a call is short
+ * enough for the CPU to start the next call's cache misses while this one
+ * waits for its own. The clock is read only when the feature needs it.
+ * Returns 0, having written nothing, for any other case. */
+HOT int plain_verdict(const hr_catalog *c, const hr_account *a, const hr_fslot *fs, int64_t qty,
+                      int64_t *now, hr_verdict *v) {
+    if ((a->novr | a->nftrial) || a->trial_plan || c->noverrides || fs->reset == HR_FRESET_SLOW)
+        return 0;
+    int fi = fs->fi, pi;
+    const hr_plan_version *pv = acct_version(c, a, &pi);
+    int64_t lim = pv ? pv->ent[fi] : HR_ENT_NONE;
+    if (a->naddons) lim = plan_limit(c, a, fi, pv, -1, NULL);
+    if (fs->type == HR_FEAT_BOOLEAN) {
+        int on = lim == 1;
+        *v = (hr_verdict){.allowed = on, .reason = on ? HR_REASON_OK : HR_REASON_NOT_IN_PLAN,
+                          .limit = on};
+        return 1;
+    }
+    /* api_usage: the first entry of the feature counts, if in its period;
+     * scanned from the end without a branch on where it is */
+    const hr_usage_ent *u = NULL;
+    for (uint16_t i = a->nusage; i-- > 0;)
+        u = a->usage[i].feature == fs->name ? &a->usage[i] : u;
+    int64_t usage = u ? u->value : 0, start;
+    if (u && fs->uperiod != HR_PERIOD_NONE) {
+        period_at(fs->uperiod, now_of(now), &start, NULL);
+        if (u->period_start != start) usage = 0;
+    }
+    if (fs->mi >= 0 && a->nmvals) { /* as feature_usage */
+        double m = hr_account_meter_now(c, a, fs->mi, now_of(now));
+        usage += m >= (double)INT64_MAX ? INT64_MAX : (int64_t)m;
+    }
+    int64_t resets = 0, next;
+    if (fs->reset != HR_FRESET_NONE) { /* as feature_resets */
+        period_at(fs->rperiod, now_of(now), &start, &next);
+        resets = fs->reset == HR_FRESET_METER && next == INT64_MAX ? 0 : next;
+    }
+    int64_t limit = lim == HR_ENT_NONE ? 0 : lim;
+    int64_t rem = lim == HR_UNLIMITED ? HR_UNLIMITED : usage >= limit ? 0 : limit - usage;
+    int ok = lim != HR_ENT_NONE && (lim == HR_UNLIMITED || (qty <= rem && usage <= limit));
+    *v = (hr_verdict){.allowed = ok, .reason = HR_REASON_OK, .usage = usage, .limit = limit,
+                      .remaining = rem, .resets_at = resets};
+    if (ok) return 1;
+    if (lim != HR_ENT_NONE && fs->overage) {
+        v->allowed = 1;
+        v->reason = HR_REASON_OVERAGE;
+        v->overage_units = usage + qty - limit;
+        v->overage_cost = hr_catalog_minor(c, v->overage_units * c->features[fi].overage_price);
+    } else {
+        v->reason = lim == HR_ENT_NONE ? HR_REASON_NOT_IN_PLAN : HR_REASON_LIMIT_REACHED;
+    }
+    return 1;
+}
+
+/* Every other case, out of line: the full rules. */
+static __attribute__((noinline)) void full_verdict(const hr_catalog *c, const hr_account *a,
+                                                   const hr_fslot *fs, int64_t qty, int64_t now,
+                                                   hr_verdict *v) {
+    grant g;
+    verdict_of(c, a, fs->fi, fs->name, qty, now ? now : check_now(), &g, v);
 }
 
 int hr_engine_check(hr_engine *e, const char *account, const char *feature, int64_t quantity,
                     int64_t now, hr_verdict *out) {
-    if (!now) now = check_now();
+    /* the caller's strings are hashed before taking the lock */
+    size_t an = strlen(account);
+    uint64_t ah = hr_map_hash(account, an);
+    fkey fk = fkey_of(feature);
+    if (quantity < 0) quantity = 0;
     pthread_rwlock_rdlock(&e->lock);
-    const hr_catalog *c = e->cat;
-    /* the account first: its cache misses then overlap the feature lookup */
-    const hr_account *a = hr_map_get(e->accounts, account);
-    int fi = feature_of(e, feature);
-    if (!a || fi < 0) memset(out, 0, sizeof *out);
-    if (!a)
-        out->reason = HR_REASON_UNKNOWN_ACCOUNT;
-    else if (fi < 0)
-        out->reason = HR_REASON_UNKNOWN_FEATURE;
-    else {
-        grant g;
-        verdict_of(c, a, fi, e->fnames[fi], quantity < 0 ? 0 : quantity, now, &g, out);
+    /* the feature first: it is in cache, and what runs after the account's
+     * cache misses is what keeps the next call's misses from starting */
+    const hr_fslot *fs = feature_slot(e->ftab, &fk);
+    const hr_account *a = hr_map_get_hashed(e->accounts, account, an, ah);
+    if (__builtin_expect(!a || !fs, 0)) {
+        memset(out, 0, sizeof *out);
+        out->reason = !a ? HR_REASON_UNKNOWN_ACCOUNT : HR_REASON_UNKNOWN_FEATURE;
+    } else if (!plain_verdict(e->cat, a, fs, quantity, &now, out)) {
+        full_verdict(e->cat, a, fs, quantity, now, out);
     }
     pthread_rwlock_unlock(&e->lock);
     return 0;

@@ -225,21 +225,72 @@ static const char **intern_meters(const hr_catalog *c) {
     return m;
 }
 
-/* c's features by name; NULL on OOM. A quarter full, so a lookup is
- * almost always one slot. */
-static hr_ftab *feature_table(const hr_catalog *c) {
-    uint32_t cap = 16;
+/* The periods that start at the same time for every account. */
+static int calendar_period(hr_period p) {
+    return p == HR_PERIOD_DAY || p == HR_PERIOD_WEEK || p == HR_PERIOD_MONTH ||
+           p == HR_PERIOD_YEAR || p == HR_PERIOD_LIFETIME;
+}
+
+/* What the decision needs to know of feature fi (decide.c, feature_resets
+ * and api_usage, says what each case means). */
+static void describe_feature(const hr_catalog *c, int fi, hr_fslot *s) {
+    const hr_feature *f = &c->features[fi];
+    int mi = c->feature_meter ? c->feature_meter[fi] : -1;
+    int metered = f->type == HR_FEAT_METERED;
+    s->mi = (int16_t)mi;
+    s->type = (uint8_t)f->type;
+    s->overage = f->has_overage != 0;
+    s->uperiod = (uint8_t)(metered ? f->period : HR_PERIOD_NONE);
+    if (mi >= 0) {
+        hr_period p = c->meters[mi].period;
+        s->reset = p == HR_PERIOD_LIFETIME ? HR_FRESET_NONE
+                   : calendar_period(p)     ? HR_FRESET_METER
+                                            : HR_FRESET_SLOW;
+        s->rperiod = (uint8_t)p;
+    } else if (metered) {
+        s->reset = calendar_period(f->period) ? HR_FRESET_OWN : HR_FRESET_SLOW;
+        s->rperiod = (uint8_t)f->period;
+    } else {
+        s->reset = HR_FRESET_NONE;
+    }
+    if (metered && !calendar_period(f->period)) s->reset = HR_FRESET_SLOW;
+}
+
+/* Whether c's features all have distinct home slots in a table of cap. */
+static int no_collision(const hr_catalog *c, uint32_t cap) {
+    uint8_t *seen = calloc(cap, 1);
+    int ok = seen != NULL;
+    for (int fi = 0; ok && fi < c->nfeatures; fi++) {
+        const char *k = c->features[fi].key;
+        uint32_t i = (uint32_t)hr_map_hash(k, strlen(k)) & (cap - 1);
+        ok = !seen[i];
+        seen[i] = 1;
+    }
+    free(seen);
+    return ok;
+}
+
+/* c's features by name (fnames: their keys interned); NULL on OOM. At
+ * least a quarter full, and grown (up to 64 times the features) until no
+ * two features share a home slot: then a lookup reads one slot, without
+ * the loop whose exit a random feature would make the CPU mispredict. */
+static hr_ftab *feature_table(const hr_catalog *c, const char **fnames) {
+    uint32_t cap = 16, direct = 0;
     while (cap < (uint32_t)c->nfeatures * 4) cap *= 2;
+    for (uint32_t k = cap; k <= cap * 16 && !direct; k *= 2)
+        if (no_collision(c, k)) cap = k, direct = 1;
     hr_ftab *t = calloc(1, sizeof *t + cap * sizeof *t->slots);
     if (!t) return NULL;
     t->mask = cap - 1;
+    t->direct = direct;
     for (int fi = 0; fi < c->nfeatures; fi++) {
         const char *k = c->features[fi].key;
         size_t n = strlen(k);
         uint64_t h = hr_map_hash(k, n);
         uint32_t i = (uint32_t)h & t->mask;
         while (t->slots[i].hash) i = (i + 1) & t->mask;
-        t->slots[i] = (hr_fslot){h, k, (uint32_t)n, fi};
+        t->slots[i] = (hr_fslot){.hash = h, .key = k, .name = fnames[fi], .len = (uint32_t)n, .fi = fi};
+        describe_feature(c, fi, &t->slots[i]);
     }
     return t;
 }
@@ -260,7 +311,7 @@ hr_engine *hr_engine_new(hr_catalog *c) {
     pthread_rwlock_init(&e->lock, NULL);
     pthread_mutex_init(&e->wmu, NULL);
     if (c && (!(e->fnames = intern_features(c)) || !(e->mnames = intern_meters(c)) ||
-              !(e->ftab = feature_table(c)))) {
+              !(e->ftab = feature_table(c, e->fnames)))) {
         free(e->fnames);
         free(e->mnames);
         hr_ingest_dispose(e);
@@ -316,7 +367,7 @@ static int same_layout(const hr_catalog *a, const hr_catalog *b) {
 int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     if (!c) return hr_err_set(err, HR_EINVAL, "no catalog");
     const char **fnames = intern_features(c), **mnames = intern_meters(c);
-    hr_ftab *ftab = feature_table(c);
+    hr_ftab *ftab = fnames ? feature_table(c, fnames) : NULL;
     if (!fnames || !mnames || !ftab) {
         free(fnames);
         free(mnames);

@@ -138,16 +138,35 @@ typedef struct hr_account {
 } hr_account;
 
 /* The current catalog's features by name, for the decision path: an open
- * table of the map's hash (one probe, no call), rebuilt with the catalog. */
+ * table of the map's hash (one probe, no call), rebuilt with the catalog.
+ * A slot also holds what the decision needs to know of the feature, so the
+ * common case reads nothing else of the catalog but the plan's entitlement:
+ * its type, the meter feeding it and how its usage and resets_at follow
+ * the calendar. */
+enum {
+    HR_FRESET_NONE,  /* resets_at 0: not metered, or a lifetime meter */
+    HR_FRESET_METER, /* the next start of the meter's shared period, 0 if none */
+    HR_FRESET_OWN,   /* the next start of the feature's own shared period */
+    HR_FRESET_SLOW   /* a billing cycle (or no calendar period): the full decision */
+};
+
 typedef struct hr_fslot {
-    uint64_t hash;   /* hr_map_hash of key; 0 = empty */
-    const char *key; /* the catalog's */
+    uint64_t hash;    /* hr_map_hash of key; 0 = empty */
+    const char *key;  /* the catalog's */
+    const char *name; /* key interned (e->fnames[fi]): usage compares by address */
     uint32_t len;
     int32_t fi;
+    int16_t mi;       /* the meter feeding the feature, -1 if none */
+    uint8_t type;     /* hr_feature_type */
+    uint8_t overage;  /* has_overage */
+    uint8_t uperiod;  /* metered: its (shared) period, which API usage must be in; else NONE */
+    uint8_t reset;    /* HR_FRESET_* */
+    uint8_t rperiod;  /* the period resets_at follows (METER, OWN) */
 } hr_fslot;
 
 typedef struct hr_ftab {
     uint32_t mask;
+    uint32_t direct; /* every feature in its home slot: a lookup is one slot, no loop */
     hr_fslot slots[];
 } hr_ftab;
 

@@ -873,6 +873,23 @@ out:
     return ret;
 }
 
+/* An event row selected as message_id, account, user_id, anonymous_id,
+ * type, event, ts_ms, received_ms, body (then whatever the caller adds);
+ * the strings live until the statement moves on. */
+static hr_event_rec event_of(sqlite3_stmt *st) {
+    return (hr_event_rec){
+        .message_id = ctext(st, 0),
+        .account = ctext(st, 1),
+        .user_id = ctext(st, 2),
+        .anonymous_id = ctext(st, 3),
+        .type = ctext(st, 4),
+        .event = ctext(st, 5),
+        .ts_ms = sqlite3_column_int64(st, 6),
+        .received_ms = sqlite3_column_int64(st, 7),
+        .body = ctext(st, 8),
+    };
+}
+
 /* One integer from a statement without parameters (0 when it has no row). */
 static int one_int(sq_store *q, int idx, int64_t *out, hr_err *err, const char *what) {
     sqlite3_stmt *st = q->st[idx];
@@ -913,18 +930,8 @@ static int sq_replay_events(hr_store *s, int64_t after_seq,
         goto out;
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        hr_event_rec r = {
-            .message_id = ctext(st, 0),
-            .account = ctext(st, 1),
-            .user_id = ctext(st, 2),
-            .anonymous_id = ctext(st, 3),
-            .type = ctext(st, 4),
-            .event = ctext(st, 5),
-            .ts_ms = sqlite3_column_int64(st, 6),
-            .received_ms = sqlite3_column_int64(st, 7),
-            .body = ctext(st, 8),
-            .seq = sqlite3_column_int64(st, 9),
-        };
+        hr_event_rec r = event_of(st);
+        r.seq = sqlite3_column_int64(st, 9);
         if ((ret = fn(ud, &r))) goto out; /* the callback's own code */
     }
     if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, "replay_events");
@@ -1041,18 +1048,8 @@ static int sq_recent_events(hr_store *s, const char *account, int limit,
             if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, "recent_events");
             break;
         }
-        hr_event_rec r = {
-            .message_id = ctext(st, 0),
-            .account = ctext(st, 1),
-            .user_id = ctext(st, 2),
-            .anonymous_id = ctext(st, 3),
-            .type = ctext(st, 4),
-            .event = ctext(st, 5),
-            .ts_ms = sqlite3_column_int64(st, 6),
-            .received_ms = sqlite3_column_int64(st, 7),
-            .body = ctext(st, 8),
-            .seq = seq,
-        };
+        hr_event_rec r = event_of(st);
+        r.seq = seq;
         if (!r.account || strcmp(r.account, account)) { /* not the chain's: stop */
             done(st);
             break;

@@ -1,5 +1,5 @@
 /* fixture.h: what the unit tests built on an engine share: a catalog and
- * an engine from YAML, and one Segment message ingested. Include after
+ * an engine from YAML, an account put, and one Segment message ingested. Include after
  * cmocka.h, catalog/catalog.h, entitle/engine.h and events/segment.h. */
 #ifndef HR_TEST_FIXTURE_H
 #define HR_TEST_FIXTURE_H
@@ -18,6 +18,15 @@ static inline int hr_test_engine(const char *yaml, size_t len, hr_catalog **cat,
     }
     *e = hr_engine_new(*cat);
     return *e ? 0 : -1;
+}
+
+/* Creates or replaces account id from its JSON, failing the test if the
+ * engine refuses it. */
+static inline void hr_test_put_account(hr_engine *e, const char *id, const char *json) {
+    hr_err err = {0};
+    int rc = hr_engine_put_account_json(e, id, json, &err);
+    if (rc) fprintf(stderr, "put %s: %s\n", id, err.message);
+    assert_int_equal(rc, 0);
 }
 
 /* Ingests one message (JSON text; type -1: from its "type", else an

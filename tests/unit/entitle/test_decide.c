@@ -16,7 +16,9 @@
 
 #include "catalog/catalog.h"
 #include "entitle/engine.h"
+#include "events/segment.h"
 #include "timeutil.h"
+#include "../fixture.h"
 
 static const char yaml[] =
     "currency: USD\n"
@@ -69,12 +71,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void account(fx *f, const char *id, const char *json) {
-    hr_err err = {0};
-    int rc = hr_engine_put_account_json(f->e, id, json, &err);
-    if (rc) fprintf(stderr, "put %s: %s\n", id, err.message);
-    assert_int_equal(rc, 0);
-}
+static void account(fx *f, const char *id, const char *json) { hr_test_put_account(f->e, id, json); }
 
 static hr_verdict check(fx *f, const char *acct, const char *feat, int64_t qty) {
     hr_verdict v;
