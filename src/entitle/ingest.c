@@ -870,6 +870,9 @@ static void run_hook(hr_engine *e, const batch *b) {
 }
 
 #define DIRTY_MAX 100000
+/* A group commit or flush slower than this says where its time went (the
+ * log), for whoever chases a stall. */
+#define SLOW_BATCH_NS 1000000000LL
 
 /* After apply: which meter values and history days the batch changed, to
  * be written by the next flush (writer mutex held). */
@@ -922,12 +925,17 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     memset(&b, 0, sizeof b);
     hr_err err = {0};
     int rc = 0;
+    int64_t t[6];
+    t[0] = hr_time_mono_ns();
     pthread_mutex_lock(&e->wmu);
+    t[1] = hr_time_mono_ns();
     for (hr_ingest_job *j = jobs; j && !rc; j = j->next)
         for (int i = 0; i < j->n && !rc; i++) rc = fold_msg(e, &b, &j->msgs[i], j->now_ms, &j->status[i], &err);
     if (!rc && jobs) rc = thresholds(e, &b, jobs->now_ms, &err);
     int64_t seq = 0;
+    t[2] = hr_time_mono_ns();
     if (!rc) rc = persist(e, &b, &seq, &err);
+    t[3] = t[4] = hr_time_mono_ns();
     if (!rc) {
         /* durable: now visible */
         if (apply(e, &b, jobs->now_ms)) {
@@ -938,6 +946,7 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
         if (seq) e->folded_seq = seq;
         remember_seen(e, &b, jobs->now_ms);
         prune_seen(e, jobs->now_ms);
+        t[4] = hr_time_mono_ns();
         /* the tracked changes stay small between headroomd's flushes; an
          * application without that timer flushes here */
         if ((e->dmeters && hr_map_count(e->dmeters) > DIRTY_MAX) ||
@@ -949,6 +958,13 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
         }
     }
     pthread_mutex_unlock(&e->wmu);
+    t[5] = hr_time_mono_ns();
+    if (t[5] - t[0] > SLOW_BATCH_NS)
+        hr_log(HR_LOG_WARN, "a group commit of %zu events took %lld ms: waiting for the writer %lld, "
+               "folding %lld, committing the log %lld, applying %lld, flushing %lld",
+               b.nev, (long long)(t[5] - t[0]) / 1000000, (long long)(t[1] - t[0]) / 1000000,
+               (long long)(t[2] - t[1]) / 1000000, (long long)(t[3] - t[2]) / 1000000,
+               (long long)(t[4] - t[3]) / 1000000, (long long)(t[5] - t[4]) / 1000000);
     if (!rc) run_hook(e, &b);
     batch_free(&b);
     for (hr_ingest_job *j = jobs; j; j = j->next) {
@@ -1218,9 +1234,15 @@ int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
 int hr_engine_flush_derived(hr_engine *e, int64_t max_age_ms, hr_err *err) {
     pthread_mutex_lock(&e->wmu);
     int rc = 0;
+    int64_t t0 = hr_time_mono_ns();
+    size_t n = (e->dmeters ? hr_map_count(e->dmeters) : 0) + (e->dhist ? hr_map_count(e->dhist) : 0);
     if (!max_age_ms || hr_time_now_ms() - e->last_flush_ms >= max_age_ms)
         rc = hr_ingest_flush_locked(e, err);
+    int64_t ns = hr_time_mono_ns() - t0;
     pthread_mutex_unlock(&e->wmu);
+    if (ns > SLOW_BATCH_NS) /* ingestion waited for it */
+        hr_log(HR_LOG_WARN, "writing %zu changed meter values and history days took %lld ms", n,
+               (long long)ns / 1000000);
     return rc;
 }
 

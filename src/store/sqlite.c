@@ -281,9 +281,9 @@ static const migration migrations[] = {
       "INSERT INTO ingest_state (key, value) VALUES ('folded_seq', ?1)"                \
       " ON CONFLICT (key) DO UPDATE SET value=excluded.value")                         \
     X(EVENTS_PRUNE,                                                                    \
-      "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE received_ms < ?1"  \
-      " AND seq <= (SELECT value FROM ingest_state WHERE key = 'folded_seq')"          \
-      " ORDER BY seq LIMIT ?2)")                                                       \
+      "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?2)"  \
+      " AND received_ms < ?1"                                                          \
+      " AND seq <= (SELECT value FROM ingest_state WHERE key = 'folded_seq')")         \
     X(PUT_METER,                                                                       \
       "INSERT INTO meter_values (account, meter, period_start, value, latest_ms, uniq)" \
       " VALUES (?1,?2,?3,?4,?5,?6)"                                                    \
@@ -972,8 +972,10 @@ static int first_seq_since(sq_store *q, int64_t since_ms, int64_t *out, hr_err *
     return 0;
 }
 
-/* Oldest first, in seq order: old events sit at the start of the log, so
- * the scan stops after `limit` of them without an index on received_ms. */
+/* Only the oldest `limit` rows are looked at: received_ms grows with seq,
+ * so what is old sits at the start of the log, and a log with nothing old
+ * costs `limit` rows, not a scan of all of it (which, once a minute under
+ * the writer mutex, held ingestion for 10 s at 32M events). */
 static int sq_prune_events(hr_store *s, int64_t older_than_ms, int limit, int *deleted,
                            hr_err *err) {
     sq_store *q = (sq_store *)s;

@@ -252,8 +252,9 @@ typedef struct hr_store_ops {
     int (*put_estats)(hr_store *s, const hr_estat_rec *r, int n, hr_err *err);
     /* Forgets day rows before day `before` (the history horizon). */
     int (*prune_edays)(hr_store *s, int32_t before, hr_err *err);
-    /* Deletes at most `limit` raw events received before older_than_ms,
-     * oldest first; *deleted says how many (0: nothing older is left).
+    /* Of the log's oldest `limit` events, deletes those received before
+     * older_than_ms and already folded (folded_seq); *deleted says how
+     * many (fewer than limit: nothing older is left to prune now).
      * Meter values are kept: retention thins the log only (it must not be
      * shorter than the dedup window, whose ids the log holds). */
     int (*prune_events)(hr_store *s, int64_t older_than_ms, int limit, int *deleted, hr_err *err);

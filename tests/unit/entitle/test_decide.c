@@ -440,8 +440,9 @@ static void load_from_store_any_order(void **state) {
 /* Decisions from two threads while the main thread changes plans, deletes
  * and recreates accounts (freeing them) and swaps catalogs: a reader must
  * always see an account whole (free or pro, never a half-written one) and
- * never memory freed under it (ASan builds check that). Exercises the
- * lock-free read side of hr_engine_check against hr_engine_wrlock. */
+ * never memory freed under it (ASan builds check that). Exercises
+ * hr_engine_check's read side (the engine's read lock, the short path and
+ * the full one) against every kind of writer. */
 typedef struct rd {
     hr_engine *e;
     int64_t now;
