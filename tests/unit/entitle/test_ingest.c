@@ -193,6 +193,15 @@ static void event_history(void **state) {
     assert_int_equal(hr_engine_event_count(f->e, "nobody", NULL, "*", 7, now, &n), HR_ENOTFOUND);
 }
 
+/* An engine on the SQLite file at path (opened, loaded, replayed) in *s. */
+static hr_engine *on_store(fx *f, const char *path, hr_store **s) {
+    hr_err err = {0};
+    assert_int_equal(hr_store_sqlite_open(path, 0, s, &err), 0);
+    hr_engine *e = hr_engine_new(f->cat);
+    assert_int_equal(hr_engine_attach_store(e, *s, &err), 0);
+    return e;
+}
+
 /* Meters, history, dedup and membership come back from the store. */
 static void survives_restart(void **state) {
     fx *f = *state;
@@ -201,9 +210,7 @@ static void survives_restart(void **state) {
     snprintf(path, sizeof path, "%s/h.db", dir);
     hr_store *s = NULL;
     hr_err err = {0};
-    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
-    hr_engine *e = hr_engine_new(f->cat);
-    assert_int_equal(hr_engine_attach_store(e, s, &err), 0);
+    hr_engine *e = on_store(f, path, &s);
     assert_int_equal(hr_engine_put_account_json(e, "acme", "{\"plan\":\"free\"}", &err), 0);
     assert_int_equal(hr_engine_join(e, "acme", "u1", NULL, NULL, 0, &err), 0);
     hr_engine *keep = f->e;
@@ -213,10 +220,7 @@ static void survives_restart(void **state) {
     assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u1\",\"event\":\"Board Created\",\"messageId\":\"b\"}", now - 86400000), HR_INGEST_OK);
     hr_engine_free(e);
     hr_store_close(s);
-    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
-    e = hr_engine_new(f->cat);
-    assert_int_equal(hr_engine_attach_store(e, s, &err), 0);
-    f->e = e;
+    f->e = e = on_store(f, path, &s);
     double d;
     assert_int_equal(hr_engine_meter_value(e, "acme", "calls", 0, &d), 0);
     assert_true(d == 1);
@@ -330,10 +334,8 @@ static void replay_after_flush_and_delete(void **state) {
     snprintf(path, sizeof path, "%s/h.db", dir);
     hr_store *s = NULL;
     hr_err err = {0};
-    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
     hr_engine *keep = f->e;
-    f->e = hr_engine_new(f->cat);
-    assert_int_equal(hr_engine_attach_store(f->e, s, &err), 0);
+    f->e = on_store(f, path, &s);
     int64_t now = hr_time_now() * 1000;
     char js[200];
     int id = 0;
@@ -352,9 +354,7 @@ static void replay_after_flush_and_delete(void **state) {
 #undef CALL
     hr_engine_free(f->e); /* a crash: nothing flushed since the delete */
     hr_store_close(s);
-    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
-    f->e = hr_engine_new(f->cat);
-    assert_int_equal(hr_engine_attach_store(f->e, s, &err), 0);
+    f->e = on_store(f, path, &s);
     double d = -1;
     assert_int_equal(hr_engine_meter_value(f->e, "acme", "calls", 0, &d), 0);
     assert_true(d == 1); /* only the new account's own */
