@@ -904,10 +904,6 @@ static int sq_last_seq(hr_store *s, int64_t *seq, hr_err *err) {
     return one_int((sq_store *)s, ST_LAST_SEQ, seq, err, "last_seq");
 }
 
-static int sq_folded_seq(hr_store *s, int64_t *seq, hr_err *err) {
-    return one_int((sq_store *)s, ST_GET_FOLDED, seq, err, "folded_seq");
-}
-
 static int sq_put_folded_seq(hr_store *s, int64_t seq, hr_err *err) {
     sq_store *q = (sq_store *)s;
     return exec_stmt(q, ST_PUT_FOLDED, bint(q->st[ST_PUT_FOLDED], 1, seq), err, "put_folded_seq");
@@ -1611,7 +1607,6 @@ static const hr_store_ops sqlite_ops = {
     .put_events = sq_put_events,
     .put_meter = sq_put_meter,
     .last_seq = sq_last_seq,
-    .folded_seq = sq_folded_seq,
     .put_folded_seq = sq_put_folded_seq,
     .replay_events = sq_replay_events,
     .meter_series = sq_meter_series,

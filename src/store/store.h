@@ -231,11 +231,10 @@ typedef struct hr_store_ops {
     int (*put_meter)(hr_store *s, const hr_meter_rec *r, hr_err *err);
     /* The log's newest seq (0 when empty). */
     int (*last_seq)(hr_store *s, int64_t *seq, hr_err *err);
-    /* Meters and history are written behind the log: folded_seq is the
-     * newest seq whose event they include (put in the same transaction as
-     * them), and replay_events hands every later event, in log order, to
-     * fn at start-up. */
-    int (*folded_seq)(hr_store *s, int64_t *seq, hr_err *err);
+    /* Meters and history are written behind the log: put_folded_seq
+     * records (in the same transaction as them) the newest seq whose event
+     * they include, which load's `folded` reports, and replay_events hands
+     * every later event, in log order, to fn at start-up. */
     int (*put_folded_seq)(hr_store *s, int64_t seq, hr_err *err);
     int (*replay_events)(hr_store *s, int64_t after_seq,
                          int (*fn)(void *ud, const hr_event_rec *r), void *ud, hr_err *err);
