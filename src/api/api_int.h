@@ -20,6 +20,13 @@ void hr_api_section_list(hr_req *r, const char *section);
 void hr_api_section_get(hr_req *r, const char *section, const char *what);
 void hr_api_section_put(hr_req *r, const char *section, const char *what);
 void hr_api_section_delete(hr_req *r, const char *section, const char *what);
+/* Segment's write key: from HTTP Basic (user name), else `writeKey` in the
+ * body (may be NULL); the secret key passes too. 1 if it matches. */
+int hr_api_write_key_ok(hr_req *r, json_object *body);
+/* What group and identify calls change (membership, traits) before the
+ * events of the same request are counted. */
+struct hr_msg;
+int hr_api_seg_side_effects(hr_req *r, const struct hr_msg *m, hr_err *err);
 /* String member of o, or NULL if absent or not a string. */
 const char *hr_api_str(json_object *o, const char *key);
 

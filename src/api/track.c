@@ -21,7 +21,7 @@
 #include "timeutil.h"
 
 /* The write key from "Authorization: Basic base64(key:)" or the body. */
-static int write_key_ok(hr_req *r, json_object *body) {
+int hr_api_write_key_ok(hr_req *r, json_object *body) {
     if (r->key == HR_KEY_SECRET) return 1;
     const char *want = r->app->write_key;
     if (!want || !*want) return 0;
@@ -52,7 +52,7 @@ static int write_key_ok(hr_req *r, json_object *body) {
 }
 
 /* group and identify: membership and traits, before the events count. */
-static int side_effects(hr_req *r, hr_msg *m, hr_err *err) {
+int hr_api_seg_side_effects(hr_req *r, const hr_msg *m, hr_err *err) {
     const char *user = m->user_id;
     if (m->type == HR_MSG_GROUP)
         return hr_engine_join(r->app->engine, m->group_id, user, m->traits, NULL, 0, err);
@@ -84,7 +84,7 @@ static void ingest(hr_req *r, int type) {
     int browser = r->key == HR_KEY_PUBLISHABLE;
     if (browser) {
         if (hr_api_browser_ok(r, NULL, NULL, NULL, NULL, 0)) goto out;
-    } else if (!write_key_ok(r, doc)) {
+    } else if (!hr_api_write_key_ok(r, doc)) {
         hr_reply_error(r, 401, "unauthorized", "send the write key as the HTTP Basic user name "
                                                "(or 'writeKey' in the body)");
         goto out;
@@ -173,7 +173,7 @@ static void ingest(hr_req *r, int type) {
     }
     hr_err e = {0};
     for (int i = 0; i < n; i++) {
-        if (side_effects(r, &msgs[i], &e)) {
+        if (hr_api_seg_side_effects(r, &msgs[i], &e)) {
             hr_api_fail(r, e.code, &e);
             goto out;
         }

@@ -1,16 +1,18 @@
 /* import.c: `headroom import FILE.jsonl` (or - for stdin): historical events
- * in Segment's format, one message a line, sent to a running headroomd as
- * /v1/batch calls over keep-alive connections.
+ * in Segment's format, one message a line, sent to a running headroomd's
+ * /v1/import over keep-alive connections.
  *
- * Resumable without double counting: every message keeps (or, when it has
- * none, gets) a messageId derived from its line, so a re-sent batch is
- * deduplicated by the server; and after each acknowledged batch the byte
- * offset reached is saved in FILE.import-state, so an interrupted import
- * starts where it stopped. Bad lines are reported with their numbers and
- * skipped. On a terminal a progress bar shows rate and ETA. Up to INFLIGHT
- * batches are on the wire at once (curl multi), so the server parses and
- * commits while this reads on; the state file only moves past a batch
- * once it and every older one are acknowledged. */
+ * The lines go as they are, in chunks of whole lines under the server's
+ * body limit: the server parses each once, reports bad lines by their
+ * number in the file (X-Headroom-Import-Line tells it where a chunk
+ * starts) and gives a message without a messageId one derived from its
+ * text and line. So an interrupted import counts nothing twice: a re-sent
+ * chunk is deduplicated, and after each acknowledged chunk the byte offset
+ * reached is saved in FILE.import-state, where an interrupted import
+ * resumes. On a terminal a progress bar shows rate and ETA. Up to INFLIGHT
+ * chunks are on the wire at once (curl multi), so the server parses and
+ * commits while this reads on; the state file only moves past a chunk once
+ * it and every older one are acknowledged. */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -28,9 +30,9 @@
 #include "map.h"
 #include "timeutil.h"
 
-#define BATCH_MSGS 500
-#define BATCH_BYTES (400 * 1024)
-/* Batches on the wire at once: the server commits concurrent requests
+/* A chunk of whole lines: under headroomd's default body limit (1 MB). */
+#define CHUNK_BYTES (900 * 1024)
+/* Chunks on the wire at once: the server commits concurrent requests
  * together (group commit) and parses them on other threads while this
  * process reads on. */
 #define INFLIGHT 4
@@ -38,25 +40,25 @@
 #define ATTEMPTS 5
 
 /* One request: the lines it carries, and where the file stands after them
- * (the state file may only move past it once every older batch is in). */
+ * (the state file may only move past it once every older chunk is in). */
 typedef struct batch {
     CURL *curl;
+    struct curl_slist *hdr;
     hr_buf body, resp;
-    int n;
+    long long first, line; /* its first line's number; the last line in it */
     off_t end;
-    long long line;
     int active, done, attempt;
     double retry_at;
 } batch;
 
 typedef struct importer {
     CURLM *multi;
-    struct curl_slist *hdr;
     char *url, userpwd[600];
-    batch q[QUEUE]; /* a ring: oldest at head */
-    int head, count, active;
+    const char *path; /* for messages: the file's name */
+    batch q[QUEUE];   /* a ring: oldest at head */
+    int head, count, active, tty;
     const char *state;
-    long long sent, dups, rejected, bad;
+    long long sent, dups, bad;
 } importer;
 
 static size_t collect(char *p, size_t sz, size_t n, void *ud) {
@@ -81,17 +83,21 @@ static int save_state(const char *state, off_t offset, long long line) {
     return rename(tmp, state);
 }
 
-static batch *open_batch(importer *im) { return &im->q[(im->head + im->count - 1) % QUEUE]; }
-
 static int start(importer *im, batch *b) {
     hr_buf_reset(&b->resp);
     if (!b->curl && !(b->curl = curl_easy_init())) return -1;
+    char h[64];
+    snprintf(h, sizeof h, "X-Headroom-Import-Line: %lld", b->first);
+    curl_slist_free_all(b->hdr);
+    if (!(b->hdr = curl_slist_append(NULL, "Content-Type: application/x-ndjson")) ||
+        !curl_slist_append(b->hdr, h))
+        return -1;
     curl_easy_setopt(b->curl, CURLOPT_URL, im->url);
-    curl_easy_setopt(b->curl, CURLOPT_HTTPHEADER, im->hdr);
+    curl_easy_setopt(b->curl, CURLOPT_HTTPHEADER, b->hdr);
     curl_easy_setopt(b->curl, CURLOPT_USERPWD, im->userpwd);
     curl_easy_setopt(b->curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(b->curl, CURLOPT_WRITEDATA, &b->resp);
-    curl_easy_setopt(b->curl, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(b->curl, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(b->curl, CURLOPT_POSTFIELDS, b->body.data);
     curl_easy_setopt(b->curl, CURLOPT_POSTFIELDSIZE, (long)b->body.len);
     curl_easy_setopt(b->curl, CURLOPT_PRIVATE, b);
@@ -101,8 +107,9 @@ static int start(importer *im, batch *b) {
     return 0;
 }
 
-/* An answer: counted when acknowledged; a connection error or 5xx is
- * retried later (the ids make that safe); a refusal ends the import. */
+/* An answer: counted when acknowledged (bad lines printed with their
+ * numbers); a connection error or 5xx is retried later (the ids make that
+ * safe); a refusal ends the import. */
 static int finish(importer *im, batch *b, CURLcode cc) {
     long status = 0;
     curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -111,16 +118,28 @@ static int finish(importer *im, batch *b, CURLcode cc) {
     im->active--;
     if (cc == CURLE_OK && status == 200) {
         json_object *r = json_tokener_parse(b->resp.data ? b->resp.data : "");
-        json_object *v;
-        if (json_object_object_get_ex(r, "duplicates", &v)) im->dups += json_object_get_int64(v);
-        if (json_object_object_get_ex(r, "rejected", &v)) im->rejected += json_object_get_int64(v);
+        json_object *v, *errs;
+        long long acc = 0, dups = 0;
+        if (json_object_object_get_ex(r, "accepted", &v)) acc = json_object_get_int64(v);
+        if (json_object_object_get_ex(r, "duplicates", &v)) dups = json_object_get_int64(v);
+        if (json_object_object_get_ex(r, "errors", &errs)) {
+            for (size_t i = 0, n = json_object_array_length(errs); i < n; i++) {
+                json_object *e = json_object_array_get_idx(errs, i), *ln, *msg;
+                json_object_object_get_ex(e, "line", &ln);
+                json_object_object_get_ex(e, "message", &msg);
+                fprintf(stderr, "%s%s:%lld: %s\n", im->tty ? "\r" : "", im->path,
+                        (long long)json_object_get_int64(ln), json_object_get_string(msg));
+                im->bad++;
+            }
+        }
         json_object_put(r);
-        im->sent += b->n;
+        im->sent += acc + dups;
+        im->dups += dups;
         b->done = 1;
         return 0;
     }
     if (cc == CURLE_OK && status >= 400 && status < 500 && status != 408 && status != 429) {
-        fprintf(stderr, "\nheadroom import: the server refused a batch (%ld): %s\n", status,
+        fprintf(stderr, "\nheadroom import: the server refused a chunk (%ld): %s\n", status,
                 b->resp.data ? b->resp.data : "");
         return -1;
     }
@@ -133,8 +152,8 @@ static int finish(importer *im, batch *b, CURLcode cc) {
     return 0;
 }
 
-/* Drives the transfers until the queue has room for one more batch (need
- * 1) or is empty (need 0); saves the state past every answered batch at
+/* Drives the transfers until the queue has room for one more chunk (need
+ * 1) or is empty (need 0); saves the state past every answered chunk at
  * the head. */
 static int pump(importer *im, int need) {
     for (;;) {
@@ -158,7 +177,7 @@ static int pump(importer *im, int need) {
         while (im->count && im->q[im->head].done) {
             batch *b = &im->q[im->head];
             save_state(im->state, b->end, b->line);
-            b->done = 0, b->n = 0, b->attempt = 0, b->retry_at = 0;
+            b->done = 0, b->attempt = 0, b->retry_at = 0;
             hr_buf_reset(&b->body);
             im->head = (im->head + 1) % QUEUE;
             im->count--;
@@ -168,21 +187,20 @@ static int pump(importer *im, int need) {
     }
 }
 
-/* Sends the batch being filled (an empty one leaves the queue); with more
- * to come, waits for room and opens the next. */
-static int send_open(importer *im, off_t end, long long line, int more) {
-    batch *b = open_batch(im);
-    if (!b->n) {
-        im->count--;
-    } else {
-        hr_buf_puts(&b->body, "]}");
-        b->end = end;
-        b->line = line;
-        if (start(im, b)) return -1;
-    }
-    if (pump(im, more)) return -1;
-    if (more) im->count++; /* the next, empty */
-    return 0;
+/* Sends lines [first, last] (the bytes in data, ending at file offset end)
+ * once the queue has room. */
+static int send_chunk(importer *im, const char *data, size_t len, long long first, long long last,
+                      off_t end) {
+    if (pump(im, 1)) return -1;
+    batch *b = &im->q[(im->head + im->count) % QUEUE];
+    im->count++;
+    hr_buf_reset(&b->body);
+    hr_buf_append(&b->body, data, len);
+    if (b->body.len != len) return -1; /* out of memory */
+    b->first = first;
+    b->line = last;
+    b->end = end;
+    return start(im, b);
 }
 
 static void progress(const importer *im, long long line, off_t done, off_t total, double t0, int tty,
@@ -201,9 +219,15 @@ static void progress(const importer *im, long long line, off_t done, off_t total
         if (final) fputc('\n', stderr);
     }
     if (final)
-        printf("imported %lld events (%lld already there, %lld refused by the server, %lld bad "
-               "lines skipped) from %lld lines in %.1fs, %.0f events/s\n",
-               im->sent - im->dups - im->rejected, im->dups, im->rejected, im->bad, line, el, rate);
+        printf("imported %lld events (%lld already there, %lld bad lines skipped) from %lld lines "
+               "in %.1fs, %.0f events/s\n",
+               im->sent - im->dups, im->dups, im->bad, line, el, rate);
+}
+
+static long long count_lines(const char *p, size_t n) {
+    long long k = 0;
+    for (const char *e = p + n; (p = memchr(p, '\n', (size_t)(e - p))); p++) k++;
+    return k;
 }
 
 int hr_cmd_import(int argc, char **argv) {
@@ -232,7 +256,7 @@ int hr_cmd_import(int argc, char **argv) {
     }
     char state[4096];
     const char *statep = NULL;
-    long long line = 0;
+    long long line = 0; /* lines read so far */
     off_t offset = 0, total = 0;
     if (!is_stdin) {
         snprintf(state, sizeof state, "%s.import-state", path);
@@ -253,99 +277,98 @@ int hr_cmd_import(int argc, char **argv) {
     importer im;
     memset(&im, 0, sizeof im);
     for (int i = 0; i < QUEUE; i++) hr_buf_init(&im.q[i].body), hr_buf_init(&im.q[i].resp);
-    im.count = 1; /* the batch being filled */
     im.state = statep;
+    im.path = is_stdin ? "stdin" : path;
     hr_buf u;
     hr_buf_init(&u);
-    hr_buf_printf(&u, "%s/v1/batch", url);
+    hr_buf_printf(&u, "%s/v1/import", url);
     im.url = u.data;
     im.multi = curl_multi_init();
     snprintf(im.userpwd, sizeof im.userpwd, "%s:", key);
-    im.hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    int tty = isatty(fileno(stderr)), rc = 0;
+    int tty = im.tty = isatty(fileno(stderr)), rc = 0, eof = 0;
     double t0 = now_s(), last = 0;
-    char *ln = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    int64_t now_ms = hr_time_now() * 1000;
-    while ((n = getline(&ln, &cap, in)) >= 0) {
-        line++;
-        off_t end = offset + n;
-        while (n > 0 && (ln[n - 1] == '\n' || ln[n - 1] == '\r')) ln[--n] = 0;
-        if (n == 0) {
-            offset = end;
-            continue;
-        }
-        json_object *o = NULL;
-        size_t eoff;
-        char msg[160];
-        hr_err err = {0};
-        hr_msg m;
-        const char *why = NULL;
-        if (hr_json_decode(ln, (size_t)n, &o, &eoff, msg, sizeof msg)) {
-            fprintf(stderr, "%s%s:%lld: malformed JSON at byte %zu: %s\n", tty ? "\r" : "", path,
-                    line, eoff, msg);
-            im.bad++;
-        } else if (!json_object_is_type(o, json_type_object)) {
-            why = "a line must be a JSON object";
-        } else {
-            /* lines exported from an analytics tool may leave out "type" */
-            if (!json_object_object_get_ex(o, "type", NULL))
-                json_object_object_add(o, "type", json_object_new_string("track"));
-            if (hr_msg_parse(o, -1, (size_t)n, 0, now_ms, &m, &err)) why = err.message;
-        }
-        if (why) {
-            fprintf(stderr, "%s%s:%lld: %s\n", tty ? "\r" : "", path, line, why);
-            im.bad++;
-        } else if (o) {
-            if (!m.message_id) { /* stable per line: a resumed import re-sends the same id */
-                char id[64];
-                snprintf(id, sizeof id, "import-%016llx-%lld",
-                         (unsigned long long)hr_hash(ln, (size_t)n), line);
-                json_object_object_add(o, "messageId", json_object_new_string(id));
-            }
-            size_t len = 0;
-            const char *txt = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
-            batch *b = open_batch(&im);
-            if (b->n && (b->n >= BATCH_MSGS || b->body.len + len + 2 > BATCH_BYTES)) {
-                if ((rc = send_open(&im, offset, line - 1, 1))) {
-                    json_object_put(o);
+    /* buf holds [0, have): whole lines go out in chunks, the tail waits */
+    size_t cap = 2 * CHUNK_BYTES, have = 0;
+    char *buf = malloc(cap);
+    if (!buf || !im.multi) {
+        fprintf(stderr, "headroom import: out of memory\n");
+        rc = -1;
+        goto done;
+    }
+    while (!eof || have) {
+        if (!eof && have < CHUNK_BYTES) {
+            size_t got = fread(buf + have, 1, cap - have, in);
+            have += got;
+            if (got == 0) {
+                if (ferror(in)) {
+                    perror(path);
+                    rc = -1;
                     goto done;
                 }
-                b = open_batch(&im);
+                eof = 1;
             }
-            hr_buf_puts(&b->body, b->n ? "," : "{\"batch\":[");
-            hr_buf_append(&b->body, txt, len);
-            b->n++;
+            continue;
         }
-        json_object_put(o);
-        offset = end;
+        size_t look = have < CHUNK_BYTES ? have : CHUNK_BYTES, len;
+        char *nl = look ? memrchr(buf, '\n', look) : NULL;
+        if (nl) {
+            len = (size_t)(nl - buf) + 1;
+        } else if (eof) {
+            len = have; /* the last line, without its newline */
+        } else {
+            /* no line end in a whole chunk: far over 32 KB; skip to its end */
+            char *e;
+            while (!(e = memchr(buf, '\n', have))) {
+                offset += (off_t)have;
+                if (!(have = fread(buf, 1, cap, in))) {
+                    eof = 1;
+                    break;
+                }
+            }
+            fprintf(stderr, "%s%s:%lld: a message is at most 32 KB, this line is longer\n",
+                    tty ? "\r" : "", im.path, line + 1);
+            im.bad++;
+            line++;
+            size_t skip = e ? (size_t)(e - buf) + 1 : have;
+            offset += (off_t)skip;
+            memmove(buf, buf + skip, have - skip);
+            have -= skip;
+            continue;
+        }
+        long long n = count_lines(buf, len) + (buf[len - 1] != '\n');
+        offset += (off_t)len;
+        if (send_chunk(&im, buf, len, line + 1, line + n, offset)) {
+            rc = -1;
+            goto done;
+        }
+        line += n;
+        memmove(buf, buf + len, have - len);
+        have -= len;
         if (tty && now_s() - last > 0.2) {
             last = now_s();
             progress(&im, line, offset, total, t0, tty, 0);
         }
     }
-    if (!(rc = send_open(&im, offset, line, 0)))
-        save_state(statep, offset, line); /* past trailing blank or bad lines */
+    if (!(rc = pump(&im, 0))) save_state(statep, offset, line);
 done:
     progress(&im, line, offset, total, t0, tty, 1);
-    free(ln);
+    free(buf);
     if (!is_stdin) fclose(in);
     for (int i = 0; i < QUEUE; i++) {
         if (im.q[i].curl) {
             if (im.q[i].active) curl_multi_remove_handle(im.multi, im.q[i].curl);
             curl_easy_cleanup(im.q[i].curl);
         }
+        curl_slist_free_all(im.q[i].hdr);
         hr_buf_dispose(&im.q[i].body);
         hr_buf_dispose(&im.q[i].resp);
     }
-    curl_multi_cleanup(im.multi);
-    curl_slist_free_all(im.hdr);
+    if (im.multi) curl_multi_cleanup(im.multi);
     hr_buf_dispose(&u);
     return rc ? 1 : 0;
 usage:
     fprintf(stderr, "usage: headroom import [--url URL] [--key WRITE_KEY] [--restart] FILE.jsonl|-\n"
-                    "  sends Segment-format lines to headroomd's /v1/batch; resumes an interrupted\n"
+                    "  sends Segment-format lines to headroomd's /v1/import; resumes an interrupted\n"
                     "  import from FILE.import-state (--restart ignores it); the write key also from\n"
                     "  HEADROOM_WRITE_KEY, the URL from HEADROOM_URL\n");
     return 2;

@@ -302,6 +302,39 @@ static void dirty_clear(hr_engine *e) {
 
 /* ---- one batch, under the writer mutex --------------------------------- */
 
+/* An index over one of a batch's arrays: each slot holds a position + 1
+ * (0: empty); open addressing, linear probing, at most half full. Keys are
+ * compared through the array, so nothing is copied or formatted: with
+ * thousands of events in a group commit, a scan per event (or a printed
+ * key per history day) was most of the fold. */
+typedef struct bindex {
+    uint32_t *slot;
+    size_t mask; /* capacity - 1 */
+    size_t n;
+} bindex;
+
+static uint64_t mix3(uint64_t a, uint64_t b, uint64_t c) {
+    uint64_t h = a * 0x9E3779B97F4A7C15ull ^ b * 0xC2B2AE3D27D4EB4Full ^ c * 0x165667B19E3779F9ull;
+    h ^= h >> 31;
+    h *= 0xD6E8FEB86659FD93ull;
+    return h ^ (h >> 32);
+}
+
+/* Makes room for one more entry; rehash(ud, x) re-adds the array's entries
+ * to the emptied table. -1 on OOM. */
+static int bindex_reserve(bindex *x, void (*rehash)(void *ud, bindex *x), void *ud) {
+    if (x->slot && (x->n + 1) * 2 <= x->mask + 1) return 0;
+    size_t cap = x->slot ? (x->mask + 1) * 2 : 256;
+    uint32_t *p = calloc(cap, sizeof *p);
+    if (!p) return -1;
+    free(x->slot);
+    x->slot = p;
+    x->mask = cap - 1;
+    x->n = 0;
+    if (rehash) rehash(ud, x);
+    return 0;
+}
+
 /* A meter value being changed by this batch. */
 typedef struct staged {
     hr_account *a;
@@ -320,10 +353,12 @@ typedef struct batch {
     int64_t *new_seen_at;
     size_t nseen, capseen;
     hr_map *bseen; /* the batch's own message ids (a batch may repeat one) */
-    /* history increments: one per (owner, event, day), found through hkeys */
+    /* st by (account, meter, period); the current one by (account, meter) */
+    bindex stx, curx;
+    /* history increments: one per (owner, event, day, sum or count) */
     struct hstage *hs;
     size_t nhs, caphs;
-    hr_map *hkeys;
+    bindex hsx;
     /* headroom's own messages made during the batch (thresholds) */
     json_object **own;
     hr_msg *ownmsg;
@@ -341,8 +376,54 @@ typedef struct hstage {
     int is_sum;   /* event is a sum key "EVENT\x1fPROPERTY"; sum holds the day's sum */
     double sum;
     int64_t first_ms, last_ms;
-    char key[64];
 } hstage;
+
+/* The slot of (a, meter, period) in b->stx: empty, or holding its entry. */
+static uint32_t *st_slot(batch *b, const hr_account *a, const char *meter, int64_t ps) {
+    bindex *x = &b->stx;
+    for (size_t i = mix3((uintptr_t)a, (uintptr_t)meter, (uint64_t)ps) & x->mask;; i = (i + 1) & x->mask) {
+        const staged *t = x->slot[i] ? &b->st[x->slot[i] - 1] : NULL;
+        if (!t || (t->a == a && t->meter == meter && t->ps == ps)) return &x->slot[i];
+    }
+}
+
+/* The slot of (a, meter) in b->curx: empty, or holding its current value. */
+static uint32_t *cur_slot(batch *b, const hr_account *a, const char *meter) {
+    bindex *x = &b->curx;
+    for (size_t i = mix3((uintptr_t)a, (uintptr_t)meter, 1) & x->mask;; i = (i + 1) & x->mask) {
+        const staged *t = x->slot[i] ? &b->st[x->slot[i] - 1] : NULL;
+        if (!t || (t->a == a && t->meter == meter)) return &x->slot[i];
+    }
+}
+
+static void st_rehash(void *ud, bindex *x) {
+    batch *b = ud;
+    for (size_t i = 0; i < b->nst; i++, x->n++)
+        *st_slot(b, b->st[i].a, b->st[i].meter, b->st[i].ps) = (uint32_t)i + 1;
+}
+
+static void cur_rehash(void *ud, bindex *x) {
+    batch *b = ud;
+    for (size_t i = 0; i < b->nst; i++)
+        if (b->st[i].current) *cur_slot(b, b->st[i].a, b->st[i].meter) = (uint32_t)i + 1, x->n++;
+}
+
+/* The slot of (owner, event, day, count or sum) in b->hsx. */
+static uint32_t *hs_slot(batch *b, hr_hist **owner, const char *event, int32_t day, int is_sum) {
+    bindex *x = &b->hsx;
+    uint64_t k = (uint64_t)(uint32_t)day << 1 | (uint64_t)is_sum;
+    for (size_t i = mix3((uintptr_t)owner, (uintptr_t)event, k) & x->mask;; i = (i + 1) & x->mask) {
+        const hstage *h = x->slot[i] ? &b->hs[x->slot[i] - 1] : NULL;
+        if (!h || (h->owner == owner && h->event == event && h->day == day && h->is_sum == is_sum))
+            return &x->slot[i];
+    }
+}
+
+static void hs_rehash(void *ud, bindex *x) {
+    batch *b = ud;
+    for (size_t i = 0; i < b->nhs; i++, x->n++)
+        *hs_slot(b, b->hs[i].owner, b->hs[i].event, b->hs[i].day, b->hs[i].is_sum) = (uint32_t)i + 1;
+}
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 0;
@@ -362,13 +443,13 @@ static int load_one(void *ud, const hr_meter_rec *r) { return set_from_rec(ud, r
  * time this batch touches it. NULL on OOM or a store error (in err). */
 static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, int64_t ps,
                      hr_err *err) {
-    for (size_t i = 0; i < b->nst; i++)
-        if (b->st[i].a == a && b->st[i].meter == meter && b->st[i].v.period_start == ps)
-            return &b->st[i];
-    if (grow((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st)) {
+    if (bindex_reserve(&b->stx, st_rehash, b) || bindex_reserve(&b->curx, cur_rehash, b) ||
+        grow((void **)&b->st, &b->capst, b->nst + 1, sizeof *b->st)) {
         hr_err_set(err, HR_ENOMEM, "out of memory");
         return NULL;
     }
+    uint32_t *slot = st_slot(b, a, meter, ps);
+    if (*slot) return &b->st[*slot - 1];
     staged *s = &b->st[b->nst];
     memset(s, 0, sizeof *s);
     s->a = a;
@@ -377,10 +458,10 @@ static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, i
     hr_meter_value_init(&s->v, ps);
     const hr_mval_ent *mv = find_mval(a, meter);
     const hr_dmeter *d = mv && mv->v.period_start == ps ? NULL : dmeter_get(e, a->id, meter, ps, 0);
-    /* a later period than any staged for the same meter supersedes them */
-    int latest = !mv || ps >= mv->v.period_start;
-    for (size_t i = 0; i < b->nst; i++)
-        if (b->st[i].a == a && b->st[i].meter == meter && b->st[i].v.period_start > ps) latest = 0;
+    /* a later period than any staged for the same meter supersedes them
+     * (the latest staged one is the current one, if any is) */
+    uint32_t *cur = cur_slot(b, a, meter);
+    int latest = (!mv || ps >= mv->v.period_start) && !(*cur && b->st[*cur - 1].ps > ps);
     /* an older period: written since the last flush, else in the store */
     const hr_meter_value *from = mv && mv->v.period_start == ps ? &mv->v
                                  : d && !d->live                 ? &d->v
@@ -401,56 +482,50 @@ static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, i
         hr_meter_value_dispose(&s->v);
         return NULL;
     }
-    if (latest)
-        for (size_t i = 0; i < b->nst; i++)
-            if (b->st[i].a == a && b->st[i].meter == meter) b->st[i].current = 0;
+    if (latest) {
+        if (*cur) b->st[*cur - 1].current = 0;
+        else b->curx.n++;
+        *cur = (uint32_t)b->nst + 1;
+    }
     s->current = latest;
+    *slot = (uint32_t)b->nst + 1;
+    b->stx.n++;
     b->nst++;
     return s;
+}
+
+/* The batch's stage of (owner, event, day), counts or sums, made from what
+ * memory holds the first time. NULL on OOM. */
+static hstage *hstage_get(batch *b, hr_hist **owner, const char *account, const char *user,
+                          const char *event, int32_t day, int is_sum) {
+    if (bindex_reserve(&b->hsx, hs_rehash, b) ||
+        grow((void **)&b->hs, &b->caphs, b->nhs + 1, sizeof *b->hs))
+        return NULL;
+    uint32_t *slot = hs_slot(b, owner, event, day, is_sum);
+    if (*slot) return &b->hs[*slot - 1];
+    hstage *h = &b->hs[b->nhs];
+    memset(h, 0, sizeof *h);
+    h->owner = owner;
+    h->account = account;
+    h->user = user;
+    h->event = event;
+    h->day = day;
+    h->is_sum = is_sum;
+    /* from what memory holds (the writer mutex keeps it still) */
+    if (is_sum)
+        h->sum = hr_hist_sum_day(hr_hist_sum(owner, event, 0), day);
+    else
+        h->count = hr_hist_day_count(hr_hist_find(*owner, event), day);
+    *slot = (uint32_t)++b->nhs;
+    b->hsx.n++;
+    return h;
 }
 
 /* +1 for event on the day of ts_ms in owner's history. */
 static int hist_add(batch *b, hr_hist **owner, const char *account, const char *user,
                     const char *event, int64_t ts_ms) {
-    int32_t day = day_of_ms(ts_ms);
-    char key[64];
-    snprintf(key, sizeof key, "%p/%p/%d", (void *)owner, (const void *)event, (int)day);
-    hstage *h = NULL;
-    if (!b->hkeys && !(b->hkeys = hr_map_new(256))) return -1;
-    uintptr_t ix = (uintptr_t)hr_map_get(b->hkeys, key);
-    if (ix) {
-        h = &b->hs[ix - 1];
-    } else {
-        if (b->nhs == b->caphs) {
-            /* the map borrows keys that live in the array: rebuild it after a move */
-            size_t cap = b->caphs ? b->caphs * 2 : 64;
-            hstage *p = realloc(b->hs, cap * sizeof *p);
-            if (!p) return -1;
-            b->hs = p;
-            b->caphs = cap;
-            hr_map_free(b->hkeys);
-            if (!(b->hkeys = hr_map_new(cap))) return -1;
-            for (size_t i = 0; i < b->nhs; i++) {
-                int err = 0;
-                hr_map_put(b->hkeys, b->hs[i].key, (void *)(uintptr_t)(i + 1), &err);
-                if (err) return -1;
-            }
-        }
-        h = &b->hs[b->nhs];
-        memset(h, 0, sizeof *h);
-        memcpy(h->key, key, sizeof key);
-        h->owner = owner;
-        h->account = account;
-        h->user = user;
-        h->event = event;
-        h->day = day;
-        /* from what memory holds (the writer mutex keeps it still) */
-        h->count = hr_hist_day_count(hr_hist_find(*owner, event), day);
-        int err = 0;
-        hr_map_put(b->hkeys, h->key, (void *)(uintptr_t)(b->nhs + 1), &err);
-        if (err) return -1;
-        b->nhs++;
-    }
+    hstage *h = hstage_get(b, owner, account, user, event, day_of_ms(ts_ms), 0);
+    if (!h) return -1;
     h->count++;
     if (!h->first_ms || ts_ms < h->first_ms) h->first_ms = ts_ms;
     if (ts_ms > h->last_ms) h->last_ms = ts_ms;
@@ -460,26 +535,9 @@ static int hist_add(batch *b, hr_hist **owner, const char *account, const char *
 /* + value to the day's sum of key (interned "EVENT\x1fPROPERTY") in owner. */
 static int sum_add(batch *b, hr_hist **owner, const char *account, const char *user,
                    const char *key, int64_t ts_ms, double value) {
-    int32_t day = day_of_ms(ts_ms);
-    char skey[64];
-    snprintf(skey, sizeof skey, "%p/%p/%d/s", (void *)owner, (const void *)key, (int)day);
-    if (!b->hkeys && !(b->hkeys = hr_map_new(256))) return -1;
-    uintptr_t ix = (uintptr_t)hr_map_get(b->hkeys, skey);
-    if (!ix) {
-        /* a count stage first (same growth and re-keying), then made a sum */
-        if (hist_add(b, owner, account, user, key, ts_ms)) return -1;
-        hstage *h = &b->hs[b->nhs - 1];
-        hr_map_del(b->hkeys, h->key);
-        memcpy(h->key, skey, sizeof skey);
-        int err = 0;
-        hr_map_put(b->hkeys, h->key, (void *)(uintptr_t)b->nhs, &err);
-        if (err) return -1;
-        h->is_sum = 1;
-        h->count = 0;
-        h->sum = hr_hist_sum_day(hr_hist_sum(owner, key, 0), day);
-        ix = b->nhs;
-    }
-    b->hs[ix - 1].sum += value;
+    hstage *h = hstage_get(b, owner, account, user, key, day_of_ms(ts_ms), 1);
+    if (!h) return -1;
+    h->sum += value;
     return 0;
 }
 
@@ -664,7 +722,9 @@ static void batch_free(batch *b) {
     free(b->new_seen_at);
     hr_map_free(b->bseen);
     free(b->hs);
-    hr_map_free(b->hkeys);
+    free(b->hsx.slot);
+    free(b->stx.slot);
+    free(b->curx.slot);
     for (size_t i = 0; i < b->nown; i++) json_object_put(b->own[i]);
     free(b->own);
     free(b->ownmsg);

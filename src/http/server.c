@@ -233,11 +233,13 @@ static hr_key_kind key_of(hr_req *r) {
     return HR_KEY_NONE;
 }
 
-static int has_json_type(hr_req *r) {
+/* application/json or any +json type; for /v1/import, JSON lines. */
+static int has_json_type(hr_req *r, int lines) {
     const char *ct = hr_req_header(r, "Content-Type");
     if (!ct) return 0;
     while (*ct == ' ') ct++;
     size_t n = strcspn(ct, "; ");
+    if (lines) return n == 20 && !strncasecmp(ct, "application/x-ndjson", 20);
     return (n == 16 && !strncasecmp(ct, "application/json", 16)) ||
            (n > 5 && !strncasecmp(ct + n - 5, "+json", 5));
 }
@@ -299,9 +301,10 @@ static void dispatch(hr_req *r) {
             return;
         }
     }
-    if (r->body_len && !has_json_type(r)) {
-        hr_reply_error(r, 415, "unsupported_media_type",
-                       "Content-Type must be application/json");
+    int lines = rt->handler == hr_api_seg_import;
+    if (r->body_len && !has_json_type(r, lines)) {
+        hr_reply_error(r, 415, "unsupported_media_type", "Content-Type must be %s",
+                       lines ? "application/x-ndjson" : "application/json");
         return;
     }
     rt->handler(r);

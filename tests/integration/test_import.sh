@@ -55,6 +55,57 @@ check "the second run resumes" grep -q "resuming at line" "$HR_SCRATCH/err"
 api GET "/v1/accounts/globex/usage?meter=api_calls"
 expect_json current 20000
 
+section "stdin, CRLF line ends, no type, an oversized line"
+python3 - "$HR_SCRATCH/odd.jsonl" <<'PY'
+import json, sys
+with open(sys.argv[1], "w", newline="") as f:
+    for i in range(10):  # no "type": analytics exports leave it out
+        f.write(json.dumps({"userId": "o%d" % i, "event": "API Called", "messageId": "odd-%d" % i,
+                            "timestamp": "2026-11-02T10:00:00Z", "context": {"groupId": "initech"}}) + "\r\n")
+    f.write(json.dumps({"userId": "big", "event": "API Called", "context": {"groupId": "initech"},
+                        "properties": {"pad": "x" * 40000}}) + "\n")   # line 11: over 32 KB
+    f.write("\n")                                                     # line 12: blank, skipped
+    f.write(json.dumps({"userId": "last", "event": "API Called", "messageId": "odd-last",
+                        "context": {"groupId": "initech"}}))          # line 13: no newline
+PY
+api PUT /v1/accounts/initech '{"plan":"business"}'
+imp - <"$HR_SCRATCH/odd.jsonl" >"$HR_SCRATCH/out" 2>"$HR_SCRATCH/err"
+check "stdin import exits 0" [ $? -eq 0 ]
+check "the oversized line is reported" grep -q "stdin:11: .*32 KB" "$HR_SCRATCH/err"
+check "11 counted, 1 bad" grep -q "imported 11 events (0 already there, 1 bad lines skipped) from 13 lines" "$HR_SCRATCH/out"
+api GET "/v1/accounts/initech/usage?meter=api_calls"
+expect_json current 11
+
+section "POST /v1/import directly"
+ndjson() { # $1: first line number header (or ""), body on stdin
+    local h=()
+    [ -n "$1" ] && h=(-H "X-Headroom-Import-Line: $1")
+    curl -s -o "$HR_SCRATCH/body" -w '%{http_code}' -u "$HEADROOM_WRITE_KEY:" \
+        -H 'Content-Type: application/x-ndjson' "${h[@]}" --data-binary @- "$URL/v1/import"
+}
+code=$(printf '{"userId":"d1","event":"API Called","context":{"groupId":"initech"}}\n[1]\n{"type":"track"}\n' | ndjson 41)
+check "200 with bad lines" [ "$code" = 200 ]
+check "line 42 is not an object" grep -q '"line":42,"message":"a line must be a JSON object"' "$HR_SCRATCH/body"
+check "line 43 misses userId" grep -q '"line":43,' "$HR_SCRATCH/body"
+check "one accepted" grep -q '"accepted":1,' "$HR_SCRATCH/body"
+code=$(printf '{"userId":"d1","event":"API Called","context":{"groupId":"initech"}}\n' | ndjson 41)
+check "the same line at the same number: a duplicate" grep -q '"accepted":0,"duplicates":1' "$HR_SCRATCH/body"
+code=$(printf '{"userId":"d1","event":"API Called","context":{"groupId":"initech"}}\n' | ndjson 7)
+check "at another line number: a new event" grep -q '"accepted":1,"duplicates":0' "$HR_SCRATCH/body"
+code=$(printf '{}\n' | ndjson 0)
+check "a bad line number: 400" [ "$code" = 400 ]
+expect_error_body() { grep -q "\"code\":\"$1\"" "$HR_SCRATCH/body"; }
+check "... invalid_request" expect_error_body invalid_request
+code=$(curl -s -o "$HR_SCRATCH/body" -w '%{http_code}' -u "$HEADROOM_WRITE_KEY:" \
+    -H 'Content-Type: application/json' --data-binary '{}' "$URL/v1/import")
+check "JSON instead of JSON lines: 415" [ "$code" = 415 ]
+code=$(printf '{}\n' | curl -s -o "$HR_SCRATCH/body" -w '%{http_code}' -u "wrong:" \
+    -H 'Content-Type: application/x-ndjson' --data-binary @- "$URL/v1/import")
+check "a wrong write key: 401" [ "$code" = 401 ]
+check "... unauthorized" expect_error_body unauthorized
+api GET "/v1/accounts/initech/usage?meter=api_calls"
+expect_json current 13
+
 section "usage errors"
 env -u HEADROOM_WRITE_KEY "$HR_BIN/headroom" import "$F" >/dev/null 2>&1
 check "no write key: exit 2" [ $? -eq 2 ]
