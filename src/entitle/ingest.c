@@ -778,7 +778,9 @@ static void prune_seen(hr_engine *e, int64_t now_ms) {
     hr_idset_prune(e->seen, minute_of(cutoff));
     hr_err ignore;
     if (!e->store) return;
-    e->store->ops->prune_edays(e->store, day_of_ms(now_ms) - HR_HISTORY_DAYS + 1, &ignore);
+    /* 500 accounts a minute: a million accounts' rows in under a day and a
+     * half, past a horizon of 400 days; memory drops old days itself */
+    e->store->ops->prune_edays(e->store, day_of_ms(now_ms) - HR_HISTORY_DAYS + 1, 500, &ignore);
     /* retention: thin the raw log in chunks, for at most ~200 ms a minute so
      * ingestion (waiting on the writer mutex) barely notices */
     if (!e->retention_ms) return;

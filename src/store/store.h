@@ -249,8 +249,11 @@ typedef struct hr_store_ops {
     /* Event history upserts (absolute values, not increments). */
     int (*put_edays)(hr_store *s, const hr_eday_rec *r, int n, hr_err *err);
     int (*put_estats)(hr_store *s, const hr_estat_rec *r, int n, hr_err *err);
-    /* Forgets day rows before day `before` (the history horizon). */
-    int (*prune_edays)(hr_store *s, int32_t before, hr_err *err);
+    /* Forgets day rows before day `before` (the history horizon) of the
+     * next `accounts` accounts in id order after the previous call's last
+     * (a cursor the store keeps, wrapping at the end): a call costs the same
+     * however large the table. */
+    int (*prune_edays)(hr_store *s, int32_t before, int accounts, hr_err *err);
     /* Of the log's oldest `limit` events, deletes those received before
      * older_than_ms and already folded (folded_seq); *deleted says how
      * many (fewer than limit: nothing older is left to prune now).

@@ -376,7 +376,7 @@ static void test_open_migrate_reopen(void **state) {
     hr_store *s = open_store(f);
     assert_string_equal(s->ops->name, "sqlite");
     int v = hr_store_sqlite_schema_version(s);
-    assert_int_equal(v, 7);
+    assert_int_equal(v, 8);
     hr_store_close(s);
 
     s = open_store(f);
@@ -863,7 +863,7 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT max(version) FROM schema_migrations"), 1);
     
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 7);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 8);
     hr_event_rec e = event("m1", "acc_1", "Board Created", 1000);
     ok(s->ops->put_events(s, &e, 1, &err), &err);
     hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
@@ -884,12 +884,13 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
                                   " ('seen','seen_received')"),
                      0);
+    /* migration 8 dropped migration 3's day index again */
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
                                   " ('event_days','event_days_day','event_stats')"),
-                     3);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 7);
+                     2);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 8);
 
-    /* A version-2 file gets migrations 3 to 7 alone: its logged events
+    /* A version-2 file gets migrations 3 to 8 alone: its logged events
      * were folded when they were written, and get chained per account. */
     exec_raw(f, "DROP TABLE event_days; DROP TABLE event_stats;"
                 "DROP TABLE prompt_state; DROP TABLE prompt_events; DROP TABLE signal_state;"
@@ -905,7 +906,7 @@ static void test_migrations_from_v1(void **state) {
                 "CREATE TABLE seen (message_id TEXT PRIMARY KEY, received_ms INTEGER);"
                 "DELETE FROM schema_migrations WHERE version >= 3");
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 7);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 8);
     assert_int_equal(folded_of(s), 3);
     ev_seen ev = {0};
     ok(s->ops->recent_events(s, "acc_1", 10, on_event, &ev, &err), &err);
@@ -918,7 +919,7 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='events_account'"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='seen'"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 7);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 8);
 }
 
 static void test_events_seen_recent(void **state) {
@@ -1346,14 +1347,36 @@ static void test_history_load_stops_and_prune(void **state) {
     assert_int_equal(calls, 1);
 
     /* Prune forgets days strictly before the horizon, across accounts;
-     * stats are not days and stay. */
-    ok(s->ops->prune_edays(s, 11, &err), &err);
+     * stats are not days and stay. (No accounts table rows: one call
+     * covers every account.) */
+    ok(s->ops->prune_edays(s, 11, 500, &err), &err);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 2);
     assert_int_equal(query_int(f, "SELECT min(day) FROM event_days"), 11);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 1);
-    ok(s->ops->prune_edays(s, 11, &err), &err); /* nothing left to prune: still 0 */
-    ok(s->ops->prune_edays(s, 1000, &err), &err);
+    ok(s->ops->prune_edays(s, 11, 500, &err), &err); /* nothing left to prune: still 0 */
+    ok(s->ops->prune_edays(s, 1000, 500, &err), &err);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
+
+    /* With accounts, a call covers the next `accounts` of them in id order,
+     * and the walk starts again after the last. */
+    const char *ids[] = {"acc_1", "acc_10", "acc_2"}; /* id order; acc_1 a prefix */
+    for (int i = 0; i < 3; i++) {
+        hr_account_rec a = account(ids[i], "free");
+        ok(s->ops->put_account(s, &a, &err), &err);
+        hr_eday_rec r[2] = {{ids[i], NULL, "A", 5, 1, 0, 0}, {ids[i], "u1", "A", 20, 1, 0, 0}};
+        ok(s->ops->put_edays(s, r, 2, &err), &err);
+    }
+    ok(s->ops->prune_edays(s, 11, 2, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE day < 11"), 1);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE account = 'acc_2'"), 2);
+    ok(s->ops->prune_edays(s, 11, 2, &err), &err); /* acc_2, then the end */
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE day < 11"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 3);
+    hr_eday_rec late = {"acc_1", NULL, "B", 6, 1, 0, 0};
+    ok(s->ops->put_edays(s, &late, 1, &err), &err);
+    ok(s->ops->prune_edays(s, 11, 2, &err), &err); /* from the start again */
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE day < 11"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 3);
     hr_store_close(s);
 }
 
@@ -1394,7 +1417,7 @@ static void test_history_transactions(void **state) {
     ok(s->ops->begin(s, &err), &err);
     ok(s->ops->put_edays(s, d, 2, &err), &err);
     ok(s->ops->put_estats(s, &t, 1, &err), &err);
-    ok(s->ops->prune_edays(s, 0, &err), &err);
+    ok(s->ops->prune_edays(s, 0, 500, &err), &err);
     s->ops->rollback(s);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 0);
