@@ -75,7 +75,7 @@ static double now_s(void) {
 static int save_state(const char *state, off_t offset, long long line) {
     if (!state) return 0;
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", state);
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", state) >= (int)sizeof tmp) return -1;
     FILE *f = fopen(tmp, "w");
     if (!f) return -1;
     fprintf(f, "%lld %lld\n", (long long)offset, line);

@@ -1274,7 +1274,7 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
     double crossed[HR_MAX_THRESHOLDS];
     int64_t limit = 0, after = 0;
     hr_account *a;
-    int fi;
+    int fi = -1; /* set by target() (-O3 cannot tell) */
     *status = 200;
     if (!now) now = hr_time_now();
     pthread_mutex_lock(&e->wmu);
@@ -1438,7 +1438,7 @@ static int ent_value(const hr_feature *f, json_object *v, int64_t *out, hr_err *
 
 int hr_engine_put_override(hr_engine *e, const char *account, const char *feature,
                            json_object *value, int64_t expires_at, hr_buf *out, hr_err *err) {
-    int rc, fi;
+    int rc, fi = -1;
     hr_account *a;
     int64_t v = 0, now = hr_time_now();
     pthread_mutex_lock(&e->wmu);
@@ -1472,7 +1472,7 @@ out:
 
 int hr_engine_delete_override(hr_engine *e, const char *account, const char *feature,
                               hr_err *err) {
-    int rc, fi;
+    int rc, fi = -1;
     hr_account *a;
     pthread_mutex_lock(&e->wmu);
     if ((rc = target(e, account, feature, &a, &fi, err))) goto out;
@@ -1506,7 +1506,7 @@ static void trial_json(const char *kind, const char *key, int64_t started, int64
 
 int hr_engine_start_feature_trial(hr_engine *e, const char *account, const char *feature,
                                   int64_t now, hr_buf *out, hr_err *err) {
-    int rc, fi;
+    int rc, fi = -1;
     hr_account *a;
     if (!now) now = hr_time_now();
     pthread_mutex_lock(&e->wmu);
