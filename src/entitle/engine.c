@@ -599,14 +599,9 @@ static int load_meter(void *ud, const hr_meter_rec *r) {
     return a ? hr_account_load_meter(a, r) : 0;
 }
 
-static int load_eday(void *ud, const hr_eday_rec *r) {
+static int load_hist(void *ud, const hr_hist_rec *r) {
     hr_account *a = owner_of(ud, 6, r->account);
-    return a ? hr_account_load_eday(a, r, ((loader *)ud)->today) : 0;
-}
-
-static int load_estat(void *ud, const hr_estat_rec *r) {
-    hr_account *a = owner_of(ud, 7, r->account);
-    return a ? hr_account_load_estat(a, r) : 0;
+    return a ? hr_account_load_hist(a, r, ((loader *)ud)->today) : 0;
 }
 
 static int load_folded(void *ud, int64_t seq) {
@@ -656,9 +651,8 @@ int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
                          .usage = load_usage,   .override = load_override, .ftrial = load_ftrial,
                          .expect = expect_accounts, .meter = load_meter, .seen = load_seen,
                          .seen_since = hr_time_now() * 1000 - e->dedup_window_ms,
-                         .eday = load_eday, .estat = load_estat, .folded = load_folded};
+                         .hist = load_hist, .folded = load_folded};
     ctx.today = (int32_t)(hr_time_now() / 86400);
-    l.edays_since = ctx.today - HR_HISTORY_DAYS + 1;
     pthread_mutex_lock(&e->wmu);
     pthread_rwlock_wrlock(&e->lock);
     int rc = s->ops->load(s, &l, err);

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "catalog/catalog.h"
 #include "map.h"
 #include "events/meter.h"
@@ -79,6 +80,15 @@ double hr_hist_sum_day(const hr_sum_ent *se, int32_t day);
 int hr_hist_sum_set(hr_sum_ent *se, int32_t day, double sum, int32_t today);
 /* Over the `days` days up to today. */
 double hr_hist_sum_window(const hr_sum_ent *se, int32_t today, int days);
+/* The days of an entry as stored (event_hist.days): "DAY:N,GAP:N,..." in
+ * day order, DAY the first day (days since 1970-01-01), each GAP the
+ * distance from the day before, N the count (he) or the sum (se, to 17
+ * digits). Text, so that sqlite3 shows it and SQL (migration 8) can write
+ * it. Appended to out. */
+void hr_hist_days_text(const hr_hist_ent *he, const hr_sum_ent *se, hr_buf *out);
+/* Sets the days of he (or se) from such text, leaving out days past the
+ * horizon before today. HR_EINVAL if malformed, HR_ENOMEM. */
+int hr_hist_days_parse(const char *s, int32_t today, hr_hist_ent *he, hr_sum_ent *se);
 /* Over the `days` days up to today (he may be NULL): the total count and
  * how many days had at least one. */
 void hr_hist_window(const hr_hist_ent *he, int32_t today, int days, int64_t *total, int *active);
@@ -236,8 +246,7 @@ void hr_ingest_init(hr_engine *e);
  * message id into the dedup window. */
 int hr_account_load_meter(hr_account *a, const hr_meter_rec *r);
 int hr_ingest_load_seen(hr_engine *e, const char *id, int64_t at_ms);
-int hr_account_load_eday(hr_account *a, const hr_eday_rec *r, int32_t today);
-int hr_account_load_estat(hr_account *a, const hr_estat_rec *r);
+int hr_account_load_hist(hr_account *a, const hr_hist_rec *r, int32_t today);
 void hr_ingest_dispose(hr_engine *e);
 /* After the load: folds the log's events past the stored folded_seq into
  * memory (writer mutex held, store attached, no read lock held). */

@@ -6,11 +6,16 @@
  * Days are kept sorted in a small array per event: events arrive in time
  * order almost always, so an update is an append or a change of the last
  * element; a late event inserts in place. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "engine.h"
 #include "entitle_int.h"
+#include "err.h"
 #include "timeutil.h"
 
 void hr_hist_free(hr_hist *h) {
@@ -96,6 +101,63 @@ int hr_hist_set_day(hr_hist_ent *he, int32_t day, uint32_t count, int32_t today)
     return 0;
 }
 
+
+/* ---- as stored ---- */
+
+static char *put_u64(char *p, uint64_t v) {
+    char tmp[20];
+    int n = 0;
+    do tmp[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    while (n) *p++ = tmp[--n];
+    return p;
+}
+
+void hr_hist_days_text(const hr_hist_ent *he, const hr_sum_ent *se, hr_buf *out) {
+    uint32_t n = he ? he->n : se ? se->n : 0;
+    int64_t prev = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char buf[64], *p = buf;
+        int64_t day = he ? he->days[i].day : se->days[i].day, gap = day - prev;
+        if (i) *p++ = ',';
+        if (gap < 0) *p++ = '-', gap = -gap; /* only a first day before 1970 */
+        p = put_u64(p, (uint64_t)gap);
+        *p++ = ':';
+        if (he)
+            p = put_u64(p, he->days[i].count);
+        else
+            p += snprintf(p, sizeof buf - (size_t)(p - buf), "%.17g", se->days[i].sum);
+        hr_buf_append(out, buf, (size_t)(p - buf));
+        prev = day;
+    }
+}
+
+int hr_hist_days_parse(const char *s, int32_t today, hr_hist_ent *he, hr_sum_ent *se) {
+    int64_t day = 0;
+    for (int first = 1; s && *s; first = 0) {
+        char *end;
+        long long gap = strtoll(s, &end, 10);
+        if (end == s || *end != ':' || (!first && gap < 0) || gap > INT32_MAX || gap < INT32_MIN)
+            return HR_EINVAL;
+        day += gap;
+        if (day > INT32_MAX || day < INT32_MIN) return HR_EINVAL;
+        s = end + 1;
+        if (he) {
+            if (*s < '0' || *s > '9') return HR_EINVAL;
+            unsigned long long c = strtoull(s, &end, 10);
+            if (c > UINT32_MAX) return HR_EINVAL;
+            if (hr_hist_set_day(he, (int32_t)day, (uint32_t)c, today)) return HR_ENOMEM;
+        } else {
+            double v = strtod(s, &end);
+            if (end == s || !isfinite(v)) return HR_EINVAL;
+            if (hr_hist_sum_set(se, (int32_t)day, v, today)) return HR_ENOMEM;
+        }
+        s = end;
+        if (*s == ',') s++;
+        else if (*s) return HR_EINVAL;
+    }
+    return 0;
+}
 
 /* ---- sums of a property ---- */
 

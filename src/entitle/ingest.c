@@ -172,26 +172,28 @@ static hr_hist **owner_of_row(hr_account *a, const char *user) {
     return NULL; /* a member since removed */
 }
 
-int hr_account_load_eday(hr_account *a, const hr_eday_rec *r, int32_t today) {
+int hr_account_load_hist(hr_account *a, const hr_hist_rec *r, int32_t today) {
     hr_hist **owner = owner_of_row(a, r->user);
-    if (!owner) return 0;
-    if (r->is_sum) {
+    if (!owner || !r->event) return 0;
+    int rc;
+    if (!strncmp(r->event, HR_SUM_PREFIX, sizeof HR_SUM_PREFIX - 1)) {
         const char *key = hr_intern(r->event + sizeof HR_SUM_PREFIX - 1);
         hr_sum_ent *se = key ? hr_hist_sum(owner, key, 1) : NULL;
-        return !se || hr_hist_sum_set(se, r->day, r->sum, today) ? HR_ENOMEM : 0;
+        rc = se ? hr_hist_days_parse(r->days, today, NULL, se) : HR_ENOMEM;
+    } else {
+        const char *ev = hr_intern(r->event);
+        hr_hist_ent *he = ev ? hr_hist_get(owner, ev) : NULL;
+        if (!he) return HR_ENOMEM;
+        he->first_ms = r->first_ms;
+        he->last_ms = r->last_ms;
+        rc = hr_hist_days_parse(r->days, today, he, NULL);
     }
-    hr_hist_ent *he = hr_hist_get(owner, hr_intern(r->event));
-    return !he || hr_hist_set_day(he, r->day, r->count, today) ? HR_ENOMEM : 0;
-}
-
-int hr_account_load_estat(hr_account *a, const hr_estat_rec *r) {
-    hr_hist **owner = owner_of_row(a, r->user);
-    if (!owner) return 0;
-    hr_hist_ent *he = hr_hist_get(owner, hr_intern(r->event));
-    if (!he) return HR_ENOMEM;
-    he->first_ms = r->first_ms;
-    he->last_ms = r->last_ms;
-    return 0;
+    if (rc == HR_EINVAL) { /* one bad row costs its days, not the start */
+        hr_log(HR_LOG_WARN, "event history of %s/%s/%s: unreadable days, skipped", a->id,
+               r->user ? r->user : "", r->event);
+        rc = 0;
+    }
+    return rc;
 }
 
 int hr_ingest_load_seen(hr_engine *e, const char *id, int64_t at_ms) {
@@ -223,11 +225,10 @@ typedef struct hr_dmeter {
     char key[];        /* "account\x1fmeter\x1fperiod" */
 } hr_dmeter;
 
-/* An event's day (or a sum's) changed since the last flush; its values are
- * read from the owner's history when written. */
+/* An event's days (or a sum's) changed since the last flush; the row is
+ * written whole from the owner's history. */
 typedef struct hr_dhist {
     const char *event; /* interned: the event, or the sum key when is_sum */
-    int32_t day;
     int is_sum;
     char *account, *user; /* after the key; user "" at account level */
     char key[];
@@ -262,10 +263,10 @@ static hr_dmeter *dmeter_get(hr_engine *e, const char *account, const char *mete
 }
 
 static int dhist_mark(hr_engine *e, const char *account, const char *user, const char *event,
-                      int32_t day, int is_sum) {
+                      int is_sum) {
     char key[DKEY_MAX];
-    int kl = snprintf(key, sizeof key, "%s\x1f%s\x1f%p\x1f%d\x1f%d", account, user,
-                      (const void *)event, (int)day, is_sum);
+    int kl = snprintf(key, sizeof key, "%s\x1f%s\x1f%p\x1f%d", account, user, (const void *)event,
+                      is_sum);
     if (kl < 0 || (size_t)kl >= sizeof key) return -1;
     if (e->dhist && hr_map_get(e->dhist, key)) return 0;
     if (!e->dhist && !(e->dhist = hr_map_new(256))) return -1;
@@ -278,7 +279,6 @@ static int dhist_mark(hr_engine *e, const char *account, const char *user, const
     d->user = d->account + al + 1;
     memcpy(d->user, user, ul + 1);
     d->event = event;
-    d->day = day;
     d->is_sum = is_sum;
     int err = 0;
     hr_map_put(e->dhist, d->key, d, &err);
@@ -778,9 +778,8 @@ static void prune_seen(hr_engine *e, int64_t now_ms) {
     hr_idset_prune(e->seen, minute_of(cutoff));
     hr_err ignore;
     if (!e->store) return;
-    /* 500 accounts a minute: a million accounts' rows in under a day and a
-     * half, past a horizon of 400 days; memory drops old days itself */
-    e->store->ops->prune_edays(e->store, day_of_ms(now_ms) - HR_HISTORY_DAYS + 1, 500, &ignore);
+    /* (history rows drop days past the horizon whenever they are rewritten,
+     * and the load skips them) */
     /* retention: thin the raw log in chunks, for at most ~200 ms a minute so
      * ingestion (waiting on the writer mutex) barely notices */
     if (!e->retention_ms) return;
@@ -977,7 +976,10 @@ static void track_changes(hr_engine *e, batch *b) {
     }
     for (size_t i = 0; i < b->nhs; i++) {
         const hstage *h = &b->hs[i];
-        if (dhist_mark(e, h->account, h->user, h->event, h->day, h->is_sum)) e->fold_stuck = 1;
+        /* consecutive stages are mostly one key's days: mark it once */
+        const hstage *p = i ? &b->hs[i - 1] : NULL;
+        if (p && p->owner == h->owner && p->event == h->event && p->is_sum == h->is_sum) continue;
+        if (dhist_mark(e, h->account, h->user, h->event, h->is_sum)) e->fold_stuck = 1;
     }
 }
 
@@ -1182,71 +1184,76 @@ out:
 
 #define FLUSH_ROWS 512
 
-/* Writes n history rows (with their sum names) and empties the arrays. */
-static int put_hist_rows(hr_store *s, hr_eday_rec *d, int nd, hr_estat_rec *st, int nst,
-                         char **names, hr_err *err) {
-    int rc = nd ? s->ops->put_edays(s, d, nd, err) : 0;
-    if (!rc && nst) rc = s->ops->put_estats(s, st, nst, err);
-    for (int i = 0; i < nd; i++) free(names[i]), names[i] = NULL;
-    return rc;
+/* The name a row is stored under: the event, or "sum\x1f" + the sum key. */
+static int stored_name_cmp(const hr_dhist *a, const hr_dhist *b) {
+    const char *pa = a->is_sum ? HR_SUM_PREFIX : "", *pb = b->is_sum ? HR_SUM_PREFIX : "";
+    const char *ea = a->event, *eb = b->event;
+    for (;;) {
+        unsigned char ca = (unsigned char)(*pa ? *pa : *ea), cb = (unsigned char)(*pb ? *pb : *eb);
+        if (ca != cb || !ca) return (ca > cb) - (ca < cb);
+        if (*pa) pa++; else ea++;
+        if (*pb) pb++; else eb++;
+    }
 }
 
-/* In the tables' key order: the upserts walk each b-tree forwards. */
+/* In the table's key order: the writes walk the b-tree forwards. */
 static int dhist_cmp(const void *x, const void *y) {
     const hr_dhist *a = *(const hr_dhist *const *)x, *b = *(const hr_dhist *const *)y;
     int c = strcmp(a->account, b->account);
     if (!c) c = strcmp(a->user, b->user);
-    if (!c) c = strcmp(a->event, b->event);
-    if (!c) c = (a->day > b->day) - (a->day < b->day);
+    if (!c) c = stored_name_cmp(a, b);
     return c;
 }
 
+/* Each changed (account, user, event) row, whole, from memory. */
 static int flush_hist(hr_engine *e, hr_err *err) {
     hr_store *s = e->store;
     size_t n = e->dhist ? hr_map_count(e->dhist) : 0, k = 0, pos = 0;
     if (!n) return 0;
     hr_dhist **all = malloc(n * sizeof *all);
-    if (!all) return hr_err_set(err, HR_ENOMEM, "out of memory");
+    hr_buf *text = calloc(FLUSH_ROWS, sizeof *text); /* each row's days and name */
+    hr_hist_rec rows[FLUSH_ROWS];
+    int nr = 0, rc = 0;
+    if (!all || !text) {
+        rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+        goto out;
+    }
     void *v;
     while (k < n && hr_map_next(e->dhist, &pos, NULL, &v)) all[k++] = v;
     qsort(all, k, sizeof *all, dhist_cmp);
-    hr_eday_rec d[FLUSH_ROWS];
-    hr_estat_rec st[FLUSH_ROWS];
-    char *names[FLUSH_ROWS] = {0};
-    int nd = 0, nst = 0, rc = 0;
     for (size_t i = 0; i < k && !rc; i++) {
         const hr_dhist *h = all[i];
         hr_account *a = hr_map_get(e->accounts, h->account);
         hr_hist **owner = a ? owner_of_row(a, h->user) : NULL;
         if (!owner) continue; /* the account or member went */
-        if (h->is_sum) {
-            size_t len = sizeof HR_SUM_PREFIX + strlen(h->event);
-            if (!(names[nd] = malloc(len))) {
-                rc = hr_err_set(err, HR_ENOMEM, "out of memory");
-                break;
-            }
-            snprintf(names[nd], len, "%s%s", HR_SUM_PREFIX, h->event);
-            double sum = hr_hist_sum_day(hr_hist_sum(owner, h->event, 0), h->day);
-            d[nd] = (hr_eday_rec){h->account, h->user, names[nd], h->day, 0, 1, sum};
-            nd++;
-        } else {
-            const hr_hist_ent *he = hr_hist_find_interned(*owner, h->event);
-            if (!he) continue;
-            d[nd++] = (hr_eday_rec){h->account, h->user, h->event, h->day,
-                                    hr_hist_day_count(he, h->day), 0, 0};
-            /* first and last seen: once per (account, user, event) */
-            const hr_dhist *next = i + 1 < k ? all[i + 1] : NULL;
-            if (!next || next->is_sum || strcmp(next->event, h->event) ||
-                strcmp(next->user, h->user) || strcmp(next->account, h->account))
-                st[nst++] = (hr_estat_rec){h->account, h->user, h->event, he->first_ms, he->last_ms};
+        const hr_hist_ent *he = h->is_sum ? NULL : hr_hist_find_interned(*owner, h->event);
+        const hr_sum_ent *se = h->is_sum ? hr_hist_sum(owner, h->event, 0) : NULL;
+        if (!he && !se) continue;
+        hr_buf *t = &text[nr];
+        hr_buf_reset(t);
+        if (se) { /* the name first, then the days after its NUL */
+            hr_buf_puts(t, HR_SUM_PREFIX);
+            hr_buf_puts(t, h->event);
+            hr_buf_putc(t, 0);
         }
-        if (nd == FLUSH_ROWS || nst == FLUSH_ROWS) {
-            rc = put_hist_rows(s, d, nd, st, nst, names, err);
-            nd = nst = 0;
+        size_t at = t->len;
+        hr_hist_days_text(he, se, t);
+        hr_buf_putc(t, 0); /* an empty list still needs its text */
+        if (hr_buf_failed(t)) {
+            rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+            break;
+        }
+        rows[nr++] = (hr_hist_rec){h->account, h->user, se ? t->data : h->event,
+                                   he ? he->first_ms : 0, he ? he->last_ms : 0, t->data + at};
+        if (nr == FLUSH_ROWS) {
+            rc = s->ops->put_hists(s, rows, nr, err);
+            nr = 0;
         }
     }
-    if (!rc) rc = put_hist_rows(s, d, nd, st, nst, names, err);
-    for (int i = 0; i < nd; i++) free(names[i]);
+    if (!rc && nr) rc = s->ops->put_hists(s, rows, nr, err);
+out:
+    for (int i = 0; text && i < FLUSH_ROWS; i++) hr_buf_dispose(&text[i]);
+    free(text);
     free(all);
     return rc;
 }

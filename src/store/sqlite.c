@@ -200,11 +200,31 @@ static const migration migrations[] = {
      "  WHERE account IS NOT NULL;"
      "DROP INDEX events_account;"},
     {8,
-     /* History rows are pruned a few hundred accounts at a time along the
-      * primary key (prune_edays): the day index that served a table-wide
-      * prune cost each history row one insert at a random place, which
-      * slowed an import of a year of events by a third. */
-     "DROP INDEX IF EXISTS event_days_day;"},
+     /* History as one row per (account, user, event) holding all its days
+      * (text, history.c's format: "DAY:COUNT,DELTA:COUNT,..."), written
+      * whole from memory: a row per day made a year of imported events
+      * cost a b-tree insert per event and day, and the day index (for a
+      * table-wide prune) one more at a random place. Days past the horizon
+      * are dropped whenever a row is rewritten and skipped on load. */
+     "CREATE TABLE event_hist ("
+     "  account TEXT NOT NULL, user TEXT NOT NULL, event TEXT NOT NULL,"
+     "  first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, days TEXT NOT NULL,"
+     "  PRIMARY KEY (account, user, event)) WITHOUT ROWID;"
+     "INSERT INTO event_hist (account, user, event, first_ms, last_ms, days)"
+     "  SELECT k.account, k.user, k.event, coalesce(s.first_ms, 0), coalesce(s.last_ms, 0), k.days"
+     "  FROM (SELECT account, user, event, group_concat(d || ':' || count, ',') AS days"
+     "        FROM (SELECT account, user, event, count,"
+     "                     day - lag(day, 1, 0) OVER (PARTITION BY account, user, event"
+     "                                                ORDER BY day) AS d"
+     "              FROM event_days ORDER BY account, user, event, day)"
+     "        GROUP BY account, user, event) k"
+     "  LEFT JOIN event_stats s USING (account, user, event);"
+     "INSERT INTO event_hist (account, user, event, first_ms, last_ms, days)"
+     "  SELECT account, user, event, first_ms, last_ms, '' FROM event_stats s"
+     "  WHERE NOT EXISTS (SELECT 1 FROM event_hist h WHERE h.account = s.account"
+     "                    AND h.user = s.user AND h.event = s.event);"
+     "DROP TABLE event_days;"
+     "DROP TABLE event_stats;"},
 };
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 #define LATEST_VERSION (migrations[NMIGRATIONS - 1].version)
@@ -234,8 +254,7 @@ static const migration migrations[] = {
     X(DEL_ACCOUNT_OVERRIDES, "DELETE FROM overrides WHERE account = ?1")               \
     X(DEL_ACCOUNT_FTRIALS, "DELETE FROM feature_trials WHERE account = ?1")            \
     X(DEL_ACCOUNT_METERS, "DELETE FROM meter_values WHERE account = ?1")               \
-    X(DEL_ACCOUNT_EDAYS, "DELETE FROM event_days WHERE account = ?1")                  \
-    X(DEL_ACCOUNT_ESTATS, "DELETE FROM event_stats WHERE account = ?1")                \
+    X(DEL_ACCOUNT_HIST, "DELETE FROM event_hist WHERE account = ?1")                   \
     X(PUT_USER,                                                                        \
       "INSERT INTO users (account, id, role, seat_type, traits_json, created_at,"      \
       " updated_at) VALUES (?1,?2,?3,?4,?5,?6,?7)"                                     \
@@ -299,18 +318,9 @@ static const migration migrations[] = {
       "SELECT account, meter, period_start, value, latest_ms, uniq FROM meter_values"  \
       " WHERE account = ?1 AND meter = ?2 AND period_start >= ?3 AND period_start < ?4"\
       " ORDER BY period_start")                                                        \
-    X(PUT_EDAY,                                                                        \
-      "INSERT INTO event_days (account, user, event, day, count) VALUES (?1,?2,?3,?4,?5)"\
-      " ON CONFLICT (account, user, event, day) DO UPDATE SET count=excluded.count")   \
-    X(PUT_ESTAT,                                                                       \
-      "INSERT INTO event_stats (account, user, event, first_ms, last_ms)"              \
-      " VALUES (?1,?2,?3,?4,?5)"                                                       \
-      " ON CONFLICT (account, user, event) DO UPDATE SET"                              \
-      " first_ms=min(first_ms, excluded.first_ms),"                                    \
-      " last_ms=max(last_ms, excluded.last_ms)")                                       \
-    X(EDAYS_PRUNE_UPTO, "SELECT id FROM accounts WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2") \
-    X(EDAYS_PRUNE, "DELETE FROM event_days WHERE account > ?1 AND account <= ?2 AND day < ?3") \
-    X(EDAYS_PRUNE_TAIL, "DELETE FROM event_days WHERE account > ?1 AND day < ?2")         \
+    X(PUT_HIST,                                                                        \
+      "INSERT OR REPLACE INTO event_hist (account, user, event, first_ms, last_ms, days)"\
+      " VALUES (?1,?2,?3,?4,?5,?6)")                                                   \
     X(PUT_PROMPT,                                                                      \
       "INSERT INTO prompt_state (campaign, kind, key, variant, account, first_ms,"     \
       " dismissed_ms, answered_ms, converted_ms, shows) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)" \
@@ -402,7 +412,6 @@ typedef struct sq_store {
     /* account_log in memory, read on the first put_events and dropped on
      * a rollback (it may hold what was rolled back) */
     hr_map *last;
-    char *prune_after; /* prune_edays's cursor: the last account it did */
 } sq_store;
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -635,7 +644,6 @@ static void drop_last(sq_store *q);
 static void sq_close(hr_store *s) {
     sq_store *q = (sq_store *)s;
     drop_last(q);
-    free(q->prune_after);
     for (int i = 0; i < NSTMTS; i++) sqlite3_finalize(q->st[i]);
     /* Closing the last connection checkpoints and removes the WAL file;
      * an open transaction is rolled back. */
@@ -690,8 +698,8 @@ static int sq_put_account(hr_store *s, const hr_account_rec *r, hr_err *err) {
 static int sq_delete_account(hr_store *s, const char *id, hr_err *err) {
     static const int dels[] = {ST_DEL_ACCOUNT_USERS, ST_DEL_ACCOUNT_USAGE,
                                ST_DEL_ACCOUNT_OVERRIDES, ST_DEL_ACCOUNT_FTRIALS,
-                               ST_DEL_ACCOUNT_METERS, ST_DEL_ACCOUNT_EDAYS,
-                               ST_DEL_ACCOUNT_ESTATS, ST_DEL_ACCOUNT_IDEM,
+                               ST_DEL_ACCOUNT_METERS, ST_DEL_ACCOUNT_HIST,
+                               ST_DEL_ACCOUNT_IDEM,
                                ST_DEL_ACCOUNT};
     sq_store *q = (sq_store *)s;
     /* Outside the caller's transaction the deletes need one of their
@@ -1077,20 +1085,14 @@ static const char *user_or_empty(const char *u) {
     return u ? u : "";
 }
 
-/* Binds record i of a put_edays / put_estats batch to the statement. */
+/* Binds record i of a put_hists batch to the statement. */
 typedef int (*bind_fn)(sqlite3_stmt *st, const void *recs, int i);
 
-static int bind_eday(sqlite3_stmt *st, const void *recs, int i) {
-    const hr_eday_rec *r = (const hr_eday_rec *)recs + i;
+static int bind_hist(sqlite3_stmt *st, const void *recs, int i) {
+    const hr_hist_rec *r = (const hr_hist_rec *)recs + i;
     return btext(st, 1, r->account) | btext(st, 2, user_or_empty(r->user)) |
-           btext(st, 3, r->event) | bint(st, 4, r->day) |
-           (r->is_sum ? sqlite3_bind_double(st, 5, r->sum) != SQLITE_OK : bint(st, 5, r->count));
-}
-
-static int bind_estat(sqlite3_stmt *st, const void *recs, int i) {
-    const hr_estat_rec *r = (const hr_estat_rec *)recs + i;
-    return btext(st, 1, r->account) | btext(st, 2, user_or_empty(r->user)) |
-           btext(st, 3, r->event) | bint(st, 4, r->first_ms) | bint(st, 5, r->last_ms);
+           btext(st, 3, r->event) | bint(st, 4, r->first_ms) | bint(st, 5, r->last_ms) |
+           btext(st, 6, r->days ? r->days : "");
 }
 
 /* Runs statement idx once per record, all n in one transaction: the
@@ -1111,48 +1113,8 @@ out:
     return ret;
 }
 
-static int sq_put_edays(hr_store *s, const hr_eday_rec *r, int n, hr_err *err) {
-    return put_batch((sq_store *)s, ST_PUT_EDAY, bind_eday, r, n, err, "put_edays");
-}
-
-static int sq_put_estats(hr_store *s, const hr_estat_rec *r, int n, hr_err *err) {
-    return put_batch((sq_store *)s, ST_PUT_ESTAT, bind_estat, r, n, err, "put_estats");
-}
-
-static int sq_prune_edays(hr_store *s, int32_t before, int accounts, hr_err *err) {
-    sq_store *q = (sq_store *)s;
-    const char *after = q->prune_after ? q->prune_after : "";
-    sqlite3_stmt *st = q->st[ST_EDAYS_PRUNE_UPTO];
-    char *upto = NULL;
-    int ret = 0, rc;
-    if (btext(st, 1, after) | bint(st, 2, accounts > 0 ? accounts - 1 : 0)) {
-        ret = fail_rc(q->db, sqlite3_errcode(q->db), err, "prune_edays");
-        goto out;
-    }
-    if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!(upto = ccopy(st, 0))) ret = hr_err_set(err, HR_ENOMEM, "out of memory");
-    } else if (rc != SQLITE_DONE) {
-        ret = fail_rc(q->db, rc, err, "prune_edays");
-    }
-    done(st);
-    if (ret) goto out;
-    if (upto) {
-        int bad = btext(q->st[ST_EDAYS_PRUNE], 1, after) | btext(q->st[ST_EDAYS_PRUNE], 2, upto) |
-                  bint(q->st[ST_EDAYS_PRUNE], 3, before);
-        ret = exec_stmt(q, ST_EDAYS_PRUNE, bad, err, "prune_edays");
-    } else { /* the last accounts: then start again from the first */
-        int bad = btext(q->st[ST_EDAYS_PRUNE_TAIL], 1, after) |
-                  bint(q->st[ST_EDAYS_PRUNE_TAIL], 2, before);
-        ret = exec_stmt(q, ST_EDAYS_PRUNE_TAIL, bad, err, "prune_edays");
-    }
-    if (!ret) {
-        free(q->prune_after);
-        q->prune_after = upto; /* NULL: wrapped */
-        upto = NULL;
-    }
-out:
-    free(upto);
-    return ret;
+static int sq_put_hists(hr_store *s, const hr_hist_rec *r, int n, hr_err *err) {
+    return put_batch((sq_store *)s, ST_PUT_HIST, bind_hist, r, n, err, "put_hists");
 }
 
 /* ---- campaigns ---------------------------------------------------------- */
@@ -1513,30 +1475,16 @@ static int row_seen(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
     return l->seen(l->ud, ctext(st, 0), sqlite3_column_int64(st, 1));
 }
 
-static int row_eday(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
-    hr_eday_rec r = {
-        .account = ctext(st, 0),
-        .user = ctext(st, 1),
-        .event = ctext(st, 2),
-        .day = (int32_t)sqlite3_column_int64(st, 3),
-        .count = (uint32_t)sqlite3_column_int64(st, 4),
-    };
-    if (r.event && !strncmp(r.event, HR_SUM_PREFIX, sizeof HR_SUM_PREFIX - 1)) {
-        r.is_sum = 1;
-        r.sum = sqlite3_column_double(st, 4);
-    }
-    return l->eday(l->ud, &r);
-}
-
-static int row_estat(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
-    hr_estat_rec r = {
+static int row_hist(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
+    hr_hist_rec r = {
         .account = ctext(st, 0),
         .user = ctext(st, 1),
         .event = ctext(st, 2),
         .first_ms = sqlite3_column_int64(st, 3),
         .last_ms = sqlite3_column_int64(st, 4),
+        .days = ctext(st, 5),
     };
-    return l->estat(l->ud, &r);
+    return l->hist(l->ud, &r);
 }
 
 static int sq_load(hr_store *s, const hr_store_loader *l, hr_err *err) {
@@ -1598,21 +1546,12 @@ static int sq_load(hr_store *s, const hr_store_loader *l, hr_err *err) {
                         from, row_seen, l, err, "load seen")))
             goto out;
     }
-    /* Primary-key order, so both are one pass over the b-tree, no sort.
-     * The unary + keeps the planner off the day index (which would need a
-     * sort to restore the order): prune_edays keeps the rows below the
-     * cutoff few, so checking it per row is the cheaper plan. */
-    if (l->eday &&
+    /* Primary-key order: one pass over the b-tree, no sort. */
+    if (l->hist &&
         (ret = scan(q,
-                    "SELECT account, user, event, day, count FROM event_days"
-                    " WHERE +day >= ?1 ORDER BY account, user, event, day",
-                    l->edays_since, row_eday, l, err, "load event days")))
-        goto out;
-    if (l->estat &&
-        (ret = scan(q,
-                    "SELECT account, user, event, first_ms, last_ms FROM event_stats"
+                    "SELECT account, user, event, first_ms, last_ms, days FROM event_hist"
                     " ORDER BY account, user, event",
-                    0, row_estat, l, err, "load event stats")))
+                    0, row_hist, l, err, "load event history")))
         goto out;
     if (l->folded) {
         int64_t seq = 0;
@@ -1651,8 +1590,7 @@ static const hr_store_ops sqlite_ops = {
     .replay_events = sq_replay_events,
     .meter_series = sq_meter_series,
     .recent_events = sq_recent_events,
-    .put_edays = sq_put_edays,
-    .put_estats = sq_put_estats,
+    .put_hists = sq_put_hists,
     .put_prompts = sq_put_prompts,
     .put_prompt_events = sq_put_prompt_events,
     .load_prompts = sq_load_prompts,
@@ -1668,7 +1606,6 @@ static const hr_store_ops sqlite_ops = {
     .outbox_list = sq_outbox_list,
     .delivery_put = sq_delivery_put,
     .delivery_list = sq_delivery_list,
-    .prune_edays = sq_prune_edays,
     .prune_events = sq_prune_events,
     .put_catalog = sq_put_catalog,
     .get_catalog = sq_get_catalog,

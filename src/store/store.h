@@ -78,25 +78,18 @@ typedef struct hr_meter_rec {
     uint32_t nuniq;
 } hr_meter_rec;
 
-/* Event history for rules: how many times an event happened on one UTC day
- * (day = days since 1970-01-01), for an account (user "") or one of its
- * users; and when it was first and last seen. */
-typedef struct hr_eday_rec {
-    const char *account, *user, *event;
-    int32_t day;
-    uint32_t count;
-    /* A property's sum per day for rules' sum() is a row of its own: event
-     * "sum\x1fEVENT\x1fPROPERTY" (HR_SUM_PREFIX), the sum in the count
-     * column as a real. */
-    int is_sum;
-    double sum;
-} hr_eday_rec;
-#define HR_SUM_PREFIX "sum\x1f"
-
-typedef struct hr_estat_rec {
+/* Event history for rules, one row per (account, user, event): how many
+ * times the event happened on each UTC day (days as history.c writes them:
+ * text, opaque here), for the account (user "" or NULL) or one of its
+ * users, and when it was first and last seen. A property's sums per day for
+ * rules' sum() are a row of their own: event "sum\x1fEVENT\x1fPROPERTY"
+ * (HR_SUM_PREFIX), first and last 0. */
+typedef struct hr_hist_rec {
     const char *account, *user, *event;
     int64_t first_ms, last_ms;
-} hr_estat_rec;
+    const char *days;
+} hr_hist_rec;
+#define HR_SUM_PREFIX "sum\x1f"
 
 /* Campaign state (campaigns/): kind 0 is a user's state in a campaign (key
  * = user id; shows = recent show times, unix ms, comma-separated), 1 an
@@ -184,11 +177,9 @@ typedef struct hr_store_loader {
      * the dedup window, after the meters. */
     int (*seen)(void *ud, const char *message_id, int64_t received_ms);
     int64_t seen_since;
-    /* Optional: event history, after the seen ids, ordered by account:
-     * every day row with day >= edays_since, then every stats row. */
-    int (*eday)(void *ud, const hr_eday_rec *r);
-    int (*estat)(void *ud, const hr_estat_rec *r);
-    int32_t edays_since;
+    /* Optional: event history, after the seen ids, in (account, user,
+     * event) order. */
+    int (*hist)(void *ud, const hr_hist_rec *r);
     /* Optional, last: the log seq the meters and history just loaded
      * include (the replay starts after it), read in the same snapshot. */
     int (*folded)(void *ud, int64_t folded_seq);
@@ -207,7 +198,7 @@ typedef struct hr_store_ops {
     int (*load)(hr_store *s, const hr_store_loader *l, hr_err *err);
     int (*put_account)(hr_store *s, const hr_account_rec *r, hr_err *err);
     /* Deletes the account and everything that belongs to it, including its
-     * meter values, its event history (days and stats) and the idempotency
+     * meter values, its event history and the idempotency
      * keys scoped to it (keys that start with "{id}\x1f"); its raw events
      * stay in the log. */
     int (*delete_account)(hr_store *s, const char *id, hr_err *err);
@@ -246,14 +237,9 @@ typedef struct hr_store_ops {
     /* The newest `limit` events of an account, newest first (bodies). */
     int (*recent_events)(hr_store *s, const char *account, int limit,
                          int (*fn)(void *ud, const hr_event_rec *r), void *ud, hr_err *err);
-    /* Event history upserts (absolute values, not increments). */
-    int (*put_edays)(hr_store *s, const hr_eday_rec *r, int n, hr_err *err);
-    int (*put_estats)(hr_store *s, const hr_estat_rec *r, int n, hr_err *err);
-    /* Forgets day rows before day `before` (the history horizon) of the
-     * next `accounts` accounts in id order after the previous call's last
-     * (a cursor the store keeps, wrapping at the end): a call costs the same
-     * however large the table. */
-    int (*prune_edays)(hr_store *s, int32_t before, int accounts, hr_err *err);
+    /* Event history rows, created or replaced (whole: the caller writes
+     * what memory holds), in one transaction (the caller's if open). */
+    int (*put_hists)(hr_store *s, const hr_hist_rec *r, int n, hr_err *err);
     /* Of the log's oldest `limit` events, deletes those received before
      * older_than_ms and already folded (folded_seq); *deleted says how
      * many (fewer than limit: nothing older is left to prune now).

@@ -82,11 +82,10 @@ typedef struct seen {
     uint64_t *meter_uniq[MAXROWS];
     char *seen_id[MAXROWS];
     int64_t seen_at[MAXROWS];
-    int n_eday, n_estat;
-    char *eday_key[MAXROWS]; /* "account/user/event/day" */
-    uint32_t eday_count[MAXROWS];
-    char *estat_key[MAXROWS]; /* "account/user/event" */
-    int64_t estat_first[MAXROWS], estat_last[MAXROWS];
+    int n_hist;
+    char *hist_key[MAXROWS]; /* "account/user/event" */
+    char *hist_days[MAXROWS];
+    int64_t hist_first[MAXROWS], hist_last[MAXROWS];
 } seen;
 
 static char *dup_or_null(const char *s) {
@@ -194,41 +193,28 @@ static int on_seen(void *ud, const char *message_id, int64_t received_ms) {
 }
 
 /* The user column is never NULL: account-level rows come as "". */
-static int on_eday(void *ud, const hr_eday_rec *r) {
+static int on_hist(void *ud, const hr_hist_rec *r) {
     seen *v = ud;
-    int i = v->n_eday++;
-    note(v, 'd');
+    int i = v->n_hist++;
+    note(v, 'h');
     assert_non_null(r->account);
     assert_non_null(r->user);
     assert_non_null(r->event);
-    if (i >= MAXROWS) return 0;
-    char k[160];
-    snprintf(k, sizeof k, "%s/%s/%s/%d", r->account, r->user, r->event, (int)r->day);
-    v->eday_key[i] = strdup(k);
-    v->eday_count[i] = r->count;
-    return 0;
-}
-
-static int on_estat(void *ud, const hr_estat_rec *r) {
-    seen *v = ud;
-    int i = v->n_estat++;
-    note(v, 't');
-    assert_non_null(r->account);
-    assert_non_null(r->user);
-    assert_non_null(r->event);
+    assert_non_null(r->days);
     if (i >= MAXROWS) return 0;
     char k[160];
     snprintf(k, sizeof k, "%s/%s/%s", r->account, r->user, r->event);
-    v->estat_key[i] = strdup(k);
-    v->estat_first[i] = r->first_ms;
-    v->estat_last[i] = r->last_ms;
+    v->hist_key[i] = strdup(k);
+    v->hist_days[i] = strdup(r->days);
+    v->hist_first[i] = r->first_ms;
+    v->hist_last[i] = r->last_ms;
     return 0;
 }
 
 static void seen_free(seen *v) {
     for (int i = 0; i < MAXROWS; i++) {
-        free(v->eday_key[i]);
-        free(v->estat_key[i]);
+        free(v->hist_key[i]);
+        free(v->hist_days[i]);
         free(v->meter_key[i]);
         free(v->meter_uniq[i]);
         free(v->seen_id[i]);
@@ -854,8 +840,7 @@ static void test_migrations_from_v1(void **state) {
     ok(s->ops->put_account(s, &a, &err), &err);
     hr_store_close(s);
     /* Turn the file back into a version-1 database holding v1 data. */
-    exec_raw(f, "DROP TABLE events; DROP TABLE meter_values;"
-                "DROP TABLE event_days; DROP TABLE event_stats;"
+    exec_raw(f, "DROP TABLE events; DROP TABLE meter_values; DROP TABLE event_hist;"
                 "DROP TABLE prompt_state; DROP TABLE prompt_events; DROP TABLE signal_state;"
                 "DROP TABLE fired_signals; DROP TABLE tasks; DROP TABLE outbox; DROP TABLE deliveries;"
                 "DROP TABLE ingest_state; DROP TABLE account_log;"
@@ -868,10 +853,8 @@ static void test_migrations_from_v1(void **state) {
     ok(s->ops->put_events(s, &e, 1, &err), &err);
     hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
     ok(s->ops->put_meter(s, &m, &err), &err);
-    hr_eday_rec d = {"acc_1", NULL, "Board Created", 19700, 1, 0, 0};
-    ok(s->ops->put_edays(s, &d, 1, &err), &err);
-    hr_estat_rec t = {"acc_1", NULL, "Board Created", 1000, 1000};
-    ok(s->ops->put_estats(s, &t, 1, &err), &err);
+    hr_hist_rec h = {"acc_1", NULL, "Board Created", 1000, 1000, "19700:1"};
+    ok(s->ops->put_hists(s, &h, 1, &err), &err);
     seen v = {0};
     load_all(s, &v);
     assert_int_equal(v.n_acc, 1); /* v1 data survived */
@@ -884,15 +867,16 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
                                   " ('seen','seen_received')"),
                      0);
-    /* migration 8 dropped migration 3's day index again */
+    /* migration 8 replaced migration 3's history tables */
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
                                   " ('event_days','event_days_day','event_stats')"),
-                     2);
+                     0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 1);
     assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 8);
 
     /* A version-2 file gets migrations 3 to 8 alone: its logged events
      * were folded when they were written, and get chained per account. */
-    exec_raw(f, "DROP TABLE event_days; DROP TABLE event_stats;"
+    exec_raw(f, "DROP TABLE event_hist;"
                 "DROP TABLE prompt_state; DROP TABLE prompt_events; DROP TABLE signal_state;"
                 "DROP TABLE fired_signals; DROP TABLE tasks; DROP TABLE outbox; DROP TABLE deliveries;"
                 "DROP TABLE ingest_state; DROP TABLE account_log; DROP TABLE events;"
@@ -917,9 +901,53 @@ static void test_migrations_from_v1(void **state) {
     hr_store_close(s);
     assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 3);
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='events_account'"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='seen'"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 8);
+
+    /* A version-7 file's history (a row per day, stats apart) becomes one
+     * row per (account, user, event): days in order, each after the first
+     * as its gap from the one before; sums as numbers; stats without days. */
+    exec_raw(f, "DROP TABLE event_hist;"
+                "CREATE TABLE event_days (account TEXT NOT NULL, user TEXT NOT NULL,"
+                " event TEXT NOT NULL, day INTEGER NOT NULL, count INTEGER NOT NULL,"
+                " PRIMARY KEY (account, user, event, day)) WITHOUT ROWID;"
+                "CREATE INDEX event_days_day ON event_days (day);"
+                "CREATE TABLE event_stats (account TEXT NOT NULL, user TEXT NOT NULL,"
+                " event TEXT NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,"
+                " PRIMARY KEY (account, user, event)) WITHOUT ROWID;"
+                "INSERT INTO event_days VALUES ('acc_1','','A',19705,2), ('acc_1','','A',19700,3),"
+                " ('acc_1','','A',19702,1), ('acc_1','u1','A',19700,1), ('acc_2','','B',-3,4),"
+                " ('acc_2','','B',2,1), ('acc_1','','sum' || char(31) || 'A' || char(31) || 'rows',19700,2.5);"
+                "INSERT INTO event_stats VALUES ('acc_1','','A',100,200), ('acc_1','u1','A',150,150),"
+                " ('acc_3','','C',5,6);"
+                "DELETE FROM schema_migrations WHERE version >= 8");
+    s = open_store(f);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 8);
+    seen h7 = {0};
+    hr_store_loader l7 = {.ud = &h7, .hist = on_hist};
+    ok(s->ops->load(s, &l7, &err), &err);
+    assert_int_equal(h7.n_hist, 5);
+    assert_string_equal(h7.hist_key[0], "acc_1//A");
+    assert_string_equal(h7.hist_days[0], "19700:3,2:1,3:2");
+    assert_int_equal(h7.hist_first[0], 100);
+    assert_int_equal(h7.hist_last[0], 200);
+    assert_string_equal(h7.hist_key[1], "acc_1//sum\x1f" "A\x1frows");
+    assert_string_equal(h7.hist_days[1], "19700:2.5");
+    assert_int_equal(h7.hist_first[1], 0);
+    assert_string_equal(h7.hist_key[2], "acc_1/u1/A");
+    assert_string_equal(h7.hist_days[2], "19700:1");
+    assert_int_equal(h7.hist_first[2], 150);
+    assert_string_equal(h7.hist_key[3], "acc_2//B");
+    assert_string_equal(h7.hist_days[3], "-3:4,5:1");
+    assert_string_equal(h7.hist_key[4], "acc_3//C");
+    assert_string_equal(h7.hist_days[4], "");
+    assert_int_equal(h7.hist_last[4], 6);
+    seen_free(&h7);
+    hr_store_close(s);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                  " ('event_days','event_days_day','event_stats')"),
+                     0);
 }
 
 static void test_events_seen_recent(void **state) {
@@ -1208,175 +1236,89 @@ static void test_events_meters_in_transactions(void **state) {
 
 /* ---- event history ---- */
 
-static void test_history_upserts(void **state) {
+static void test_history_rows(void **state) {
     fixture *f = *state;
     hr_store *s = open_store(f);
     hr_err err = {0};
-    hr_eday_rec d[3] = {
-        {"acc_1", NULL, "Board Created", 19700, 2, 0, 0}, /* account level */
-        {"acc_1", "u1", "Board Created", 19700, 1, 0, 0},
-        {"acc_1", "u1", "Board Created", 19701, 4, 0, 0},
+    hr_hist_rec r[3] = {
+        {"acc_1", NULL, "Board Created", 100, 200, "19700:2"}, /* account level */
+        {"acc_1", "u1", "Board Created", 100, 150, "19700:1,1:4"},
+        {"acc_1", "u1", HR_SUM_PREFIX "Export\x1frows", 0, 0, "19700:2.5"},
     };
-    ok(s->ops->put_edays(s, d, 3, &err), &err);
-    ok(s->ops->put_edays(s, d, 0, &err), &err); /* an empty batch is a no-op */
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 3);
+    ok(s->ops->put_hists(s, r, 3, &err), &err);
+    ok(s->ops->put_hists(s, r, 0, &err), &err); /* an empty batch is a no-op */
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 3);
     /* NULL user is stored as '', so it is a key like any other. */
-    assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = ''"), 2);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE user IS NULL"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist WHERE user = ''"), 1);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist WHERE user IS NULL"), 0);
 
-    /* Absolute values: the second write replaces, it does not add; "" and
-     * NULL are the same account-level row. */
-    hr_eday_rec again[2] = {{"acc_1", "", "Board Created", 19700, 5, 0, 0},
-                            {"acc_1", "u1", "Board Created", 19701, 3, 0, 0}};
-    ok(s->ops->put_edays(s, again, 2, &err), &err);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 3);
-    assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = ''"), 5);
-    assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = 'u1'"
-                                  " AND day = 19701"),
-                     3);
-    assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = 'u1'"
-                                  " AND day = 19700"),
-                     1);
-    /* The full uint32 range survives. */
-    hr_eday_rec big = {"acc_1", "u2", "X", 19700, UINT32_MAX, 0, 0};
-    ok(s->ops->put_edays(s, &big, 1, &err), &err);
-    assert_int_equal(query_int(f, "SELECT count FROM event_days WHERE user = 'u2'"),
-                     (int64_t)UINT32_MAX);
+    /* A row is replaced whole ("" and NULL are the same account-level row);
+     * no days is an empty text, not NULL. */
+    hr_hist_rec again[2] = {{"acc_1", "", "Board Created", 90, 300, "19700:5,7:1"},
+                            {"acc_1", "u1", "Board Created", 100, 150, NULL}};
+    ok(s->ops->put_hists(s, again, 2, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 3);
+    assert_int_equal(query_int(f, "SELECT first_ms FROM event_hist WHERE user = ''"), 90);
+    assert_int_equal(query_int(f, "SELECT last_ms FROM event_hist WHERE user = ''"), 300);
+    assert_int_equal(query_int(f, "SELECT length(days) FROM event_hist WHERE user = 'u1'"
+                                  " AND event = 'Board Created'"),
+                     0);
 
-    /* Stats: first_ms only moves back, last_ms only forward. */
-    hr_estat_rec t = {"acc_1", NULL, "Board Created", 5000, 6000};
-    ok(s->ops->put_estats(s, &t, 1, &err), &err);
-    hr_estat_rec t2[2] = {{"acc_1", "", "Board Created", 4000, 5500}, /* earlier first */
-                          {"acc_1", "u1", "Board Created", 100, 200}};
-    ok(s->ops->put_estats(s, t2, 2, &err), &err);
-    assert_int_equal(query_int(f, "SELECT first_ms FROM event_stats WHERE user = ''"), 4000);
-    assert_int_equal(query_int(f, "SELECT last_ms FROM event_stats WHERE user = ''"), 6000);
-    hr_estat_rec t3 = {"acc_1", NULL, "Board Created", 4500, 7000}; /* later last */
-    ok(s->ops->put_estats(s, &t3, 1, &err), &err);
-    assert_int_equal(query_int(f, "SELECT first_ms FROM event_stats WHERE user = ''"), 4000);
-    assert_int_equal(query_int(f, "SELECT last_ms FROM event_stats WHERE user = ''"), 7000);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 2);
-    ok(s->ops->put_estats(s, &t3, 0, &err), &err);
+    seen v = {0};
+    hr_store_loader l = {.ud = &v, .hist = on_hist};
+    ok(s->ops->load(s, &l, &err), &err);
+    assert_int_equal(v.n_hist, 3);
+    assert_string_equal(v.hist_key[0], "acc_1//Board Created");
+    assert_string_equal(v.hist_days[0], "19700:5,7:1");
+    assert_int_equal(v.hist_first[0], 90);
+    assert_string_equal(v.hist_key[1], "acc_1/u1/Board Created");
+    assert_string_equal(v.hist_days[1], "");
+    assert_string_equal(v.hist_key[2], "acc_1/u1/" HR_SUM_PREFIX "Export\x1frows");
+    assert_string_equal(v.hist_days[2], "19700:2.5");
+    seen_free(&v);
     hr_store_close(s);
 }
 
-static void test_history_load_order_and_cutoff(void **state) {
+static int stop_hist(void *ud, const hr_hist_rec *r) {
+    (*(int *)ud)++;
+    return HR_EINTERNAL;
+}
+
+static void test_history_load_order(void **state) {
     fixture *f = *state;
     hr_store *s = open_store(f);
     hr_err err = {0};
-    /* Written out of order; load hands them back in key order. */
-    hr_eday_rec d[7] = {
-        {"acc_2", NULL, "A", 100, 1, 0, 0}, {"acc_1", "u1", "B", 101, 2, 0, 0},
-        {"acc_1", "u1", "A", 102, 3, 0, 0}, {"acc_1", NULL, "A", 100, 4, 0, 0},
-        {"acc_1", "u1", "A", 100, 5, 0, 0}, {"acc_1", NULL, "A", 99, 6, 0, 0}, /* before the cutoff */
-        {"acc_10", "u1", "A", 120, 7, 0, 0},
+    /* Written out of order; load hands them back in key order, after the
+     * seen ids. */
+    hr_hist_rec r[5] = {
+        {"acc_2", NULL, "A", 1, 2, "100:1"}, {"acc_1", "u1", "B", 3, 4, "101:2"},
+        {"acc_1", "u1", "A", 5, 6, "100:5,2:3"}, {"acc_1", NULL, "A", 7, 8, "99:6,1:4"},
+        {"acc_10", "u1", "A", 9, 10, "120:7"},
     };
-    ok(s->ops->put_edays(s, d, 7, &err), &err);
-    hr_estat_rec t[3] = {{"acc_2", NULL, "A", 1, 2}, {"acc_1", "u1", "A", 3, 4},
-                         {"acc_1", NULL, "A", 5, 6}};
-    ok(s->ops->put_estats(s, t, 3, &err), &err);
+    ok(s->ops->put_hists(s, r, 5, &err), &err);
     hr_event_rec e = event("m1", "acc_1", "A", 1000);
     ok(s->ops->put_events(s, &e, 1, &err), &err);
     hr_ftrial_rec tr = {"acc_1", "sso", 1, 2};
     ok(s->ops->put_ftrial(s, &tr, &err), &err);
 
     seen v = {0};
-    hr_store_loader l = {.ud = &v, .ftrial = on_ftrial, .seen = on_seen, .eday = on_eday,
-                         .estat = on_estat, .edays_since = 100};
+    hr_store_loader l = {.ud = &v, .ftrial = on_ftrial, .seen = on_seen, .hist = on_hist};
     ok(s->ops->load(s, &l, &err), &err);
-    /* After the seen ids: days, then stats. */
-    assert_string_equal(v.order, "fsddddddttt");
-    assert_int_equal(v.n_eday, 6);
-    assert_string_equal(v.eday_key[0], "acc_1//A/100");
-    assert_int_equal(v.eday_count[0], 4);
-    assert_string_equal(v.eday_key[1], "acc_1/u1/A/100");
-    assert_int_equal(v.eday_count[1], 5);
-    assert_string_equal(v.eday_key[2], "acc_1/u1/A/102");
-    assert_string_equal(v.eday_key[3], "acc_1/u1/B/101");
-    assert_string_equal(v.eday_key[4], "acc_10/u1/A/120");
-    assert_int_equal(v.eday_count[4], 7);
-    assert_string_equal(v.eday_key[5], "acc_2//A/100");
-    assert_int_equal(v.n_estat, 3);
-    assert_string_equal(v.estat_key[0], "acc_1//A");
-    assert_int_equal(v.estat_first[0], 5);
-    assert_int_equal(v.estat_last[0], 6);
-    assert_string_equal(v.estat_key[1], "acc_1/u1/A");
-    assert_string_equal(v.estat_key[2], "acc_2//A");
+    assert_string_equal(v.order, "fshhhhh");
+    assert_string_equal(v.hist_key[0], "acc_1//A");
+    assert_int_equal(v.hist_first[0], 7);
+    assert_int_equal(v.hist_last[0], 8);
+    assert_string_equal(v.hist_key[1], "acc_1/u1/A");
+    assert_string_equal(v.hist_key[2], "acc_1/u1/B");
+    assert_string_equal(v.hist_key[3], "acc_10/u1/A");
+    assert_string_equal(v.hist_key[4], "acc_2//A");
     seen_free(&v);
-
-    /* edays_since 0 (the default) loads every day; either callback alone. */
-    hr_store_loader days = {.ud = &v, .eday = on_eday};
-    ok(s->ops->load(s, &days, &err), &err);
-    assert_int_equal(v.n_eday, 7);
-    assert_string_equal(v.eday_key[0], "acc_1//A/99");
-    assert_int_equal(v.n_estat, 0);
-    seen_free(&v);
-    hr_store_loader stats = {.ud = &v, .estat = on_estat, .edays_since = 1000};
-    ok(s->ops->load(s, &stats, &err), &err);
-    assert_string_equal(v.order, "ttt");
-    seen_free(&v);
-    /* A cutoff past every row loads none. */
-    l.edays_since = 121;
-    ok(s->ops->load(s, &l, &err), &err);
-    assert_string_equal(v.order, "fsttt");
-    seen_free(&v);
-    hr_store_close(s);
-}
-
-static int stop_eday(void *ud, const hr_eday_rec *r) {
-    (*(int *)ud)++;
-    return HR_EINTERNAL;
-}
-
-static void test_history_load_stops_and_prune(void **state) {
-    fixture *f = *state;
-    hr_store *s = open_store(f);
-    hr_err err = {0};
-    hr_eday_rec d[4] = {{"acc_1", NULL, "A", 10, 1, 0, 0},
-                        {"acc_1", NULL, "A", 11, 1, 0, 0},
-                        {"acc_1", "u1", "A", 12, 1, 0, 0},
-                        {"acc_2", NULL, "B", 9, 1, 0, 0}};
-    ok(s->ops->put_edays(s, d, 4, &err), &err);
-    hr_estat_rec t = {"acc_1", NULL, "A", 1, 2};
-    ok(s->ops->put_estats(s, &t, 1, &err), &err);
 
     /* A callback's non-zero return stops the load with that code. */
     int calls = 0;
-    hr_store_loader l = {.ud = &calls, .eday = stop_eday};
-    assert_int_equal(s->ops->load(s, &l, &err), HR_EINTERNAL);
+    hr_store_loader stop = {.ud = &calls, .hist = stop_hist};
+    assert_int_equal(s->ops->load(s, &stop, &err), HR_EINTERNAL);
     assert_int_equal(calls, 1);
-
-    /* Prune forgets days strictly before the horizon, across accounts;
-     * stats are not days and stay. (No accounts table rows: one call
-     * covers every account.) */
-    ok(s->ops->prune_edays(s, 11, 500, &err), &err);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 2);
-    assert_int_equal(query_int(f, "SELECT min(day) FROM event_days"), 11);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 1);
-    ok(s->ops->prune_edays(s, 11, 500, &err), &err); /* nothing left to prune: still 0 */
-    ok(s->ops->prune_edays(s, 1000, 500, &err), &err);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
-
-    /* With accounts, a call covers the next `accounts` of them in id order,
-     * and the walk starts again after the last. */
-    const char *ids[] = {"acc_1", "acc_10", "acc_2"}; /* id order; acc_1 a prefix */
-    for (int i = 0; i < 3; i++) {
-        hr_account_rec a = account(ids[i], "free");
-        ok(s->ops->put_account(s, &a, &err), &err);
-        hr_eday_rec r[2] = {{ids[i], NULL, "A", 5, 1, 0, 0}, {ids[i], "u1", "A", 20, 1, 0, 0}};
-        ok(s->ops->put_edays(s, r, 2, &err), &err);
-    }
-    ok(s->ops->prune_edays(s, 11, 2, &err), &err);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE day < 11"), 1);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE account = 'acc_2'"), 2);
-    ok(s->ops->prune_edays(s, 11, 2, &err), &err); /* acc_2, then the end */
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE day < 11"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 3);
-    hr_eday_rec late = {"acc_1", NULL, "B", 6, 1, 0, 0};
-    ok(s->ops->put_edays(s, &late, 1, &err), &err);
-    ok(s->ops->prune_edays(s, 11, 2, &err), &err); /* from the start again */
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE day < 11"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 3);
     hr_store_close(s);
 }
 
@@ -1386,23 +1328,18 @@ static void test_delete_account_history(void **state) {
     hr_err err = {0};
     const char *ids[] = {"acc_1", "acc_10"}; /* acc_1 is a prefix of acc_10 */
     for (int i = 0; i < 2; i++) {
-        hr_eday_rec d[2] = {{ids[i], NULL, "A", 10, 1, 0, 0}, {ids[i], "u1", "A", 10, 1, 0, 0}};
-        ok(s->ops->put_edays(s, d, 2, &err), &err);
-        hr_estat_rec t[2] = {{ids[i], NULL, "A", 1, 2}, {ids[i], "u1", "A", 1, 2}};
-        ok(s->ops->put_estats(s, t, 2, &err), &err);
+        hr_hist_rec r[2] = {{ids[i], NULL, "A", 1, 2, "10:1"}, {ids[i], "u1", "A", 1, 2, "10:1"}};
+        ok(s->ops->put_hists(s, r, 2, &err), &err);
     }
     ok(s->ops->delete_account(s, "acc_1", &err), &err);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE account='acc_1'"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats WHERE account='acc_1'"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 2);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 2);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist WHERE account='acc_1'"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 2);
 
     /* Inside an explicit transaction the cascade belongs to it. */
     ok(s->ops->begin(s, &err), &err);
     ok(s->ops->delete_account(s, "acc_10", &err), &err);
     s->ops->rollback(s);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 2);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 2);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 2);
     hr_store_close(s);
 }
 
@@ -1410,59 +1347,46 @@ static void test_history_transactions(void **state) {
     fixture *f = *state;
     hr_store *s = open_store(f);
     hr_err err = {0};
-    hr_eday_rec d[2] = {{"acc_1", NULL, "A", 10, 1, 0, 0}, {"acc_1", "u1", "A", 10, 1, 0, 0}};
-    hr_estat_rec t = {"acc_1", NULL, "A", 1, 2};
+    hr_hist_rec r[2] = {{"acc_1", NULL, "A", 1, 2, "10:1"}, {"acc_1", "u1", "A", 1, 2, "10:1"}};
 
     /* Inside the caller's transaction: rolled back with it. */
     ok(s->ops->begin(s, &err), &err);
-    ok(s->ops->put_edays(s, d, 2, &err), &err);
-    ok(s->ops->put_estats(s, &t, 1, &err), &err);
-    ok(s->ops->prune_edays(s, 0, 500, &err), &err);
+    ok(s->ops->put_hists(s, r, 2, &err), &err);
     s->ops->rollback(s);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 0);
 
     /* ... and committed with it, not before. */
     ok(s->ops->begin(s, &err), &err);
-    ok(s->ops->put_edays(s, d, 2, &err), &err);
-    ok(s->ops->put_estats(s, &t, 1, &err), &err);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 0);
+    ok(s->ops->put_hists(s, r, 2, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 0);
     ok(s->ops->commit(s, &err), &err);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days"), 2);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats"), 1);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 2);
 
     /* On its own, a batch with a bad record writes none of it. */
-    hr_eday_rec bad[3] = {{"acc_2", NULL, "A", 10, 1, 0, 0},
-                          {"acc_2", NULL, NULL, 10, 1, 0, 0}, /* event is NOT NULL */
-                          {"acc_2", NULL, "C", 10, 1, 0, 0}};
-    assert_int_equal(s->ops->put_edays(s, bad, 3, &err), HR_ESTORE);
+    hr_hist_rec bad[3] = {{"acc_2", NULL, "A", 1, 2, "10:1"},
+                          {"acc_2", NULL, NULL, 1, 2, "10:1"}, /* event is NOT NULL */
+                          {"acc_2", NULL, "C", 1, 2, "10:1"}};
+    assert_int_equal(s->ops->put_hists(s, bad, 3, &err), HR_ESTORE);
     assert_int_equal(err.code, HR_ESTORE);
-    assert_non_null(strstr(err.message, "put_edays"));
+    assert_non_null(strstr(err.message, "put_hists"));
     assert_non_null(strstr(err.message, "NOT NULL"));
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE account='acc_2'"), 0);
-    hr_estat_rec tbad[2] = {{"acc_2", NULL, "A", 1, 2}, {NULL, NULL, "A", 1, 2}};
-    assert_int_equal(s->ops->put_estats(s, tbad, 2, &err), HR_ESTORE);
-    assert_non_null(strstr(err.message, "put_estats"));
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats WHERE account='acc_2'"), 0);
-    /* No transaction is left open, and the statements are reusable. */
-    ok(s->ops->put_edays(s, bad, 1, &err), &err);
-    ok(s->ops->put_estats(s, tbad, 1, &err), &err);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_days WHERE account='acc_2'"), 1);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM event_stats WHERE account='acc_2'"), 1);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist WHERE account='acc_2'"), 0);
+    /* No transaction is left open, and the statement is reusable. */
+    ok(s->ops->put_hists(s, bad, 1, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist WHERE account='acc_2'"), 1);
 
     /* Inside the caller's transaction a failure is the caller's to undo. */
     ok(s->ops->begin(s, &err), &err);
-    assert_int_equal(s->ops->put_edays(s, &bad[1], 1, &err), HR_ESTORE);
+    assert_int_equal(s->ops->put_hists(s, &bad[1], 1, &err), HR_ESTORE);
     s->ops->rollback(s);
     hr_store_close(s);
 
     /* Durable across reopen. */
     s = open_store(f);
     seen v = {0};
-    hr_store_loader l = {.ud = &v, .eday = on_eday, .estat = on_estat};
+    hr_store_loader l = {.ud = &v, .hist = on_hist};
     ok(s->ops->load(s, &l, &err), &err);
-    assert_int_equal(v.n_eday, 3);
-    assert_int_equal(v.n_estat, 2);
+    assert_int_equal(v.n_hist, 3);
     seen_free(&v);
     hr_store_close(s);
 }
@@ -1520,9 +1444,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_delete_account_meters_and_events, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_events_meters_in_transactions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_history_upserts, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_history_load_order_and_cutoff, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_history_load_stops_and_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_load_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_account_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_100k, setup, teardown),
