@@ -83,7 +83,7 @@ double hr_hist_sum_window(const hr_sum_ent *se, int32_t today, int days);
 /* The days of an entry as stored (event_hist.days): "DAY:N,GAP:N,..." in
  * day order, DAY the first day (days since 1970-01-01), each GAP the
  * distance from the day before, N the count (he) or the sum (se, to 17
- * digits). Text, so that sqlite3 shows it and SQL (migration 8) can write
+ * digits). Text, so that sqlite3 shows it and SQL (migration 9) can write
  * it. Appended to out. */
 void hr_hist_days_text(const hr_hist_ent *he, const hr_sum_ent *se, hr_buf *out);
 /* Sets the days of he (or se) from such text, leaving out days past the

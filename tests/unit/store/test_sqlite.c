@@ -362,7 +362,7 @@ static void test_open_migrate_reopen(void **state) {
     hr_store *s = open_store(f);
     assert_string_equal(s->ops->name, "sqlite");
     int v = hr_store_sqlite_schema_version(s);
-    assert_int_equal(v, 8);
+    assert_int_equal(v, 9);
     hr_store_close(s);
 
     s = open_store(f);
@@ -848,7 +848,7 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT max(version) FROM schema_migrations"), 1);
     
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 8);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 9);
     hr_event_rec e = event("m1", "acc_1", "Board Created", 1000);
     ok(s->ops->put_events(s, &e, 1, &err), &err);
     hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
@@ -867,14 +867,14 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
                                   " ('seen','seen_received')"),
                      0);
-    /* migration 8 replaced migration 3's history tables */
+    /* migrations 8 and 9 replaced migration 3's history tables */
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name IN"
                                   " ('event_days','event_days_day','event_stats')"),
                      0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 1);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 8);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 9);
 
-    /* A version-2 file gets migrations 3 to 8 alone: its logged events
+    /* A version-2 file gets migrations 3 to 9 alone: its logged events
      * were folded when they were written, and get chained per account. */
     exec_raw(f, "DROP TABLE event_hist;"
                 "DROP TABLE prompt_state; DROP TABLE prompt_events; DROP TABLE signal_state;"
@@ -890,7 +890,7 @@ static void test_migrations_from_v1(void **state) {
                 "CREATE TABLE seen (message_id TEXT PRIMARY KEY, received_ms INTEGER);"
                 "DELETE FROM schema_migrations WHERE version >= 3");
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 8);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 9);
     assert_int_equal(folded_of(s), 3);
     ev_seen ev = {0};
     ok(s->ops->recent_events(s, "acc_1", 10, on_event, &ev, &err), &err);
@@ -903,7 +903,7 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='events_account'"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='seen'"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 8);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 9);
 
     /* A version-7 file's history (a row per day, stats apart) becomes one
      * row per (account, user, event): days in order, each after the first
@@ -923,7 +923,7 @@ static void test_migrations_from_v1(void **state) {
                 " ('acc_3','','C',5,6);"
                 "DELETE FROM schema_migrations WHERE version >= 8");
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 8);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 9);
     seen h7 = {0};
     hr_store_loader l7 = {.ud = &h7, .hist = on_hist};
     ok(s->ops->load(s, &l7, &err), &err);
