@@ -209,11 +209,14 @@ static const migration migrations[] = {
       * (text, history.c's format: "DAY:COUNT,GAP:COUNT,..."), written
       * whole from memory: a row per day cost a year of imported events a
       * b-tree insert per event and day. Days past the horizon are dropped
-      * whenever a row is rewritten and skipped on load. */
+      * whenever a row is rewritten and skipped on load. A rowid table with
+      * the key in an index, not WITHOUT ROWID: a row of a long history
+      * (1 KB of text) then stays in its leaf instead of spilling to
+      * overflow pages, and rewriting it costs 23 us instead of 57. */
      "CREATE TABLE event_hist ("
      "  account TEXT NOT NULL, user TEXT NOT NULL, event TEXT NOT NULL,"
      "  first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, days TEXT NOT NULL,"
-     "  PRIMARY KEY (account, user, event)) WITHOUT ROWID;"
+     "  UNIQUE (account, user, event));"
      "INSERT INTO event_hist (account, user, event, first_ms, last_ms, days)"
      "  SELECT k.account, k.user, k.event, coalesce(s.first_ms, 0), coalesce(s.last_ms, 0), k.days"
      "  FROM (SELECT account, user, event, group_concat(d || ':' || count, ',') AS days"
@@ -323,8 +326,9 @@ static const migration migrations[] = {
       " WHERE account = ?1 AND meter = ?2 AND period_start >= ?3 AND period_start < ?4"\
       " ORDER BY period_start")                                                        \
     X(PUT_HIST,                                                                        \
-      "INSERT OR REPLACE INTO event_hist (account, user, event, first_ms, last_ms, days)"\
-      " VALUES (?1,?2,?3,?4,?5,?6)")                                                   \
+      "INSERT INTO event_hist (account, user, event, first_ms, last_ms, days)"          \
+      " VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT (account, user, event) DO UPDATE SET"   \
+      " first_ms=excluded.first_ms, last_ms=excluded.last_ms, days=excluded.days")     \
     X(PUT_PROMPT,                                                                      \
       "INSERT INTO prompt_state (campaign, kind, key, variant, account, first_ms,"     \
       " dismissed_ms, answered_ms, converted_ms, shows) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)" \
@@ -1550,11 +1554,12 @@ static int sq_load(hr_store *s, const hr_store_loader *l, hr_err *err) {
                         from, row_seen, l, err, "load seen")))
             goto out;
     }
-    /* Primary-key order: one pass over the b-tree, no sort. */
+    /* In rowid order (the order rows were first written): one pass over
+     * the table; key order would visit it through the index, a random
+     * page per row. */
     if (l->hist &&
         (ret = scan(q,
-                    "SELECT account, user, event, first_ms, last_ms, days FROM event_hist"
-                    " ORDER BY account, user, event",
+                    "SELECT account, user, event, first_ms, last_ms, days FROM event_hist",
                     0, row_hist, l, err, "load event history")))
         goto out;
     if (l->folded) {

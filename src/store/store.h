@@ -177,8 +177,8 @@ typedef struct hr_store_loader {
      * the dedup window, after the meters. */
     int (*seen)(void *ud, const char *message_id, int64_t received_ms);
     int64_t seen_since;
-    /* Optional: event history, after the seen ids, in (account, user,
-     * event) order. */
+    /* Optional: event history, after the seen ids, in no particular order
+     * (mostly by account: rows in the order first written). */
     int (*hist)(void *ud, const hr_hist_rec *r);
     /* Optional, last: the log seq the meters and history just loaded
      * include (the replay starts after it), read in the same snapshot. */

@@ -1288,8 +1288,8 @@ static void test_history_load_order(void **state) {
     fixture *f = *state;
     hr_store *s = open_store(f);
     hr_err err = {0};
-    /* Written out of order; load hands them back in key order, after the
-     * seen ids. */
+    /* Load hands back every row once, after the seen ids, in the order the
+     * rows were first written (the engine takes any order). */
     hr_hist_rec r[5] = {
         {"acc_2", NULL, "A", 1, 2, "100:1"}, {"acc_1", "u1", "B", 3, 4, "101:2"},
         {"acc_1", "u1", "A", 5, 6, "100:5,2:3"}, {"acc_1", NULL, "A", 7, 8, "99:6,1:4"},
@@ -1305,13 +1305,23 @@ static void test_history_load_order(void **state) {
     hr_store_loader l = {.ud = &v, .ftrial = on_ftrial, .seen = on_seen, .hist = on_hist};
     ok(s->ops->load(s, &l, &err), &err);
     assert_string_equal(v.order, "fshhhhh");
-    assert_string_equal(v.hist_key[0], "acc_1//A");
-    assert_int_equal(v.hist_first[0], 7);
-    assert_int_equal(v.hist_last[0], 8);
-    assert_string_equal(v.hist_key[1], "acc_1/u1/A");
-    assert_string_equal(v.hist_key[2], "acc_1/u1/B");
-    assert_string_equal(v.hist_key[3], "acc_10/u1/A");
-    assert_string_equal(v.hist_key[4], "acc_2//A");
+    assert_string_equal(v.hist_key[0], "acc_2//A");
+    assert_string_equal(v.hist_key[1], "acc_1/u1/B");
+    assert_string_equal(v.hist_key[2], "acc_1/u1/A");
+    assert_string_equal(v.hist_key[3], "acc_1//A");
+    assert_int_equal(v.hist_first[3], 7);
+    assert_int_equal(v.hist_last[3], 8);
+    assert_string_equal(v.hist_days[3], "99:6,1:4");
+    assert_string_equal(v.hist_key[4], "acc_10/u1/A");
+    seen_free(&v);
+    /* a rewrite keeps the row where it was */
+    hr_hist_rec again = {"acc_2", "", "A", 1, 3, "100:2"};
+    ok(s->ops->put_hists(s, &again, 1, &err), &err);
+    ok(s->ops->load(s, &l, &err), &err);
+    assert_int_equal(v.n_hist, 5);
+    assert_string_equal(v.hist_key[0], "acc_2//A");
+    assert_string_equal(v.hist_days[0], "100:2");
+    assert_int_equal(v.hist_last[0], 3);
     seen_free(&v);
 
     /* A callback's non-zero return stops the load with that code. */
