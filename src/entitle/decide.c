@@ -409,7 +409,7 @@ int hr_engine_check(hr_engine *e, const char *account, const char *feature, int6
     uint64_t ah = hr_map_hash(account, an);
     fkey fk = fkey_of(feature);
     if (quantity < 0) quantity = 0;
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     /* the feature first: it is in cache, and what runs after the account's
      * cache misses is what keeps the next call's misses from starting */
     const hr_fslot *fs = feature_slot(e->ftab, &fk);
@@ -420,7 +420,7 @@ int hr_engine_check(hr_engine *e, const char *account, const char *feature, int6
     } else if (!plain_verdict(e->cat, a, fs, quantity, &now, out)) {
         full_verdict(e->cat, a, fs, quantity, now, out);
     }
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return 0;
 }
 
@@ -619,7 +619,7 @@ int hr_engine_decide(hr_engine *e, const char *account, const char *feature, int
     if (!now) now = hr_time_now();
     if (quantity < 0) quantity = 0;
     memset(&v, 0, sizeof v);
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     const hr_catalog *c = e->cat;
     const hr_account *a = hr_map_get(e->accounts, account);
     int fi = hr_catalog_feature(c, feature);
@@ -685,7 +685,7 @@ int hr_engine_decide(hr_engine *e, const char *account, const char *feature, int
         }
     }
     hr_buf_putc(out, '}');
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     if (verdict) *verdict = v;
     return hr_buf_failed(out) ? HR_ENOMEM : 0;
 }
@@ -842,11 +842,11 @@ void hr_account_json(const hr_catalog *c, const hr_account *a, hr_buf *out) {
 
 int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_buf *out) {
     if (!now) now = hr_time_now();
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     const hr_catalog *c = e->cat;
     const hr_account *a = hr_map_get(e->accounts, account);
     if (!a) {
-        pthread_rwlock_unlock(&e->lock);
+        hr_rdlock_read_end(e->lock, rs);
         return HR_ENOTFOUND;
     }
     int pi;
@@ -972,6 +972,6 @@ int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_bu
         hr_buf_putc(out, '}');
     }
     hr_buf_puts(out, "}}");
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return hr_buf_failed(out) ? HR_ENOMEM : 0;
 }

@@ -8,6 +8,7 @@
 
 #include "catalog/catalog.h"
 #include "map.h"
+#include "rdlock.h"
 #include "events/meter.h"
 #include "store/store.h"
 #include "engine.h"
@@ -171,7 +172,7 @@ typedef struct hr_ftab {
 } hr_ftab;
 
 struct hr_engine {
-    pthread_rwlock_t lock;  /* readers vs. applying a mutation */
+    hr_rdlock *lock;        /* readers vs. applying a mutation (rdlock.h) */
     pthread_mutex_t wmu;    /* one writer at a time, across store + apply */
     hr_catalog *cat;        /* swapped under lock (exclusive) */
     const char **fnames;    /* cat's feature keys, interned: usage compares by address */
