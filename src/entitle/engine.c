@@ -201,6 +201,8 @@ void hr_account_reindex(const hr_catalog *c, hr_account *a) {
     a->trial_ix = (int16_t)(a->trial_plan ? hr_catalog_plan(c, a->trial_plan) : -1);
     for (uint16_t i = 0; i < a->naddons; i++)
         a->addons[i].ix = hr_catalog_addon(c, a->addons[i].addon);
+    a->addon_ix = (int16_t)(a->naddons ? a->addons[0].ix : -1);
+    a->addon_qty = a->naddons ? a->addons[0].qty : 0;
 }
 
 /* Interned feature keys of c, in catalog order; NULL on OOM. */
@@ -262,7 +264,8 @@ static int no_collision(const hr_catalog *c, uint32_t cap) {
     int ok = seen != NULL;
     for (int fi = 0; ok && fi < c->nfeatures; fi++) {
         const char *k = c->features[fi].key;
-        uint32_t i = (uint32_t)hr_map_hash(k, strlen(k)) & (cap - 1);
+        uint64_t a, b;
+        uint32_t i = (uint32_t)hr_fkey_hash(k, strlen(k), &a, &b) & (cap - 1);
         ok = !seen[i];
         seen[i] = 1;
     }
@@ -286,10 +289,11 @@ static hr_ftab *feature_table(const hr_catalog *c, const char **fnames) {
     for (int fi = 0; fi < c->nfeatures; fi++) {
         const char *k = c->features[fi].key;
         size_t n = strlen(k);
-        uint64_t h = hr_map_hash(k, n);
+        uint64_t a = 0, b = 0, h = hr_fkey_hash(k, n, &a, &b);
         uint32_t i = (uint32_t)h & t->mask;
         while (t->slots[i].hash) i = (i + 1) & t->mask;
-        t->slots[i] = (hr_fslot){.hash = h, .key = k, .name = fnames[fi], .len = (uint32_t)n, .fi = fi};
+        t->slots[i] = (hr_fslot){.hash = h, .a = a, .b = b, .key = k, .name = fnames[fi],
+                                 .len = (uint32_t)n, .fi = fi};
         describe_feature(c, fi, &t->slots[i]);
     }
     return t;
