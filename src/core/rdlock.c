@@ -140,6 +140,13 @@ hr_rdslot *hr_rdlock_slot(hr_rdlock *l) {
             atomic_compare_exchange_strong(&l->slots[i].owned, &unowned, 1))
             c.slot = i;
     }
+    /* published before the slot's first read (seq_cst, as that read's
+     * exchange): a writer that could miss the read's count cannot miss
+     * this either (hr_rdlock_write) */
+    uint32_t top = atomic_load(&l->nslots);
+    while (c.slot >= 0 && (uint32_t)c.slot >= top &&
+           !atomic_compare_exchange_weak(&l->nslots, &top, (uint32_t)c.slot + 1)) {
+    }
     cs->c[cs->n++] = c;
     return use(l, &c);
 }
@@ -155,10 +162,12 @@ static inline void cpu_relax(void) {
 void hr_rdlock_write(hr_rdlock *l) {
     pthread_rwlock_wrlock(&l->rw);
     atomic_store_explicit(&l->writer, 1, memory_order_seq_cst);
-    /* Reads are short (a decision, a JSON answer, a slice of a sweep): spin
+    /* Only the slots ever claimed (threads take the lowest free one).
+     * Reads are short (a decision, a JSON answer, a slice of a sweep): spin
      * first; a reader preempted mid-read is waited for by yielding, then
      * by sleeping, so a waiting writer does not take a core from it. */
-    for (int i = 0; i < HR_RDLOCK_SLOTS; i++) {
+    uint32_t n = atomic_load_explicit(&l->nslots, memory_order_seq_cst);
+    for (uint32_t i = 0; i < n; i++) {
         for (unsigned spins = 0; atomic_load_explicit(&l->slots[i].n, memory_order_seq_cst);
              spins++) {
             if (spins < 1000) {

@@ -36,7 +36,7 @@ typedef struct hr_rdslot {
 typedef struct hr_rdlock {
     /* line 0: read by every read, written by writers only */
     _Atomic uint32_t writer; /* a writer holds rw and waits for, or has, the data */
-    uint32_t pad0;
+    _Atomic uint32_t nslots; /* slots below this were ever claimed: writers scan those */
     uint64_t id; /* unique in the process, never reused; 0 never names a lock */
     char pad1[48];
     pthread_rwlock_t rw; /* writers against each other and against slow readers */
