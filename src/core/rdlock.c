@@ -19,6 +19,7 @@
 
 _Static_assert(sizeof(hr_rdslot) == 64, "a slot is one cache line");
 _Static_assert(offsetof(hr_rdlock, slots) % 64 == 0, "slots start a cache line");
+_Static_assert(sizeof(hr_rdlock) % 64 == 0, "aligned_alloc takes a multiple of the alignment");
 
 _Thread_local hr_rdlock_mru hr_rdlock_tls;
 
