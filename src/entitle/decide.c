@@ -61,6 +61,17 @@ HOT const hr_plan_version *acct_version(const hr_catalog *c, const hr_account *a
     return plan_version(c, *pi, a->plan_version);
 }
 
+/* v raised by add-on ai (-1: not in the catalog) bought qty times; with
+ * only_for >= 0, only if that plan may buy it. */
+HOT int64_t addon_grant(const hr_catalog *c, int fi, int boolean, int ai, int64_t qty,
+                        int only_for, int64_t v) {
+    if (ai < 0) return v;
+    const hr_addon *ad = &c->addons[ai];
+    int64_t g = ad->grants[fi];
+    if (g <= 0 || (only_for >= 0 && !ad->plans[only_for])) return v;
+    return boolean ? 1 : plus(v, g == HR_UNLIMITED ? g : g * qty);
+}
+
 /* Plan version pv's entitlement for fi plus the account's add-on grants;
  * with only_for >= 0, only add-ons that plan may buy count. */
 HOT int64_t plan_limit(const hr_catalog *c, const hr_account *a, int fi,
@@ -70,16 +81,8 @@ HOT int64_t plan_limit(const hr_catalog *c, const hr_account *a, int fi,
     if (!a->naddons) return v;
     int boolean = c->features[fi].type == HR_FEAT_BOOLEAN;
     for (uint16_t i = 0; i < a->naddons; i++) {
-        int ai = a->addons[i].ix;
-        if (ai < 0) continue;
-        const hr_addon *ad = &c->addons[ai];
-        int64_t g = ad->grants[fi];
-        if (g <= 0 || (only_for >= 0 && !ad->plans[only_for])) continue;
         int64_t before = v;
-        if (boolean)
-            v = 1;
-        else
-            v = plus(v, g == HR_UNLIMITED ? g : g * a->addons[i].qty);
+        v = addon_grant(c, fi, boolean, a->addons[i].ix, a->addons[i].qty, only_for, v);
         if (from_addon && v != before) *from_addon = 1;
     }
     return v;
@@ -296,8 +299,8 @@ static inline int64_t now_of(int64_t *now) {
     return *now;
 }
 
-/* The caller's feature name as the table is probed with it: its length,
- * its hr_map_hash and, up to 16 bytes, its words (hr_key_words). */
+/* The caller's feature name as the table is probed with it: its length
+ * and hr_fkey_hash (with its words up to 16 bytes). */
 typedef struct fkey {
     const char *s;
     size_t n;
@@ -306,22 +309,16 @@ typedef struct fkey {
 
 static inline fkey fkey_of(const char *s) {
     fkey k = {s, strlen(s), 0, 0, 0};
-    if (k.n <= 16) {
-        hr_key_words(s, k.n, &k.a, &k.b);
-        k.h = hr_map_mix(k.a, k.b, k.n);
-    } else {
-        k.h = hr_hash(s, k.n);
-    }
+    k.h = hr_fkey_hash(s, k.n, &k.a, &k.b);
     return k;
 }
 
-/* Whether slot s holds feature k. */
+/* Whether slot s holds feature k: short names by the words kept in the
+ * slot (equal words and length: equal names). */
 static inline int fslot_is(const hr_fslot *s, const fkey *k) {
     if (s->hash != k->h || s->len != k->n) return 0;
     if (k->n > 16) return !memcmp(s->key, k->s, k->n);
-    uint64_t c, d;
-    hr_key_words(s->key, k->n, &c, &d);
-    return ((k->a ^ c) | (k->b ^ d)) == 0;
+    return ((k->a ^ s->a) | (k->b ^ s->b)) == 0;
 }
 
 /* The current catalog's slot for feature k, NULL if none; under the lock. */
@@ -351,7 +348,10 @@ HOT int plain_verdict(const hr_catalog *c, const hr_account *a, const hr_fslot *
     int fi = fs->fi, pi;
     const hr_plan_version *pv = acct_version(c, a, &pi);
     int64_t lim = pv ? pv->ent[fi] : HR_ENT_NONE;
-    if (a->naddons) lim = plan_limit(c, a, fi, pv, -1, NULL);
+    if (a->naddons == 1) /* from the account itself, not addons[] */
+        lim = addon_grant(c, fi, fs->type == HR_FEAT_BOOLEAN, a->addon_ix, a->addon_qty, -1, lim);
+    else if (a->naddons)
+        lim = plan_limit(c, a, fi, pv, -1, NULL);
     if (fs->type == HR_FEAT_BOOLEAN) {
         int on = lim == 1;
         *v = (hr_verdict){.allowed = on, .reason = on ? HR_REASON_OK : HR_REASON_NOT_IN_PLAN,
@@ -409,7 +409,7 @@ int hr_engine_check(hr_engine *e, const char *account, const char *feature, int6
     uint64_t ah = hr_map_hash(account, an);
     fkey fk = fkey_of(feature);
     if (quantity < 0) quantity = 0;
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     /* the feature first: it is in cache, and what runs after the account's
      * cache misses is what keeps the next call's misses from starting */
     const hr_fslot *fs = feature_slot(e->ftab, &fk);
@@ -420,7 +420,7 @@ int hr_engine_check(hr_engine *e, const char *account, const char *feature, int6
     } else if (!plain_verdict(e->cat, a, fs, quantity, &now, out)) {
         full_verdict(e->cat, a, fs, quantity, now, out);
     }
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return 0;
 }
 
@@ -619,7 +619,7 @@ int hr_engine_decide(hr_engine *e, const char *account, const char *feature, int
     if (!now) now = hr_time_now();
     if (quantity < 0) quantity = 0;
     memset(&v, 0, sizeof v);
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     const hr_catalog *c = e->cat;
     const hr_account *a = hr_map_get(e->accounts, account);
     int fi = hr_catalog_feature(c, feature);
@@ -685,7 +685,7 @@ int hr_engine_decide(hr_engine *e, const char *account, const char *feature, int
         }
     }
     hr_buf_putc(out, '}');
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     if (verdict) *verdict = v;
     return hr_buf_failed(out) ? HR_ENOMEM : 0;
 }
@@ -842,11 +842,11 @@ void hr_account_json(const hr_catalog *c, const hr_account *a, hr_buf *out) {
 
 int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_buf *out) {
     if (!now) now = hr_time_now();
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     const hr_catalog *c = e->cat;
     const hr_account *a = hr_map_get(e->accounts, account);
     if (!a) {
-        pthread_rwlock_unlock(&e->lock);
+        hr_rdlock_read_end(e->lock, rs);
         return HR_ENOTFOUND;
     }
     int pi;
@@ -972,6 +972,6 @@ int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_bu
         hr_buf_putc(out, '}');
     }
     hr_buf_puts(out, "}}");
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return hr_buf_failed(out) ? HR_ENOMEM : 0;
 }

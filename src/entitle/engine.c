@@ -2,9 +2,9 @@
  *
  * Design: every mutation runs under one writer mutex in three steps:
  * validate against the catalog, write through to the store (durable), then
- * apply to memory under a brief exclusive rwlock. Readers (decisions) only
- * take the shared side of that rwlock, so they never wait on disk, and
- * memory never holds state the store has not acknowledged. */
+ * apply to memory under the write side of the engine's lock (rdlock.h),
+ * briefly. Readers (decisions) only take its read side, so they never wait
+ * on disk, and memory never holds state the store has not acknowledged. */
 #include "engine.h"
 
 #include <ctype.h>
@@ -201,6 +201,8 @@ void hr_account_reindex(const hr_catalog *c, hr_account *a) {
     a->trial_ix = (int16_t)(a->trial_plan ? hr_catalog_plan(c, a->trial_plan) : -1);
     for (uint16_t i = 0; i < a->naddons; i++)
         a->addons[i].ix = hr_catalog_addon(c, a->addons[i].addon);
+    a->addon_ix = (int16_t)(a->naddons ? a->addons[0].ix : -1);
+    a->addon_qty = a->naddons ? a->addons[0].qty : 0;
 }
 
 /* Interned feature keys of c, in catalog order; NULL on OOM. */
@@ -262,7 +264,8 @@ static int no_collision(const hr_catalog *c, uint32_t cap) {
     int ok = seen != NULL;
     for (int fi = 0; ok && fi < c->nfeatures; fi++) {
         const char *k = c->features[fi].key;
-        uint32_t i = (uint32_t)hr_map_hash(k, strlen(k)) & (cap - 1);
+        uint64_t a, b;
+        uint32_t i = (uint32_t)hr_fkey_hash(k, strlen(k), &a, &b) & (cap - 1);
         ok = !seen[i];
         seen[i] = 1;
     }
@@ -286,10 +289,11 @@ static hr_ftab *feature_table(const hr_catalog *c, const char **fnames) {
     for (int fi = 0; fi < c->nfeatures; fi++) {
         const char *k = c->features[fi].key;
         size_t n = strlen(k);
-        uint64_t h = hr_map_hash(k, n);
+        uint64_t a = 0, b = 0, h = hr_fkey_hash(k, n, &a, &b);
         uint32_t i = (uint32_t)h & t->mask;
         while (t->slots[i].hash) i = (i + 1) & t->mask;
-        t->slots[i] = (hr_fslot){.hash = h, .key = k, .name = fnames[fi], .len = (uint32_t)n, .fi = fi};
+        t->slots[i] = (hr_fslot){.hash = h, .a = a, .b = b, .key = k, .name = fnames[fi],
+                                 .len = (uint32_t)n, .fi = fi};
         describe_feature(c, fi, &t->slots[i]);
     }
     return t;
@@ -302,20 +306,19 @@ hr_engine *hr_engine_new(hr_catalog *c) {
     if (!e) return NULL;
     e->accounts = hr_map_new(1024);
     e->idem = hr_map_new(64);
-    if (!e->accounts || !e->idem) goto fail;
+    e->lock = hr_rdlock_new();
+    if (!e->accounts || !e->idem || !e->lock) goto fail;
     hr_ingest_init(e);
     if (!e->user_acct || !e->seen) {
         hr_ingest_dispose(e);
         goto fail;
     }
-    pthread_rwlock_init(&e->lock, NULL);
     pthread_mutex_init(&e->wmu, NULL);
     if (c && (!(e->fnames = intern_features(c)) || !(e->mnames = intern_meters(c)) ||
               !(e->ftab = feature_table(c, e->fnames)))) {
         free(e->fnames);
         free(e->mnames);
         hr_ingest_dispose(e);
-        pthread_rwlock_destroy(&e->lock);
         pthread_mutex_destroy(&e->wmu);
         goto fail;
     }
@@ -324,6 +327,7 @@ hr_engine *hr_engine_new(hr_catalog *c) {
 fail:
     hr_map_free(e->accounts);
     hr_map_free(e->idem);
+    hr_rdlock_free(e->lock);
     free(e);
     return NULL;
 }
@@ -342,15 +346,15 @@ void hr_engine_free(hr_engine *e) {
     free(e->fnames);
     free(e->mnames);
     free(e->ftab);
-    pthread_rwlock_destroy(&e->lock);
+    hr_rdlock_free(e->lock);
     pthread_mutex_destroy(&e->wmu);
     free(e);
 }
 
 hr_catalog *hr_engine_catalog(hr_engine *e) {
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     hr_catalog *c = e->cat ? hr_catalog_retain(e->cat) : NULL;
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return c;
 }
 
@@ -376,7 +380,7 @@ int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     }
     hr_catalog_retain(c);
     pthread_mutex_lock(&e->wmu);
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     hr_catalog *old = e->cat;
     const char **old_names = e->fnames, **old_mnames = e->mnames;
     hr_ftab *old_ftab = e->ftab;
@@ -392,7 +396,7 @@ int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
         void *v;
         while (hr_map_next(e->accounts, &pos, NULL, &v)) hr_account_reindex(c, v);
     }
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
     pthread_mutex_unlock(&e->wmu);
     if (old) hr_catalog_release(old);
     free(old_names);
@@ -402,9 +406,9 @@ int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
 }
 
 size_t hr_engine_account_count(hr_engine *e) {
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     size_t n = hr_map_count(e->accounts);
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return n;
 }
 
@@ -654,7 +658,7 @@ int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
                          .hist = load_hist, .folded = load_folded};
     ctx.today = (int32_t)(hr_time_now() / 86400);
     pthread_mutex_lock(&e->wmu);
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     int rc = s->ops->load(s, &l, err);
     int frc = flush_pending(&ctx); /* when no other table had rows */
     if (!rc && frc) rc = hr_err_set(err, frc, "out of memory loading accounts");
@@ -663,7 +667,7 @@ int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
     /* idempotency keys are kept for a week: long enough for any retry */
     if (!rc) rc = s->ops->idem_prune(s, hr_time_now() - HR_IDEM_WINDOW, err);
     if (!rc) e->store = s;
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
     /* the log past what the meter and history tables hold */
     if (!rc && (rc = hr_ingest_replay(e, err))) e->store = NULL;
     pthread_mutex_unlock(&e->wmu);
@@ -918,12 +922,12 @@ int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int pa
     }
     if ((rc = store_account(e, id, old ? &tmp : fresh, err))) goto out;
     /* Durable: apply. */
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     if (!old) {
         int perr = 0;
         hr_map_put(e->accounts, fresh->id, fresh, &perr);
         if (perr) {
-            pthread_rwlock_unlock(&e->lock);
+            hr_rdlock_write_end(e->lock);
             rc = hr_err_set(err, HR_ENOMEM, "oom");
             goto out;
         }
@@ -938,7 +942,7 @@ int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int pa
         if (tmp.addons != old->addons) free(old->addons);
         memcpy(old, &tmp, sizeof tmp);
     }
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
     /* The attrs' strings now belong to the account. */
     if (t.set & F_NAME) t.name = NULL;
     if (t.set & F_OWNER) t.owner = NULL;
@@ -959,18 +963,18 @@ out:
 }
 
 int hr_engine_account_plan(hr_engine *e, const char *id, char *out, size_t n) {
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     const hr_account *a = hr_map_get(e->accounts, id);
     if (a) snprintf(out, n, "%s", a->plan ? a->plan : "");
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return a ? 0 : HR_ENOTFOUND;
 }
 
 int hr_engine_get_account(hr_engine *e, const char *id, hr_buf *out) {
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     hr_account *a = hr_map_get(e->accounts, id);
     if (a) hr_account_json(e->cat, a, out);
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return a ? 0 : HR_ENOTFOUND;
 }
 
@@ -1004,9 +1008,9 @@ int hr_engine_delete_account(hr_engine *e, const char *id, hr_err *err) {
      * account's logged events into a new account of the same id */
     if (e->store && (rc = hr_ingest_flush_locked(e, err))) goto out;
     if (e->store && (rc = e->store->ops->delete_account(e->store, id, err))) goto out;
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     hr_map_del(e->accounts, id);
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
     hr_account_free(a);
     forget_idem(e, id);
 out:
@@ -1020,7 +1024,7 @@ int hr_engine_list_accounts(hr_engine *e, const char *cursor, int limit, hr_buf 
     const char **page = calloc((size_t)limit + 1, sizeof *page);
     if (!page) return HR_ENOMEM;
     int n = 0, more = 0;
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     size_t pos = 0;
     const char *k;
     /* Keep the `limit` smallest ids after the cursor, sorted (insertion). */
@@ -1049,7 +1053,7 @@ int hr_engine_list_accounts(hr_engine *e, const char *cursor, int limit, hr_buf 
     hr_buf_puts(out, ",\"total\":");
     hr_buf_i64(out, (int64_t)hr_map_count(e->accounts));
     hr_buf_putc(out, '}');
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     free(page);
     return 0;
 }
@@ -1145,10 +1149,10 @@ int hr_engine_put_user(hr_engine *e, const char *account, const char *uid, json_
                          nu.traits_json ? nu.traits_json : "{}", nu.created_at, nu.updated_at};
         if ((rc = e->store->ops->put_user(e->store, &r, err))) goto unlock;
     }
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     if (!old) {
         if (grow((void **)&a->users, sizeof *a->users, a->nusers)) {
-            pthread_rwlock_unlock(&e->lock);
+            hr_rdlock_write_end(e->lock);
             rc = hr_err_set(err, HR_ENOMEM, "oom");
             goto unlock;
         }
@@ -1158,7 +1162,7 @@ int hr_engine_put_user(hr_engine *e, const char *account, const char *uid, json_
     hr_user prev = *old;
     nu.hist = prev.hist; /* the member's history outlives a rewrite of the user */
     *old = nu;
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
     hr_engine_note_member(e, uid, account, now);
     free(prev.id);
     free(prev.role);
@@ -1185,27 +1189,27 @@ fail:
 
 int hr_engine_get_user(hr_engine *e, const char *account, const char *uid, hr_buf *out) {
     int rc = HR_ENOTFOUND;
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     hr_account *a = hr_map_get(e->accounts, account);
     hr_user *u = a ? find_user(a, uid) : NULL;
     if (u) {
         user_json(account, u, out);
         rc = 0;
     }
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return rc;
 }
 
 int hr_engine_has_user(hr_engine *e, const char *account, const char *uid) {
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     hr_account *a = hr_map_get(e->accounts, account);
     int has = a && find_user(a, uid);
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return has;
 }
 
 int hr_engine_list_users(hr_engine *e, const char *account, hr_buf *out) {
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     hr_account *a = hr_map_get(e->accounts, account);
     if (a) {
         hr_buf_puts(out, "{\"users\":[");
@@ -1215,7 +1219,7 @@ int hr_engine_list_users(hr_engine *e, const char *account, hr_buf *out) {
         }
         hr_buf_puts(out, "]}");
     }
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return a ? 0 : HR_ENOTFOUND;
 }
 
@@ -1230,10 +1234,10 @@ int hr_engine_delete_user(hr_engine *e, const char *account, const char *uid, hr
     }
     if (e->store && (rc = hr_ingest_flush_locked(e, err))) goto out;
     if (e->store && (rc = e->store->ops->delete_user(e->store, account, uid, err))) goto out;
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     hr_user gone = *u;
     *u = a->users[--a->nusers];
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
     free(gone.id);
     free(gone.role);
     free(gone.seat_type);
@@ -1371,14 +1375,14 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
             goto out;
         }
     }
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     if (!u) {
         u = &a->usage[a->nusage++];
         u->feature = fname;
     }
     u->value = nv;
     u->period_start = pstart;
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
     hr_buf_append(out, body.data, body.len);
     {
         /* crossing a threshold of the allocation is an event of its own */
@@ -1448,7 +1452,7 @@ int hr_engine_put_override(hr_engine *e, const char *account, const char *featur
         hr_override_rec r = {account, feature, v, expires_at, now};
         if ((rc = e->store->ops->put_override(e->store, &r, err))) goto out;
     }
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     if (!o) {
         o = &a->ovr[a->novr++];
         o->feature = fname;
@@ -1456,7 +1460,7 @@ int hr_engine_put_override(hr_engine *e, const char *account, const char *featur
     o->value = v;
     o->expires_at = expires_at;
     o->created_at = now;
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
     if (out) hr_feature_state_json(e->cat, a, fi, hr_account_usage(a, &e->cat->features[fi],
                                                                     fname, now), now, out);
 out:
@@ -1477,9 +1481,9 @@ int hr_engine_delete_override(hr_engine *e, const char *account, const char *fea
     }
     if (e->store && (rc = e->store->ops->delete_override(e->store, account, feature, err)))
         goto out;
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     *o = a->ovr[--a->novr];
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
 out:
     pthread_mutex_unlock(&e->wmu);
     return rc;
@@ -1525,9 +1529,9 @@ int hr_engine_start_feature_trial(hr_engine *e, const char *account, const char 
         hr_ftrial_rec r = {account, feature, now, ends};
         if ((rc = e->store->ops->put_ftrial(e->store, &r, err))) goto out;
     }
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     a->ftrial[a->nftrial++] = (hr_ftrial_ent){fname, now, ends};
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
     if (out) trial_json("feature", feature, now, ends, now, out);
 out:
     pthread_mutex_unlock(&e->wmu);
@@ -1572,9 +1576,9 @@ int hr_engine_start_plan_trial(hr_engine *e, const char *account, const char *pl
     tmp.updated_at = now;
     hr_account_reindex(e->cat, &tmp);
     if ((rc = store_account(e, a->id, &tmp, err))) goto out;
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     *a = tmp;
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
     if (out) trial_json("plan", plan, now, tmp.trial_ends_at, now, out);
 out:
     pthread_mutex_unlock(&e->wmu);
@@ -1620,7 +1624,7 @@ int hr_engine_join(hr_engine *e, const char *account, const char *user, json_obj
     char *acct_traits = NULL, *role = NULL, *seat = NULL, *utraits = NULL;
     int known_user = 0;
     /* what the account and user hold now, copied under the read lock */
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     hr_account *a = hr_map_get(e->accounts, account);
     int exists = a != NULL;
     if (a && a->traits_json) acct_traits = strdup(a->traits_json);
@@ -1631,7 +1635,7 @@ int hr_engine_join(hr_engine *e, const char *account, const char *user, json_obj
         seat = u->seat_type ? strdup(u->seat_type) : NULL;
         utraits = u->traits_json ? strdup(u->traits_json) : NULL;
     }
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     json_object *doc = json_object_new_object(), *t = NULL;
     if (!doc) {
         rc = hr_err_set(err, HR_ENOMEM, "out of memory");

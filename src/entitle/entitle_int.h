@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "catalog/catalog.h"
 #include "map.h"
+#include "rdlock.h"
 #include "events/meter.h"
 #include "store/store.h"
 #include "engine.h"
@@ -133,6 +134,11 @@ typedef struct hr_account {
     hr_ftrial_ent *ftrial;
     hr_mval_ent *mvals;
     uint16_t nmvals;
+    /* the one add-on of an account with one (most that have any): its
+     * index and quantity here spare the decision a trip to addons[]
+     * (hr_account_reindex keeps them; they fill what was padding) */
+    int16_t addon_ix;
+    int32_t addon_qty;
     hr_usage_ent usage_inline[HR_USAGE_INLINE];
     /* cold: read by the API, not by decisions */
     hr_hist *hist;                     /* event history of the account */
@@ -161,7 +167,8 @@ enum {
 };
 
 typedef struct hr_fslot {
-    uint64_t hash;    /* hr_map_hash of key; 0 = empty */
+    uint64_t hash;    /* hr_fkey_hash of key; 0 = empty */
+    uint64_t a, b;    /* key's words (hr_key_words) when it is up to 16 bytes */
     const char *key;  /* the catalog's */
     const char *name; /* key interned (e->fnames[fi]): usage compares by address */
     uint32_t len;
@@ -174,6 +181,17 @@ typedef struct hr_fslot {
     uint8_t rperiod;  /* the period resets_at follows (METER, OWN) */
 } hr_fslot;
 
+/* A feature name's hash in hr_ftab, never 0: for up to 16 bytes, one
+ * multiply of its words (a, b; filled), which the table compares too, so
+ * a lookup never reads the slot's key; longer names by hr_hash (a, b
+ * unset). Weak for a hash map, enough for a table that grows until no two
+ * of the catalog's few dozen features share a home slot. */
+static inline uint64_t hr_fkey_hash(const char *s, size_t n, uint64_t *a, uint64_t *b) {
+    if (n > 16) return hr_hash(s, n) | 1ULL << 63;
+    hr_key_words(s, n, a, b);
+    return (((*a ^ n) + *b * 0x9e3779b97f4a7c15ULL) * 0xff51afd7ed558ccdULL) >> 32 | 1ULL << 63;
+}
+
 typedef struct hr_ftab {
     uint32_t mask;
     uint32_t direct; /* every feature in its home slot: a lookup is one slot, no loop */
@@ -181,7 +199,7 @@ typedef struct hr_ftab {
 } hr_ftab;
 
 struct hr_engine {
-    pthread_rwlock_t lock;  /* readers vs. applying a mutation */
+    hr_rdlock *lock;        /* readers vs. applying a mutation (rdlock.h) */
     pthread_mutex_t wmu;    /* one writer at a time, across store + apply */
     hr_catalog *cat;        /* swapped under lock (exclusive) */
     const char **fnames;    /* cat's feature keys, interned: usage compares by address */

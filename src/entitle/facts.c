@@ -290,10 +290,10 @@ static fctx fctx_of(hr_engine *e, hr_account *a, int64_t now_ms) {
 int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, int64_t now_ms,
                          hr_rules_fn fn, void *ud) {
     if (!now_ms) now_ms = hr_time_now_ms();
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     hr_account *a = hr_map_get(e->accounts, account);
     if (!a) {
-        pthread_rwlock_unlock(&e->lock);
+        hr_rdlock_read_end(e->lock, rs);
         return HR_ENOTFOUND;
     }
     fctx x = fctx_of(e, a, now_ms);
@@ -303,7 +303,7 @@ int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, in
             break;
         }
     int rc = fn(ud, e->cat, &env, &x);
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return rc;
 }
 
@@ -361,7 +361,7 @@ int hr_engine_sweep(hr_engine *e, size_t *pos, int max, int64_t now_ms, hr_sweep
     hr_account **list = malloc(sizeof *list * (size_t)max);
     if (!list) return HR_ENOMEM;
     if (!now_ms) now_ms = hr_time_now_ms();
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     while (n < max && (more = hr_map_next(e->accounts, pos, &k, &v))) list[n++] = v;
     fctx x = fctx_of(e, NULL, now_ms);
     for (int i = 0; i < n; i++) {
@@ -370,7 +370,7 @@ int hr_engine_sweep(hr_engine *e, size_t *pos, int max, int64_t now_ms, hr_sweep
         x.a = list[i], x.u = NULL, x.plan_len = -1;
         if ((rc = fn(ud, list[i]->id, e->cat, &env, &x)) < 0) break;
     }
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     free(list);
     return rc < 0 ? rc : more;
 }
@@ -378,7 +378,7 @@ int hr_engine_sweep(hr_engine *e, size_t *pos, int max, int64_t now_ms, hr_sweep
 int hr_engine_new_members(hr_engine *e, const char *account, int days, int64_t now_ms, hr_buf *out) {
     int64_t since = (now_ms ? now_ms : hr_time_now_ms()) / 1000 - (int64_t)days * 86400;
     int n = 0;
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     hr_account *a = hr_map_get(e->accounts, account);
     hr_buf_putc(out, '[');
     for (uint32_t i = 0; a && i < a->nusers; i++)
@@ -387,6 +387,6 @@ int hr_engine_new_members(hr_engine *e, const char *account, int days, int64_t n
             hr_buf_json_str(out, a->users[i].id);
         }
     hr_buf_putc(out, ']');
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return a ? 0 : HR_ENOTFOUND;
 }

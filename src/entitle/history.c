@@ -258,10 +258,10 @@ static int window(hr_engine *e, const char *account, const char *user, const cha
     int found;
     *total = 0;
     *active = 0;
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     const hr_hist_ent *he = hr_hist_find(hist_of(e, account, user, &found), event);
     hr_hist_window(he, (int32_t)hr_time_days(now), days, total, active);
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return found ? 0 : HR_ENOTFOUND;
 }
 
@@ -280,11 +280,11 @@ int hr_engine_active_days(hr_engine *e, const char *account, const char *user, c
 int hr_engine_event_seen(hr_engine *e, const char *account, const char *user, const char *event,
                          int64_t *first_ms, int64_t *last_ms) {
     int found;
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     const hr_hist_ent *he = hr_hist_find(hist_of(e, account, user, &found), event);
     *first_ms = he ? he->first_ms : 0;
     *last_ms = he ? he->last_ms : 0;
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return found ? 0 : HR_ENOTFOUND;
 }
 

@@ -202,12 +202,12 @@ int hr_ingest_load_seen(hr_engine *e, const char *id, int64_t at_ms) {
 
 int hr_engine_meter_value(hr_engine *e, const char *account, const char *meter, int64_t now,
                           double *out) {
-    pthread_rwlock_rdlock(&e->lock);
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
     const hr_account *a = hr_map_get(e->accounts, account);
     int mi = hr_catalog_meter(e->cat, meter);
     int rc = !a ? HR_ENOTFOUND : mi < 0 ? HR_ELIMIT : 0;
     if (!rc) *out = hr_account_meter_now(e->cat, a, mi, now ? now : hr_time_now());
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_read_end(e->lock, rs);
     return rc;
 }
 
@@ -674,7 +674,7 @@ static int persist(hr_engine *e, batch *b, int64_t *seq, hr_err *err) {
  * under the exclusive lock (an account's array may move). */
 static int apply(hr_engine *e, batch *b, int64_t now_ms) {
     int rc = 0;
-    pthread_rwlock_wrlock(&e->lock);
+    hr_rdlock_write(e->lock);
     for (size_t i = 0; i < b->nst; i++) {
         staged *st = &b->st[i];
         if (!st->current) continue;
@@ -710,7 +710,7 @@ static int apply(hr_engine *e, batch *b, int64_t now_ms) {
         if (!he->first_ms || h->first_ms < he->first_ms) he->first_ms = h->first_ms;
         if (h->last_ms > he->last_ms) he->last_ms = h->last_ms;
     }
-    pthread_rwlock_unlock(&e->lock);
+    hr_rdlock_write_end(e->lock);
     return rc;
 }
 

@@ -148,7 +148,8 @@ static const char **populate(fx *f, int *n) {
     static const char *ids[] = {"free0", "free_full", "free_over", "pro_v1", "pro_v2",
                                 "biz_year", "ent", "addons", "addons2", "trial_on",
                                 "trial_off", "ftrial_on", "ftrial_off", "ovr", "ovr_gone",
-                                "metered", "stale", "cycle", "x", "acct_with_a_long_id_0001"};
+                                "metered", "stale", "cycle", "x", "acct_with_a_long_id_0001",
+                                "addon1"};
     int64_t t0 = f->t0, day = 86400;
     hr_err err = {0};
     hr_buf out;
@@ -203,6 +204,11 @@ static const char **populate(fx *f, int *n) {
     events(f, "cycle", "Cycle Called", 4, t0);
     usage_at(f, "cycle", "cycle_calls", 96, t0);
     put(f, "x", "{\"plan\":\"business\",\"addons\":{\"sso_pack\":1}}");
+    /* one add-on bought three times (the decision reads it from the
+     * account itself), after having had two */
+    put(f, "addon1", "{\"plan\":\"pro\",\"addons\":{\"extra_seats\":1,\"extra_boards\":1}}");
+    put(f, "addon1", "{\"plan\":\"pro\",\"addons\":{\"extra_seats\":3}}");
+    usage_at(f, "addon1", "seats", 24, t0);
     put(f, "acct_with_a_long_id_0001", "{\"plan\":\"pro\"}");
     usage_at(f, "acct_with_a_long_id_0001", "seats", 10, t0);
     hr_buf_dispose(&out);
