@@ -23,10 +23,14 @@ void hr_api_section_delete(hr_req *r, const char *section, const char *what);
 /* Segment's write key: from HTTP Basic (user name), else `writeKey` in the
  * body (may be NULL); the secret key passes too. 1 if it matches. */
 int hr_api_write_key_ok(hr_req *r, json_object *body);
-/* What group and identify calls change (membership, traits) before the
- * events of the same request are counted. */
+/* The valid messages of a Segment request (track.c): what group and
+ * identify calls change (membership, traits) first, then all as one durable
+ * batch; replies 200 with the counts and the bad messages (errs: the items
+ * of a JSON list, nerr of them), or with the engine's error. status: n
+ * entries for the engine's answers. */
 struct hr_msg;
-int hr_api_seg_side_effects(hr_req *r, const struct hr_msg *m, hr_err *err);
+void hr_api_seg_ingest(hr_req *r, struct hr_msg *msgs, int n, int *status, int64_t now_ms,
+                       const hr_buf *errs, int nerr);
 /* String member of o, or NULL if absent or not a string. */
 const char *hr_api_str(json_object *o, const char *key);
 

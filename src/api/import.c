@@ -120,28 +120,7 @@ void hr_api_seg_import(hr_req *r) {
         else
             json_object_put(objs[n]), objs[n] = NULL;
     }
-    hr_err e = {0};
-    for (int i = 0; i < n; i++) {
-        if (hr_api_seg_side_effects(r, &msgs[i], &e)) {
-            hr_api_fail(r, e.code, &e);
-            goto out;
-        }
-    }
-    if (n && hr_engine_ingest(r->app->engine, msgs, n, now_ms, status, &e)) {
-        hr_api_fail(r, e.code, &e);
-        goto out;
-    }
-    int dup = 0, orphan = 0;
-    for (int i = 0; i < n; i++) {
-        dup += status[i] == HR_INGEST_DUPLICATE;
-        orphan += status[i] == HR_INGEST_NO_ACCOUNT;
-    }
-    hr_buf_printf(&r->out, "{\"success\":true,\"accepted\":%d,\"duplicates\":%d,"
-                           "\"without_account\":%d,\"rejected\":%d,\"errors\":[",
-                  n - dup, dup, orphan, nerr);
-    hr_buf_append(&r->out, errs.data ? errs.data : "", errs.len);
-    hr_buf_puts(&r->out, "]}");
-    hr_reply(r, 200);
+    hr_api_seg_ingest(r, msgs, n, status, now_ms, &errs, nerr);
 out:
     for (int i = 0; objs && i < n; i++) json_object_put(objs[i]);
     free(msgs);

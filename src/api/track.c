@@ -52,7 +52,7 @@ int hr_api_write_key_ok(hr_req *r, json_object *body) {
 }
 
 /* group and identify: membership and traits, before the events count. */
-int hr_api_seg_side_effects(hr_req *r, const hr_msg *m, hr_err *err) {
+static int side_effects(hr_req *r, const hr_msg *m, hr_err *err) {
     const char *user = m->user_id;
     if (m->type == HR_MSG_GROUP)
         return hr_engine_join(r->app->engine, m->group_id, user, m->traits, NULL, 0, err);
@@ -64,6 +64,26 @@ int hr_api_seg_side_effects(hr_req *r, const hr_msg *m, hr_err *err) {
             return hr_engine_join(r->app->engine, acct, user, NULL, m->traits, 0, err);
     }
     return 0;
+}
+
+void hr_api_seg_ingest(hr_req *r, hr_msg *msgs, int n, int *status, int64_t now_ms,
+                       const hr_buf *errs, int nerr) {
+    hr_err e = {0};
+    for (int i = 0; i < n; i++)
+        if (side_effects(r, &msgs[i], &e)) return hr_api_fail(r, e.code, &e);
+    if (n && hr_engine_ingest(r->app->engine, msgs, n, now_ms, status, &e))
+        return hr_api_fail(r, e.code, &e);
+    int dup = 0, orphan = 0;
+    for (int i = 0; i < n; i++) {
+        dup += status[i] == HR_INGEST_DUPLICATE;
+        orphan += status[i] == HR_INGEST_NO_ACCOUNT;
+    }
+    hr_buf_printf(&r->out, "{\"success\":true,\"accepted\":%d,\"duplicates\":%d,"
+                           "\"without_account\":%d,\"rejected\":%d,\"errors\":[",
+                  n - dup, dup, orphan, nerr);
+    hr_buf_append(&r->out, errs->data ? errs->data : "", errs->len);
+    hr_buf_puts(&r->out, "]}");
+    hr_reply(r, 200);
 }
 
 static void ingest(hr_req *r, int type) {
@@ -171,28 +191,7 @@ static void ingest(hr_req *r, int type) {
             goto out;
         }
     }
-    hr_err e = {0};
-    for (int i = 0; i < n; i++) {
-        if (hr_api_seg_side_effects(r, &msgs[i], &e)) {
-            hr_api_fail(r, e.code, &e);
-            goto out;
-        }
-    }
-    if (n && hr_engine_ingest(r->app->engine, msgs, n, now_ms, status, &e)) {
-        hr_api_fail(r, e.code, &e);
-        goto out;
-    }
-    int dup = 0, orphan = 0;
-    for (int i = 0; i < n; i++) {
-        dup += status[i] == HR_INGEST_DUPLICATE;
-        orphan += status[i] == HR_INGEST_NO_ACCOUNT;
-    }
-    hr_buf_printf(&r->out, "{\"success\":true,\"accepted\":%d,\"duplicates\":%d,"
-                           "\"without_account\":%d,\"rejected\":%d,\"errors\":[",
-                  n - dup, dup, orphan, nerr);
-    hr_buf_append(&r->out, errs.data ? errs.data : "", errs.len);
-    hr_buf_puts(&r->out, "]}");
-    hr_reply(r, 200);
+    hr_api_seg_ingest(r, msgs, n, status, now_ms, &errs, nerr);
 out:
     free(msgs);
     free(status);
