@@ -22,6 +22,9 @@
 #include "map.h"
 #include "timeutil.h"
 
+/* Line numbers past this would overflow counting on through a body. */
+#define HR_IMPORT_LINE_MAX 1000000000000000LL
+
 /* One bad line, as {"line":N,"message":"..."}. */
 __attribute__((format(printf, 4, 5)))
 static void bad_line(hr_buf *errs, int *nerr, long long line, const char *fmt, ...) {
@@ -87,9 +90,9 @@ void hr_api_seg_import(hr_req *r) {
     if (h) {
         char *end;
         first = strtoll(h, &end, 10);
-        if (end == h || *end || first < 1)
+        if (end == h || *end || first < 1 || first > HR_IMPORT_LINE_MAX)
             return hr_reply_error(r, 400, "invalid_request",
-                                  "X-Headroom-Import-Line must be a line number (1 or more)");
+                                  "X-Headroom-Import-Line must be a line number (1 or more, at most 10^15)");
     }
     size_t nlines = 1;
     for (const char *p = r->body; (p = memchr(p, '\n', r->body_len - (size_t)(p - r->body))); p++)

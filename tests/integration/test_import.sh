@@ -94,6 +94,8 @@ code=$(printf '{"userId":"d1","event":"API Called","context":{"groupId":"initech
 check "at another line number: a new event" grep -q '"accepted":1,"duplicates":0' "$HR_SCRATCH/body"
 code=$(printf '{}\n' | ndjson 0)
 check "a bad line number: 400" [ "$code" = 400 ]
+code=$(printf '{}\n' | ndjson 9223372036854775807)
+check "a line number too large: 400" [ "$code" = 400 ]
 expect_error_body() { grep -q "\"code\":\"$1\"" "$HR_SCRATCH/body"; }
 check "... invalid_request" expect_error_body invalid_request
 code=$(curl -s -o "$HR_SCRATCH/body" -w '%{http_code}' -u "$HEADROOM_WRITE_KEY:" \
