@@ -1,11 +1,13 @@
 /* fixture.h: what the unit tests built on an engine share: a catalog and
- * an engine from YAML, an account put, and one Segment message ingested. Include after
+ * an engine from YAML, an account put, one Segment message ingested, and a
+ * scratch directory for a database. Include after
  * cmocka.h, catalog/catalog.h, entitle/engine.h and events/segment.h. */
 #ifndef HR_TEST_FIXTURE_H
 #define HR_TEST_FIXTURE_H
 
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A catalog parsed from yaml and an engine on it; -1 (the error printed)
@@ -41,6 +43,21 @@ static inline int hr_test_ingest(hr_engine *e, const char *json, int type, int64
     assert_int_equal(hr_engine_ingest(e, &m, 1, at_ms, &st, &err), 0);
     json_object_put(o);
     return st;
+}
+
+/* A fresh directory for a test's database: dir is a mkdtemp template
+ * ("/tmp/hr-x-XXXXXX"), made into the directory's name; path (n bytes)
+ * gets the database file's path in it. */
+static inline void hr_test_db_dir(char *dir, char *path, size_t n) {
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, n, "%s/h.db", dir);
+}
+
+/* Removes a directory made by hr_test_db_dir, with everything in it. */
+static inline void hr_test_rm_dir(const char *dir) {
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 #endif

@@ -396,8 +396,7 @@ static void idempotency_forgotten_with_account(void **state) {
 static void load_from_store_any_order(void **state) {
     fx *f = *state;
     char dir[] = "/tmp/hr-decide-XXXXXX", path[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/h.db", dir);
+    hr_test_db_dir(dir, path, sizeof path);
     hr_store *s = NULL;
     hr_err err = {0};
     assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
@@ -432,9 +431,7 @@ static void load_from_store_any_order(void **state) {
     }
     hr_engine_free(e);
     hr_store_close(s);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    hr_test_rm_dir(dir);
 }
 
 /* Decisions from two threads while the main thread changes plans, deletes

@@ -101,9 +101,8 @@ static void test_facts_and_sums(void **state) {
     int64_t t;
     hr_time_parse("2026-11-22T00:00:00Z", &t);
     T0 = t * 1000;
-    char dir[] = "/tmp/hr-facts-XXXXXX", path[64], cmd[96];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/h.db", dir);
+    char dir[] = "/tmp/hr-facts-XXXXXX", path[64];
+    hr_test_db_dir(dir, path, sizeof path);
     hr_catalog *cat;
     hr_err err;
     assert_int_equal(hr_catalog_parse(yaml, sizeof yaml - 1, "t.yaml", &cat, &err, NULL), 0);
@@ -168,8 +167,7 @@ static void test_facts_and_sums(void **state) {
     hr_engine_free(e);
     hr_store_close(s);
     hr_catalog_release(cat);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    hr_test_rm_dir(dir);
 }
 
 int main(void) {

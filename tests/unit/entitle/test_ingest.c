@@ -205,9 +205,8 @@ static hr_engine *on_store(fx *f, const char *path, hr_store **s) {
 /* Meters, history, dedup and membership come back from the store. */
 static void survives_restart(void **state) {
     fx *f = *state;
-    char dir[] = "/tmp/hr-ingest-XXXXXX", path[64], cmd[96];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/h.db", dir);
+    char dir[] = "/tmp/hr-ingest-XXXXXX", path[64];
+    hr_test_db_dir(dir, path, sizeof path);
     hr_store *s = NULL;
     hr_err err = {0};
     hr_engine *e = on_store(f, path, &s);
@@ -237,8 +236,7 @@ static void survives_restart(void **state) {
     hr_engine_free(e);
     hr_store_close(s);
     f->e = keep;
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    hr_test_rm_dir(dir);
 }
 
 static void usage_thresholds(void **state) {
@@ -329,9 +327,8 @@ static void feature_denied(void **state) {
  * never come back into a new account of the same id. */
 static void replay_after_flush_and_delete(void **state) {
     fx *f = *state;
-    char dir[] = "/tmp/hr-replay-XXXXXX", path[64], cmd[96];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/h.db", dir);
+    char dir[] = "/tmp/hr-replay-XXXXXX", path[64];
+    hr_test_db_dir(dir, path, sizeof path);
     hr_store *s = NULL;
     hr_err err = {0};
     hr_engine *keep = f->e;
@@ -363,8 +360,7 @@ static void replay_after_flush_and_delete(void **state) {
     hr_engine_free(f->e);
     hr_store_close(s);
     f->e = keep;
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    hr_test_rm_dir(dir);
 }
 
 int main(void) {
