@@ -7,6 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+#if defined(__has_feature) /* clang's way of saying a sanitizer is on */
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define HR_NO_WIDE_READS 1
+#endif
+#endif
 
 typedef struct hr_map hr_map;
 
@@ -28,6 +36,21 @@ static inline void hr_key_words(const char *s, size_t n, uint64_t *a, uint64_t *
                : 0;
         *b = 0;
     }
+}
+
+/* strlen for the short keys of hot paths (ids, feature names): one 16-byte
+ * load and a compare when the key lies within a page, no call. Reading past
+ * the terminator stays inside the page, so it cannot fault; sanitizer
+ * builds, which would flag it, call strlen. */
+static inline size_t hr_key_len(const char *s) {
+#if defined(__SSE2__) && !defined(__SANITIZE_ADDRESS__) && !defined(HR_NO_WIDE_READS)
+    if (((uintptr_t)s & 4095) <= 4096 - 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        unsigned z = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()));
+        if (z) return (size_t)__builtin_ctz(z);
+    }
+#endif
+    return strlen(s);
 }
 
 /* Whether two keys of the same length n are equal; no call for n <= 16. */

@@ -308,7 +308,7 @@ typedef struct fkey {
 } fkey;
 
 static inline fkey fkey_of(const char *s) {
-    fkey k = {s, strlen(s), 0, 0, 0};
+    fkey k = {s, hr_key_len(s), 0, 0, 0};
     k.h = hr_fkey_hash(s, k.n, &k.a, &k.b);
     return k;
 }
@@ -358,11 +358,15 @@ HOT int plain_verdict(const hr_catalog *c, const hr_account *a, const hr_fslot *
                           .limit = on};
         return 1;
     }
-    /* api_usage: the first entry of the feature counts, if in its period;
-     * scanned from the end without a branch on where it is */
+    /* api_usage: the feature's entry counts if in its period; looked for
+     * at its home first (hr_ftab.uhome), else scanned from the end without
+     * a branch on where it is */
     const hr_usage_ent *u = NULL;
-    for (uint16_t i = a->nusage; i-- > 0;)
-        u = a->usage[i].feature == fs->name ? &a->usage[i] : u;
+    if (__builtin_expect(fs->uhome < a->nusage && a->usage[fs->uhome].feature == fs->name, 1))
+        u = &a->usage[fs->uhome];
+    else
+        for (uint16_t i = a->nusage; i-- > 0;)
+            u = a->usage[i].feature == fs->name ? &a->usage[i] : u;
     int64_t usage = u ? u->value : 0, start;
     if (u && fs->uperiod != HR_PERIOD_NONE) {
         period_at(fs->uperiod, now_of(now), &start, NULL);
@@ -405,7 +409,7 @@ static __attribute__((noinline)) void full_verdict(const hr_catalog *c, const hr
 int hr_engine_check(hr_engine *e, const char *account, const char *feature, int64_t quantity,
                     int64_t now, hr_verdict *out) {
     /* the caller's strings are hashed before taking the lock */
-    size_t an = strlen(account);
+    size_t an = hr_key_len(account);
     uint64_t ah = hr_map_hash(account, an);
     fkey fk = fkey_of(feature);
     if (quantity < 0) quantity = 0;

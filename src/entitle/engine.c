@@ -187,6 +187,38 @@ static hr_usage_ent *find_usage(const hr_account *a, const char *fname) {
     return NULL;
 }
 
+/* Where fname's usage entry belongs among the inline ones (hr_ftab.uhome),
+ * -1 if the current catalog has no such feature. */
+static int usage_home(const hr_engine *e, const char *fname) {
+    int fi = e->cat && e->ftab ? hr_catalog_feature(e->cat, fname) : -1;
+    return fi < 0 ? -1 : e->ftab->uhome[fi];
+}
+
+/* After entry k was added: moves inline entries to their homes where they
+ * can go (a few swaps among at most HR_USAGE_INLINE entries; entries are
+ * unique by feature, so their order means nothing else). Returns where
+ * entry k ended up. Under the engine's write lock: decisions read these. */
+static hr_usage_ent *usage_arrange(const hr_engine *e, hr_account *a, int k) {
+    int n = a->nusage, home[HR_USAGE_INLINE];
+    if (a->usage != a->usage_inline || n > HR_USAGE_INLINE) return &a->usage[k];
+    if ((home[k] = usage_home(e, a->usage[k].feature)) == k) return &a->usage[k];
+    for (int i = 0; i < n; i++)
+        if (i != k) home[i] = usage_home(e, a->usage[i].feature);
+    /* position by position: a swap brings i the entry whose home it is, and
+     * never moves an entry already at its own home */
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n && home[i] != i; j++) {
+            if (j == i || home[j] != i) continue;
+            hr_usage_ent t = a->usage[i];
+            a->usage[i] = a->usage[j], a->usage[j] = t;
+            int h = home[i];
+            home[i] = home[j], home[j] = h;
+            k = k == i ? j : k == j ? i : k;
+        }
+    }
+    return &a->usage[k];
+}
+
 int64_t hr_account_usage(const hr_account *a, const hr_feature *f, const char *fname,
                          int64_t now) {
     const hr_usage_ent *u = find_usage(a, fname);
@@ -282,10 +314,15 @@ static hr_ftab *feature_table(const hr_catalog *c, const char **fnames) {
     while (cap < (uint32_t)c->nfeatures * 4) cap *= 2;
     for (uint32_t k = cap; k <= cap * 16 && !direct; k *= 2)
         if (no_collision(c, k)) cap = k, direct = 1;
-    hr_ftab *t = calloc(1, sizeof *t + cap * sizeof *t->slots);
+    size_t rows = sizeof(hr_ftab) + cap * sizeof(hr_fslot);
+    hr_ftab *t = calloc(1, rows + (size_t)c->nfeatures);
     if (!t) return NULL;
     t->mask = cap - 1;
     t->direct = direct;
+    uint8_t *uhome = (uint8_t *)t + rows;
+    for (int fi = 0, k = 0; fi < c->nfeatures; fi++)
+        if (c->features[fi].type != HR_FEAT_BOOLEAN) uhome[fi] = (uint8_t)(k++ % HR_USAGE_INLINE);
+    t->uhome = uhome;
     for (int fi = 0; fi < c->nfeatures; fi++) {
         const char *k = c->features[fi].key;
         size_t n = strlen(k);
@@ -293,7 +330,7 @@ static hr_ftab *feature_table(const hr_catalog *c, const char **fnames) {
         uint32_t i = (uint32_t)h & t->mask;
         while (t->slots[i].hash) i = (i + 1) & t->mask;
         t->slots[i] = (hr_fslot){.hash = h, .a = a, .b = b, .key = k, .name = fnames[fi],
-                                 .len = (uint32_t)n, .fi = fi};
+                                 .len = (uint32_t)n, .fi = fi, .uhome = uhome[fi]};
         describe_feature(c, fi, &t->slots[i]);
     }
     return t;
@@ -580,6 +617,7 @@ static int load_usage(void *ud, const hr_usage_rec *r) {
         if (usage_reserve(a)) return HR_ENOMEM;
         u = &a->usage[a->nusage++];
         u->feature = f;
+        u = usage_arrange(((loader *)ud)->e, a, a->nusage - 1);
     }
     u->value = r->value;
     u->period_start = r->period_start;
@@ -1329,8 +1367,12 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
         goto out;
     }
     hr_usage_ent *u = find_usage(a, fname);
-    if (!u) { /* make room before the write so applying cannot fail */
-        if (usage_reserve(a)) {
+    if (!u) { /* make room before the write so applying cannot fail; under
+               * the lock, as decisions may be reading the array it moves */
+        hr_rdlock_write(e->lock);
+        int oom = usage_reserve(a);
+        hr_rdlock_write_end(e->lock);
+        if (oom) {
             rc = hr_err_set(err, HR_ENOMEM, "oom");
             goto out;
         }
@@ -1379,6 +1421,7 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
     if (!u) {
         u = &a->usage[a->nusage++];
         u->feature = fname;
+        u = usage_arrange(e, a, a->nusage - 1);
     }
     u->value = nv;
     u->period_start = pstart;

@@ -179,6 +179,8 @@ typedef struct hr_fslot {
     uint8_t uperiod;  /* metered: its (shared) period, which API usage must be in; else NONE */
     uint8_t reset;    /* HR_FRESET_* */
     uint8_t rperiod;  /* the period resets_at follows (METER, OWN) */
+    uint8_t uhome;    /* where the feature's usage entry sits in an account's
+                       * inline entries when it can (hr_ftab.uhome) */
 } hr_fslot;
 
 /* A feature name's hash in hr_ftab, never 0: for up to 16 bytes, one
@@ -195,6 +197,15 @@ static inline uint64_t hr_fkey_hash(const char *s, size_t n, uint64_t *a, uint64
 typedef struct hr_ftab {
     uint32_t mask;
     uint32_t direct; /* every feature in its home slot: a lookup is one slot, no loop */
+    /* By feature index: the inline usage entry (0 .. HR_USAGE_INLINE - 1)
+     * where the engine puts that feature's usage when it is free, the
+     * features that can have usage (not booleans) taken in turn. A decision
+     * then reads the entry at a place it knows before the account arrives,
+     * rather than comparing every entry (a scan whose result the next
+     * instructions wait for); anything elsewhere (a collision, more than
+     * HR_USAGE_INLINE entries, entries placed under an earlier catalog) is
+     * still found by a scan. */
+    const uint8_t *uhome;
     hr_fslot slots[];
 } hr_ftab;
 

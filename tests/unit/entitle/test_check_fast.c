@@ -149,7 +149,7 @@ static const char **populate(fx *f, int *n) {
                                 "biz_year", "ent", "addons", "addons2", "trial_on",
                                 "trial_off", "ftrial_on", "ftrial_off", "ovr", "ovr_gone",
                                 "metered", "stale", "cycle", "x", "acct_with_a_long_id_0001",
-                                "addon1"};
+                                "addon1", "collide", "many"};
     int64_t t0 = f->t0, day = 86400;
     hr_err err = {0};
     hr_buf out;
@@ -209,6 +209,16 @@ static const char **populate(fx *f, int *n) {
     put(f, "addon1", "{\"plan\":\"pro\",\"addons\":{\"extra_seats\":1,\"extra_boards\":1}}");
     put(f, "addon1", "{\"plan\":\"pro\",\"addons\":{\"extra_seats\":3}}");
     usage_at(f, "addon1", "seats", 24, t0);
+    /* usage entries sit at their features' homes when they can (boards
+     * and daily share one here), and on the heap past four */
+    put(f, "collide", "{\"plan\":\"pro\"}");
+    usage_at(f, "collide", "daily", 50, t0);
+    usage_at(f, "collide", "seats", 4, t0);
+    usage_at(f, "collide", "boards", 7, t0);
+    put(f, "many", "{\"plan\":\"free\"}");
+    static const char *uf[] = {"storage_gb", "daily", "seats", "api_calls", "boards",
+                               "a_feature_with_a_long_name", "yearly_exports"};
+    for (int i = 0; i < 7; i++) usage_at(f, "many", uf[i], i + 1, t0);
     put(f, "acct_with_a_long_id_0001", "{\"plan\":\"pro\"}");
     usage_at(f, "acct_with_a_long_id_0001", "seats", 10, t0);
     hr_buf_dispose(&out);
