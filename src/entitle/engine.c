@@ -49,6 +49,15 @@ static int grow(void **arr, size_t elem, size_t n) {
     return 0;
 }
 
+/* grow() for an array of a live account, which decisions may be reading:
+ * realloc can move it and free the old one, so under the write lock. */
+static int grow_live(hr_engine *e, void **arr, size_t elem, size_t n) {
+    hr_rdlock_write(e->lock);
+    int rc = grow(arr, elem, n);
+    hr_rdlock_write_end(e->lock);
+    return rc;
+}
+
 static void account_release(hr_account *a);
 
 void hr_account_free(hr_account *a) {
@@ -1487,7 +1496,7 @@ int hr_engine_put_override(hr_engine *e, const char *account, const char *featur
     if ((rc = ent_value(&e->cat->features[fi], value, &v, err))) goto out;
     const char *fname = hr_intern(feature);
     hr_ovr_ent *o = find_ovr(a, fname);
-    if (!o && grow((void **)&a->ovr, sizeof *a->ovr, a->novr)) {
+    if (!o && grow_live(e, (void **)&a->ovr, sizeof *a->ovr, a->novr)) {
         rc = hr_err_set(err, HR_ENOMEM, "oom");
         goto out;
     }
@@ -1563,7 +1572,7 @@ int hr_engine_start_feature_trial(hr_engine *e, const char *account, const char 
                         account, feature);
         goto out;
     }
-    if (grow((void **)&a->ftrial, sizeof *a->ftrial, a->nftrial)) {
+    if (grow_live(e, (void **)&a->ftrial, sizeof *a->ftrial, a->nftrial)) {
         rc = hr_err_set(err, HR_ENOMEM, "oom");
         goto out;
     }

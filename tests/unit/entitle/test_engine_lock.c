@@ -9,13 +9,15 @@
  * failed here, with up to millions of bad answers.) Readers
  * switch between two engines on every call, come and go in rounds (their
  * slots given back as they exit), and an engine is freed and another made
- * while threads that used it live on. */
+ * while threads that used it live on. A second test grows an account's
+ * arrays (usage entries, overrides) under reading decisions. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@
 #include "catalog/catalog.h"
 #include "entitle/engine.h"
 #include "events/segment.h"
+#include <json-c/json.h>
 #include "../fixture.h"
 
 static const char yaml[] =
@@ -177,9 +180,98 @@ static void decisions_never_see_half_a_write(void **state) {
     hr_catalog_release(cat2);
 }
 
+/* ---- arrays that grow under a reading decision ------------------------- */
+
+/* An account gains usage entries (inline, then on the heap) and overrides
+ * one feature at a time, each a realloc that may move the array, while
+ * decisions read it: an account with overrides takes the full decision,
+ * which walks them. Under AddressSanitizer (whose realloc always moves) a
+ * grow outside the write side shows as a use after free. */
+#define NGROW 24
+#define GROW_ACCOUNTS 10
+
+typedef struct gworld {
+    hr_engine *e;
+    _Atomic int cur, stop, started;
+    _Atomic long reads;
+} gworld;
+
+static const char *gfeature(int i) {
+    static char names[NGROW][8];
+    if (!names[i][0]) snprintf(names[i], sizeof names[i], "f%02d", i);
+    return names[i];
+}
+
+static void *greader(void *p) {
+    gworld *w = p;
+    long n = 0;
+    char id[16];
+    while (!atomic_load(&w->stop)) {
+        hr_verdict v;
+        snprintf(id, sizeof id, "g%d", atomic_load(&w->cur));
+        hr_engine_check(w->e, id, gfeature((int)(n % NGROW)), 1, 0, &v);
+        if (n++ == 0) atomic_fetch_add(&w->started, 1);
+    }
+    atomic_fetch_add(&w->reads, n);
+    return NULL;
+}
+
+static void arrays_grow_under_the_write_side(void **state) {
+    (void)state;
+    static char yaml_g[4096];
+    size_t o = (size_t)snprintf(yaml_g, sizeof yaml_g, "currency: USD\nfeatures:\n");
+    for (int i = 0; i < NGROW; i++)
+        o += (size_t)snprintf(yaml_g + o, sizeof yaml_g - o, "  %s: {type: limit}\n", gfeature(i));
+    o += (size_t)snprintf(yaml_g + o, sizeof yaml_g - o,
+                          "plans:\n  free: {price: 0, entitlements: {f00: 3}}\n");
+    hr_catalog *cat = NULL;
+    hr_err err = {0};
+    assert_int_equal(hr_catalog_parse(yaml_g, o, "g.yaml", &cat, &err, NULL), 0);
+    gworld w = {.e = hr_engine_new(cat)};
+    assert_non_null(w.e);
+    char id[16];
+    for (int k = 0; k < GROW_ACCOUNTS; k++) {
+        snprintf(id, sizeof id, "g%d", k);
+        hr_test_put_account(w.e, id, "{\"plan\":\"free\"}");
+    }
+    enum { R = 3 };
+    pthread_t r[R];
+    for (int i = 0; i < R; i++) assert_int_equal(pthread_create(&r[i], NULL, greader, &w), 0);
+    while (atomic_load(&w.started) < R) sched_yield(); /* the writes overlap reads */
+    json_object *five = json_object_new_int(5);
+    for (int k = 0; k < GROW_ACCOUNTS; k++) {
+        snprintf(id, sizeof id, "g%d", k);
+        atomic_store(&w.cur, k);
+        for (int i = 0; i < NGROW; i++) {
+            hr_buf out;
+            int st;
+            hr_buf_init(&out);
+            assert_int_equal(hr_engine_record_usage(w.e, id, gfeature(i), i, 1, NULL, 0, 0, &st,
+                                                    &out, &err),
+                             0);
+            assert_int_equal(hr_engine_put_override(w.e, id, gfeature(NGROW - 1 - i), five, 0,
+                                                    &out, &err),
+                             0);
+            hr_buf_dispose(&out);
+        }
+    }
+    json_object_put(five);
+    atomic_store(&w.stop, 1);
+    for (int i = 0; i < R; i++) pthread_join(r[i], NULL);
+    assert_true(atomic_load(&w.reads) > 0);
+    /* and every entry landed where the decision finds it */
+    hr_verdict v;
+    assert_int_equal(hr_engine_check(w.e, "g0", "f07", 1, 0, &v), 0);
+    assert_int_equal(v.usage, 7);
+    assert_int_equal(v.limit, 5);
+    hr_engine_free(w.e);
+    hr_catalog_release(cat);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(decisions_never_see_half_a_write),
+        cmocka_unit_test(arrays_grow_under_the_write_side),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
