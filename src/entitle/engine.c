@@ -196,11 +196,14 @@ static hr_usage_ent *find_usage(const hr_account *a, const char *fname) {
     return NULL;
 }
 
-/* Where fname's usage entry belongs among the inline ones (hr_ftab.uhome),
- * -1 if the current catalog has no such feature. */
+/* Where fname (interned) belongs among the inline usage entries
+ * (hr_ftab.uhome), -1 if the current catalog has no such feature: a scan of
+ * the catalog's interned names, cheaper than hashing for a few dozen. */
 static int usage_home(const hr_engine *e, const char *fname) {
-    int fi = e->cat && e->ftab ? hr_catalog_feature(e->cat, fname) : -1;
-    return fi < 0 ? -1 : e->ftab->uhome[fi];
+    if (!e->fnames || !e->ftab) return -1;
+    for (int fi = 0; e->fnames[fi]; fi++)
+        if (e->fnames[fi] == fname) return e->ftab->uhome[fi];
+    return -1;
 }
 
 /* After entry k was added: moves inline entries to their homes where they
