@@ -43,9 +43,9 @@ HOT int64_t plus(int64_t v, int64_t add) {
     return v > HR_UNLIMITED - add ? HR_UNLIMITED : v + add;
 }
 
-/* Plan pi's version v (0 or unknown: the current one), inline: the decision
- * asks for it on every call, and most accounts are on the current one
- * (version numbers are unique within a plan). */
+/* Plan pi's version v (0 or unknown: the current one); most accounts are
+ * on the current one (version numbers are unique within a plan). The
+ * common decision finds the current version's row in hr_ftab instead. */
 static inline const hr_plan_version *plan_version(const hr_catalog *c, int pi, int v) {
     if (pi < 0 || pi >= c->nplans || !c->plans[pi].nversions) return NULL;
     const hr_plan *p = &c->plans[pi];
@@ -341,17 +341,24 @@ static inline const hr_fslot *feature_slot(const hr_ftab *t, const fkey *k) {
  * enough for the CPU to start the next call's cache misses while this one
  * waits for its own. The clock is read only when the feature needs it.
  * Returns 0, having written nothing, for any other case. */
-HOT int plain_verdict(const hr_catalog *c, const hr_account *a, const hr_fslot *fs, int64_t qty,
-                      int64_t *now, hr_verdict *v) {
-    if ((a->novr | a->nftrial) || a->trial_plan || c->noverrides || fs->reset == HR_FRESET_SLOW)
+HOT int plain_verdict(const hr_catalog *c, const hr_ftab *t, const hr_account *a,
+                      const hr_fslot *fs, int64_t qty, int64_t *now, hr_verdict *v) {
+    int pr = a->plan_ix + 1; /* the plan's row in t (0: none) */
+    if ((a->novr | a->nftrial) || a->trial_plan || fs->full || (unsigned)pr > (unsigned)t->nplans)
         return 0;
-    int fi = fs->fi, pi;
-    const hr_plan_version *pv = acct_version(c, a, &pi);
-    int64_t lim = pv ? pv->ent[fi] : HR_ENT_NONE;
+    int fi = fs->fi;
+    const int64_t *ent = t->plan_ent[pr]; /* as acct_version, for the current version */
+    if (__builtin_expect(a->plan_version > 0 && a->plan_version != t->plan_ver[pr], 0)) {
+        const hr_plan_version *pv = plan_version(c, a->plan_ix, a->plan_version);
+        ent = pv ? pv->ent : t->plan_ent[0];
+    }
+    int64_t lim = ent[fi];
     if (a->naddons == 1) /* from the account itself, not addons[] */
         lim = addon_grant(c, fi, fs->type == HR_FEAT_BOOLEAN, a->addon_ix, a->addon_qty, -1, lim);
-    else if (a->naddons)
-        lim = plan_limit(c, a, fi, pv, -1, NULL);
+    else if (a->naddons) {
+        int pi;
+        lim = plan_limit(c, a, fi, acct_version(c, a, &pi), -1, NULL);
+    }
     if (fs->type == HR_FEAT_BOOLEAN) {
         int on = lim == 1;
         *v = (hr_verdict){.allowed = on, .reason = on ? HR_REASON_OK : HR_REASON_NOT_IN_PLAN,
@@ -421,7 +428,7 @@ int hr_engine_check(hr_engine *e, const char *account, const char *feature, int6
     if (__builtin_expect(!a || !fs, 0)) {
         memset(out, 0, sizeof *out);
         out->reason = !a ? HR_REASON_UNKNOWN_ACCOUNT : HR_REASON_UNKNOWN_FEATURE;
-    } else if (!plain_verdict(e->cat, a, fs, quantity, &now, out)) {
+    } else if (!plain_verdict(e->cat, e->ftab, a, fs, quantity, &now, out)) {
         full_verdict(e->cat, a, fs, quantity, now, out);
     }
     hr_rdlock_read_end(e->lock, rs);

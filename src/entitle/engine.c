@@ -326,12 +326,28 @@ static hr_ftab *feature_table(const hr_catalog *c, const char **fnames) {
     while (cap < (uint32_t)c->nfeatures * 4) cap *= 2;
     for (uint32_t k = cap; k <= cap * 16 && !direct; k *= 2)
         if (no_collision(c, k)) cap = k, direct = 1;
-    size_t rows = sizeof(hr_ftab) + cap * sizeof(hr_fslot);
-    hr_ftab *t = calloc(1, rows + (size_t)c->nfeatures);
+    size_t rows = sizeof(hr_ftab) + cap * sizeof(hr_fslot), np = (size_t)c->nplans + 1;
+    size_t nf = (size_t)c->nfeatures;
+    hr_ftab *t = calloc(1, rows + np * sizeof(int64_t *) + nf * sizeof(int64_t) +
+                               np * sizeof(int32_t) + nf);
     if (!t) return NULL;
     t->mask = cap - 1;
     t->direct = direct;
-    uint8_t *uhome = (uint8_t *)t + rows;
+    const int64_t **plan_ent = (const int64_t **)(void *)((char *)t + rows);
+    int64_t *no_plan = (int64_t *)(plan_ent + np);
+    int32_t *plan_ver = (int32_t *)(no_plan + nf);
+    uint8_t *uhome = (uint8_t *)(plan_ver + np);
+    for (size_t fi = 0; fi < nf; fi++) no_plan[fi] = HR_ENT_NONE;
+    plan_ent[0] = no_plan;
+    for (int pi = 0; pi < c->nplans; pi++) {
+        const hr_plan *p = &c->plans[pi];
+        const hr_plan_version *cur = p->nversions ? &p->versions[p->nversions - 1] : NULL;
+        plan_ent[pi + 1] = cur ? cur->ent : no_plan;
+        plan_ver[pi + 1] = cur ? cur->version : 0;
+    }
+    t->nplans = c->nplans;
+    t->plan_ent = plan_ent;
+    t->plan_ver = plan_ver;
     for (int fi = 0, k = 0; fi < c->nfeatures; fi++)
         if (c->features[fi].type != HR_FEAT_BOOLEAN) uhome[fi] = (uint8_t)(k++ % HR_USAGE_INLINE);
     t->uhome = uhome;
@@ -344,6 +360,7 @@ static hr_ftab *feature_table(const hr_catalog *c, const char **fnames) {
         t->slots[i] = (hr_fslot){.hash = h, .a = a, .b = b, .key = k, .name = fnames[fi],
                                  .len = (uint32_t)n, .fi = fi, .uhome = uhome[fi]};
         describe_feature(c, fi, &t->slots[i]);
+        t->slots[i].full = t->slots[i].reset == HR_FRESET_SLOW || c->noverrides;
     }
     return t;
 }

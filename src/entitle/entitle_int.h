@@ -128,17 +128,19 @@ typedef struct hr_account {
     int32_t plan_version;              /* 0 = the plan's current version */
     int64_t trial_ends_at;
     uint16_t nusage, naddons, novr, nftrial;
+    uint16_t nmvals;
+    /* the one add-on of an account with one (most that have any): its
+     * index and quantity here spare the decision a trip to addons[]
+     * (hr_account_reindex keeps them) */
+    int16_t addon_ix;
+    int32_t addon_qty;
+    /* (the common decision reads nothing else of the account but its
+     * feature's usage entry) */
     hr_usage_ent *usage;               /* usage_inline until it outgrows it */
     hr_addon_ent *addons;
     hr_ovr_ent *ovr;
     hr_ftrial_ent *ftrial;
     hr_mval_ent *mvals;
-    uint16_t nmvals;
-    /* the one add-on of an account with one (most that have any): its
-     * index and quantity here spare the decision a trip to addons[]
-     * (hr_account_reindex keeps them; they fill what was padding) */
-    int16_t addon_ix;
-    int32_t addon_qty;
     hr_usage_ent usage_inline[HR_USAGE_INLINE];
     /* cold: read by the API, not by decisions */
     hr_hist *hist;                     /* event history of the account */
@@ -181,6 +183,8 @@ typedef struct hr_fslot {
     uint8_t rperiod;  /* the period resets_at follows (METER, OWN) */
     uint8_t uhome;    /* where the feature's usage entry sits in an account's
                        * inline entries when it can (hr_ftab.uhome) */
+    uint8_t full;     /* always the full decision: reset SLOW, or a catalog
+                       * with per-account overrides */
 } hr_fslot;
 
 /* A feature name's hash in hr_ftab, never 0: for up to 16 bytes, one
@@ -206,6 +210,13 @@ typedef struct hr_ftab {
      * HR_USAGE_INLINE entries, entries placed under an earlier catalog) is
      * still found by a scan. */
     const uint8_t *uhome;
+    /* By plan index + 1 (0: the account's plan is not in this catalog):
+     * the current version's entitlements (HR_ENT_NONE throughout for 0)
+     * and its number, for the decision's common case without walking the
+     * catalog's plans and versions. */
+    int nplans;
+    const int64_t *const *plan_ent;
+    const int32_t *plan_ver;
     hr_fslot slots[];
 } hr_ftab;
 
