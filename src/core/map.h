@@ -41,7 +41,8 @@ static inline void hr_key_words(const char *s, size_t n, uint64_t *a, uint64_t *
 /* strlen for the short keys of hot paths (ids, feature names): one 16-byte
  * load and a compare when the key lies within a page, no call. Reading past
  * the terminator stays inside the page, so it cannot fault; sanitizer
- * builds, which would flag it, call strlen. */
+ * builds, which would flag it, call strlen (as does a build with
+ * -DHR_NO_WIDE_READS, for valgrind's memcheck). */
 static inline size_t hr_key_len(const char *s) {
 #if defined(__SSE2__) && !defined(__SANITIZE_ADDRESS__) && !defined(HR_NO_WIDE_READS)
     if (((uintptr_t)s & 4095) <= 4096 - 16) {
