@@ -24,10 +24,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "catalog/catalog.h"
 #include "entitle/engine.h"
 #include "events/segment.h"
-#include <json-c/json.h>
 #include "../fixture.h"
 
 static const char yaml[] =
