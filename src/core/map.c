@@ -2,14 +2,14 @@
  * miss rarely touches the key, and backward-shift deletion (no tombstones).
  * Slots use the map's own hash (hr_map_hash), not hr_hash, whose values are
  * stored on disk and so cannot change: the map's only lives in memory and
- * is tuned for short keys. Large slot arrays ask for huge pages: a lookup
- * in a big map is a random access, and on 4 KiB pages each one also misses
- * the TLB. */
+ * is tuned for short keys. Large slot arrays ask for huge pages
+ * (hugemem.h). */
 #include "map.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+
+#include "hugemem.h"
 
 struct slot {
     uint64_t hash; /* 0 = empty */
@@ -49,34 +49,9 @@ uint64_t hr_hash(const char *s, size_t n) {
     return finish(h);
 }
 
-#define HUGE_SZ ((size_t)2 << 20)
+static struct slot *slots_alloc(size_t cap) { return hr_huge_alloc(cap * sizeof(struct slot)); }
 
-/* Zeroed slots; arrays of 2 MiB or more are mapped on 2 MiB boundaries and
- * offered to transparent huge pages (THP is often "madvise" only). */
-static struct slot *slots_alloc(size_t cap) {
-    size_t sz = cap * sizeof(struct slot);
-    if (sz < HUGE_SZ) return calloc(cap, sizeof(struct slot));
-    size_t len = sz + HUGE_SZ;
-    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-    char *a = (char *)(((uintptr_t)p + HUGE_SZ - 1) & ~(uintptr_t)(HUGE_SZ - 1));
-    if (a > p) munmap(p, (size_t)(a - p));
-    size_t tail = (size_t)(p + len - (a + sz));
-    if (tail) munmap(a + sz, tail);
-#ifdef MADV_HUGEPAGE
-    madvise(a, sz, MADV_HUGEPAGE);
-#endif
-    return (struct slot *)a;
-}
-
-static void slots_free(struct slot *s, size_t cap) {
-    if (!s) return;
-    size_t sz = cap * sizeof(struct slot);
-    if (sz < HUGE_SZ)
-        free(s);
-    else
-        munmap(s, sz);
-}
+static void slots_free(struct slot *s, size_t cap) { hr_huge_free(s, cap * sizeof(struct slot)); }
 
 hr_map *hr_map_new(size_t expected) {
     hr_map *m = calloc(1, sizeof *m);

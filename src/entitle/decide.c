@@ -8,6 +8,7 @@
  * pays now; the cheapest self-serve one is the upgrade, the rest are
  * alternatives. Everything here reads memory under the engine's shared lock
  * and allocates only for the JSON it writes. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -333,6 +334,41 @@ static inline const hr_fslot *feature_slot(const hr_ftab *t, const fkey *k) {
     }
 }
 
+/* Usage, resets_at and the answer of a plain decision on a non-boolean
+ * feature, from lim (the allocation), the usage entry found (has_u: its
+ * value and period start) and the meter's part: shared by the summary's
+ * and the account's paths. */
+HOT void plain_tail(const hr_catalog *c, const hr_fslot *fs, int64_t lim, int has_u,
+                    int64_t uval, int64_t ustart, int64_t meter, int64_t qty, int64_t *now,
+                    hr_verdict *v) {
+    int64_t usage = has_u ? uval : 0, start, next;
+    if (has_u && fs->uperiod != HR_PERIOD_NONE) {
+        period_at(fs->uperiod, now_of(now), &start, NULL);
+        if (ustart != start) usage = 0;
+    }
+    usage += meter;
+    int64_t resets = 0;
+    if (fs->reset != HR_FRESET_NONE) { /* as feature_resets */
+        period_at(fs->rperiod, now_of(now), &start, &next);
+        resets = fs->reset == HR_FRESET_METER && next == INT64_MAX ? 0 : next;
+    }
+    int64_t limit = lim == HR_ENT_NONE ? 0 : lim;
+    int64_t rem = lim == HR_UNLIMITED ? HR_UNLIMITED : usage >= limit ? 0 : limit - usage;
+    int ok = lim != HR_ENT_NONE && (lim == HR_UNLIMITED || (qty <= rem && usage <= limit));
+    *v = (hr_verdict){.allowed = ok, .reason = HR_REASON_OK, .usage = usage, .limit = limit,
+                      .remaining = rem, .resets_at = resets};
+    if (ok) return;
+    if (lim != HR_ENT_NONE && fs->overage) {
+        v->allowed = 1;
+        v->reason = HR_REASON_OVERAGE;
+        v->overage_units = usage + qty - limit;
+        v->overage_cost =
+            hr_catalog_minor(c, v->overage_units * c->features[fs->fi].overage_price);
+    } else {
+        v->reason = lim == HR_ENT_NONE ? HR_REASON_NOT_IN_PLAN : HR_REASON_LIMIT_REACHED;
+    }
+}
+
 /* verdict_of's answer for the common case, in a few dozen instructions: an
  * account without overrides, plan trial or feature trials (in a catalog
  * without per-account overrides), on a feature whose usage and resets
@@ -374,35 +410,57 @@ HOT int plain_verdict(const hr_catalog *c, const hr_ftab *t, const hr_account *a
     else
         for (uint16_t i = a->nusage; i-- > 0;)
             u = a->usage[i].feature == fs->name ? &a->usage[i] : u;
-    int64_t usage = u ? u->value : 0, start;
-    if (u && fs->uperiod != HR_PERIOD_NONE) {
-        period_at(fs->uperiod, now_of(now), &start, NULL);
-        if (u->period_start != start) usage = 0;
-    }
+    int64_t meter = 0;
     if (fs->mi >= 0 && a->nmvals) { /* as feature_usage */
         double m = hr_account_meter_now(c, a, fs->mi, now_of(now));
-        usage += m >= (double)INT64_MAX ? INT64_MAX : (int64_t)m;
+        meter = m >= (double)INT64_MAX ? INT64_MAX : (int64_t)m;
     }
-    int64_t resets = 0, next;
-    if (fs->reset != HR_FRESET_NONE) { /* as feature_resets */
-        period_at(fs->rperiod, now_of(now), &start, &next);
-        resets = fs->reset == HR_FRESET_METER && next == INT64_MAX ? 0 : next;
-    }
-    int64_t limit = lim == HR_ENT_NONE ? 0 : lim;
-    int64_t rem = lim == HR_UNLIMITED ? HR_UNLIMITED : usage >= limit ? 0 : limit - usage;
-    int ok = lim != HR_ENT_NONE && (lim == HR_UNLIMITED || (qty <= rem && usage <= limit));
-    *v = (hr_verdict){.allowed = ok, .reason = HR_REASON_OK, .usage = usage, .limit = limit,
-                      .remaining = rem, .resets_at = resets};
-    if (ok) return 1;
-    if (lim != HR_ENT_NONE && fs->overage) {
-        v->allowed = 1;
-        v->reason = HR_REASON_OVERAGE;
-        v->overage_units = usage + qty - limit;
-        v->overage_cost = hr_catalog_minor(c, v->overage_units * c->features[fi].overage_price);
-    } else {
-        v->reason = lim == HR_ENT_NONE ? HR_REASON_NOT_IN_PLAN : HR_REASON_LIMIT_REACHED;
-    }
+    plain_tail(c, fs, lim, u != NULL, u ? u->value : 0, u ? u->period_start : 0, meter, qty, now,
+               v);
     return 1;
+}
+
+/* plain_verdict from the account's summary in its index slot (acctix.h),
+ * without reading the account: the summary's plan row, add-on and the
+ * usage entry at the feature's home. Returns 0 for anything else (an
+ * account that is not plain, a grandfathered plan version). */
+HOT int sum_verdict(const hr_catalog *c, const hr_ftab *t, const hr_acct_sum *s,
+                    const hr_fslot *fs, int64_t qty, int64_t *now, hr_verdict *v) {
+    int pr = s->prow;
+    if (!s->plain || fs->full || (unsigned)pr > (unsigned)t->nplans ||
+        (s->plan_version > 0 && s->plan_version != t->plan_ver[pr]))
+        return 0;
+    int fi = fs->fi;
+    int64_t lim = t->plan_ent[pr][fi];
+    if (s->naddons)
+        lim = addon_grant(c, fi, fs->type == HR_FEAT_BOOLEAN, s->addon_ix, s->addon_qty, -1, lim);
+    if (fs->type == HR_FEAT_BOOLEAN) {
+        int on = lim == 1;
+        *v = (hr_verdict){.allowed = on, .reason = on ? HR_REASON_OK : HR_REASON_NOT_IN_PLAN,
+                          .limit = on};
+        return 1;
+    }
+    /* a plain account keeps every entry at its home: none there, none at all */
+    int h = fs->uhome, has = s->ufi[h] == fi + 1;
+    plain_tail(c, fs, lim, has, s->uval[h], s->ustart[h], 0, qty, now, v);
+    return 1;
+}
+
+/* Builds with HR_CHECK_SUMMARIES (the sanitizer builds, which run every
+ * test) compare the summary a decision read with one made from the
+ * account now, and abort on a difference: a write that forgot
+ * hr_engine_sync_account shows up in whichever test decides after it. */
+static inline void check_summary(const hr_engine *e, const hr_acct_slot *as) {
+#ifdef HR_CHECK_SUMMARIES
+    hr_acct_sum now;
+    hr_account_summary(e, as->acct, &now);
+    if (memcmp(&now, &as->sum, sizeof now)) {
+        fprintf(stderr, "headroom: stale decision summary of account '%s'\n", as->acct->id);
+        abort();
+    }
+#else
+    (void)e, (void)as;
+#endif
 }
 
 /* Every other case, out of line: the full rules. */
@@ -416,20 +474,24 @@ static __attribute__((noinline)) void full_verdict(const hr_catalog *c, const hr
 int hr_engine_check(hr_engine *e, const char *account, const char *feature, int64_t quantity,
                     int64_t now, hr_verdict *out) {
     /* the caller's strings are hashed before taking the lock */
-    size_t an = hr_key_len(account);
-    uint64_t ah = hr_map_hash(account, an);
+    hr_acctix_key ak;
+    hr_acctix_key_of(account, &ak);
     fkey fk = fkey_of(feature);
     if (quantity < 0) quantity = 0;
     hr_rdslot *rs = hr_rdlock_read(e->lock);
     /* the feature first: it is in cache, and what runs after the account's
      * cache misses is what keeps the next call's misses from starting */
     const hr_fslot *fs = feature_slot(e->ftab, &fk);
-    const hr_account *a = hr_map_get_hashed(e->accounts, account, an, ah);
-    if (__builtin_expect(!a || !fs, 0)) {
+    const hr_acct_slot *as = hr_acctix_find(e->accounts, &ak);
+    if (__builtin_expect(!as || !fs, 0)) {
         memset(out, 0, sizeof *out);
-        out->reason = !a ? HR_REASON_UNKNOWN_ACCOUNT : HR_REASON_UNKNOWN_FEATURE;
-    } else if (!plain_verdict(e->cat, e->ftab, a, fs, quantity, &now, out)) {
-        full_verdict(e->cat, a, fs, quantity, now, out);
+        out->reason = !as ? HR_REASON_UNKNOWN_ACCOUNT : HR_REASON_UNKNOWN_FEATURE;
+    } else if (!sum_verdict(e->cat, e->ftab, &as->sum, fs, quantity, &now, out)) {
+        check_summary(e, as);
+        if (!plain_verdict(e->cat, e->ftab, as->acct, fs, quantity, &now, out))
+            full_verdict(e->cat, as->acct, fs, quantity, now, out);
+    } else {
+        check_summary(e, as);
     }
     hr_rdlock_read_end(e->lock, rs);
     return 0;
@@ -632,7 +694,7 @@ int hr_engine_decide(hr_engine *e, const char *account, const char *feature, int
     memset(&v, 0, sizeof v);
     hr_rdslot *rs = hr_rdlock_read(e->lock);
     const hr_catalog *c = e->cat;
-    const hr_account *a = hr_map_get(e->accounts, account);
+    const hr_account *a = hr_acctix_get(e->accounts, account);
     int fi = hr_catalog_feature(c, feature);
     grant g = {0};
     if (!a)
@@ -855,7 +917,7 @@ int hr_engine_entitlements(hr_engine *e, const char *account, int64_t now, hr_bu
     if (!now) now = hr_time_now();
     hr_rdslot *rs = hr_rdlock_read(e->lock);
     const hr_catalog *c = e->cat;
-    const hr_account *a = hr_map_get(e->accounts, account);
+    const hr_account *a = hr_acctix_get(e->accounts, account);
     if (!a) {
         hr_rdlock_read_end(e->lock, rs);
         return HR_ENOTFOUND;

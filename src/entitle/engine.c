@@ -11,11 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "entitle_int.h"
 #include "err.h"
+#include "hugemem.h"
 #include "intern.h"
 #include "events/segment.h"
 #include "jsonbody.h"
@@ -111,7 +111,7 @@ static int usage_reserve(hr_account *a) {
  * and 175 bytes), so an account's hot fields start a line; longer ids (none
  * pass validation) use malloc. Freed accounts go on a free list and the
  * slabs are kept for the process's life (shared by its engines). */
-#define SLAB_SZ ((size_t)2 << 20)
+#define SLAB_SZ HR_HUGE_PAGE
 static const size_t slab_class[3] = {0, 320, 448};
 static pthread_mutex_t slab_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -119,18 +119,7 @@ static struct {
     char *cur, *end;   /* the slab being carved */
 } slabs[3];
 
-static void *slab_chunk(void) {
-    size_t len = SLAB_SZ * 2;
-    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-    char *a = (char *)(((uintptr_t)p + SLAB_SZ - 1) & ~(uintptr_t)(SLAB_SZ - 1));
-    if (a > p) munmap(p, (size_t)(a - p));
-    if (p + len > a + SLAB_SZ) munmap(a + SLAB_SZ, (size_t)(p + len - (a + SLAB_SZ)));
-#ifdef MADV_HUGEPAGE
-    madvise(a, SLAB_SZ, MADV_HUGEPAGE);
-#endif
-    return a;
-}
+static void *slab_chunk(void) { return hr_huge_alloc(SLAB_SZ); }
 
 static hr_account *account_alloc(const char *id) {
     size_t n = strlen(id), need = sizeof(hr_account) + n + 1;
@@ -229,6 +218,78 @@ static hr_usage_ent *usage_arrange(const hr_engine *e, hr_account *a, int k) {
         }
     }
     return &a->usage[k];
+}
+
+/* The current catalog's index of feature fname (interned), -1 if none. */
+static int feature_ix(const hr_engine *e, const char *fname) {
+    for (int fi = 0; e->fnames && e->fnames[fi]; fi++)
+        if (e->fnames[fi] == fname) return fi;
+    return -1;
+}
+
+void hr_account_summary(const hr_engine *e, const hr_account *a, hr_acct_sum *s) {
+    memset(s, 0, sizeof *s);
+    s->prow = (int16_t)(a->plan_ix + 1);
+    s->plan_version = a->plan_version;
+    s->naddons = (uint8_t)(a->naddons > 1 ? 2 : a->naddons);
+    s->addon_ix = a->naddons ? a->addon_ix : -1;
+    s->addon_qty = a->naddons ? a->addon_qty : 0;
+    int plain = e->ftab && !(a->novr | a->nftrial) && !a->trial_plan && !a->nmvals &&
+                a->naddons <= 1;
+    /* each entry at its feature's home in the summary, whatever its place
+     * in the account; two features sharing a home: not plain */
+    for (uint16_t i = 0; plain && i < a->nusage; i++) {
+        const hr_usage_ent *u = &a->usage[i];
+        int fi = feature_ix(e, u->feature);
+        if (fi < 0) continue; /* no decision asks for it */
+        int h = e->ftab->uhome[fi];
+        if (s->ufi[h] || fi >= 255 || u->period_start < 0 ||
+            u->period_start > (int64_t)UINT32_MAX) {
+            plain = 0;
+            break;
+        }
+        s->ufi[h] = (uint8_t)(fi + 1);
+        s->uval[h] = u->value;
+        s->ustart[h] = (uint32_t)u->period_start;
+    }
+    if (!plain) memset(s->uval, 0, sizeof s->uval + sizeof s->ustart), memset(s->ufi, 0, sizeof s->ufi);
+    s->plain = (uint8_t)plain;
+}
+
+void hr_engine_sync_account(hr_engine *e, const hr_account *a) {
+    hr_acct_sum *s = hr_acctix_sum(e->accounts, a->id);
+    if (s) hr_account_summary(e, a, s);
+}
+
+/* Every account's summary anew (a catalog with other features, a load):
+ * the accounts are read in slot order, at random, so a few ahead are
+ * asked for early. */
+static void sync_all(hr_engine *e) {
+    size_t pos = 0, ahead = 0;
+    hr_acct_slot *s, *t;
+    for (int i = 0; i < 8 && hr_acctix_next(e->accounts, &ahead, &t); i++)
+        __builtin_prefetch(t->acct);
+    while (hr_acctix_next(e->accounts, &pos, &s)) {
+        if (hr_acctix_next(e->accounts, &ahead, &t)) {
+            __builtin_prefetch(t->acct);
+            __builtin_prefetch((const char *)t->acct + 64);
+            __builtin_prefetch((const char *)t->acct + 128);
+        }
+        hr_account_summary(e, s->acct, &s->sum);
+    }
+}
+
+size_t hr_engine_stale_summaries(hr_engine *e) {
+    size_t pos = 0, stale = 0;
+    hr_acct_slot *s;
+    hr_rdslot *rs = hr_rdlock_read(e->lock);
+    while (hr_acctix_next(e->accounts, &pos, &s)) {
+        hr_acct_sum now;
+        hr_account_summary(e, s->acct, &now);
+        stale += memcmp(&now, &s->sum, sizeof now) != 0;
+    }
+    hr_rdlock_read_end(e->lock, rs);
+    return stale;
 }
 
 int64_t hr_account_usage(const hr_account *a, const hr_feature *f, const char *fname,
@@ -370,7 +431,7 @@ static hr_ftab *feature_table(const hr_catalog *c, const char **fnames) {
 hr_engine *hr_engine_new(hr_catalog *c) {
     hr_engine *e = calloc(1, sizeof *e);
     if (!e) return NULL;
-    e->accounts = hr_map_new(1024);
+    e->accounts = hr_acctix_new(1024);
     e->idem = hr_map_new(64);
     e->lock = hr_rdlock_new();
     if (!e->accounts || !e->idem || !e->lock) goto fail;
@@ -391,7 +452,7 @@ hr_engine *hr_engine_new(hr_catalog *c) {
     e->cat = c ? hr_catalog_retain(c) : NULL;
     return e;
 fail:
-    hr_map_free(e->accounts);
+    hr_acctix_free(e->accounts);
     hr_map_free(e->idem);
     hr_rdlock_free(e->lock);
     free(e);
@@ -401,10 +462,11 @@ fail:
 void hr_engine_free(hr_engine *e) {
     if (!e) return;
     size_t pos = 0;
-    void *v;
-    while (hr_map_next(e->accounts, &pos, NULL, &v)) hr_account_free(v);
-    hr_map_free(e->accounts);
+    hr_acct_slot *as;
+    while (hr_acctix_next(e->accounts, &pos, &as)) hr_account_free(as->acct);
+    hr_acctix_free(e->accounts);
     pos = 0;
+    void *v;
     while (hr_map_next(e->idem, &pos, NULL, &v)) free(v);
     hr_map_free(e->idem);
     hr_ingest_dispose(e);
@@ -434,6 +496,16 @@ static int same_layout(const hr_catalog *a, const hr_catalog *b) {
     return 1;
 }
 
+/* The same features (interned names) in the same order with the same usage
+ * homes. */
+static int same_features(const hr_ftab *ta, const char **a, const hr_ftab *tb, const char **b) {
+    if (!ta || !tb || !a || !b) return 0;
+    int n = 0;
+    for (; a[n] || b[n]; n++)
+        if (a[n] != b[n]) return 0;
+    return !memcmp(ta->uhome, tb->uhome, (size_t)n);
+}
+
 int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     if (!c) return hr_err_set(err, HR_EINVAL, "no catalog");
     const char **fnames = intern_features(c), **mnames = intern_meters(c);
@@ -457,11 +529,16 @@ int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
     /* accounts cache catalog indexes: a new catalog may order things anew;
      * when plans and add-ons keep their order (most reloads) the cached
      * indexes stay right and a million accounts need no walk under the lock */
-    if (!old || !same_layout(old, c)) {
+    int layout = old && same_layout(old, c);
+    if (!layout) {
         size_t pos = 0;
-        void *v;
-        while (hr_map_next(e->accounts, &pos, NULL, &v)) hr_account_reindex(c, v);
+        hr_acct_slot *s;
+        while (hr_acctix_next(e->accounts, &pos, &s)) hr_account_reindex(c, s->acct);
     }
+    /* summaries name features by index and place usage by home: a catalog
+     * with other features (or plans in another order) rewrites them all;
+     * plan versions are compared when deciding */
+    if (!layout || !same_features(old_ftab, old_names, ftab, fnames)) sync_all(e);
     hr_rdlock_write_end(e->lock);
     pthread_mutex_unlock(&e->wmu);
     if (old) hr_catalog_release(old);
@@ -473,7 +550,7 @@ int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
 
 size_t hr_engine_account_count(hr_engine *e) {
     hr_rdslot *rs = hr_rdlock_read(e->lock);
-    size_t n = hr_map_count(e->accounts);
+    size_t n = hr_acctix_count(e->accounts);
     hr_rdlock_read_end(e->lock, rs);
     return n;
 }
@@ -525,21 +602,16 @@ typedef struct loader {
 /* Puts the pending accounts into the map in one sorted sweep. */
 static int flush_pending(loader *l) {
     if (!l->npending) return l->oom ? HR_ENOMEM : 0;
-    const char **keys = malloc(l->npending * sizeof *keys);
-    int rc = keys ? 0 : HR_ENOMEM;
-    for (size_t i = 0; !rc && i < l->npending; i++) keys[i] = l->pending[i]->id;
-    if (!rc && hr_map_put_many(l->e->accounts, keys, (void *const *)l->pending, l->npending))
-        rc = HR_ENOMEM;
+    int rc = hr_acctix_put_many(l->e->accounts, l->pending, l->npending) ? HR_ENOMEM : 0;
     if (rc) /* not in the map: nobody else will free them */
         for (size_t i = 0; i < l->npending; i++) hr_account_free(l->pending[i]);
-    free(keys);
     l->npending = 0;
     return rc ? rc : l->oom ? HR_ENOMEM : 0;
 }
 
 static void expect_accounts(void *ud, int64_t n) {
     loader *l = ud;
-    if (n > 0) hr_map_reserve(l->e->accounts, hr_map_count(l->e->accounts) + (size_t)n);
+    if (n > 0) hr_acctix_reserve(l->e->accounts, hr_acctix_count(l->e->accounts) + (size_t)n);
 }
 
 /* Keeps the accounts that extend an increasing run of ids: the cursor walks
@@ -564,7 +636,7 @@ static hr_account *owner_of(loader *l, int table, const char *id) {
         while (l->cur < l->n && strcmp(l->order[l->cur]->id, id) < 0) l->cur++;
         if (l->cur < l->n && !strcmp(l->order[l->cur]->id, id)) return l->last = l->order[l->cur];
     }
-    return l->last = hr_map_get(l->e->accounts, id);
+    return l->last = hr_acctix_get(l->e->accounts, id);
 }
 
 static const char *name_of(loader *l, const char *s) {
@@ -595,10 +667,10 @@ static int load_account(void *ud, const hr_account_rec *r) {
     if (parse_addons_json(r->addons_json, &a->addons, &a->naddons)) err = 1;
     if (!err) hr_account_reindex(e->cat, a);
     loader *l = ud;
-    if (!err && hr_map_count(e->accounts)) {
+    if (!err && hr_acctix_count(e->accounts)) {
         /* an engine that already holds accounts (not the start-up case):
          * replace in place */
-        hr_account *old = hr_map_put(e->accounts, a->id, a, &err);
+        hr_account *old = hr_acctix_put(e->accounts, a, &err);
         if (!err) hr_account_free(old);
     } else if (!err) {
         if (l->npending == l->cappending) {
@@ -729,6 +801,7 @@ int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err) {
     int rc = s->ops->load(s, &l, err);
     int frc = flush_pending(&ctx); /* when no other table had rows */
     if (!rc && frc) rc = hr_err_set(err, frc, "out of memory loading accounts");
+    sync_all(e); /* now that usage, overrides and trials are in */
     free(ctx.order);
     free(ctx.pending);
     /* idempotency keys are kept for a week: long enough for any retry */
@@ -931,7 +1004,7 @@ int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int pa
     if ((rc = parse_attrs(doc, &t, err))) goto out;
     pthread_mutex_lock(&e->wmu);
     locked = 1;
-    hr_account *old = hr_map_get(e->accounts, id);
+    hr_account *old = hr_acctix_get(e->accounts, id);
     if (patch && !old) {
         rc = hr_err_set(err, HR_ENOTFOUND, "no account '%s'", id);
         goto out;
@@ -992,7 +1065,7 @@ int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int pa
     hr_rdlock_write(e->lock);
     if (!old) {
         int perr = 0;
-        hr_map_put(e->accounts, fresh->id, fresh, &perr);
+        hr_acctix_put(e->accounts, fresh, &perr);
         if (perr) {
             hr_rdlock_write_end(e->lock);
             rc = hr_err_set(err, HR_ENOMEM, "oom");
@@ -1009,6 +1082,7 @@ int hr_engine_put_account(hr_engine *e, const char *id, json_object *doc, int pa
         if (tmp.addons != old->addons) free(old->addons);
         memcpy(old, &tmp, sizeof tmp);
     }
+    hr_engine_sync_account(e, old ? old : fresh);
     hr_rdlock_write_end(e->lock);
     /* The attrs' strings now belong to the account. */
     if (t.set & F_NAME) t.name = NULL;
@@ -1031,7 +1105,7 @@ out:
 
 int hr_engine_account_plan(hr_engine *e, const char *id, char *out, size_t n) {
     hr_rdslot *rs = hr_rdlock_read(e->lock);
-    const hr_account *a = hr_map_get(e->accounts, id);
+    const hr_account *a = hr_acctix_get(e->accounts, id);
     if (a) snprintf(out, n, "%s", a->plan ? a->plan : "");
     hr_rdlock_read_end(e->lock, rs);
     return a ? 0 : HR_ENOTFOUND;
@@ -1039,7 +1113,7 @@ int hr_engine_account_plan(hr_engine *e, const char *id, char *out, size_t n) {
 
 int hr_engine_get_account(hr_engine *e, const char *id, hr_buf *out) {
     hr_rdslot *rs = hr_rdlock_read(e->lock);
-    hr_account *a = hr_map_get(e->accounts, id);
+    hr_account *a = hr_acctix_get(e->accounts, id);
     if (a) hr_account_json(e->cat, a, out);
     hr_rdlock_read_end(e->lock, rs);
     return a ? 0 : HR_ENOTFOUND;
@@ -1066,7 +1140,7 @@ static void forget_idem(hr_engine *e, const char *id) {
 int hr_engine_delete_account(hr_engine *e, const char *id, hr_err *err) {
     int rc = 0;
     pthread_mutex_lock(&e->wmu);
-    hr_account *a = hr_map_get(e->accounts, id);
+    hr_account *a = hr_acctix_get(e->accounts, id);
     if (!a) {
         rc = hr_err_set(err, HR_ENOTFOUND, "no account '%s'", id);
         goto out;
@@ -1076,7 +1150,7 @@ int hr_engine_delete_account(hr_engine *e, const char *id, hr_err *err) {
     if (e->store && (rc = hr_ingest_flush_locked(e, err))) goto out;
     if (e->store && (rc = e->store->ops->delete_account(e->store, id, err))) goto out;
     hr_rdlock_write(e->lock);
-    hr_map_del(e->accounts, id);
+    hr_acctix_del(e->accounts, id);
     hr_rdlock_write_end(e->lock);
     hr_account_free(a);
     forget_idem(e, id);
@@ -1093,9 +1167,10 @@ int hr_engine_list_accounts(hr_engine *e, const char *cursor, int limit, hr_buf 
     int n = 0, more = 0;
     hr_rdslot *rs = hr_rdlock_read(e->lock);
     size_t pos = 0;
-    const char *k;
+    hr_acct_slot *as;
     /* Keep the `limit` smallest ids after the cursor, sorted (insertion). */
-    while (hr_map_next(e->accounts, &pos, &k, NULL)) {
+    while (hr_acctix_next(e->accounts, &pos, &as)) {
+        const char *k = as->acct->id;
         if (cursor && *cursor && strcmp(k, cursor) <= 0) continue;
         if (n == limit) {
             more = 1;
@@ -1113,12 +1188,12 @@ int hr_engine_list_accounts(hr_engine *e, const char *cursor, int limit, hr_buf 
     hr_buf_puts(out, "{\"accounts\":[");
     for (int i = 0; i < n; i++) {
         if (i) hr_buf_putc(out, ',');
-        hr_account_json(e->cat, hr_map_get(e->accounts, page[i]), out);
+        hr_account_json(e->cat, hr_acctix_get(e->accounts, page[i]), out);
     }
     hr_buf_puts(out, "],\"next_cursor\":");
     hr_buf_json_str(out, more && n ? page[n - 1] : NULL);
     hr_buf_puts(out, ",\"total\":");
-    hr_buf_i64(out, (int64_t)hr_map_count(e->accounts));
+    hr_buf_i64(out, (int64_t)hr_acctix_count(e->accounts));
     hr_buf_putc(out, '}');
     hr_rdlock_read_end(e->lock, rs);
     free(page);
@@ -1198,7 +1273,7 @@ int hr_engine_put_user(hr_engine *e, const char *account, const char *uid, json_
         if (rc) goto fail;
     }
     pthread_mutex_lock(&e->wmu);
-    hr_account *a = hr_map_get(e->accounts, account);
+    hr_account *a = hr_acctix_get(e->accounts, account);
     if (!a) {
         rc = hr_err_set(err, HR_ENOTFOUND, "no account '%s'", account);
         goto unlock;
@@ -1257,7 +1332,7 @@ fail:
 int hr_engine_get_user(hr_engine *e, const char *account, const char *uid, hr_buf *out) {
     int rc = HR_ENOTFOUND;
     hr_rdslot *rs = hr_rdlock_read(e->lock);
-    hr_account *a = hr_map_get(e->accounts, account);
+    hr_account *a = hr_acctix_get(e->accounts, account);
     hr_user *u = a ? find_user(a, uid) : NULL;
     if (u) {
         user_json(account, u, out);
@@ -1269,7 +1344,7 @@ int hr_engine_get_user(hr_engine *e, const char *account, const char *uid, hr_bu
 
 int hr_engine_has_user(hr_engine *e, const char *account, const char *uid) {
     hr_rdslot *rs = hr_rdlock_read(e->lock);
-    hr_account *a = hr_map_get(e->accounts, account);
+    hr_account *a = hr_acctix_get(e->accounts, account);
     int has = a && find_user(a, uid);
     hr_rdlock_read_end(e->lock, rs);
     return has;
@@ -1277,7 +1352,7 @@ int hr_engine_has_user(hr_engine *e, const char *account, const char *uid) {
 
 int hr_engine_list_users(hr_engine *e, const char *account, hr_buf *out) {
     hr_rdslot *rs = hr_rdlock_read(e->lock);
-    hr_account *a = hr_map_get(e->accounts, account);
+    hr_account *a = hr_acctix_get(e->accounts, account);
     if (a) {
         hr_buf_puts(out, "{\"users\":[");
         for (uint32_t i = 0; i < a->nusers; i++) {
@@ -1293,7 +1368,7 @@ int hr_engine_list_users(hr_engine *e, const char *account, hr_buf *out) {
 int hr_engine_delete_user(hr_engine *e, const char *account, const char *uid, hr_err *err) {
     int rc = 0;
     pthread_mutex_lock(&e->wmu);
-    hr_account *a = hr_map_get(e->accounts, account);
+    hr_account *a = hr_acctix_get(e->accounts, account);
     hr_user *u = a ? find_user(a, uid) : NULL;
     if (!u) {
         rc = hr_err_set(err, HR_ENOTFOUND, "no user '%s' in account '%s'", uid, account);
@@ -1321,7 +1396,7 @@ out:
 /* Looks up account and feature for a mutation; fi is the catalog index. */
 static int target(hr_engine *e, const char *account, const char *feature, hr_account **a,
                   int *fi, hr_err *err) {
-    if (!(*a = hr_map_get(e->accounts, account)))
+    if (!(*a = hr_acctix_get(e->accounts, account)))
         return hr_err_set(err, HR_ENOTFOUND, "no account '%s'", account);
     if ((*fi = hr_catalog_feature(e->cat, feature)) < 0)
         return hr_err_set(err, HR_ELIMIT, "unknown feature '%s'", feature);
@@ -1400,6 +1475,7 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
                * the lock, as decisions may be reading the array it moves */
         hr_rdlock_write(e->lock);
         int oom = usage_reserve(a);
+        hr_engine_sync_account(e, a); /* the entries may have moved out */
         hr_rdlock_write_end(e->lock);
         if (oom) {
             rc = hr_err_set(err, HR_ENOMEM, "oom");
@@ -1454,6 +1530,7 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
     }
     u->value = nv;
     u->period_start = pstart;
+    hr_engine_sync_account(e, a);
     hr_rdlock_write_end(e->lock);
     hr_buf_append(out, body.data, body.len);
     {
@@ -1532,6 +1609,7 @@ int hr_engine_put_override(hr_engine *e, const char *account, const char *featur
     o->value = v;
     o->expires_at = expires_at;
     o->created_at = now;
+    hr_engine_sync_account(e, a);
     hr_rdlock_write_end(e->lock);
     if (out) hr_feature_state_json(e->cat, a, fi, hr_account_usage(a, &e->cat->features[fi],
                                                                     fname, now), now, out);
@@ -1555,6 +1633,7 @@ int hr_engine_delete_override(hr_engine *e, const char *account, const char *fea
         goto out;
     hr_rdlock_write(e->lock);
     *o = a->ovr[--a->novr];
+    hr_engine_sync_account(e, a);
     hr_rdlock_write_end(e->lock);
 out:
     pthread_mutex_unlock(&e->wmu);
@@ -1603,6 +1682,7 @@ int hr_engine_start_feature_trial(hr_engine *e, const char *account, const char 
     }
     hr_rdlock_write(e->lock);
     a->ftrial[a->nftrial++] = (hr_ftrial_ent){fname, now, ends};
+    hr_engine_sync_account(e, a);
     hr_rdlock_write_end(e->lock);
     if (out) trial_json("feature", feature, now, ends, now, out);
 out:
@@ -1615,7 +1695,7 @@ int hr_engine_start_plan_trial(hr_engine *e, const char *account, const char *pl
     int rc = 0;
     if (!now) now = hr_time_now();
     pthread_mutex_lock(&e->wmu);
-    hr_account *a = hr_map_get(e->accounts, account);
+    hr_account *a = hr_acctix_get(e->accounts, account);
     if (!a) {
         rc = hr_err_set(err, HR_ENOTFOUND, "no account '%s'", account);
         goto out;
@@ -1650,6 +1730,7 @@ int hr_engine_start_plan_trial(hr_engine *e, const char *account, const char *pl
     if ((rc = store_account(e, a->id, &tmp, err))) goto out;
     hr_rdlock_write(e->lock);
     *a = tmp;
+    hr_engine_sync_account(e, a);
     hr_rdlock_write_end(e->lock);
     if (out) trial_json("plan", plan, now, tmp.trial_ends_at, now, out);
 out:
@@ -1697,7 +1778,7 @@ int hr_engine_join(hr_engine *e, const char *account, const char *user, json_obj
     int known_user = 0;
     /* what the account and user hold now, copied under the read lock */
     hr_rdslot *rs = hr_rdlock_read(e->lock);
-    hr_account *a = hr_map_get(e->accounts, account);
+    hr_account *a = hr_acctix_get(e->accounts, account);
     int exists = a != NULL;
     if (a && a->traits_json) acct_traits = strdup(a->traits_json);
     hr_user *u = a && user ? find_user(a, user) : NULL;

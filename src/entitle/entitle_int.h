@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "acctix.h"
 #include "buf.h"
 #include "catalog/catalog.h"
 #include "map.h"
@@ -227,7 +228,7 @@ struct hr_engine {
     const char **fnames;    /* cat's feature keys, interned: usage compares by address */
     const char **mnames;    /* cat's meter keys, interned */
     hr_ftab *ftab;          /* cat's features by name (swapped with cat) */
-    hr_map *accounts;       /* id -> hr_account* */
+    hr_acctix *accounts;    /* id -> hr_account*, with decision summaries */
     hr_store *store;        /* borrowed, may be NULL */
     /* in-memory idempotency keys when there is no store */
     hr_map *idem;
@@ -319,6 +320,15 @@ json_object *hr_threshold_msg(const char *account, const char *feature, double t
 double hr_account_meter_now(const hr_catalog *c, const hr_account *a, int mi, int64_t now);
 
 void hr_account_free(hr_account *a);
+/* a's summary for the account index (acctix.h), as of e's catalog. */
+void hr_account_summary(const hr_engine *e, const hr_account *a, hr_acct_sum *s);
+/* Rewrites a's summary in e->accounts from a: under the write lock, after
+ * any change to what it mirrors (plan, add-ons, usage, overrides, trials,
+ * meter values), before the lock is released. */
+void hr_engine_sync_account(hr_engine *e, const hr_account *a);
+/* How many accounts' summaries differ from what hr_account_summary makes
+ * of them now: 0 when every write kept them right (tests check this). */
+size_t hr_engine_stale_summaries(hr_engine *e);
 /* Recomputes the catalog indexes cached in a (plan, trial plan, add-ons). */
 void hr_account_reindex(const hr_catalog *c, hr_account *a);
 int64_t hr_period_start(hr_period p, int64_t now);

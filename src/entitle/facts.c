@@ -291,7 +291,7 @@ int hr_engine_with_rules(hr_engine *e, const char *account, const char *user, in
                          hr_rules_fn fn, void *ud) {
     if (!now_ms) now_ms = hr_time_now_ms();
     hr_rdslot *rs = hr_rdlock_read(e->lock);
-    hr_account *a = hr_map_get(e->accounts, account);
+    hr_account *a = hr_acctix_get(e->accounts, account);
     if (!a) {
         hr_rdlock_read_end(e->lock, rs);
         return HR_ENOTFOUND;
@@ -354,15 +354,14 @@ static inline __attribute__((always_inline)) void prefetch_account(const hr_acco
 }
 
 int hr_engine_sweep(hr_engine *e, size_t *pos, int max, int64_t now_ms, hr_sweep_fn fn, void *ud) {
-    const char *k;
-    void *v;
+    hr_acct_slot *as;
     int n = 0, rc = 0, more = 1;
     if (max <= 0) return 1;
     hr_account **list = malloc(sizeof *list * (size_t)max);
     if (!list) return HR_ENOMEM;
     if (!now_ms) now_ms = hr_time_now_ms();
     hr_rdslot *rs = hr_rdlock_read(e->lock);
-    while (n < max && (more = hr_map_next(e->accounts, pos, &k, &v))) list[n++] = v;
+    while (n < max && (more = hr_acctix_next(e->accounts, pos, &as))) list[n++] = as->acct;
     fctx x = fctx_of(e, NULL, now_ms);
     for (int i = 0; i < n; i++) {
         for (int st = 0; st < 4; st++)
@@ -379,7 +378,7 @@ int hr_engine_new_members(hr_engine *e, const char *account, int days, int64_t n
     int64_t since = (now_ms ? now_ms : hr_time_now_ms()) / 1000 - (int64_t)days * 86400;
     int n = 0;
     hr_rdslot *rs = hr_rdlock_read(e->lock);
-    hr_account *a = hr_map_get(e->accounts, account);
+    hr_account *a = hr_acctix_get(e->accounts, account);
     hr_buf_putc(out, '[');
     for (uint32_t i = 0; a && i < a->nusers; i++)
         if (a->users[i].created_at >= since) {

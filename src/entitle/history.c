@@ -231,7 +231,7 @@ double hr_hist_sum_window(const hr_sum_ent *se, int32_t today, int days) {
 /* The history an (account, user) question reads; NULL if none. Caller holds
  * the read lock. */
 static const hr_hist *hist_of(hr_engine *e, const char *account, const char *user, int *found) {
-    const hr_account *a = hr_map_get(e->accounts, account);
+    const hr_account *a = hr_acctix_get(e->accounts, account);
     *found = a != NULL;
     if (!a || !user) return a ? a->hist : NULL;
     for (uint32_t i = 0; i < a->nusers; i++)

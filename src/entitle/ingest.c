@@ -78,9 +78,9 @@ static void build_members(hr_engine *e) {
     if (e->members_built) return;
     e->members_built = 1;
     size_t pos = 0;
-    void *v;
-    while (hr_map_next(e->accounts, &pos, NULL, &v)) {
-        const hr_account *a = v;
+    hr_acct_slot *s;
+    while (hr_acctix_next(e->accounts, &pos, &s)) {
+        const hr_account *a = s->acct;
         for (uint32_t i = 0; i < a->nusers; i++)
             note(e, a->users[i].id, a->id, a->users[i].updated_at);
     }
@@ -203,7 +203,7 @@ int hr_ingest_load_seen(hr_engine *e, const char *id, int64_t at_ms) {
 int hr_engine_meter_value(hr_engine *e, const char *account, const char *meter, int64_t now,
                           double *out) {
     hr_rdslot *rs = hr_rdlock_read(e->lock);
-    const hr_account *a = hr_map_get(e->accounts, account);
+    const hr_account *a = hr_acctix_get(e->accounts, account);
     int mi = hr_catalog_meter(e->cat, meter);
     int rc = !a ? HR_ENOTFOUND : mi < 0 ? HR_ELIMIT : 0;
     if (!rc) *out = hr_account_meter_now(e->cat, a, mi, now ? now : hr_time_now());
@@ -617,7 +617,7 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
         hr_membership *mb = hr_map_get(e->user_acct, m->user_id);
         if (mb) acct = mb->account;
     }
-    hr_account *a = acct ? hr_map_get(e->accounts, acct) : NULL;
+    hr_account *a = acct ? hr_acctix_get(e->accounts, acct) : NULL;
     if (!a) *status = HR_INGEST_NO_ACCOUNT;
     if (b->replay) goto fold;
     if (grow((void **)&b->ev, &b->capev, b->nev + 1, sizeof *b->ev))
@@ -689,6 +689,7 @@ static int apply(hr_engine *e, batch *b, int64_t now_ms) {
             mv = &p[st->a->nmvals++];
             mv->meter = st->meter;
             hr_meter_value_init(&mv->v, 0);
+            hr_engine_sync_account(e, st->a); /* no longer plain */
         }
         hr_meter_value old = mv->v;
         mv->v = st->v;
@@ -1223,7 +1224,7 @@ static int flush_hist(hr_engine *e, hr_err *err) {
     qsort(all, k, sizeof *all, dhist_cmp);
     for (size_t i = 0; i < k && !rc; i++) {
         const hr_dhist *h = all[i];
-        hr_account *a = hr_map_get(e->accounts, h->account);
+        hr_account *a = hr_acctix_get(e->accounts, h->account);
         hr_hist **owner = a ? owner_of_row(a, h->user) : NULL;
         if (!owner) continue; /* the account or member went */
         const hr_hist_ent *he = h->is_sum ? NULL : hr_hist_find_interned(*owner, h->event);
@@ -1274,7 +1275,7 @@ int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
     void *v;
     while (!rc && e->dmeters && hr_map_next(e->dmeters, &pos, NULL, &v)) {
         const hr_dmeter *d = v;
-        const hr_account *a = hr_map_get(e->accounts, d->account);
+        const hr_account *a = hr_acctix_get(e->accounts, d->account);
         const hr_mval_ent *mv = a && d->live ? find_mval(a, d->meter) : NULL;
         const hr_meter_value *val = d->live ? (mv && mv->v.period_start == d->ps ? &mv->v : NULL)
                                             : &d->v;

@@ -20,6 +20,7 @@
 
 #include "catalog/catalog.h"
 #include "entitle/engine.h"
+#include "entitle/entitle_int.h"
 #include "events/segment.h"
 #include "timeutil.h"
 #include "../fixture.h"
@@ -105,6 +106,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     fx *f = *state;
+    /* every write kept the account index's summaries right */
+    assert_int_equal(hr_engine_stale_summaries(f->e), 0);
     hr_engine_free(f->e);
     hr_catalog_release(f->cat);
     free(f);
@@ -149,7 +152,8 @@ static const char **populate(fx *f, int *n) {
                                 "biz_year", "ent", "addons", "addons2", "trial_on",
                                 "trial_off", "ftrial_on", "ftrial_off", "ovr", "ovr_gone",
                                 "metered", "stale", "cycle", "x", "acct_with_a_long_id_0001",
-                                "addon1", "collide", "many"};
+                                "addon1", "collide", "many",
+                                "an_account_id_longer_than_the_forty_bytes_a_slot_holds_01"};
     int64_t t0 = f->t0, day = 86400;
     hr_err err = {0};
     hr_buf out;
@@ -219,11 +223,22 @@ static const char **populate(fx *f, int *n) {
     static const char *uf[] = {"storage_gb", "daily", "seats", "api_calls", "boards",
                                "a_feature_with_a_long_name", "yearly_exports"};
     for (int i = 0; i < 7; i++) usage_at(f, "many", uf[i], i + 1, t0);
+    put(f, "an_account_id_longer_than_the_forty_bytes_a_slot_holds_01", "{\"plan\":\"free\"}");
+    usage_at(f, "an_account_id_longer_than_the_forty_bytes_a_slot_holds_01", "boards", 3, t0);
     put(f, "acct_with_a_long_id_0001", "{\"plan\":\"pro\"}");
     usage_at(f, "acct_with_a_long_id_0001", "seats", 10, t0);
     hr_buf_dispose(&out);
     *n = (int)(sizeof ids / sizeof *ids);
     return ids;
+}
+
+/* The decision summary in the account index (acctix.h) of account id. */
+static const hr_acct_sum *summary_of(fx *f, const char *id) {
+    hr_acctix_key k;
+    hr_acctix_key_of(id, &k);
+    const hr_acct_slot *s = hr_acctix_find(f->e->accounts, &k);
+    assert_non_null(s);
+    return &s->sum;
 }
 
 /* Every field of hr_engine_check's verdict against the full decision's. */
@@ -284,6 +299,26 @@ static void check_equals_full_decision(void **state) {
     /* now = 0: the clock; a plain account answers as at any time */
     hr_engine_check(f->e, "free_full", "seats", 1, 0, &v);
     assert_int_equal(v.reason, HR_REASON_LIMIT_REACHED);
+    /* which accounts the summary alone decides */
+    static const char *plain[] = {"free0", "free_full", "free_over", "pro_v2", "addon1",
+                                  "stale", "x"};
+    static const char *not_plain[] = {"addons2", "trial_on", "ftrial_on", "ovr",
+                                      "metered", "cycle", "collide", "many"};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+        if (!summary_of(f, plain[i])->plain) fail_msg("%s is not plain", plain[i]);
+    for (size_t i = 0; i < sizeof not_plain / sizeof *not_plain; i++)
+        assert_int_equal(summary_of(f, not_plain[i])->plain, 0);
+    /* and change with the account */
+    hr_err err = {0};
+    assert_int_equal(hr_engine_delete_override(f->e, "ovr", "seats", &err), 0);
+    assert_int_equal(summary_of(f, "ovr")->plain, 0);
+    assert_int_equal(hr_engine_delete_override(f->e, "ovr", "sso", &err), 0);
+    assert_int_equal(summary_of(f, "ovr")->plain, 1);
+    put(f, "addons2", "{\"plan\":\"pro\",\"addons\":{\"extra_boards\":4}}");
+    assert_int_equal(summary_of(f, "addons2")->plain, 1);
+    assert_int_equal(summary_of(f, "addons2")->addon_qty, 4);
+    assert_int_equal(hr_engine_stale_summaries(f->e), 0);
+    compare_all(f, ids, n);
 }
 
 static void after_catalog_swap(void **state) {
@@ -298,8 +333,49 @@ static void after_catalog_swap(void **state) {
     compare_all(f, ids, n);
 }
 
+/* A reload with the same features and plans but a new version of pro: the
+ * summaries are kept (nothing they name moved), and accounts bought on
+ * version 2 are now grandfathered, which the decision sees by comparing
+ * versions. */
+static void after_new_plan_version(void **state) {
+    fx *f = *state;
+    int n;
+    const char **ids = populate(f, &n);
+    char *y3 = strdup(yaml);
+    assert_non_null(y3);
+    char *v = strstr(y3, "version: 2");
+    assert_non_null(v);
+    v[9] = '3';
+    char *b = strstr(y3, "boards: 50");
+    assert_non_null(b);
+    memcpy(b, "boards: 60", 10);
+    /* version 2 stays in the catalog, as its own entry */
+    const char *v1 = "versions: {1: {price: 10, entitlements: {boards: 20}}}";
+    char *at = strstr(y3, v1);
+    assert_non_null(at);
+    *at = 0;
+    hr_buf y;
+    hr_buf_init(&y);
+    hr_buf_printf(&y, "%sversions: {1: {price: 10, entitlements: {boards: 20}}, "
+                      "2: {price: 12, entitlements: {boards: 50}}}%s", y3, at + strlen(v1));
+    free(y3);
+    hr_catalog *c3 = NULL;
+    hr_err err = {0};
+    if (hr_catalog_parse(y.data, y.len, "t3.yaml", &c3, &err, NULL))
+        fail_msg("%d:%d: %s", err.line, err.column, err.message);
+    hr_buf_dispose(&y);
+    assert_int_equal(hr_engine_set_catalog(f->e, c3, &err), 0);
+    hr_catalog_release(c3);
+    assert_int_equal(hr_engine_stale_summaries(f->e), 0);
+    compare_all(f, ids, n);
+    hr_verdict v2;
+    hr_engine_check(f->e, "pro_v2", "boards", 1, f->t0, &v2);
+    assert_int_equal(v2.limit, 50); /* its version's, not the new one's 60 */
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-    const struct CMUnitTest tests[] = {T(check_equals_full_decision), T(after_catalog_swap)};
+    const struct CMUnitTest tests[] = {T(check_equals_full_decision), T(after_catalog_swap),
+                                       T(after_new_plan_version)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

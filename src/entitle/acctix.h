@@ -1,0 +1,114 @@
+/* acctix.h: the engine's accounts by id (an open-addressing table), each
+ * slot holding beside the id a summary of what the common decision reads of
+ * the account. A decision on a random account among a million then costs
+ * one memory round trip (the slot's two lines, fetched together) instead
+ * of two in a row (a slot, then the account it points to). The accounts
+ * themselves stay where they are: pointers to them remain valid.
+ *
+ * The engine writes the summary (engine.c, hr_engine_sync_account) after
+ * every change to what it mirrors, under its write lock; a slot whose
+ * summary is not `plain` sends the decision to the account itself. Not
+ * thread-safe; the engine locks. Borrows the accounts (never frees them). */
+#ifndef HR_ACCTIX_H
+#define HR_ACCTIX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "map.h"
+
+struct hr_account;
+typedef struct hr_acctix hr_acctix;
+
+/* Ids of up to this many bytes are kept in the slot (UUIDs fit); longer
+ * ones are compared through the account. */
+#define HR_ACCTIX_KEY 40
+#define HR_ACCTIX_HOMES 4 /* = HR_USAGE_INLINE */
+
+/* A copy of the account's decision fields; meaningful only when plain:
+ * no overrides, feature trials, plan trial or meter values, at most one
+ * add-on, and no two usage entries of current features sharing a home
+ * (hr_ftab.uhome; each is kept here at its home, wherever it sits in the
+ * account), each with a period start that fits 32 bits. */
+typedef struct hr_acct_sum {
+    int64_t uval[HR_ACCTIX_HOMES];    /* the usage entry of each home: value */
+    uint32_t ustart[HR_ACCTIX_HOMES]; /* ... its period_start */
+    int32_t plan_version;
+    int32_t addon_qty;
+    int16_t prow;                     /* plan_ix + 1: the plan's row in hr_ftab */
+    int16_t addon_ix;                 /* the one add-on's index, -1 if absent */
+    uint8_t ufi[HR_ACCTIX_HOMES];     /* ... its feature's index + 1; 0: none */
+    uint8_t plain;
+    uint8_t naddons;
+} hr_acct_sum;
+
+/* Two cache lines, aligned in the table. */
+typedef struct hr_acct_slot {
+    uint64_t tag;                      /* hash and length; 0 = empty */
+    char key[HR_ACCTIX_KEY];           /* the id's first bytes (all, when it fits) */
+    struct hr_account *acct;
+    hr_acct_sum sum;
+} hr_acct_slot;
+
+/* An id as the index probes with it: its length, its first 16 bytes
+ * zero-padded as two words (ids of up to 16 bytes compare as those, with
+ * the slot's key, which is zero-padded too) and its hash. */
+typedef struct hr_acctix_key {
+    const char *id;
+    size_t n;
+    uint64_t w[2];
+    uint64_t h;
+} hr_acctix_key;
+
+/* Fills k for id: inline, a few instructions for ids of up to 16 bytes
+ * (one 16-byte load, masked, when it stays within the page; see
+ * hr_key_len). k borrows id. */
+static inline void hr_acctix_key_of(const char *id, hr_acctix_key *k) {
+    size_t n = hr_key_len(id);
+    k->id = id, k->n = n;
+    if (n > 16) {
+        memcpy(k->w, id, 16);
+        k->h = hr_hash(id, n);
+        return;
+    }
+#if defined(__SSE2__) && !defined(__SANITIZE_ADDRESS__) && !defined(HR_NO_WIDE_READS)
+    if (((uintptr_t)id & 4095) <= 4096 - 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)id);
+        __m128i at = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        v = _mm_and_si128(v, _mm_cmplt_epi8(at, _mm_set1_epi8((char)n)));
+        _mm_storeu_si128((__m128i *)(void *)k->w, v);
+    } else
+#endif
+    {
+        k->w[0] = k->w[1] = 0;
+        memcpy(k->w, id, n);
+    }
+    k->h = hr_map_mix(k->w[0], k->w[1], n);
+}
+
+hr_acctix *hr_acctix_new(size_t expected); /* NULL on OOM */
+void hr_acctix_free(hr_acctix *ix);       /* accepts NULL; accounts not freed */
+size_t hr_acctix_count(const hr_acctix *ix);
+
+/* The slot of k's id, NULL if absent. Starts fetching the slot's second
+ * line (and the next slot) before comparing the first. */
+const hr_acct_slot *hr_acctix_find(const hr_acctix *ix, const hr_acctix_key *k);
+struct hr_account *hr_acctix_get(const hr_acctix *ix, const char *id);
+/* The summary of id's slot, for the engine to rewrite; NULL if absent. */
+hr_acct_sum *hr_acctix_sum(hr_acctix *ix, const char *id);
+/* Inserts a (keyed by a->id) or replaces the account of that id, whose
+ * summary is cleared (not plain) until rewritten; returns the previous
+ * account or NULL. *err = -1 on OOM. */
+struct hr_account *hr_acctix_put(hr_acctix *ix, struct hr_account *a, int *err);
+struct hr_account *hr_acctix_del(hr_acctix *ix, const char *id); /* the removed, or NULL */
+/* Room for n accounts in all; 0, or -1 on OOM. */
+int hr_acctix_reserve(hr_acctix *ix, size_t n);
+/* Inserts n accounts whose ids are not in the table and are distinct,
+ * sorted by home slot first: the table is written front to back. */
+int hr_acctix_put_many(hr_acctix *ix, struct hr_account *const *as, size_t n);
+/* Iteration: *pos = 0 first; returns 0 at the end. Any insert or delete
+ * may move slots. */
+int hr_acctix_next(hr_acctix *ix, size_t *pos, hr_acct_slot **s);
+
+#endif
