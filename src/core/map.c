@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "hugemem.h"
+#include "probe.h"
 
 struct slot {
     uint64_t hash; /* 0 = empty */
@@ -187,13 +188,7 @@ int hr_map_reserve(hr_map *m, size_t n) {
 static int rehash(hr_map *m, size_t cap) {
     struct slot *ns = slots_alloc(cap);
     if (!ns) return -1;
-    for (size_t i = 0; i < m->cap; i++) {
-        struct slot *s = &m->slots[i];
-        if (!s->hash) continue;
-        size_t j = s->hash & (cap - 1);
-        while (ns[j].hash) j = (j + 1) & (cap - 1);
-        ns[j] = *s;
-    }
+    hr_probe_move(ns, cap, m->slots, m->cap, sizeof *ns);
     slots_free(m->slots, m->cap);
     m->slots = ns;
     m->cap = cap;
@@ -219,25 +214,11 @@ void *hr_map_put(hr_map *m, const char *key, void *val, int *err) {
 }
 
 void *hr_map_del(hr_map *m, const char *key) {
-    size_t n = strlen(key), mask = m->cap - 1;
+    size_t n = strlen(key);
     size_t i = find(m, key, n, hr_map_hash(key, n));
     if (!m->slots[i].hash) return NULL;
     void *old = m->slots[i].val;
-    /* Backward-shift: pull later entries of the run into the hole. */
-    size_t j = i;
-    for (;;) {
-        m->slots[i].hash = 0;
-        for (;;) {
-            j = (j + 1) & mask;
-            if (!m->slots[j].hash) goto done;
-            size_t home = m->slots[j].hash & mask;
-            /* can entry j move to i? only if home is not cyclically in (i, j] */
-            if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) break;
-        }
-        m->slots[i] = m->slots[j];
-        i = j;
-    }
-done:
+    hr_probe_remove(m->slots, m->cap, sizeof *m->slots, i);
     m->count--;
     return old;
 }
@@ -256,27 +237,15 @@ int hr_map_next(const hr_map *m, size_t *pos, const char **key, void **val) {
 
 int hr_map_put_many(hr_map *m, const char *const *keys, void *const *vals, size_t n) {
     if (hr_map_reserve(m, m->count + n)) return -1;
-    struct slot *tmp = malloc(n * sizeof *tmp), *sorted = malloc(n * sizeof *sorted);
-    size_t *count = calloc(65536, sizeof *count);
+    struct slot *tmp = malloc(n * sizeof *tmp + 1), *sorted = NULL;
     int rc = -1;
-    if (!tmp || !sorted || !count) goto out;
+    if (!tmp) goto out;
     size_t mask = m->cap - 1;
-    for (size_t i = 0; i < n; i++)
-    {
+    for (size_t i = 0; i < n; i++) {
         size_t kl = strlen(keys[i]);
         tmp[i] = (struct slot){tag(hr_map_hash(keys[i], kl), kl), keys[i], vals[i]};
     }
-    /* one counting-sort pass on the top 16 bits of the home slot: enough to
-     * turn random writes into a front-to-back sweep */
-    int shift = 0;
-    while ((mask >> shift) > 65535) shift++;
-    for (size_t i = 0; i < n; i++) count[(tmp[i].hash & mask) >> shift]++;
-    for (size_t b = 0, sum = 0; b < 65536; b++) {
-        size_t c = count[b];
-        count[b] = sum;
-        sum += c;
-    }
-    for (size_t i = 0; i < n; i++) sorted[count[(tmp[i].hash & mask) >> shift]++] = tmp[i];
+    if (!(sorted = hr_probe_sort_by_home(tmp, n, sizeof *tmp, mask))) goto out;
     for (size_t i = 0; i < n; i++) {
         size_t j = sorted[i].hash & mask;
         while (m->slots[j].hash) j = (j + 1) & mask;
@@ -287,6 +256,5 @@ int hr_map_put_many(hr_map *m, const char *const *keys, void *const *vals, size_
 out:
     free(tmp);
     free(sorted);
-    free(count);
     return rc;
 }

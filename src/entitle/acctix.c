@@ -12,6 +12,7 @@
 
 #include "entitle_int.h"
 #include "hugemem.h"
+#include "probe.h"
 
 static_assert(sizeof(hr_acct_slot) == 128, "an account slot is two cache lines");
 static_assert(HR_ACCTIX_HOMES == HR_USAGE_INLINE, "a summary mirrors the inline usage");
@@ -118,13 +119,7 @@ static void fill(hr_acct_slot *s, hr_account *a, size_t n, uint64_t t) {
 static int rehash(hr_acctix *ix, size_t cap) {
     hr_acct_slot *ns = slots_alloc(cap);
     if (!ns) return -1;
-    for (size_t i = 0; i < ix->cap; i++) {
-        const hr_acct_slot *s = &ix->slots[i];
-        if (!s->tag) continue;
-        size_t j = s->tag & (cap - 1);
-        while (ns[j].tag) j = (j + 1) & (cap - 1);
-        ns[j] = *s;
-    }
+    hr_probe_move(ns, cap, ix->slots, ix->cap, sizeof *ns);
     slots_free(ix->slots, ix->cap);
     ix->slots = ns;
     ix->cap = cap;
@@ -153,24 +148,10 @@ hr_account *hr_acctix_put(hr_acctix *ix, hr_account *a, int *err) {
 
 hr_account *hr_acctix_del(hr_acctix *ix, const char *id) {
     hr_acctix_key k;
-    size_t mask = ix->cap - 1, i = find_id(ix, id, &k), j = i;
+    size_t i = find_id(ix, id, &k);
     if (!ix->slots[i].tag) return NULL;
     hr_account *old = ix->slots[i].acct;
-    /* Backward shift: pull later entries of the run into the hole. */
-    for (;;) {
-        ix->slots[i].tag = 0;
-        for (;;) {
-            j = (j + 1) & mask;
-            if (!ix->slots[j].tag) goto done;
-            size_t home = ix->slots[j].tag & mask;
-            /* can entry j move to i? only if home is not cyclically in (i, j] */
-            if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) break;
-        }
-        ix->slots[i] = ix->slots[j];
-        i = j;
-    }
-done:
-    memset(&ix->slots[i], 0, sizeof ix->slots[i]);
+    hr_probe_remove(ix->slots, ix->cap, sizeof *ix->slots, i);
     ix->count--;
     return old;
 }
@@ -193,27 +174,16 @@ typedef struct pending {
 
 int hr_acctix_put_many(hr_acctix *ix, hr_account *const *as, size_t n) {
     if (hr_acctix_reserve(ix, ix->count + n)) return -1;
-    pending *tmp = malloc(n * sizeof *tmp + 1), *sorted = malloc(n * sizeof *sorted + 1);
-    size_t *count = calloc(65536, sizeof *count);
+    pending *tmp = malloc(n * sizeof *tmp + 1), *sorted = NULL;
     int rc = -1;
-    if (!tmp || !sorted || !count) goto out;
+    if (!tmp) goto out;
     size_t mask = ix->cap - 1;
     for (size_t i = 0; i < n; i++) {
         hr_acctix_key k;
         hr_acctix_key_of(as[i]->id, &k);
         tmp[i] = (pending){tag_of(k.h, k.n), as[i]};
     }
-    /* one counting-sort pass on the top 16 bits of the home slot: enough
-     * to turn random writes into a front-to-back sweep */
-    int shift = 0;
-    while ((mask >> shift) > 65535) shift++;
-    for (size_t i = 0; i < n; i++) count[(tmp[i].tag & mask) >> shift]++;
-    for (size_t b = 0, sum = 0; b < 65536; b++) {
-        size_t c = count[b];
-        count[b] = sum;
-        sum += c;
-    }
-    for (size_t i = 0; i < n; i++) sorted[count[(tmp[i].tag & mask) >> shift]++] = tmp[i];
+    if (!(sorted = hr_probe_sort_by_home(tmp, n, sizeof *tmp, mask))) goto out;
     for (size_t i = 0; i < n; i++) {
         /* the ids are read in hash order, at random: ask for them early */
         if (i + 8 < n) __builtin_prefetch(sorted[i + 8].a->id);
@@ -226,6 +196,5 @@ int hr_acctix_put_many(hr_acctix *ix, hr_account *const *as, size_t n) {
 out:
     free(tmp);
     free(sorted);
-    free(count);
     return rc;
 }

@@ -243,7 +243,7 @@ void hr_account_summary(const hr_engine *e, const hr_account *a, hr_acct_sum *s)
         int fi = feature_ix(e, u->feature);
         if (fi < 0) continue; /* no decision asks for it */
         int h = e->ftab->uhome[fi];
-        if (s->ufi[h] || fi >= 255 || u->period_start < 0 ||
+        if (h >= HR_USAGE_INLINE || s->ufi[h] || fi >= 255 || u->period_start < 0 ||
             u->period_start > (int64_t)UINT32_MAX) {
             plain = 0;
             break;
