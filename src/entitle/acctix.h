@@ -27,18 +27,21 @@ typedef struct hr_acctix hr_acctix;
 #define HR_ACCTIX_HOMES 4 /* = HR_USAGE_INLINE */
 
 /* A copy of the account's decision fields; meaningful only when plain:
- * no overrides, feature trials, plan trial or meter values, at most one
- * add-on, and no two usage entries of current features sharing a home
- * (hr_ftab.uhome; each is kept here at its home, wherever it sits in the
- * account), each with a period start that fits 32 bits. */
+ * no overrides, feature trials or plan trial, at most one add-on, and each
+ * feature's usage (API usage plus its meter's value) expressible as one
+ * value that counts always, or in one calendar period from a start that
+ * fits 32 bits, with no two such features sharing a home (hr_ftab.uhome).
+ * Each is kept here at its feature's home, whatever its place in the
+ * account. */
 typedef struct hr_acct_sum {
-    int64_t uval[HR_ACCTIX_HOMES];    /* the usage entry of each home: value */
-    uint32_t ustart[HR_ACCTIX_HOMES]; /* ... its period_start */
+    int64_t uval[HR_ACCTIX_HOMES];    /* the usage of each home's feature */
+    uint32_t ustart[HR_ACCTIX_HOMES]; /* ... counted while uper starts here */
     int32_t plan_version;
     int32_t addon_qty;
     int16_t prow;                     /* plan_ix + 1: the plan's row in hr_ftab */
     int16_t addon_ix;                 /* the one add-on's index, -1 if absent */
     uint8_t ufi[HR_ACCTIX_HOMES];     /* ... its feature's index + 1; 0: none */
+    uint8_t uper[HR_ACCTIX_HOMES];    /* ... its hr_period; NONE: counts always */
     uint8_t plain;
     uint8_t naddons;
 } hr_acct_sum;

@@ -334,19 +334,12 @@ static inline const hr_fslot *feature_slot(const hr_ftab *t, const fkey *k) {
     }
 }
 
-/* Usage, resets_at and the answer of a plain decision on a non-boolean
- * feature, from lim (the allocation), the usage entry found (has_u: its
- * value and period start) and the meter's part: shared by the summary's
- * and the account's paths. */
-HOT void plain_tail(const hr_catalog *c, const hr_fslot *fs, int64_t lim, int has_u,
-                    int64_t uval, int64_t ustart, int64_t meter, int64_t qty, int64_t *now,
-                    hr_verdict *v) {
-    int64_t usage = has_u ? uval : 0, start, next;
-    if (has_u && fs->uperiod != HR_PERIOD_NONE) {
-        period_at(fs->uperiod, now_of(now), &start, NULL);
-        if (ustart != start) usage = 0;
-    }
-    usage += meter;
+/* resets_at and the answer of a plain decision on a non-boolean feature,
+ * from lim (the allocation) and usage (as feature_usage counts it): shared
+ * by the summary's and the account's paths. */
+HOT void plain_tail(const hr_catalog *c, const hr_fslot *fs, int64_t lim, int64_t usage,
+                    int64_t qty, int64_t *now, hr_verdict *v) {
+    int64_t start, next;
     int64_t resets = 0;
     if (fs->reset != HR_FRESET_NONE) { /* as feature_resets */
         period_at(fs->rperiod, now_of(now), &start, &next);
@@ -410,13 +403,16 @@ HOT int plain_verdict(const hr_catalog *c, const hr_ftab *t, const hr_account *a
     else
         for (uint16_t i = a->nusage; i-- > 0;)
             u = a->usage[i].feature == fs->name ? &a->usage[i] : u;
-    int64_t meter = 0;
+    int64_t usage = u ? u->value : 0, start;
+    if (u && fs->uperiod != HR_PERIOD_NONE) {
+        period_at(fs->uperiod, now_of(now), &start, NULL);
+        if (u->period_start != start) usage = 0;
+    }
     if (fs->mi >= 0 && a->nmvals) { /* as feature_usage */
         double m = hr_account_meter_now(c, a, fs->mi, now_of(now));
-        meter = m >= (double)INT64_MAX ? INT64_MAX : (int64_t)m;
+        usage += m >= (double)INT64_MAX ? INT64_MAX : (int64_t)m;
     }
-    plain_tail(c, fs, lim, u != NULL, u ? u->value : 0, u ? u->period_start : 0, meter, qty, now,
-               v);
+    plain_tail(c, fs, lim, usage, qty, now, v);
     return 1;
 }
 
@@ -440,9 +436,18 @@ HOT int sum_verdict(const hr_catalog *c, const hr_ftab *t, const hr_acct_sum *s,
                           .limit = on};
         return 1;
     }
-    /* a plain account keeps every entry at its home: none there, none at all */
-    int h = fs->uhome, has = s->ufi[h] == fi + 1;
-    plain_tail(c, fs, lim, has, s->uval[h], s->ustart[h], 0, qty, now, v);
+    /* a plain summary keeps every feature's usage at its home: none there,
+     * none at all */
+    int h = fs->uhome;
+    int64_t usage = 0, start;
+    if (s->ufi[h] == fi + 1) {
+        usage = s->uval[h];
+        if (s->uper[h] != HR_PERIOD_NONE) {
+            period_at((hr_period)s->uper[h], now_of(now), &start, NULL);
+            if ((int64_t)s->ustart[h] != start) usage = 0;
+        }
+    }
+    plain_tail(c, fs, lim, usage, qty, now, v);
     return 1;
 }
 

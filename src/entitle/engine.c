@@ -220,11 +220,35 @@ static hr_usage_ent *usage_arrange(const hr_engine *e, hr_account *a, int k) {
     return &a->usage[k];
 }
 
-/* The current catalog's index of feature fname (interned), -1 if none. */
-static int feature_ix(const hr_engine *e, const char *fname) {
-    for (int fi = 0; e->fnames && e->fnames[fi]; fi++)
-        if (e->fnames[fi] == fname) return fi;
-    return -1;
+/* One part of a feature's usage for the summary: a value that counts while
+ * its period (p) starts at start. */
+typedef struct part {
+    hr_period p;
+    int64_t start, value;
+} part;
+
+/* Folds part x into the summary's entry for a feature (k: what counts at
+ * any time; r, nr: what counts in one calendar period). 0, or -1 when the
+ * entry cannot say it (two periods, two starts, overflow). */
+static int add_part(part x, int64_t *k, part *r, int *nr) {
+    if (x.p == HR_PERIOD_LIFETIME) { /* its one period: resolved now */
+        if (x.start != hr_meter_period_start(HR_PERIOD_LIFETIME, 0, 0, 1)) return 0;
+        x.p = HR_PERIOD_NONE;
+    }
+    if (x.p == HR_PERIOD_NONE) return __builtin_add_overflow(*k, x.value, k) ? -1 : 0;
+    if (!*nr) {
+        *r = x, *nr = 1;
+        return 0;
+    }
+    if (r->p != x.p || r->start != x.start) return -1;
+    return __builtin_add_overflow(r->value, x.value, &r->value) ? -1 : 0;
+}
+
+/* The meter value entry of meter mi of e's catalog, NULL if none. */
+static const hr_mval_ent *meter_of(const hr_engine *e, const hr_account *a, int mi) {
+    for (uint16_t i = 0; i < a->nmvals; i++)
+        if (a->mvals[i].meter == e->mnames[mi]) return &a->mvals[i];
+    return NULL;
 }
 
 void hr_account_summary(const hr_engine *e, const hr_account *a, hr_acct_sum *s) {
@@ -234,25 +258,46 @@ void hr_account_summary(const hr_engine *e, const hr_account *a, hr_acct_sum *s)
     s->naddons = (uint8_t)(a->naddons > 1 ? 2 : a->naddons);
     s->addon_ix = a->naddons ? a->addon_ix : -1;
     s->addon_qty = a->naddons ? a->addon_qty : 0;
-    int plain = e->ftab && !(a->novr | a->nftrial) && !a->trial_plan && !a->nmvals &&
-                a->naddons <= 1;
-    /* each entry at its feature's home in the summary, whatever its place
-     * in the account; two features sharing a home: not plain */
-    for (uint16_t i = 0; plain && i < a->nusage; i++) {
-        const hr_usage_ent *u = &a->usage[i];
-        int fi = feature_ix(e, u->feature);
-        if (fi < 0) continue; /* no decision asks for it */
+    const hr_catalog *c = e->cat;
+    int plain = c && e->ftab && !(a->novr | a->nftrial) && !a->trial_plan && a->naddons <= 1 &&
+                c->nfeatures < 255;
+    /* Each feature's usage as the decision counts it (API usage plus its
+     * meter's value, each in its period) at the feature's home: one value
+     * and, when it lasts one calendar period, that period's start. */
+    for (int fi = 0; plain && fi < c->nfeatures; fi++) {
+        const hr_feature *f = &c->features[fi];
+        if (f->type == HR_FEAT_BOOLEAN) continue;
+        const hr_usage_ent *u = find_usage(a, e->fnames[fi]);
+        int mi = c->feature_meter ? c->feature_meter[fi] : -1;
+        const hr_mval_ent *mv = mi >= 0 ? meter_of(e, a, mi) : NULL;
+        if (!u && !mv) continue;
+        hr_period up = f->type == HR_FEAT_METERED ? f->period : HR_PERIOD_NONE;
+        hr_period mp = mi >= 0 ? c->meters[mi].period : HR_PERIOD_NONE;
+        if ((u && up == HR_PERIOD_BILLING_CYCLE) || (mv && mp == HR_PERIOD_BILLING_CYCLE))
+            continue; /* decided by the full rules (hr_fslot.full): never read */
+        int64_t k = 0;
+        part r = {HR_PERIOD_NONE, 0, 0};
+        int nr = 0;
+        if (u && add_part((part){up, u->period_start, u->value}, &k, &r, &nr)) plain = 0;
+        if (mv) {
+            double m = mv->v.value; /* as the decision converts it */
+            int64_t v = m >= (double)INT64_MAX ? INT64_MAX : (int64_t)m;
+            if (add_part((part){mp, mv->v.period_start, v}, &k, &r, &nr)) plain = 0;
+        }
         int h = e->ftab->uhome[fi];
-        if (h >= HR_USAGE_INLINE || s->ufi[h] || fi >= 255 || u->period_start < 0 ||
-            u->period_start > (int64_t)UINT32_MAX) {
+        if (!plain || h >= HR_USAGE_INLINE || s->ufi[h] || (nr && k) ||
+            (nr && (r.start < 0 || r.start > (int64_t)UINT32_MAX))) {
             plain = 0;
             break;
         }
         s->ufi[h] = (uint8_t)(fi + 1);
-        s->uval[h] = u->value;
-        s->ustart[h] = (uint32_t)u->period_start;
+        s->uper[h] = (uint8_t)(nr ? r.p : HR_PERIOD_NONE);
+        s->uval[h] = nr ? r.value : k;
+        s->ustart[h] = (uint32_t)(nr ? r.start : 0);
     }
-    if (!plain) memset(s->uval, 0, sizeof s->uval + sizeof s->ustart), memset(s->ufi, 0, sizeof s->ufi);
+    if (!plain)
+        memset(s->uval, 0, sizeof s->uval), memset(s->ustart, 0, sizeof s->ustart),
+            memset(s->ufi, 0, sizeof s->ufi), memset(s->uper, 0, sizeof s->uper);
     s->plain = (uint8_t)plain;
 }
 

@@ -689,12 +689,17 @@ static int apply(hr_engine *e, batch *b, int64_t now_ms) {
             mv = &p[st->a->nmvals++];
             mv->meter = st->meter;
             hr_meter_value_init(&mv->v, 0);
-            hr_engine_sync_account(e, st->a); /* no longer plain */
         }
         hr_meter_value old = mv->v;
         mv->v = st->v;
         st->v = old; /* the old one is freed with the batch */
     }
+    /* decisions read meter values from the account index's summary (an
+     * account's staged values mostly follow one another) */
+    const hr_account *synced = NULL;
+    for (size_t i = 0; i < b->nst; i++)
+        if (b->st[i].current && b->st[i].a != synced)
+            hr_engine_sync_account(e, synced = b->st[i].a);
     int32_t today = day_of_ms(now_ms);
     for (size_t i = 0; i < b->nhs; i++) {
         const hstage *h = &b->hs[i];

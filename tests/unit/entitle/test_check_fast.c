@@ -152,7 +152,7 @@ static const char **populate(fx *f, int *n) {
                                 "biz_year", "ent", "addons", "addons2", "trial_on",
                                 "trial_off", "ftrial_on", "ftrial_off", "ovr", "ovr_gone",
                                 "metered", "stale", "cycle", "x", "acct_with_a_long_id_0001",
-                                "addon1", "collide", "many",
+                                "addon1", "collide", "many", "meter_split",
                                 "an_account_id_longer_than_the_forty_bytes_a_slot_holds_01"};
     int64_t t0 = f->t0, day = 86400;
     hr_err err = {0};
@@ -201,6 +201,10 @@ static const char **populate(fx *f, int *n) {
     events(f, "metered", "API Called", 3, t0);
     usage_at(f, "metered", "api_calls", 998, t0);
     usage_at(f, "metered", "boards", 1, t0);
+    /* API usage of last month, meter values of this one: two periods */
+    put(f, "meter_split", "{\"plan\":\"free\"}");
+    usage_at(f, "meter_split", "api_calls", 500, t0 - 40 * day);
+    events(f, "meter_split", "API Called", 2, t0);
     put(f, "stale", "{\"plan\":\"free\"}");
     usage_at(f, "stale", "api_calls", 1000, t0 - 40 * day);
     usage_at(f, "stale", "daily", 5, t0 - day);
@@ -301,13 +305,19 @@ static void check_equals_full_decision(void **state) {
     assert_int_equal(v.reason, HR_REASON_LIMIT_REACHED);
     /* which accounts the summary alone decides */
     static const char *plain[] = {"free0", "free_full", "free_over", "pro_v2", "addon1",
-                                  "stale", "x"};
+                                  "stale", "x", "metered", "cycle"};
     static const char *not_plain[] = {"addons2", "trial_on", "ftrial_on", "ovr",
-                                      "metered", "cycle", "collide", "many"};
+                                      "collide", "many", "meter_split"};
     for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
         if (!summary_of(f, plain[i])->plain) fail_msg("%s is not plain", plain[i]);
     for (size_t i = 0; i < sizeof not_plain / sizeof *not_plain; i++)
         assert_int_equal(summary_of(f, not_plain[i])->plain, 0);
+    /* a meter's value and the API usage of the same period, added up */
+    const hr_acct_sum *ms = summary_of(f, "metered");
+    int found = 0;
+    for (int h = 0; h < 4; h++)
+        if (ms->ufi[h] && ms->uval[h] == 1001) found = 1; /* api_calls: 998 + 3 */
+    assert_true(found);
     /* and change with the account */
     hr_err err = {0};
     assert_int_equal(hr_engine_delete_override(f->e, "ovr", "seats", &err), 0);
