@@ -541,14 +541,25 @@ static int same_layout(const hr_catalog *a, const hr_catalog *b) {
     return 1;
 }
 
-/* The same features (interned names) in the same order with the same usage
- * homes. */
-static int same_features(const hr_ftab *ta, const char **a, const hr_ftab *tb, const char **b) {
-    if (!ta || !tb || !a || !b) return 0;
-    int n = 0;
-    for (; a[n] || b[n]; n++)
-        if (a[n] != b[n]) return 0;
-    return !memcmp(ta->uhome, tb->uhome, (size_t)n);
+/* Whether the summaries written under catalog a (its interned feature and
+ * meter names fa, ma and its table ta) are the ones b would have: the same
+ * features in the same order, each of the same type and period, at the same
+ * home, fed by the same meter (by name) with the same period. */
+static int same_summaries(const hr_catalog *a, const char **fa, const char **ma,
+                          const hr_ftab *ta, const hr_catalog *b, const char **fb,
+                          const char **mb, const hr_ftab *tb) {
+    if (!a || !ta || !tb || a->nfeatures != b->nfeatures) return 0;
+    for (int fi = 0; fi < a->nfeatures; fi++) {
+        const hr_feature *x = &a->features[fi], *y = &b->features[fi];
+        int mx = a->feature_meter ? a->feature_meter[fi] : -1;
+        int my = b->feature_meter ? b->feature_meter[fi] : -1;
+        if (fa[fi] != fb[fi] || x->type != y->type || x->period != y->period ||
+            ta->uhome[fi] != tb->uhome[fi] || (mx < 0) != (my < 0))
+            return 0;
+        if (mx >= 0 && (ma[mx] != mb[my] || a->meters[mx].period != b->meters[my].period))
+            return 0;
+    }
+    return 1;
 }
 
 int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
@@ -580,10 +591,13 @@ int hr_engine_set_catalog(hr_engine *e, hr_catalog *c, hr_err *err) {
         hr_acct_slot *s;
         while (hr_acctix_next(e->accounts, &pos, &s)) hr_account_reindex(c, s->acct);
     }
-    /* summaries name features by index and place usage by home: a catalog
-     * with other features (or plans in another order) rewrites them all;
-     * plan versions are compared when deciding */
-    if (!layout || !same_features(old_ftab, old_names, ftab, fnames)) sync_all(e);
+    /* summaries name features by index, place usage by home and count it by
+     * the features' and meters' periods: a catalog that changes any of
+     * that (or the plans' order) rewrites them all; plan versions are
+     * compared when deciding, so a reload of prices and limits writes none */
+    if (!layout ||
+        !same_summaries(old, old_names, old_mnames, old_ftab, c, fnames, mnames, ftab))
+        sync_all(e);
     hr_rdlock_write_end(e->lock);
     pthread_mutex_unlock(&e->wmu);
     if (old) hr_catalog_release(old);

@@ -383,9 +383,41 @@ static void after_new_plan_version(void **state) {
     assert_int_equal(v2.limit, 50); /* its version's, not the new one's 60 */
 }
 
+/* A reload that keeps the features' names and the plans but changes what
+ * feeds them (a meter's period, a feature's meter, a feature's type):
+ * every summary that counted those must be rewritten. */
+static void after_meter_change(void **state) {
+    fx *f = *state;
+    int n;
+    const char **ids = populate(f, &n);
+    static const struct { const char *from, *to; } edits[] = {
+        {"api_calls: {event: API Called, aggregate: count}",
+         "api_calls: {event: API Called, aggregate: count, period: day}"},
+        {"boards: {type: limit, meter: board_count}", "boards: {type: limit}"},
+        {"daily: {type: metered, period: day}", "daily: {type: metered, period: week}"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof *edits; i++) {
+        hr_buf y;
+        hr_buf_init(&y);
+        const char *at = strstr(yaml, edits[i].from);
+        assert_non_null(at);
+        hr_buf_printf(&y, "%.*s%s%s", (int)(at - yaml), yaml, edits[i].to,
+                      at + strlen(edits[i].from));
+        hr_catalog *c = NULL;
+        hr_err err = {0};
+        if (hr_catalog_parse(y.data, y.len, "t4.yaml", &c, &err, NULL))
+            fail_msg("%d:%d: %s", err.line, err.column, err.message);
+        hr_buf_dispose(&y);
+        assert_int_equal(hr_engine_set_catalog(f->e, c, &err), 0);
+        hr_catalog_release(c);
+        assert_int_equal(hr_engine_stale_summaries(f->e), 0);
+        compare_all(f, ids, n);
+    }
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {T(check_equals_full_decision), T(after_catalog_swap),
-                                       T(after_new_plan_version)};
+                                       T(after_new_plan_version), T(after_meter_change)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
