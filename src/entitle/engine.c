@@ -306,7 +306,8 @@ void hr_engine_sync_account(hr_engine *e, const hr_account *a) {
     if (s) hr_account_summary(e, a, s);
 }
 
-/* Every account's summary anew (a catalog with other features, a load):
+/* Every account's summary anew (a load, a catalog that changes what they
+ * count):
  * the accounts are read in slot order, at random, so a few ahead are
  * asked for early. */
 static void sync_all(hr_engine *e) {
