@@ -307,9 +307,8 @@ void hr_engine_sync_account(hr_engine *e, const hr_account *a) {
 }
 
 /* Every account's summary anew (a load, a catalog that changes what they
- * count):
- * the accounts are read in slot order, at random, so a few ahead are
- * asked for early. */
+ * count): the accounts are read in slot order, at random, so a few ahead
+ * are asked for early. */
 static void sync_all(hr_engine *e) {
     size_t pos = 0, ahead = 0;
     hr_acct_slot *s, *t;
