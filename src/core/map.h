@@ -54,6 +54,24 @@ static inline size_t hr_key_len(const char *s) {
     return strlen(s);
 }
 
+/* A key's first min(n, 16) bytes, zero-padded, as two words (a key of up to
+ * 16 bytes compares whole as these): one 16-byte load, masked, when it
+ * stays within the page (as hr_key_len), else a copy. */
+static inline void hr_key16(const char *s, size_t n, uint64_t w[2]) {
+    if (n > 16) n = 16;
+#if defined(__SSE2__) && !defined(__SANITIZE_ADDRESS__) && !defined(HR_NO_WIDE_READS)
+    if (((uintptr_t)s & 4095) <= 4096 - 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i at = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        v = _mm_and_si128(v, _mm_cmplt_epi8(at, _mm_set1_epi8((char)n)));
+        _mm_storeu_si128((__m128i *)(void *)w, v);
+        return;
+    }
+#endif
+    w[0] = w[1] = 0;
+    memcpy(w, s, n);
+}
+
 /* Whether two keys of the same length n are equal; no call for n <= 16. */
 static inline int hr_key_eq(const char *x, const char *y, size_t n) {
     if (n > 16) return memcmp(x, y, n) == 0;

@@ -17,15 +17,7 @@
 static_assert(sizeof(hr_acct_slot) == 128, "an account slot is two cache lines");
 static_assert(HR_ACCTIX_HOMES == HR_USAGE_INLINE, "a summary mirrors the inline usage");
 
-struct hr_acctix {
-    hr_acct_slot *slots;
-    size_t cap, count; /* cap is a power of two */
-};
-
-static inline uint64_t tag_of(uint64_t h, size_t n) {
-    uint64_t t = (h & 0x00ffffffffffffffULL) | ((uint64_t)(n < 255 ? n : 255) << 56);
-    return t ? t : 1;
-}
+#define tag_of hr_acctix_tag
 
 static hr_acct_slot *slots_alloc(size_t cap) { return hr_huge_alloc(cap * sizeof(hr_acct_slot)); }
 

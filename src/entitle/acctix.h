@@ -70,24 +70,8 @@ typedef struct hr_acctix_key {
 static inline void hr_acctix_key_of(const char *id, hr_acctix_key *k) {
     size_t n = hr_key_len(id);
     k->id = id, k->n = n;
-    if (n > 16) {
-        memcpy(k->w, id, 16);
-        k->h = hr_hash(id, n);
-        return;
-    }
-#if defined(__SSE2__) && !defined(__SANITIZE_ADDRESS__) && !defined(HR_NO_WIDE_READS)
-    if (((uintptr_t)id & 4095) <= 4096 - 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)id);
-        __m128i at = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        v = _mm_and_si128(v, _mm_cmplt_epi8(at, _mm_set1_epi8((char)n)));
-        _mm_storeu_si128((__m128i *)(void *)k->w, v);
-    } else
-#endif
-    {
-        k->w[0] = k->w[1] = 0;
-        memcpy(k->w, id, n);
-    }
-    k->h = hr_map_mix(k->w[0], k->w[1], n);
+    hr_key16(id, n, k->w);
+    k->h = n > 16 ? hr_hash(id, n) : hr_map_mix(k->w[0], k->w[1], n);
 }
 
 hr_acctix *hr_acctix_new(size_t expected); /* NULL on OOM */
@@ -97,6 +81,39 @@ size_t hr_acctix_count(const hr_acctix *ix);
 /* The slot of k's id, NULL if absent. Starts fetching the slot's second
  * line (and the next slot) before comparing the first. */
 const hr_acct_slot *hr_acctix_find(const hr_acctix *ix, const hr_acctix_key *k);
+
+/* The table as the inline lookup reads it (fields private to acctix.c). */
+struct hr_acctix {
+    hr_acct_slot *slots;
+    size_t cap, count; /* cap is a power of two */
+};
+
+/* A slot's tag for a key: its hash, its length (up to 255) in the top byte. */
+static inline uint64_t hr_acctix_tag(uint64_t h, size_t n) {
+    uint64_t t = (h & 0x00ffffffffffffffULL) | ((uint64_t)(n < 255 ? n : 255) << 56);
+    return t ? t : 1;
+}
+
+/* hr_acctix_find, inline for the decision: ids of up to 16 bytes (most)
+ * cost no call; longer ones go to hr_acctix_find. */
+static inline const hr_acct_slot *hr_acctix_find_fast(const hr_acctix *ix,
+                                                      const hr_acctix_key *k) {
+    if (k->n > 16) return hr_acctix_find(ix, k);
+    uint64_t t = hr_acctix_tag(k->h, k->n);
+    size_t mask = ix->cap - 1, i = t & mask;
+    const hr_acct_slot *s = &ix->slots[i];
+    __builtin_prefetch((const char *)s + 64);
+    __builtin_prefetch((const char *)s + 128);
+    for (;; s = &ix->slots[i = (i + 1) & mask]) {
+        if (!s->tag) return NULL;
+        if (s->tag != t) continue;
+        uint64_t c, d;
+        memcpy(&c, s->key, 8);
+        memcpy(&d, s->key + 8, 8);
+        if (((k->w[0] ^ c) | (k->w[1] ^ d)) == 0) return s;
+    }
+}
+
 struct hr_account *hr_acctix_get(const hr_acctix *ix, const char *id);
 /* The summary of id's slot, for the engine to rewrite; NULL if absent. */
 hr_acct_sum *hr_acctix_sum(hr_acctix *ix, const char *id);

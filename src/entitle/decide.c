@@ -487,7 +487,7 @@ int hr_engine_check(hr_engine *e, const char *account, const char *feature, int6
     /* the feature first: it is in cache, and what runs after the account's
      * cache misses is what keeps the next call's misses from starting */
     const hr_fslot *fs = feature_slot(e->ftab, &fk);
-    const hr_acct_slot *as = hr_acctix_find(e->accounts, &ak);
+    const hr_acct_slot *as = hr_acctix_find_fast(e->accounts, &ak);
     if (__builtin_expect(!as || !fs, 0)) {
         memset(out, 0, sizeof *out);
         out->reason = !as ? HR_REASON_UNKNOWN_ACCOUNT : HR_REASON_UNKNOWN_FEATURE;

@@ -171,7 +171,7 @@ enum {
 
 typedef struct hr_fslot {
     uint64_t hash;    /* hr_fkey_hash of key; 0 = empty */
-    uint64_t a, b;    /* key's words (hr_key_words) when it is up to 16 bytes */
+    uint64_t a, b;    /* key's zero-padded words (hr_key16) when it is up to 16 bytes */
     const char *key;  /* the catalog's */
     const char *name; /* key interned (e->fnames[fi]): usage compares by address */
     uint32_t len;
@@ -189,13 +189,16 @@ typedef struct hr_fslot {
 } hr_fslot;
 
 /* A feature name's hash in hr_ftab, never 0: for up to 16 bytes, one
- * multiply of its words (a, b; filled), which the table compares too, so
- * a lookup never reads the slot's key; longer names by hr_hash (a, b
- * unset). Weak for a hash map, enough for a table that grows until no two
- * of the catalog's few dozen features share a home slot. */
+ * multiply of its zero-padded words (a, b; filled: hr_key16), which the
+ * table compares too, so a lookup never reads the slot's key; longer names
+ * by hr_hash (a, b unset). Weak for a hash map, enough for a table that
+ * grows until no two of the catalog's few dozen features share a home
+ * slot. */
 static inline uint64_t hr_fkey_hash(const char *s, size_t n, uint64_t *a, uint64_t *b) {
     if (n > 16) return hr_hash(s, n) | 1ULL << 63;
-    hr_key_words(s, n, a, b);
+    uint64_t w[2];
+    hr_key16(s, n, w);
+    *a = w[0], *b = w[1];
     return (((*a ^ n) + *b * 0x9e3779b97f4a7c15ULL) * 0xff51afd7ed558ccdULL) >> 32 | 1ULL << 63;
 }
 
