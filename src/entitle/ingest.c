@@ -335,6 +335,18 @@ static int bindex_reserve(bindex *x, void (*rehash)(void *ud, bindex *x), void *
     return 0;
 }
 
+/* Sizes an empty index for n entries at once: a group commit knows how
+ * many messages it folds, and growing by doubling rehashed every entry
+ * again at each step, each time into fresh pages. */
+static int bindex_presize(bindex *x, size_t n) {
+    size_t cap = 256;
+    while (cap < (n + 1) * 2) cap *= 2;
+    if (x->slot || !(x->slot = calloc(cap, sizeof *x->slot))) return x->slot ? 0 : -1;
+    x->mask = cap - 1;
+    x->n = 0;
+    return 0;
+}
+
 /* A meter value being changed by this batch. */
 typedef struct staged {
     hr_account *a;
@@ -602,11 +614,19 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
             return 0;
         }
         int perr = 0;
+        size_t cap = b->capseen;
         if (!b->bseen && !(b->bseen = hr_map_new(256))) perr = 1;
         if (!perr) hr_map_put(b->bseen, m->message_id, (void *)m->message_id, &perr);
-        if (perr || grow((void **)&b->new_seen, &b->capseen, b->nseen + 1, sizeof *b->new_seen) ||
-            !(b->new_seen_at = realloc(b->new_seen_at, b->capseen * sizeof *b->new_seen_at)))
+        if (perr || grow((void **)&b->new_seen, &b->capseen, b->nseen + 1, sizeof *b->new_seen))
             return hr_err_set(err, HR_ENOMEM, "out of memory");
+        if (b->capseen != cap) { /* grown: the times follow */
+            int64_t *at = realloc(b->new_seen_at, b->capseen * sizeof *at);
+            if (!at) {
+                b->capseen = cap; /* what new_seen_at still holds */
+                return hr_err_set(err, HR_ENOMEM, "out of memory");
+            }
+            b->new_seen_at = at;
+        }
         b->new_seen[b->nseen] = m->message_id;
         b->new_seen_at[b->nseen++] = now_ms;
     }
@@ -999,6 +1019,17 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     t[0] = hr_time_mono_ns();
     pthread_mutex_lock(&e->wmu);
     t[1] = hr_time_mono_ns();
+    size_t total = 0;
+    for (hr_ingest_job *j = jobs; j; j = j->next) total += (size_t)j->n;
+    /* the batch's indexes sized once, for its messages (an event stages a
+     * value per meter it feeds and history for its account and user: most
+     * repeat an account's) */
+    if (bindex_presize(&b.stx, total) || bindex_presize(&b.curx, total) ||
+        bindex_presize(&b.hsx, 2 * total) || !(b.bseen = hr_map_new(total)) ||
+        grow((void **)&b.ev, &b.capev, total, sizeof *b.ev) ||
+        grow((void **)&b.new_seen, &b.capseen, total, sizeof *b.new_seen) ||
+        !(b.new_seen_at = malloc(b.capseen * sizeof *b.new_seen_at + 1)))
+        rc = hr_err_set(&err, HR_ENOMEM, "out of memory");
     for (hr_ingest_job *j = jobs; j && !rc; j = j->next)
         for (int i = 0; i < j->n && !rc; i++) rc = fold_msg(e, &b, &j->msgs[i], j->now_ms, &j->status[i], &err);
     if (!rc && jobs) rc = thresholds(e, &b, jobs->now_ms, &err);
