@@ -975,7 +975,12 @@ static void run_hook(hr_engine *e, const batch *b) {
     free(evs);
 }
 
-#define DIRTY_MAX 100000
+/* Changed meter values or history rows past which a group commit writes
+ * them itself (headroomd's timer writes them every second): bounds their
+ * memory and the replay after a crash. An import gets here; each write
+ * rewrites every history row it touched, whole, so fewer, larger writes
+ * cost less (100,000 -> 400,000: +8% on a 1M import, session 7). */
+#define DIRTY_MAX 400000
 /* A group commit or flush slower than this says where its time went (the
  * log), for whoever chases a stall. */
 #define SLOW_BATCH_NS 1000000000LL
