@@ -380,10 +380,11 @@ typedef struct batch {
     size_t nst, capst;
     hr_event_rec *ev;
     size_t nev, capev;
-    const char **new_seen;
+    uint64_t *new_seen; /* hashes of the batch's new message ids (id_hash) */
     int64_t *new_seen_at;
     size_t nseen, capseen;
-    hr_map *bseen; /* the batch's own message ids (a batch may repeat one) */
+    uint64_t *bseen;    /* new_seen as a set (a batch may repeat an id): open */
+    size_t bseen_mask;  /* addressing, 0 empty, at most half full */
     /* st by (account, meter, period); the current one by (account, meter) */
     bindex stx, curx;
     /* history increments: one per (owner, event, day, sum or count) */
@@ -623,20 +624,49 @@ static int history(hr_engine *e, batch *b, hr_account *a, const hr_msg *m) {
     return e->cat->nsum_keys ? sums(e, b, a, member, m) : 0;
 }
 
+static size_t bseen_at(const batch *b, uint64_t h) {
+    size_t i = (size_t)(h ^ (h >> 29)) & b->bseen_mask;
+    while (b->bseen[i] && b->bseen[i] != h) i = (i + 1) & b->bseen_mask;
+    return i;
+}
+
+static int bseen_has(const batch *b, uint64_t h) {
+    return b->bseen && b->bseen[bseen_at(b, h ? h : 1)] != 0;
+}
+
+static void bseen_add(batch *b, uint64_t h) {
+    if (!h) h = 1;
+    b->bseen[bseen_at(b, h)] = h;
+}
+
+/* Room for n ids in the batch's set, at most half full: regrown from
+ * new_seen (its members). -1 on OOM. */
+static int bseen_reserve(batch *b, size_t n) {
+    size_t cap = b->bseen ? b->bseen_mask + 1 : 0;
+    if (cap && n * 2 <= cap) return 0;
+    size_t ncap = 256;
+    while (ncap < n * 2) ncap *= 2;
+    uint64_t *t = calloc(ncap, sizeof *t);
+    if (!t) return -1;
+    free(b->bseen);
+    b->bseen = t;
+    b->bseen_mask = ncap - 1;
+    for (size_t i = 0; i < b->nseen; i++) bseen_add(b, b->new_seen[i]);
+    return 0;
+}
+
 /* Resolves, dedups and folds one message; appends it to the batch log. */
 static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *status, hr_err *err) {
     *status = HR_INGEST_OK;
     if (m->message_id && !b->replay) {
-        if (hr_idset_has(e->seen, id_hash(m->message_id)) ||
-            (b->bseen && hr_map_get(b->bseen, m->message_id))) {
+        /* ids are known by their 64-bit hash, in the batch as in e->seen */
+        uint64_t h = id_hash(m->message_id);
+        if (hr_idset_has(e->seen, h) || bseen_has(b, h)) {
             *status = HR_INGEST_DUPLICATE;
             return 0;
         }
-        int perr = 0;
         size_t cap = b->capseen;
-        if (!b->bseen && !(b->bseen = hr_map_new(256))) perr = 1;
-        if (!perr) hr_map_put(b->bseen, m->message_id, (void *)m->message_id, &perr);
-        if (perr || grow((void **)&b->new_seen, &b->capseen, b->nseen + 1, sizeof *b->new_seen))
+        if (grow((void **)&b->new_seen, &b->capseen, b->nseen + 1, sizeof *b->new_seen))
             return hr_err_set(err, HR_ENOMEM, "out of memory");
         if (b->capseen != cap) { /* grown: the times follow */
             int64_t *at = realloc(b->new_seen_at, b->capseen * sizeof *at);
@@ -646,8 +676,10 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
             }
             b->new_seen_at = at;
         }
-        b->new_seen[b->nseen] = m->message_id;
+        if (bseen_reserve(b, b->nseen + 1)) return hr_err_set(err, HR_ENOMEM, "out of memory");
+        b->new_seen[b->nseen] = h;
         b->new_seen_at[b->nseen++] = now_ms;
+        bseen_add(b, h);
     }
     /* the account: the message's own, else the group the user last joined */
     const char *acct = m->account;
@@ -765,7 +797,7 @@ static void batch_free(batch *b) {
     free(b->ev);
     free(b->new_seen);
     free(b->new_seen_at);
-    hr_map_free(b->bseen);
+    free(b->bseen);
     free(b->hs);
     free(b->hsx.slot);
     free(b->stx.slot);
@@ -788,7 +820,7 @@ static void remember_seen(hr_engine *e, batch *b, int64_t now_ms) {
     size_t evicted = hr_idset_evicted(e->seen);
     for (size_t i = 0; i < b->nseen; i++)
         /* on OOM the store still has it: a restart reloads it */
-        hr_idset_add(e->seen, id_hash(b->new_seen[i]), minute_of(b->new_seen_at[i]));
+        hr_idset_add(e->seen, b->new_seen[i], minute_of(b->new_seen_at[i]));
     /* the memory bound shortened the window: say so, once an hour */
     if (hr_idset_evicted(e->seen) != evicted && now_ms - e->dedup_warned_ms >= 3600000) {
         e->dedup_warned_ms = now_ms;
@@ -1049,7 +1081,7 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
      * value per meter it feeds and history for its account and user: most
      * repeat an account's) */
     if (bindex_presize(&b.stx, total) || bindex_presize(&b.curx, total) ||
-        bindex_presize(&b.hsx, 2 * total) || !(b.bseen = hr_map_new(total)) ||
+        bindex_presize(&b.hsx, 2 * total) || bseen_reserve(&b, total) ||
         grow((void **)&b.ev, &b.capev, total, sizeof *b.ev) ||
         grow((void **)&b.new_seen, &b.capseen, total, sizeof *b.new_seen) ||
         !(b.new_seen_at = malloc(b.capseen * sizeof *b.new_seen_at + 1)))

@@ -85,6 +85,37 @@ static void dedup_and_window(void **state) {
     assert_int_equal(usage(f, "api_calls"), 4); /* m1 twice (8 days apart) + two anonymous */
 }
 
+/* One batch repeating its ids: each counts once, the repeats are
+ * duplicates (the batch's own id set, by hash, as the window's). */
+static void duplicates_within_a_batch(void **state) {
+    fx *f = *state;
+    enum { N = 1200 };
+    json_object *objs[N];
+    hr_msg msgs[N];
+    int st[N];
+    hr_err err = {0};
+    for (int i = 0; i < N; i++) {
+        char json[200];
+        /* ids 0..599, each twice: the second half repeats the first */
+        snprintf(json, sizeof json,
+                 "{\"type\":\"track\",\"userId\":\"u\",\"event\":\"API Called\","
+                 "\"messageId\":\"batch-%d\",\"context\":{\"groupId\":\"acme\"}}",
+                 i % (N / 2));
+        assert_non_null(objs[i] = json_tokener_parse(json));
+        assert_int_equal(hr_msg_parse(objs[i], -1, strlen(json), 0, f->now_ms, &msgs[i], &err), 0);
+    }
+    assert_int_equal(hr_engine_ingest(f->e, msgs, N, f->now_ms, st, &err), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(st[i], i < N / 2 ? HR_INGEST_OK : HR_INGEST_DUPLICATE);
+    assert_int_equal(usage(f, "api_calls"), N / 2);
+    /* and in the next batch too */
+    assert_int_equal(send1(f, "{\"type\":\"track\",\"userId\":\"u\",\"event\":\"API Called\","
+                              "\"messageId\":\"batch-7\",\"context\":{\"groupId\":\"acme\"}}",
+                           f->now_ms),
+                     HR_INGEST_DUPLICATE);
+    for (int i = 0; i < N; i++) json_object_put(objs[i]);
+}
+
 static void membership_and_periods(void **state) {
     fx *f = *state;
     hr_err err = {0};
@@ -368,7 +399,8 @@ static void replay_after_flush_and_delete(void **state) {
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(dedup_and_window), T(membership_and_periods), T(group_creates_account),
+        T(dedup_and_window), T(duplicates_within_a_batch), T(membership_and_periods),
+        T(group_creates_account),
         T(event_history),       T(survives_restart),     T(usage_thresholds), T(configured_thresholds),
         T(feature_denied),      T(replay_after_flush_and_delete),
     };
