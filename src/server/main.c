@@ -195,6 +195,9 @@ int main(int argc, char **argv) {
         hr_log(HR_LOG_ERROR, "cannot open database %s: %s", db, err.message);
         goto out;
     }
+    /* the group commit's connection never copies the log into the database */
+    if (hr_store_sqlite_background_checkpoints(store, 0, &err))
+        hr_log(HR_LOG_WARN, "checkpoints stay on the writer: %s", err.message);
     if (hr_app_prefer_api_catalog(config, store, &cat)) hr_log(HR_LOG_INFO, "using the catalog set over the API (newer than %s)", config);
     memset(&err, 0, sizeof err);
     app.engine = hr_engine_new(cat);

@@ -14,6 +14,7 @@
  * go to an append-only log that delete_account leaves alone (it is history);
  * the account's meter values and its event history (per-day counts and
  * first/last seen, which the rule language reads) go with it. */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,6 +421,14 @@ typedef struct sq_store {
     /* account_log in memory, read on the first put_events and dropped on
      * a rollback (it may hold what was rolled back) */
     hr_map *last;
+    int durable_full;
+    /* background checkpoints (hr_store_sqlite_background_checkpoints) */
+    sqlite3 *ckdb;     /* the checkpointer's connection; NULL: none */
+    pthread_t ckthread;
+    pthread_mutex_t ckmu;
+    pthread_cond_t ckcv;
+    int ckwant, ckstop;
+    int ckframes;      /* log pages that wake it */
 } sq_store;
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -649,8 +658,11 @@ too_new:
 
 static void drop_last(sq_store *q);
 
+static void ckpt_stop(sq_store *q);
+
 static void sq_close(hr_store *s) {
     sq_store *q = (sq_store *)s;
+    ckpt_stop(q);
     drop_last(q);
     for (int i = 0; i < NSTMTS; i++) sqlite3_finalize(q->st[i]);
     /* Closing the last connection checkpoints and removes the WAL file;
@@ -1629,6 +1641,7 @@ int hr_store_sqlite_open(const char *path, int durable_full, hr_store **out, hr_
     *out = NULL;
     if (!(q = calloc(1, sizeof *q))) return hr_err_set(err, HR_ENOMEM, "out of memory");
     q->base.ops = &sqlite_ops;
+    q->durable_full = durable_full;
     /* NOMUTEX: the store is used by one thread at a time (store.h). */
     rc = sqlite3_open_v2(path, &q->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -1680,6 +1693,95 @@ out:
         free(q);
     }
     return ret;
+}
+
+/* ---- background checkpoints ------------------------------------------- */
+
+#define CKPT_FRAMES 10000 /* the default, as wal_autocheckpoint was: ~40 MB of log */
+
+/* After each commit of the writer's connection: wakes the checkpointer once
+ * the log is long enough. */
+static int ckpt_hook(void *ud, sqlite3 *db, const char *name, int frames) {
+    (void)db, (void)name;
+    sq_store *q = ud;
+    if (frames >= q->ckframes) {
+        pthread_mutex_lock(&q->ckmu);
+        q->ckwant = 1;
+        pthread_cond_signal(&q->ckcv);
+        pthread_mutex_unlock(&q->ckmu);
+    }
+    return SQLITE_OK;
+}
+
+static void *ckpt_main(void *ud) {
+    sq_store *q = ud;
+    pthread_mutex_lock(&q->ckmu);
+    for (;;) {
+        while (!q->ckwant && !q->ckstop) pthread_cond_wait(&q->ckcv, &q->ckmu);
+        if (q->ckstop) break;
+        q->ckwant = 0;
+        pthread_mutex_unlock(&q->ckmu);
+        /* PASSIVE: copies what no reader still needs, never blocks the
+         * writer; the writer starts the log over once all of it is in */
+        int nlog = 0, ndone = 0;
+        sqlite3_wal_checkpoint_v2(q->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &ndone);
+        pthread_mutex_lock(&q->ckmu);
+    }
+    pthread_mutex_unlock(&q->ckmu);
+    return NULL;
+}
+
+int hr_store_sqlite_background_checkpoints(hr_store *s, int frames, hr_err *err) {
+    sq_store *q = (sq_store *)s;
+    q->ckframes = frames > 0 ? frames : CKPT_FRAMES;
+    const char *path = sqlite3_db_filename(q->db, "main");
+    if (q->ckdb || !path || !*path) return 0; /* already, or in memory */
+    sqlite3 *ck = NULL;
+    int rc = sqlite3_open_v2(path, &ck, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL), ret;
+    if (rc != SQLITE_OK) {
+        ret = fail_rc(ck, rc, err, "open for checkpoints");
+        goto fail;
+    }
+    /* the checkpoint's fsyncs follow the store's durability */
+    if ((ret = pragma(ck, "PRAGMA busy_timeout = 5000", NULL, err)) ||
+        (ret = pragma(ck, q->durable_full ? "PRAGMA synchronous = FULL"
+                                          : "PRAGMA synchronous = NORMAL",
+                      NULL, err)) ||
+        (ret = pragma(q->db, "PRAGMA wal_autocheckpoint = 0", NULL, err)))
+        goto fail;
+    q->ckdb = ck;
+    q->ckwant = q->ckstop = 0;
+    pthread_mutex_init(&q->ckmu, NULL);
+    pthread_cond_init(&q->ckcv, NULL);
+    if (pthread_create(&q->ckthread, NULL, ckpt_main, q)) {
+        pthread_mutex_destroy(&q->ckmu);
+        pthread_cond_destroy(&q->ckcv);
+        q->ckdb = NULL;
+        ret = hr_err_set(err, HR_ESTORE, "cannot start the checkpoint thread");
+        goto fail;
+    }
+    sqlite3_wal_hook(q->db, ckpt_hook, q);
+    return 0;
+fail:
+    sqlite3_close(ck);
+    pragma(q->db, "PRAGMA wal_autocheckpoint = 10000", NULL, NULL);
+    return ret;
+}
+
+/* Stops the checkpointer (if any); the writer's connection checkpoints
+ * itself again, and closing it checkpoints what is left. */
+static void ckpt_stop(sq_store *q) {
+    if (!q->ckdb) return;
+    sqlite3_wal_hook(q->db, NULL, NULL);
+    pthread_mutex_lock(&q->ckmu);
+    q->ckstop = 1;
+    pthread_cond_signal(&q->ckcv);
+    pthread_mutex_unlock(&q->ckmu);
+    pthread_join(q->ckthread, NULL);
+    pthread_mutex_destroy(&q->ckmu);
+    pthread_cond_destroy(&q->ckcv);
+    sqlite3_close(q->ckdb);
+    q->ckdb = NULL;
 }
 
 int hr_store_sqlite_schema_version(hr_store *s) {

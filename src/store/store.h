@@ -296,6 +296,13 @@ struct hr_store {
 int hr_store_sqlite_open(const char *path, int durable_full, hr_store **out, hr_err *err);
 /* Schema version after migrations (for /metrics and tests). */
 int hr_store_sqlite_schema_version(hr_store *s);
+/* Moves s's WAL checkpoints (copying the log into the database, with its
+ * fsyncs) to a thread of s's own on a connection of its own, woken after
+ * a commit leaves `frames` pages in the log (0: 10,000, ~40 MB): the
+ * writer's commits, which everyone waits for, then never do it. A file
+ * database only (else a no-op); stopped by hr_store_close. 0, or an error
+ * (s checkpoints as before). */
+int hr_store_sqlite_background_checkpoints(hr_store *s, int frames, hr_err *err);
 
 /* Convenience wrappers: s->ops->x(s, ...). hr_store_close accepts NULL. */
 static inline void hr_store_close(hr_store *s) {
