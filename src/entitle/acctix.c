@@ -53,18 +53,8 @@ static inline int holds(const hr_acct_slot *s, const char *id, size_t n) {
 
 /* The slot holding k's id, else the empty slot where it would go. */
 static size_t find(const hr_acctix *ix, const hr_acctix_key *k, uint64_t t) {
+    if (k->n <= 16) return hr_acctix_probe16(ix, k, t); /* the common id */
     size_t mask = ix->cap - 1, i = t & mask;
-    if (k->n <= 16) { /* the common id: two words, no call */
-        for (;; i = (i + 1) & mask) {
-            const hr_acct_slot *s = &ix->slots[i];
-            if (!s->tag) return i;
-            if (s->tag != t) continue;
-            uint64_t c, d;
-            memcpy(&c, s->key, 8);
-            memcpy(&d, s->key + 8, 8);
-            if (((k->w[0] ^ c) | (k->w[1] ^ d)) == 0) return i;
-        }
-    }
     for (;; i = (i + 1) & mask) {
         const hr_acct_slot *s = &ix->slots[i];
         if (!s->tag || (s->tag == t && holds(s, k->id, k->n))) return i;

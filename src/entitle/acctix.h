@@ -94,24 +94,33 @@ static inline uint64_t hr_acctix_tag(uint64_t h, size_t n) {
     return t ? t : 1;
 }
 
+/* For an id of up to 16 bytes with tag t: the index of the slot holding
+ * it, else of the empty slot where it would go. Its key compares as two
+ * zero-padded words, no call. */
+static inline size_t hr_acctix_probe16(const hr_acctix *ix, const hr_acctix_key *k, uint64_t t) {
+    size_t mask = ix->cap - 1, i = t & mask;
+    for (;; i = (i + 1) & mask) {
+        const hr_acct_slot *s = &ix->slots[i];
+        if (!s->tag) return i;
+        if (s->tag != t) continue;
+        uint64_t c, d;
+        memcpy(&c, s->key, 8);
+        memcpy(&d, s->key + 8, 8);
+        if (((k->w[0] ^ c) | (k->w[1] ^ d)) == 0) return i;
+    }
+}
+
 /* hr_acctix_find, inline for the decision: ids of up to 16 bytes (most)
  * cost no call; longer ones go to hr_acctix_find. */
 static inline const hr_acct_slot *hr_acctix_find_fast(const hr_acctix *ix,
                                                       const hr_acctix_key *k) {
     if (k->n > 16) return hr_acctix_find(ix, k);
     uint64_t t = hr_acctix_tag(k->h, k->n);
-    size_t mask = ix->cap - 1, i = t & mask;
-    const hr_acct_slot *s = &ix->slots[i];
-    __builtin_prefetch((const char *)s + 64);
-    __builtin_prefetch((const char *)s + 128);
-    for (;; s = &ix->slots[i = (i + 1) & mask]) {
-        if (!s->tag) return NULL;
-        if (s->tag != t) continue;
-        uint64_t c, d;
-        memcpy(&c, s->key, 8);
-        memcpy(&d, s->key + 8, 8);
-        if (((k->w[0] ^ c) | (k->w[1] ^ d)) == 0) return s;
-    }
+    const char *home = (const char *)&ix->slots[t & (ix->cap - 1)];
+    __builtin_prefetch(home + 64);
+    __builtin_prefetch(home + 128);
+    const hr_acct_slot *s = &ix->slots[hr_acctix_probe16(ix, k, t)];
+    return s->tag ? s : NULL;
 }
 
 struct hr_account *hr_acctix_get(const hr_acctix *ix, const char *id);

@@ -331,16 +331,24 @@ static void check_equals_full_decision(void **state) {
     compare_all(f, ids, n);
 }
 
+/* Swaps the engine to the catalog in y (len bytes); every summary must
+ * then be right and every verdict the full decision's. */
+static void reload_and_compare(fx *f, const char *y, size_t len, const char **ids, int n) {
+    hr_catalog *c = NULL;
+    hr_err err = {0};
+    if (hr_catalog_parse(y, len, "reload.yaml", &c, &err, NULL))
+        fail_msg("%d:%d: %s", err.line, err.column, err.message);
+    assert_int_equal(hr_engine_set_catalog(f->e, c, &err), 0);
+    hr_catalog_release(c);
+    assert_int_equal(hr_engine_stale_summaries(f->e), 0);
+    compare_all(f, ids, n);
+}
+
 static void after_catalog_swap(void **state) {
     fx *f = *state;
     int n;
     const char **ids = populate(f, &n);
-    hr_catalog *c2 = NULL;
-    hr_err err = {0};
-    assert_int_equal(hr_catalog_parse(yaml2, sizeof yaml2 - 1, "t2.yaml", &c2, &err, NULL), 0);
-    assert_int_equal(hr_engine_set_catalog(f->e, c2, &err), 0);
-    hr_catalog_release(c2);
-    compare_all(f, ids, n);
+    reload_and_compare(f, yaml2, sizeof yaml2 - 1, ids, n);
 }
 
 /* A reload with the same features and plans but a new version of pro: the
@@ -369,15 +377,8 @@ static void after_new_plan_version(void **state) {
     hr_buf_printf(&y, "%sversions: {1: {price: 10, entitlements: {boards: 20}}, "
                       "2: {price: 12, entitlements: {boards: 50}}}%s", y3, at + strlen(v1));
     free(y3);
-    hr_catalog *c3 = NULL;
-    hr_err err = {0};
-    if (hr_catalog_parse(y.data, y.len, "t3.yaml", &c3, &err, NULL))
-        fail_msg("%d:%d: %s", err.line, err.column, err.message);
+    reload_and_compare(f, y.data, y.len, ids, n);
     hr_buf_dispose(&y);
-    assert_int_equal(hr_engine_set_catalog(f->e, c3, &err), 0);
-    hr_catalog_release(c3);
-    assert_int_equal(hr_engine_stale_summaries(f->e), 0);
-    compare_all(f, ids, n);
     hr_verdict v2;
     hr_engine_check(f->e, "pro_v2", "boards", 1, f->t0, &v2);
     assert_int_equal(v2.limit, 50); /* its version's, not the new one's 60 */
@@ -403,15 +404,8 @@ static void after_meter_change(void **state) {
         assert_non_null(at);
         hr_buf_printf(&y, "%.*s%s%s", (int)(at - yaml), yaml, edits[i].to,
                       at + strlen(edits[i].from));
-        hr_catalog *c = NULL;
-        hr_err err = {0};
-        if (hr_catalog_parse(y.data, y.len, "t4.yaml", &c, &err, NULL))
-            fail_msg("%d:%d: %s", err.line, err.column, err.message);
+        reload_and_compare(f, y.data, y.len, ids, n);
         hr_buf_dispose(&y);
-        assert_int_equal(hr_engine_set_catalog(f->e, c, &err), 0);
-        hr_catalog_release(c);
-        assert_int_equal(hr_engine_stale_summaries(f->e), 0);
-        compare_all(f, ids, n);
     }
 }
 
