@@ -418,8 +418,9 @@ HOT int plain_verdict(const hr_catalog *c, const hr_ftab *t, const hr_account *a
 
 /* plain_verdict from the account's summary in its index slot (acctix.h),
  * without reading the account: the summary's plan row, add-on and the
- * usage entry at the feature's home. Returns 0 for anything else (an
- * account that is not plain, a grandfathered plan version). */
+ * feature's usage (API usage and meter value, added up) at its home.
+ * Returns 0 for anything else (an account that is not plain, a
+ * grandfathered plan version). */
 HOT int sum_verdict(const hr_catalog *c, const hr_ftab *t, const hr_acct_sum *s,
                     const hr_fslot *fs, int64_t qty, int64_t *now, hr_verdict *v) {
     int pr = s->prow;
@@ -491,12 +492,12 @@ int hr_engine_check(hr_engine *e, const char *account, const char *feature, int6
     if (__builtin_expect(!as || !fs, 0)) {
         memset(out, 0, sizeof *out);
         out->reason = !as ? HR_REASON_UNKNOWN_ACCOUNT : HR_REASON_UNKNOWN_FEATURE;
-    } else if (!sum_verdict(e->cat, e->ftab, &as->sum, fs, quantity, &now, out)) {
-        check_summary(e, as);
-        if (!plain_verdict(e->cat, e->ftab, as->acct, fs, quantity, &now, out))
-            full_verdict(e->cat, as->acct, fs, quantity, now, out);
     } else {
         check_summary(e, as);
+        /* the slot, else the account's first lines, else the full rules */
+        if (!sum_verdict(e->cat, e->ftab, &as->sum, fs, quantity, &now, out) &&
+            !plain_verdict(e->cat, e->ftab, as->acct, fs, quantity, &now, out))
+            full_verdict(e->cat, as->acct, fs, quantity, now, out);
     }
     hr_rdlock_read_end(e->lock, rs);
     return 0;
