@@ -115,6 +115,15 @@ static int rebuild(hr_idset *s, size_t cap, uint32_t keep_from) {
     return 0;
 }
 
+int hr_idset_reserve(hr_idset *s, size_t n) {
+    size_t cap = s->cap;
+    while (n * 10 > cap * 7) cap *= 2;
+    if (s->max_cap && cap > s->max_cap) cap = s->max_cap;
+    if (cap <= s->cap) return 0;
+    drain(s, SIZE_MAX); /* one table to move from */
+    return rebuild(s, cap, 0);
+}
+
 /* Removes every entry with minute < cut from a table, in place: empties
  * them, then re-inserts the rest cluster by cluster from an empty slot, so
  * that no probe chain is left broken (each entry moves to the first free

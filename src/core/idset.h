@@ -16,6 +16,9 @@ void hr_idset_free(hr_idset *s);
 int hr_idset_has(const hr_idset *s, uint64_t id);
 /* Adds id (or refreshes its minute); 0, or -1 on OOM. */
 int hr_idset_add(hr_idset *s, uint64_t id, uint32_t minute);
+/* Sizes the table for n ids in all (within the bound, if any), so that
+ * adding them does not grow it step by step; 0, or -1 on OOM. */
+int hr_idset_reserve(hr_idset *s, size_t n);
 /* Drops ids added before `minute`; returns how many were dropped. */
 size_t hr_idset_prune(hr_idset *s, uint32_t minute);
 size_t hr_idset_count(const hr_idset *s);

@@ -1534,7 +1534,6 @@ int hr_engine_record_usage(hr_engine *e, const char *account, const char *featur
                * the lock, as decisions may be reading the array it moves */
         hr_rdlock_write(e->lock);
         int oom = usage_reserve(a);
-        hr_engine_sync_account(e, a); /* the entries may have moved out */
         hr_rdlock_write_end(e->lock);
         if (oom) {
             rc = hr_err_set(err, HR_ENOMEM, "oom");

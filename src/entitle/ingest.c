@@ -380,11 +380,9 @@ typedef struct batch {
     size_t nst, capst;
     hr_event_rec *ev;
     size_t nev, capev;
-    uint64_t *new_seen; /* hashes of the batch's new message ids (id_hash) */
-    int64_t *new_seen_at;
+    struct seen_id { uint64_t h; int64_t at; } *new_seen; /* new ids (id_hash), when */
     size_t nseen, capseen;
-    uint64_t *bseen;    /* new_seen as a set (a batch may repeat an id): open */
-    size_t bseen_mask;  /* addressing, 0 empty, at most half full */
+    hr_idset *bseen;    /* new_seen's hashes (a batch may repeat an id) */
     /* st by (account, meter, period); the current one by (account, meter) */
     bindex stx, curx;
     /* history increments: one per (owner, event, day, sum or count) */
@@ -624,62 +622,20 @@ static int history(hr_engine *e, batch *b, hr_account *a, const hr_msg *m) {
     return e->cat->nsum_keys ? sums(e, b, a, member, m) : 0;
 }
 
-static size_t bseen_at(const batch *b, uint64_t h) {
-    size_t i = (size_t)(h ^ (h >> 29)) & b->bseen_mask;
-    while (b->bseen[i] && b->bseen[i] != h) i = (i + 1) & b->bseen_mask;
-    return i;
-}
-
-static int bseen_has(const batch *b, uint64_t h) {
-    return b->bseen && b->bseen[bseen_at(b, h ? h : 1)] != 0;
-}
-
-static void bseen_add(batch *b, uint64_t h) {
-    if (!h) h = 1;
-    b->bseen[bseen_at(b, h)] = h;
-}
-
-/* Room for n ids in the batch's set, at most half full: regrown from
- * new_seen (its members). -1 on OOM. */
-static int bseen_reserve(batch *b, size_t n) {
-    size_t cap = b->bseen ? b->bseen_mask + 1 : 0;
-    if (cap && n * 2 <= cap) return 0;
-    size_t ncap = 256;
-    while (ncap < n * 2) ncap *= 2;
-    uint64_t *t = calloc(ncap, sizeof *t);
-    if (!t) return -1;
-    free(b->bseen);
-    b->bseen = t;
-    b->bseen_mask = ncap - 1;
-    for (size_t i = 0; i < b->nseen; i++) bseen_add(b, b->new_seen[i]);
-    return 0;
-}
-
 /* Resolves, dedups and folds one message; appends it to the batch log. */
 static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *status, hr_err *err) {
     *status = HR_INGEST_OK;
     if (m->message_id && !b->replay) {
         /* ids are known by their 64-bit hash, in the batch as in e->seen */
         uint64_t h = id_hash(m->message_id);
-        if (hr_idset_has(e->seen, h) || bseen_has(b, h)) {
+        if (hr_idset_has(e->seen, h) || (b->bseen && hr_idset_has(b->bseen, h))) {
             *status = HR_INGEST_DUPLICATE;
             return 0;
         }
-        size_t cap = b->capseen;
-        if (grow((void **)&b->new_seen, &b->capseen, b->nseen + 1, sizeof *b->new_seen))
+        if ((!b->bseen && !(b->bseen = hr_idset_new())) || hr_idset_add(b->bseen, h, 0) ||
+            grow((void **)&b->new_seen, &b->capseen, b->nseen + 1, sizeof *b->new_seen))
             return hr_err_set(err, HR_ENOMEM, "out of memory");
-        if (b->capseen != cap) { /* grown: the times follow */
-            int64_t *at = realloc(b->new_seen_at, b->capseen * sizeof *at);
-            if (!at) {
-                b->capseen = cap; /* what new_seen_at still holds */
-                return hr_err_set(err, HR_ENOMEM, "out of memory");
-            }
-            b->new_seen_at = at;
-        }
-        if (bseen_reserve(b, b->nseen + 1)) return hr_err_set(err, HR_ENOMEM, "out of memory");
-        b->new_seen[b->nseen] = h;
-        b->new_seen_at[b->nseen++] = now_ms;
-        bseen_add(b, h);
+        b->new_seen[b->nseen++] = (struct seen_id){h, now_ms};
     }
     /* the account: the message's own, else the group the user last joined */
     const char *acct = m->account;
@@ -796,8 +752,7 @@ static void batch_free(batch *b) {
     free(b->st);
     free(b->ev);
     free(b->new_seen);
-    free(b->new_seen_at);
-    free(b->bseen);
+    hr_idset_free(b->bseen);
     free(b->hs);
     free(b->hsx.slot);
     free(b->stx.slot);
@@ -820,7 +775,7 @@ static void remember_seen(hr_engine *e, batch *b, int64_t now_ms) {
     size_t evicted = hr_idset_evicted(e->seen);
     for (size_t i = 0; i < b->nseen; i++)
         /* on OOM the store still has it: a restart reloads it */
-        hr_idset_add(e->seen, b->new_seen[i], minute_of(b->new_seen_at[i]));
+        hr_idset_add(e->seen, b->new_seen[i].h, minute_of(b->new_seen[i].at));
     /* the memory bound shortened the window: say so, once an hour */
     if (hr_idset_evicted(e->seen) != evicted && now_ms - e->dedup_warned_ms >= 3600000) {
         e->dedup_warned_ms = now_ms;
@@ -1081,10 +1036,9 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
      * value per meter it feeds and history for its account and user: most
      * repeat an account's) */
     if (bindex_presize(&b.stx, total) || bindex_presize(&b.curx, total) ||
-        bindex_presize(&b.hsx, 2 * total) || bseen_reserve(&b, total) ||
-        grow((void **)&b.ev, &b.capev, total, sizeof *b.ev) ||
-        grow((void **)&b.new_seen, &b.capseen, total, sizeof *b.new_seen) ||
-        !(b.new_seen_at = malloc(b.capseen * sizeof *b.new_seen_at + 1)))
+        bindex_presize(&b.hsx, 2 * total) || !(b.bseen = hr_idset_new()) ||
+        hr_idset_reserve(b.bseen, total) || grow((void **)&b.ev, &b.capev, total, sizeof *b.ev) ||
+        grow((void **)&b.new_seen, &b.capseen, total, sizeof *b.new_seen))
         rc = hr_err_set(&err, HR_ENOMEM, "out of memory");
     for (hr_ingest_job *j = jobs; j && !rc; j = j->next)
         for (int i = 0; i < j->n && !rc; i++) rc = fold_msg(e, &b, &j->msgs[i], j->now_ms, &j->status[i], &err);

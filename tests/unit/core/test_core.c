@@ -159,6 +159,35 @@ static void idset_window(void **state) {
  * in place: memory stays put, every id of the newest minutes is still
  * found (the in-place repair leaves no probe chain broken), none dropped
  * is, and a burst within one minute is still bounded. */
+/* Reserving sizes the table once, keeping what it holds (also while a
+ * growth is half done), and never past the bound. */
+static void idset_reserve(void **state) {
+    (void)state;
+    hr_idset *s = hr_idset_new();
+    /* 1024 slots grow to 2048 at the 717th id; 16 old slots are moved per
+     * add after that, so at 730 the old table is still draining */
+    for (uint64_t i = 0; i < 730; i++) assert_int_equal(hr_idset_add(s, i * 2654435761u, 1), 0);
+    size_t before = hr_idset_bytes(s);
+    assert_int_equal(hr_idset_reserve(s, 100000), 0);
+    assert_true(hr_idset_bytes(s) >= 100000 * 16 * 10 / 7);
+    assert_true(hr_idset_bytes(s) > before);
+    assert_int_equal(hr_idset_count(s), 730);
+    for (uint64_t i = 0; i < 730; i++) assert_true(hr_idset_has(s, i * 2654435761u));
+    size_t sized = hr_idset_bytes(s);
+    for (uint64_t i = 730; i < 100000; i++)
+        assert_int_equal(hr_idset_add(s, i * 2654435761u, 2), 0);
+    assert_int_equal(hr_idset_bytes(s), sized); /* no growth on the way */
+    assert_int_equal(hr_idset_count(s), 100000);
+    assert_int_equal(hr_idset_reserve(s, 10), 0); /* never shrinks */
+    assert_int_equal(hr_idset_bytes(s), sized);
+    hr_idset_free(s);
+    hr_idset *b = hr_idset_new();
+    hr_idset_set_max_bytes(b, 1u << 20);
+    assert_int_equal(hr_idset_reserve(b, 1000000), 0);
+    assert_true(hr_idset_bytes(b) <= 1u << 20);
+    hr_idset_free(b);
+}
+
 static void idset_bounded(void **state) {
     enum { N = 400000, PER_MIN = 2000 };
     uint64_t *ids = malloc(N * sizeof *ids), x = 88172645463325252ull;
@@ -267,7 +296,7 @@ int main(void) {
         cmocka_unit_test(map_put_get_del),   cmocka_unit_test(json_writer_escapes),
         cmocka_unit_test(map_prefixes_and_long_keys), cmocka_unit_test(map_short_key_hash_and_big_table), cmocka_unit_test(idset_window),
         cmocka_unit_test(idset_growth),
-        cmocka_unit_test(idset_bounded),
+        cmocka_unit_test(idset_reserve), cmocka_unit_test(idset_bounded),
         cmocka_unit_test(json_decode_offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
