@@ -251,6 +251,11 @@ int main(int argc, char **argv) {
             goto out;
         }
         app.pstore = apistore;
+        /* their commits leave checkpoints to the group commit's thread */
+        hr_store *others[] = {cstore, whstore, pbstore, apistore};
+        for (size_t i = 0; i < sizeof others / sizeof *others; i++)
+            if (hr_store_sqlite_share_checkpoints(others[i], store, &err))
+                hr_log(HR_LOG_WARN, "a connection checkpoints itself: %s", err.message);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     hr_log(HR_LOG_INFO, "loaded %zu accounts from %s in %.0f ms",

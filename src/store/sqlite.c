@@ -1768,6 +1768,14 @@ fail:
     return ret;
 }
 
+int hr_store_sqlite_share_checkpoints(hr_store *s, hr_store *owner, hr_err *err) {
+    sq_store *q = (sq_store *)s, *o = (sq_store *)owner;
+    if (!o->ckdb || q == o) return 0; /* the owner checkpoints on its commits */
+    int ret = pragma(q->db, "PRAGMA wal_autocheckpoint = 0", NULL, err);
+    if (!ret) sqlite3_wal_hook(q->db, ckpt_hook, o);
+    return ret;
+}
+
 /* Stops the checkpointer (if any); the writer's connection checkpoints
  * itself again, and closing it checkpoints what is left. */
 static void ckpt_stop(sq_store *q) {

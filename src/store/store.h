@@ -303,6 +303,11 @@ int hr_store_sqlite_schema_version(hr_store *s);
  * database only (else a no-op); stopped by hr_store_close. 0, or an error
  * (s checkpoints as before). */
 int hr_store_sqlite_background_checkpoints(hr_store *s, int frames, hr_err *err);
+/* Another connection s to the same database hands its checkpoints to
+ * owner's thread too (after hr_store_sqlite_background_checkpoints on
+ * owner), instead of copying the log inside its own commits. owner must be
+ * closed after s. 0, or an error (s checkpoints itself). */
+int hr_store_sqlite_share_checkpoints(hr_store *s, hr_store *owner, hr_err *err);
 
 /* Convenience wrappers: s->ops->x(s, ...). hr_store_close accepts NULL. */
 static inline void hr_store_close(hr_store *s) {

@@ -103,9 +103,29 @@ static void without_a_checkpointer_the_log_stays_in_the_wal(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* Another connection's commits wake the owner's checkpointer too: on its
+ * own, that connection would not checkpoint 2.5 MB (SQLite's threshold is
+ * ~40 MB), so the file grows only through the shared thread. */
+static void a_second_connection_shares_the_checkpointer(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hr-ckpt-XXXXXX", path[96], cmd[160];
+    hr_store *owner = open_in(dir, path, sizeof path), *s = NULL;
+    hr_err err = {0};
+    assert_int_equal(hr_store_sqlite_background_checkpoints(owner, 64, &err), 0);
+    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
+    assert_int_equal(hr_store_sqlite_share_checkpoints(s, owner, &err), 0);
+    write_events(s);
+    assert_true(db_size_within(path, 2 * 1024 * 1024, 20000) >= 2 * 1024 * 1024);
+    hr_store_close(s);
+    hr_store_close(owner);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_checkpointer_copies_the_log),
-        cmocka_unit_test(without_a_checkpointer_the_log_stays_in_the_wal)};
+        cmocka_unit_test(without_a_checkpointer_the_log_stays_in_the_wal),
+        cmocka_unit_test(a_second_connection_shares_the_checkpointer)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
