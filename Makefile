@@ -35,7 +35,7 @@ test-asan: bootstrap
 test-fuzz: bootstrap
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHR_FUZZ=ON -DHR_SANITIZE=ON \
 	  -DHR_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_json fuzz_yaml fuzz_batch fuzz_rules fuzz_template
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_json fuzz_yaml fuzz_batch fuzz_msgscan fuzz_rules fuzz_template
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -R '^fuzz/'
 
 # Starts headroomd on the embedded SQLite store with the demo catalog and a

@@ -18,7 +18,6 @@
 #include "api_int.h"
 #include "err.h"
 #include "events/segment.h"
-#include "jsonbody.h"
 #include "map.h"
 #include "timeutil.h"
 
@@ -39,45 +38,25 @@ static void bad_line(hr_buf *errs, int *nerr, long long line, const char *fmt, .
     hr_buf_putc(errs, '}');
 }
 
-/* Parses and checks one line into m (its object into *o, which the caller
- * puts); on a bad line reports it and returns -1. */
-static int parse_line(char *ln, size_t len, long long line, int64_t now_ms, json_object **o,
-                      hr_msg *m, hr_buf *errs, int *nerr) {
-    size_t off;
-    char msg[160];
+/* Reads and checks one line into m (without a json-c tree: hr_msg_scan);
+ * on a bad line reports it and returns -1. m is disposed by the caller
+ * either way. */
+static int parse_line(char *ln, size_t len, long long line, int64_t now_ms, hr_msg *m,
+                      char *id, size_t idlen, hr_buf *errs, int *nerr) {
     hr_err e = {0};
-    *o = NULL;
     if (len > HR_MSG_MAX_BYTES) {
         bad_line(errs, nerr, line, "a message is at most 32 KB, this line is %zu bytes", len);
         return -1;
     }
-    if (hr_json_decode(ln, len, o, &off, msg, sizeof msg)) {
-        bad_line(errs, nerr, line, "malformed JSON at byte %zu: %s", off, msg);
-        return -1;
-    }
-    if (!json_object_is_type(*o, json_type_object)) {
-        bad_line(errs, nerr, line, "a line must be a JSON object");
-        return -1;
-    }
-    if (!json_object_object_get_ex(*o, "type", NULL))
-        json_object_object_add(*o, "type", json_object_new_string("track"));
-    if (hr_msg_parse(*o, -1, len, 0, now_ms, m, &e)) {
-        bad_line(errs, nerr, line, "%s", e.message);
+    if (hr_msg_scan(ln, len, HR_MSG_OWN_TYPE_OR_TRACK, 0, now_ms, m, &e)) {
+        bad_line(errs, nerr, line, "%s", e.code == HR_EINVAL && !strcmp(e.message, "a message must be a JSON object")
+                                             ? "a line must be a JSON object" : e.message);
         return -1;
     }
     if (!m->message_id) {
-        char id[64];
-        snprintf(id, sizeof id, "import-%016llx-%lld", (unsigned long long)hr_hash(ln, len), line);
-        json_object *v = json_object_new_string(id);
-        if (!v || json_object_object_add(*o, "messageId", v)) {
-            json_object_put(v);
-            bad_line(errs, nerr, line, "out of memory");
-            return -1;
-        }
-        m->message_id = json_object_get_string(v);
+        snprintf(id, idlen, "import-%016llx-%lld", (unsigned long long)hr_hash(ln, len), line);
+        m->message_id = id;
     }
-    m->text = ln;
-    m->text_len = len;
     return 0;
 }
 
@@ -97,13 +76,15 @@ void hr_api_seg_import(hr_req *r) {
     size_t nlines = 1;
     for (const char *p = r->body; (p = memchr(p, '\n', r->body_len - (size_t)(p - r->body))); p++)
         nlines++;
+    /* a line's own messageId, when it has none, lives in ids */
+    enum { ID_LEN = 64 };
     hr_msg *msgs = calloc(nlines, sizeof *msgs);
-    json_object **objs = calloc(nlines, sizeof *objs);
+    char *ids = malloc(nlines * ID_LEN);
     int *status = calloc(nlines, sizeof *status);
     hr_buf errs;
     hr_buf_init(&errs);
     int n = 0, nerr = 0;
-    if (!msgs || !objs || !status) {
+    if (!msgs || !ids || !status) {
         hr_reply_error(r, 500, "internal", "out of memory");
         goto out;
     }
@@ -118,16 +99,17 @@ void hr_api_seg_import(hr_req *r) {
         char *ln = p;
         p = nl ? nl + 1 : end;
         if (!len) continue;
-        if (!parse_line(ln, len, line, now_ms, &objs[n], &msgs[n], &errs, &nerr))
+        if (!parse_line(ln, len, line, now_ms, &msgs[n], ids + (size_t)n * ID_LEN, ID_LEN, &errs,
+                        &nerr))
             n++;
         else
-            json_object_put(objs[n]), objs[n] = NULL;
+            hr_msg_dispose(&msgs[n]);
     }
     hr_api_seg_ingest(r, msgs, n, status, now_ms, &errs, nerr);
 out:
-    for (int i = 0; objs && i < n; i++) json_object_put(objs[i]);
+    for (int i = 0; msgs && i < n; i++) hr_msg_dispose(&msgs[i]);
     free(msgs);
-    free(objs);
+    free(ids);
     free(status);
     hr_buf_dispose(&errs);
 }

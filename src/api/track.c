@@ -18,6 +18,7 @@
 #include "err.h"
 #include "events/meter.h"
 #include "events/segment.h"
+#include "map.h"
 #include "timeutil.h"
 
 /* The write key from "Authorization: Basic base64(key:)" or the body. */
@@ -69,8 +70,11 @@ static int side_effects(hr_req *r, const hr_msg *m, hr_err *err) {
 void hr_api_seg_ingest(hr_req *r, hr_msg *msgs, int n, int *status, int64_t now_ms,
                        const hr_buf *errs, int nerr) {
     hr_err e = {0};
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (side_effects(r, &msgs[i], &e)) return hr_api_fail(r, e.code, &e);
+        /* here, beside other requests, not in the serial group commit */
+        if (msgs[i].message_id) msgs[i].id_hash = hr_hash(msgs[i].message_id, strlen(msgs[i].message_id));
+    }
     if (n && hr_engine_ingest(r->app->engine, msgs, n, now_ms, status, &e))
         return hr_api_fail(r, e.code, &e);
     int dup = 0, orphan = 0;

@@ -80,6 +80,11 @@ static slot *in_old(const hr_idset *s, uint64_t id) {
     return s->old[i].id && i >= s->opos ? &s->old[i] : NULL;
 }
 
+void hr_idset_prefetch(const hr_idset *s, uint64_t id) {
+    if (!id) id = 1;
+    __builtin_prefetch(&s->slots[(size_t)(id ^ (id >> 29)) & (s->cap - 1)]);
+}
+
 int hr_idset_has(const hr_idset *s, uint64_t id) {
     if (!id) id = 1;
     return s->slots[find(s->slots, s->cap, id)].id != 0 || in_old(s, id) != NULL;

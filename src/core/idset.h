@@ -14,6 +14,10 @@ typedef struct hr_idset hr_idset;
 hr_idset *hr_idset_new(void);
 void hr_idset_free(hr_idset *s);
 int hr_idset_has(const hr_idset *s, uint64_t id);
+/* Starts loading the slot hr_idset_has(s, id) will read first: a lookup in
+ * a large set is a cache miss, which a caller that knows its next ids can
+ * overlap with other work. */
+void hr_idset_prefetch(const hr_idset *s, uint64_t id);
 /* Adds id (or refreshes its minute); 0, or -1 on OOM. */
 int hr_idset_add(hr_idset *s, uint64_t id, uint32_t minute);
 /* Sizes the table for n ids in all (within the bound, if any), so that

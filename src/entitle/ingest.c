@@ -573,7 +573,7 @@ static int sum_add(batch *b, hr_hist **owner, const char *account, const char *u
 
 /* The sums rules ask for: the message's numeric properties summed per day,
  * for the account and the member. */
-static int sums(hr_engine *e, batch *b, hr_account *a, hr_user *u, const hr_msg *m) {
+static int sums(hr_engine *e, batch *b, hr_account *a, hr_user *u, hr_msg *m) {
     const hr_catalog *c = e->cat;
     size_t evl = strlen(m->event);
     for (int k = 0; k < c->nsum_keys; k++) {
@@ -585,10 +585,10 @@ static int sums(hr_engine *e, batch *b, hr_account *a, hr_user *u, const hr_msg 
             continue;
         char path[300];
         snprintf(path, sizeof path, "properties.%s", sep + 1);
-        json_object *v = hr_msg_path(m, path);
-        if (!v || !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
-            continue;
-        double x = json_object_get_double(v);
+        hr_jval v;
+        if (hr_msg_value(m, path, &v)) return -1;
+        if (v.type != HR_JV_INT && v.type != HR_JV_DOUBLE) continue;
+        double x = v.num;
         if (!isfinite(x)) continue;
         const char *ik = hr_intern(key);
         if (!ik || sum_add(b, &a->hist, a->id, "", ik, m->timestamp_ms, x) ||
@@ -600,7 +600,7 @@ static int sums(hr_engine *e, batch *b, hr_account *a, hr_user *u, const hr_msg 
 
 /* A track event into the history of its account and, for a member, of the
  * user; "*" counts every product event (not headroom's own). */
-static int history(hr_engine *e, batch *b, hr_account *a, const hr_msg *m) {
+static int history(hr_engine *e, batch *b, hr_account *a, hr_msg *m) {
     static const char *any;
     if (!any) any = hr_intern("*"); /* under the writer mutex: set once */
     const char *ev = hr_intern(m->event);
@@ -627,7 +627,7 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
     *status = HR_INGEST_OK;
     if (m->message_id && !b->replay) {
         /* ids are known by their 64-bit hash, in the batch as in e->seen */
-        uint64_t h = id_hash(m->message_id);
+        uint64_t h = m->id_hash ? m->id_hash : id_hash(m->message_id);
         if (hr_idset_has(e->seen, h) || (b->bseen && hr_idset_has(b->bseen, h))) {
             *status = HR_INGEST_DUPLICATE;
             return 0;
@@ -1041,7 +1041,11 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
         grow((void **)&b.new_seen, &b.capseen, total, sizeof *b.new_seen))
         rc = hr_err_set(&err, HR_ENOMEM, "out of memory");
     for (hr_ingest_job *j = jobs; j && !rc; j = j->next)
-        for (int i = 0; i < j->n && !rc; i++) rc = fold_msg(e, &b, &j->msgs[i], j->now_ms, &j->status[i], &err);
+        for (int i = 0; i < j->n && !rc; i++) {
+            /* the dedup window's slot of a later message, loading meanwhile */
+            if (i + 8 < j->n && j->msgs[i + 8].id_hash) hr_idset_prefetch(e->seen, j->msgs[i + 8].id_hash);
+            rc = fold_msg(e, &b, &j->msgs[i], j->now_ms, &j->status[i], &err);
+        }
     if (!rc && jobs) rc = thresholds(e, &b, jobs->now_ms, &err);
     int64_t seq = 0;
     t[2] = hr_time_mono_ns();
@@ -1252,6 +1256,10 @@ static int dhist_cmp(const void *x, const void *y) {
     return c;
 }
 
+static int dmeter_cmp(const void *x, const void *y) {
+    return strcmp((*(const hr_dmeter *const *)x)->key, (*(const hr_dmeter *const *)y)->key);
+}
+
 /* Each changed (account, user, event) row, whole, from memory. */
 static int flush_hist(hr_engine *e, hr_err *err) {
     hr_store *s = e->store;
@@ -1315,12 +1323,17 @@ int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
                "their changes); a restart rebuilds them from the event log");
     }
     if (!s || e->fold_stuck || (!nm && !nh && e->flushed_seq == e->folded_seq)) return 0;
-    int rc = s->ops->begin(s, err);
-    if (rc) return rc;
-    size_t pos = 0;
+    /* in the table's key order (the key sorts as account, meter, period):
+     * the writes walk the b-tree forwards instead of jumping about it */
+    hr_dmeter **all = nm ? malloc(nm * sizeof *all) : NULL;
+    if (nm && !all) return hr_err_set(err, HR_ENOMEM, "out of memory");
+    size_t pos = 0, k = 0;
     void *v;
-    while (!rc && e->dmeters && hr_map_next(e->dmeters, &pos, NULL, &v)) {
-        const hr_dmeter *d = v;
+    while (k < nm && hr_map_next(e->dmeters, &pos, NULL, &v)) all[k++] = v;
+    if (k) qsort(all, k, sizeof *all, dmeter_cmp);
+    int rc = s->ops->begin(s, err);
+    for (size_t i = 0; i < k && !rc; i++) {
+        const hr_dmeter *d = all[i];
         const hr_account *a = hr_acctix_get(e->accounts, d->account);
         const hr_mval_ent *mv = a && d->live ? find_mval(a, d->meter) : NULL;
         const hr_meter_value *val = d->live ? (mv && mv->v.period_start == d->ps ? &mv->v : NULL)
@@ -1335,6 +1348,7 @@ int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
         rc = s->ops->put_meter(s, &r, err);
         free(set);
     }
+    free(all);
     if (!rc) rc = flush_hist(e, err);
     if (!rc) rc = s->ops->put_folded_seq(s, e->folded_seq, err);
     if (!rc) rc = s->ops->commit(s, err);
@@ -1369,10 +1383,9 @@ int hr_engine_flush_derived(hr_engine *e, int64_t max_age_ms, hr_err *err) {
 
 typedef struct replay {
     hr_engine *e;
-    json_object *objs[REPLAY_CHUNK];
     hr_msg msgs[REPLAY_CHUNK];
-    char *ids[REPLAY_CHUNK]; /* the row's account and user: the row's text
-                                lives only until the next row */
+    char *ids[REPLAY_CHUNK]; /* the row's account, user and body: the row's
+                                text lives only until the next row */
     int n;
     int64_t seq, count;
     hr_err *err;
@@ -1392,7 +1405,7 @@ static int replay_fold(replay *r) {
         e->folded_seq = r->seq;
     }
     batch_free(&b);
-    for (int i = 0; i < r->n; i++) json_object_put(r->objs[i]), free(r->ids[i]);
+    for (int i = 0; i < r->n; i++) hr_msg_dispose(&r->msgs[i]), free(r->ids[i]);
     r->count += r->n;
     r->n = 0;
     return rc;
@@ -1402,28 +1415,28 @@ static int replay_row(void *ud, const hr_event_rec *ev) {
     replay *r = ud;
     r->seq = ev->seq;
     if (!ev->account || !ev->type || strcmp(ev->type, "track") || !ev->body) return 0;
-    json_object *o = json_tokener_parse(ev->body);
+    size_t al = strlen(ev->account), ul = ev->user_id ? strlen(ev->user_id) : 0;
+    size_t bl = strlen(ev->body);
+    char *ids = malloc(al + ul + bl + 3);
+    if (!ids) return hr_err_set(r->err, HR_ENOMEM, "out of memory");
+    char *body = ids + al + ul + 2;
+    memcpy(body, ev->body, bl + 1);
     hr_err perr = {0};
     hr_msg *m = &r->msgs[r->n];
-    /* the type is the row's: a /v1/track body need not say it */
-    if (!o || hr_msg_parse(o, HR_MSG_TRACK, 0, 0, ev->received_ms, m, &perr)) {
-        json_object_put(o); /* logged, so once valid: nothing to fold */
+    /* read as the import reads it (the same values, from the same reader);
+     * the type is the row's: a /v1/track body need not say it */
+    if (hr_msg_scan(body, bl, HR_MSG_TRACK, 0, ev->received_ms, m, &perr)) {
+        hr_msg_dispose(m); /* logged, so once valid: nothing to fold */
+        free(ids);
         return 0;
     }
     /* as it was folded: the account it reached, the time it was given */
-    size_t al = strlen(ev->account), ul = ev->user_id ? strlen(ev->user_id) : 0;
-    char *ids = malloc(al + ul + 2);
-    if (!ids) {
-        json_object_put(o);
-        return hr_err_set(r->err, HR_ENOMEM, "out of memory");
-    }
     memcpy(ids, ev->account, al + 1);
     if (ev->user_id) memcpy(ids + al + 1, ev->user_id, ul + 1);
     m->account = ids;
     m->user_id = ev->user_id ? ids + al + 1 : NULL;
     m->timestamp_ms = ev->ts_ms;
-    r->ids[r->n] = ids;
-    r->objs[r->n++] = o;
+    r->ids[r->n++] = ids;
     return r->n == REPLAY_CHUNK ? replay_fold(r) : 0;
 }
 
@@ -1440,7 +1453,7 @@ int hr_ingest_replay(hr_engine *e, hr_err *err) {
     r->seq = from;
     rc = s->ops->replay_events(s, from, replay_row, r, err);
     if (!rc && r->n) rc = replay_fold(r);
-    for (int i = 0; i < r->n; i++) json_object_put(r->objs[i]), free(r->ids[i]);
+    for (int i = 0; i < r->n; i++) hr_msg_dispose(&r->msgs[i]), free(r->ids[i]);
     if (!rc) {
         e->folded_seq = r->seq;
         if (r->count)

@@ -12,19 +12,14 @@
 #include "map.h"
 #include "timeutil.h"
 
-static int compare(const hr_where *w, json_object *v) {
-    if (!v || json_object_is_type(v, json_type_null)) return w->op == HR_OP_NE;
+static int compare(const hr_where *w, const hr_jval *v) {
+    if (v->type == HR_JV_ABSENT || v->type == HR_JV_NULL) return w->op == HR_OP_NE;
     int c;
     if (w->is_number) {
-        if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
-            return w->op == HR_OP_NE;
-        double d = json_object_get_double(v);
-        c = d < w->number ? -1 : d > w->number ? 1 : 0;
+        if (v->type != HR_JV_INT && v->type != HR_JV_DOUBLE) return w->op == HR_OP_NE;
+        c = v->num < w->number ? -1 : v->num > w->number ? 1 : 0;
     } else {
-        const char *s = json_object_is_type(v, json_type_boolean)
-                            ? (json_object_get_boolean(v) ? "true" : "false")
-                            : json_object_is_type(v, json_type_string) ? json_object_get_string(v)
-                                                                       : NULL;
+        const char *s = v->type == HR_JV_BOOL || v->type == HR_JV_STRING ? v->str : NULL;
         if (!s) return w->op == HR_OP_NE;
         c = strcmp(s, w->string ? w->string : "");
         c = c < 0 ? -1 : c > 0;
@@ -40,7 +35,7 @@ static int compare(const hr_where *w, json_object *v) {
     return 0;
 }
 
-int hr_meter_matches(const hr_meter *m, const hr_msg *msg) {
+int hr_meter_matches(const hr_meter *m, hr_msg *msg) {
     if (msg->type != HR_MSG_TRACK || !msg->event) return 0;
     if (!strcmp(m->event, "*")) {
         /* "*" is every event of the product: headroom's own (headroom.*)
@@ -49,25 +44,27 @@ int hr_meter_matches(const hr_meter *m, const hr_msg *msg) {
     } else if (strcmp(m->event, msg->event)) {
         return 0;
     }
-    for (int i = 0; i < m->nwhere; i++)
-        if (!compare(&m->where[i], hr_msg_path(msg, m->where[i].path))) return 0;
+    for (int i = 0; i < m->nwhere; i++) {
+        hr_jval v;
+        if (hr_msg_value(msg, m->where[i].path, &v) || !compare(&m->where[i], &v)) return 0;
+    }
     return 1;
 }
 
-int hr_meter_input(const hr_meter *m, const hr_msg *msg, double *num, uint64_t *uniq) {
+int hr_meter_input(const hr_meter *m, hr_msg *msg, double *num, uint64_t *uniq) {
     *num = 1;
     *uniq = 0;
     if (m->aggregate == HR_AGG_COUNT) return 0;
-    json_object *v = m->property ? hr_msg_path(msg, m->property) : NULL;
-    if (!v || json_object_is_type(v, json_type_null)) return -1;
+    hr_jval v = {HR_JV_ABSENT, NULL, 0};
+    if (m->property && hr_msg_value(msg, m->property, &v)) return -1;
+    if (v.type == HR_JV_ABSENT || v.type == HR_JV_NULL) return -1;
     if (m->aggregate == HR_AGG_UNIQUE) {
-        const char *s = json_object_get_string(v); /* numbers and strings alike */
+        const char *s = v.str ? v.str : ""; /* numbers and strings alike */
         *uniq = hr_hash(s, strlen(s));
         return 0;
     }
-    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
-        return -1;
-    *num = json_object_get_double(v);
+    if (v.type != HR_JV_INT && v.type != HR_JV_DOUBLE) return -1;
+    *num = v.num;
     return isfinite(*num) ? 0 : -1;
 }
 

@@ -15,13 +15,14 @@
 /* 1 if meter m counts message msg (a track event of its name, or for "*"
  * any track event except headroom's own headroom.* ones, passing every
  * `where` clause). */
-int hr_meter_matches(const hr_meter *m, const hr_msg *msg);
+int hr_meter_matches(const hr_meter *m, hr_msg *msg);
 
 /* What msg adds to m: *num for count (1), sum, max and latest (the numeric
  * property); *uniq for unique (a hash of the property's value). Returns 0,
  * or -1 when the property is missing or not usable (the event is not
- * counted). */
-int hr_meter_input(const hr_meter *m, const hr_msg *msg, double *num, uint64_t *uniq);
+ * counted). msg is not const: a scanned message may build its tree here
+ * (hr_msg_value). */
+int hr_meter_input(const hr_meter *m, hr_msg *msg, double *num, uint64_t *uniq);
 
 /* Start (unix seconds) of the period containing t. BILLING_CYCLE is anchored
  * on the account's renewal date (anchor, unix seconds; 0: calendar months)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "msg_int.h"
 #include "timeutil.h"
 
 static const char *type_names[] = {"track", "identify", "group", "page", "screen"};
@@ -48,98 +49,86 @@ static json_object *member(json_object *o, const char *k) {
     return v;
 }
 
-/* A string member, or NULL; an id given as a number is accepted as its text
- * (analytics libraries send numeric ids as they are). */
-static int id_member(json_object *o, const char *k, const char **out, hr_err *err) {
-    json_object *v = member(o, k);
+/* A string member, or NULL; an id given as an integer is accepted as its
+ * text (analytics libraries send numeric ids as they are). */
+static int id_field(const hr_mfield *f, const char *k, const char **out, hr_err *err) {
     *out = NULL;
-    if (!v || json_object_is_type(v, json_type_null)) return 0;
-    if (json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_int)) {
-        const char *s = json_object_get_string(v);
-        if (!*s) return 0;
-        if (strlen(s) > 256) return hr_err_set(err, HR_EINVAL, "'%s' is longer than 256 characters", k);
-        *out = s;
+    if (f->kind == HR_JV_ABSENT || f->kind == HR_JV_NULL) return 0;
+    if (f->kind == HR_JV_STRING || f->kind == HR_JV_INT) {
+        if (!*f->s) return 0;
+        if (strlen(f->s) > 256) return hr_err_set(err, HR_EINVAL, "'%s' is longer than 256 characters", k);
+        *out = f->s;
         return 0;
     }
     return hr_err_set(err, HR_EINVAL, "'%s' must be a string", k);
 }
 
-static int obj_member(json_object *o, const char *k, json_object **out, hr_err *err) {
-    json_object *v = member(o, k);
-    *out = NULL;
-    if (!v || json_object_is_type(v, json_type_null)) return 0;
-    if (!json_object_is_type(v, json_type_object))
-        return hr_err_set(err, HR_EINVAL, "'%s' must be an object", k);
-    *out = v;
-    return 0;
+static int obj_field(const hr_mfield *f, const char *k, hr_err *err) {
+    if (f->kind == HR_JV_ABSENT || f->kind == HR_JV_NULL || f->kind == HR_JV_OBJECT) return 0;
+    return hr_err_set(err, HR_EINVAL, "'%s' must be an object", k);
 }
 
-static int time_member(json_object *o, const char *k, int64_t *out, hr_err *err) {
-    json_object *v = member(o, k);
+static int time_field(const hr_mfield *f, const char *k, int64_t *out, hr_err *err) {
     *out = 0;
-    if (!v || json_object_is_type(v, json_type_null)) return 0;
-    if (!json_object_is_type(v, json_type_string) || hr_time_parse_ms(json_object_get_string(v), out))
+    if (f->kind == HR_JV_ABSENT || f->kind == HR_JV_NULL) return 0;
+    if (f->kind != HR_JV_STRING || hr_time_parse_ms(f->s, out))
         return hr_err_set(err, HR_EINVAL, "'%s' must be an ISO 8601 time", k);
     return 0;
 }
 
-int hr_msg_parse(json_object *o, int type, size_t size, int64_t batch_sent_at_ms, int64_t now_ms,
-                 hr_msg *out, hr_err *err) {
+int hr_msg_finish(const hr_msg_fields *f, int type, size_t size, int64_t batch_sent_at_ms,
+                  int64_t now_ms, hr_msg *out, hr_err *err) {
     int rc;
-    memset(out, 0, sizeof *out);
-    if (!json_object_is_type(o, json_type_object))
-        return hr_err_set(err, HR_EINVAL, "a message must be a JSON object");
     if (size > HR_MSG_MAX_BYTES)
         return hr_err_set(err, HR_EINVAL, "message is %zu bytes: the limit is 32 KB", size);
-    json_object *t = member(o, "type");
-    if (type < 0) {
-        type = t && json_object_is_type(t, json_type_string)
-                   ? hr_msg_type_parse(json_object_get_string(t)) : -1;
-        if (type < 0)
+    int own = f->type.kind == HR_JV_STRING ? hr_msg_type_parse(f->type.s) : -1;
+    if (type == HR_MSG_OWN_TYPE_OR_TRACK && (f->type.kind == HR_JV_ABSENT || f->type.kind == HR_JV_NULL)) {
+        type = HR_MSG_TRACK;
+    } else if (type < 0) {
+        if ((type = own) < 0)
             return hr_err_set(err, HR_EINVAL, "'type' must be one of track, identify, group, "
                                               "page, screen");
-    } else if (t && json_object_is_type(t, json_type_string) &&
-               hr_msg_type_parse(json_object_get_string(t)) != type) {
-        return hr_err_set(err, HR_EINVAL, "'type' is '%s' but this is the %s endpoint",
-                          json_object_get_string(t), type_names[type]);
+    } else if (f->type.kind == HR_JV_STRING && own != type) {
+        return hr_err_set(err, HR_EINVAL, "'type' is '%s' but this is the %s endpoint", f->type.s,
+                          type_names[type]);
     }
     out->type = (hr_msg_type)type;
-    out->msg = o;
-    if ((rc = id_member(o, "messageId", &out->message_id, err)) ||
-        (rc = id_member(o, "userId", &out->user_id, err)) ||
-        (rc = id_member(o, "anonymousId", &out->anonymous_id, err)) ||
-        (rc = obj_member(o, "properties", &out->properties, err)) ||
-        (rc = obj_member(o, "traits", &out->traits, err)) ||
-        (rc = obj_member(o, "context", &out->context, err)))
+    if ((rc = id_field(&f->message_id, "messageId", &out->message_id, err)) ||
+        (rc = id_field(&f->user_id, "userId", &out->user_id, err)) ||
+        (rc = id_field(&f->anonymous_id, "anonymousId", &out->anonymous_id, err)) ||
+        (rc = obj_field(&f->properties, "properties", err)) ||
+        (rc = obj_field(&f->traits, "traits", err)) ||
+        (rc = obj_field(&f->context, "context", err)))
         return rc;
     if (!out->user_id && !out->anonymous_id)
         return hr_err_set(err, HR_EINVAL, "a message needs 'userId' or 'anonymousId'");
     switch (out->type) {
     case HR_MSG_TRACK:
-        if ((rc = id_member(o, "event", &out->event, err))) return rc;
+        if ((rc = id_field(&f->event, "event", &out->event, err))) return rc;
         if (!out->event) return hr_err_set(err, HR_EINVAL, "a track call needs 'event'");
         break;
     case HR_MSG_GROUP:
-        if ((rc = id_member(o, "groupId", &out->group_id, err))) return rc;
+        if ((rc = id_field(&f->group_id, "groupId", &out->group_id, err))) return rc;
         if (!out->group_id) return hr_err_set(err, HR_EINVAL, "a group call needs 'groupId'");
         break;
     case HR_MSG_PAGE:
     case HR_MSG_SCREEN:
-        if ((rc = id_member(o, "name", &out->event, err))) return rc;
+        if ((rc = id_field(&f->name, "name", &out->event, err))) return rc;
         break;
     default:
         break;
     }
     /* the account: B2B context first, then the event's own property */
     const char *acct = NULL;
-    if ((rc = id_member(out->context, "groupId", &acct, err))) return rc;
-    if (!acct && (rc = id_member(out->properties, "accountId", &acct, err))) return rc;
+    if ((rc = id_field(&f->context_group_id, "groupId", &acct, err))) return rc;
+    if (!acct && (rc = id_field(&f->properties_account_id, "accountId", &acct, err))) return rc;
     if (!acct && out->type == HR_MSG_GROUP) acct = out->group_id;
     out->account = acct;
     int64_t ts, sent;
-    if ((rc = time_member(o, "timestamp", &ts, err)) || (rc = time_member(o, "sentAt", &sent, err)))
+    if ((rc = time_field(&f->timestamp, "timestamp", &ts, err)) ||
+        (rc = time_field(&f->sent_at, "sentAt", &sent, err)))
         return rc;
-    if (!ts && (rc = time_member(o, "originalTimestamp", &ts, err))) return rc;
+    if (!ts && (rc = time_field(&f->original_timestamp, "originalTimestamp", &ts, err))) return rc;
     if (!sent) sent = batch_sent_at_ms;
     if (!ts)
         ts = now_ms;
@@ -151,18 +140,80 @@ int hr_msg_parse(json_object *o, int type, size_t size, int64_t batch_sent_at_ms
     return 0;
 }
 
-json_object *hr_msg_path(const hr_msg *m, const char *path) {
-    json_object *cur = m->msg;
+/* A json-c value as a field. json-c holds JSON null as NULL, as it does a
+ * member that is not there: both read as absent. */
+static hr_mfield field_of(json_object *v) {
+    switch (v ? json_object_get_type(v) : json_type_null) {
+    case json_type_null: return (hr_mfield){HR_JV_ABSENT, NULL};
+    case json_type_boolean: return (hr_mfield){HR_JV_BOOL, NULL};
+    case json_type_double: return (hr_mfield){HR_JV_DOUBLE, NULL};
+    case json_type_int: return (hr_mfield){HR_JV_INT, json_object_get_string(v)};
+    case json_type_string: return (hr_mfield){HR_JV_STRING, json_object_get_string(v)};
+    case json_type_object: return (hr_mfield){HR_JV_OBJECT, NULL};
+    case json_type_array: return (hr_mfield){HR_JV_ARRAY, NULL};
+    }
+    return (hr_mfield){HR_JV_ABSENT, NULL};
+}
+
+int hr_msg_parse(json_object *o, int type, size_t size, int64_t batch_sent_at_ms, int64_t now_ms,
+                 hr_msg *out, hr_err *err) {
+    memset(out, 0, sizeof *out);
+    if (!json_object_is_type(o, json_type_object))
+        return hr_err_set(err, HR_EINVAL, "a message must be a JSON object");
+    hr_msg_fields f = {
+        .type = field_of(member(o, "type")),
+        .message_id = field_of(member(o, "messageId")),
+        .user_id = field_of(member(o, "userId")),
+        .anonymous_id = field_of(member(o, "anonymousId")),
+        .event = field_of(member(o, "event")),
+        .name = field_of(member(o, "name")),
+        .group_id = field_of(member(o, "groupId")),
+        .timestamp = field_of(member(o, "timestamp")),
+        .sent_at = field_of(member(o, "sentAt")),
+        .original_timestamp = field_of(member(o, "originalTimestamp")),
+        .properties = field_of(member(o, "properties")),
+        .traits = field_of(member(o, "traits")),
+        .context = field_of(member(o, "context")),
+    };
+    out->msg = o;
+    if (f.properties.kind == HR_JV_OBJECT) {
+        out->properties = member(o, "properties");
+        f.properties_account_id = field_of(member(out->properties, "accountId"));
+    }
+    if (f.traits.kind == HR_JV_OBJECT) out->traits = member(o, "traits");
+    if (f.context.kind == HR_JV_OBJECT) {
+        out->context = member(o, "context");
+        f.context_group_id = field_of(member(out->context, "groupId"));
+    }
+    return hr_msg_finish(&f, type, size, batch_sent_at_ms, now_ms, out, err);
+}
+
+void hr_json_value_at(json_object *root, const char *path, hr_jval *out) {
+    json_object *cur = root;
     char seg[128];
     const char *p = path;
     while (cur && *p) {
         size_t n = strcspn(p, ".");
-        if (n >= sizeof seg) return NULL;
+        if (n >= sizeof seg) {
+            cur = NULL;
+            break;
+        }
         memcpy(seg, p, n);
         seg[n] = 0;
         cur = member(cur, seg);
         p += n;
         if (*p == '.') p++;
     }
-    return cur;
+    *out = (hr_jval){HR_JV_ABSENT, NULL, 0};
+    switch (cur ? json_object_get_type(cur) : json_type_null) {
+    case json_type_null: return;
+    case json_type_boolean: out->type = HR_JV_BOOL; break;
+    case json_type_int: out->type = HR_JV_INT; break;
+    case json_type_double: out->type = HR_JV_DOUBLE; break;
+    case json_type_string: out->type = HR_JV_STRING; break;
+    case json_type_object: out->type = HR_JV_OBJECT; break;
+    case json_type_array: out->type = HR_JV_ARRAY; break;
+    }
+    out->str = json_object_get_string(cur);
+    if (out->type == HR_JV_INT || out->type == HR_JV_DOUBLE) out->num = json_object_get_double(cur);
 }
