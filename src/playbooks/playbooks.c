@@ -757,21 +757,57 @@ static int finish_many(hr_playbooks *p, evalres *rs, int n, int *fired, hr_err *
     return rc;
 }
 
-int hr_playbooks_eval_account(hr_playbooks *p, const char *account, int64_t now_ms, int *fired,
-                              hr_err *err) {
-    evalres r = {.p = p, .account = account, .now_ms = now_ms ? now_ms : hr_time_now_ms(),
-                 .act = 1, .only = -1};
-    int rc = hr_engine_with_rules(p->e, account, NULL, r.now_ms, evaluate, &r);
+/* Evaluates one account into *r (to be finished); HR_ENOTFOUND when it is
+ * gone (r then holds nothing). */
+static int eval_into(hr_playbooks *p, const char *account, int64_t now_ms, evalres *r) {
+    *r = (evalres){.p = p, .account = account, .now_ms = now_ms, .act = 1, .only = -1};
+    int rc = hr_engine_with_rules(p->e, account, NULL, now_ms, evaluate, r);
     if (rc == HR_ENOTFOUND) {
-        evalres_dispose(&r, NULL);
+        evalres_dispose(r, NULL);
         /* deleted: it leaves the ranking (GET /v1/accounts?sort=score) */
         pthread_mutex_lock(&p->mu);
         acctsig *as = acct_get(p, account, 0);
         if (as) as->has_score = 0;
         pthread_mutex_unlock(&p->mu);
-        return hr_err_set(err, HR_ENOTFOUND, "no account '%s'", account);
     }
+    return rc;
+}
+
+int hr_playbooks_eval_account(hr_playbooks *p, const char *account, int64_t now_ms, int *fired,
+                              hr_err *err) {
+    evalres r;
+    if (eval_into(p, account, now_ms ? now_ms : hr_time_now_ms(), &r) == HR_ENOTFOUND)
+        return hr_err_set(err, HR_ENOTFOUND, "no account '%s'", account);
     return finish_many(p, &r, 1, fired, err);
+}
+
+/* The queued accounts, a group at a time, each group's writes in one
+ * transaction: an import moves thousands of accounts a second, and a
+ * commit for each took the database's one write lock from ingestion as
+ * often. Frees the ids. */
+#define QUEUE_GROUP 256
+
+static void eval_queued(hr_playbooks *p, char **ids, size_t n) {
+    evalres *rs = calloc(QUEUE_GROUP, sizeof *rs);
+    int64_t since = hr_time_mono_ns();
+    for (size_t i = 0, from = 0; i < n; from = i) {
+        int k = 0;
+        int64_t now = hr_time_now_ms();
+        for (; i < n && (k < QUEUE_GROUP || !rs); i++) {
+            if (p->stop) continue;
+            if (!rs) { /* out of memory: one at a time */
+                hr_err err = {0};
+                hr_playbooks_eval_account(p, ids[i], now, NULL, &err);
+            } else if (eval_into(p, ids[i], now, &rs[k]) != HR_ENOTFOUND) {
+                k++;
+            }
+            hr_time_pace(&since, 500000); /* requests first, as in a sweep */
+        }
+        hr_err err = {0};
+        if (k) finish_many(p, rs, k, NULL, &err);
+        for (size_t j = from; j < i; j++) free(ids[j]);
+    }
+    free(rs);
 }
 
 /* A sweep evaluates under the engine's lock a slice at a time; the
@@ -967,13 +1003,7 @@ static void *run(void *arg) {
             p->nqueue = 0;
         }
         pthread_mutex_unlock(&p->mu);
-        int64_t since = hr_time_mono_ns();
-        for (size_t i = 0; batch && i < n; i++) {
-            hr_err err = {0};
-            if (!p->stop) hr_playbooks_eval_account(p, batch[i], 0, NULL, &err);
-            free(batch[i]);
-            hr_time_pace(&since, 500000); /* requests first, as in a sweep */
-        }
+        if (batch) eval_queued(p, batch, n);
         free(batch);
         if (((p->sweep_ms > 0 && hr_time_now_ms() >= next_sweep) || p->sweep_now) && !p->stop) {
             hr_err err = {0};
