@@ -886,7 +886,9 @@ static int sq_put_events(hr_store *s, const hr_event_rec *r, int n, hr_err *err)
         int bad = btext(st, 1, e->message_id) | btext(st, 2, e->account) |
                   btext(st, 3, e->user_id) | btext(st, 4, e->anonymous_id) |
                   btext(st, 5, e->type) | btext(st, 6, e->event) | bint(st, 7, e->ts_ms) |
-                  bint(st, 8, e->received_ms) | btext(st, 9, e->body) |
+                  bint(st, 8, e->received_ms) |
+                  (sqlite3_bind_text(st, 9, e->body, e->body_len ? (int)e->body_len : -1,
+                                     SQLITE_STATIC) != SQLITE_OK) |
                   (l && l->seq ? bint(st, 10, l->seq) : 0);
         if ((ret = exec_stmt(q, ST_PUT_EVENT, bad, err, "put_events"))) goto out;
         if (l) {

@@ -65,6 +65,7 @@ typedef struct hr_event_rec {
     int64_t ts_ms, received_ms;
     const char *body;        /* the message as JSON text */
     int64_t seq;             /* its place in the log (reads only) */
+    size_t body_len;         /* body's length when the writer knows it (0: strlen) */
 } hr_event_rec;
 
 /* A meter's value for one account and period. uniq/nuniq: the set of value

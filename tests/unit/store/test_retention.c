@@ -40,7 +40,7 @@ static void prune_keeps_recent_and_meters(void **state) {
         snprintf(ids[i], sizeof ids[i], "m%d", i);
         /* received 100 days ago, then now (ms) */
         int64_t at = i < OLD ? now - 100LL * 86400000 : now;
-        ev[i] = (hr_event_rec){ids[i], "acme", "u", NULL, "track", "E", at, at, "{}", 0};
+        ev[i] = (hr_event_rec){ids[i], "acme", "u", NULL, "track", "E", at, at, "{}", 0, 2};
     }
     assert_int_equal(s->ops->put_events(s, ev, OLD + NEW, &err), 0);
     hr_meter_rec m = {"acme", "calls", 0, 42, 0, NULL, 0};
@@ -101,7 +101,7 @@ static void seen_ids_from_the_log(void **state) {
     char (*ids)[16] = calloc(N, sizeof *ids);
     for (int i = 0; i < N; i++) {
         snprintf(ids[i], sizeof ids[i], "id%d", i);
-        ev[i] = (hr_event_rec){i % 7 ? ids[i] : NULL, "acme", "u", NULL, "track", "E", i, 1000 + i, "{}", 0};
+        ev[i] = (hr_event_rec){i % 7 ? ids[i] : NULL, "acme", "u", NULL, "track", "E", i, 1000 + i, "{}", 0, 0};
     }
     assert_int_equal(s->ops->put_events(s, ev, N, &err), 0);
     static const int64_t cut[] = {0, 1000, 1001, 3499, 3500, 5999, 6000, 99999};
