@@ -16,6 +16,8 @@
 
 #include <stdlib.h>
 
+#include "hugemem.h"
+
 #define MOVE_SLOTS 16 /* old slots drained per insert while growing */
 
 typedef struct slot {
@@ -34,12 +36,17 @@ struct hr_idset {
     unsigned rot;        /* the quarter of the hash space a burst drops next */
 };
 
+/* Tables on huge pages past 2 MiB: a lookup is a random read, and a
+ * growing table's first writes fault a 2 MiB page at a time, not 4 KiB. */
+static slot *table_new(size_t cap) { return hr_huge_alloc(cap * sizeof(slot)); }
+static void table_free(slot *t, size_t cap) { hr_huge_free(t, cap * sizeof(slot)); }
+
 hr_idset *hr_idset_new(void) {
     hr_idset *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->cap = 1024;
     s->oldest = UINT32_MAX;
-    if (!(s->slots = calloc(s->cap, sizeof *s->slots))) {
+    if (!(s->slots = table_new(s->cap))) {
         free(s);
         return NULL;
     }
@@ -48,8 +55,8 @@ hr_idset *hr_idset_new(void) {
 
 void hr_idset_free(hr_idset *s) {
     if (!s) return;
-    free(s->slots);
-    free(s->old);
+    table_free(s->slots, s->cap);
+    table_free(s->old, s->ocap);
     free(s);
 }
 
@@ -96,14 +103,14 @@ static void drain(hr_idset *s, size_t n) {
     for (; s->old && n && s->opos < s->ocap; n--, s->opos++)
         if (s->old[s->opos].id) s->slots[find(s->slots, s->cap, s->old[s->opos].id)] = s->old[s->opos];
     if (s->old && s->opos == s->ocap) {
-        free(s->old);
+        table_free(s->old, s->ocap);
         s->old = NULL;
     }
 }
 
 /* Moves the entries with minute >= keep_from into a table of cap slots. */
 static int rebuild(hr_idset *s, size_t cap, uint32_t keep_from) {
-    slot *t = calloc(cap, sizeof *t);
+    slot *t = table_new(cap);
     if (!t) return -1;
     size_t n = 0;
     s->oldest = UINT32_MAX;
@@ -113,7 +120,7 @@ static int rebuild(hr_idset *s, size_t cap, uint32_t keep_from) {
         if (s->slots[i].minute < s->oldest) s->oldest = s->slots[i].minute;
         n++;
     }
-    free(s->slots);
+    table_free(s->slots, s->cap);
     s->slots = t;
     s->cap = cap;
     s->count = n;
@@ -196,7 +203,7 @@ int hr_idset_add(hr_idset *s, uint64_t id, uint32_t minute) {
         !hr_idset_has(s, id))
         evict(s);
     if (!s->old && (s->count + 1) * 10 > s->cap * 7) {
-        slot *t = calloc(s->cap * 2, sizeof *t);
+        slot *t = table_new(s->cap * 2);
         if (!t) return -1;
         s->old = s->slots, s->ocap = s->cap, s->opos = 0;
         s->slots = t, s->cap *= 2;
