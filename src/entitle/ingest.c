@@ -1044,6 +1044,7 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
         for (int i = 0; i < j->n && !rc; i++) {
             /* the dedup window's slot of a later message, loading meanwhile */
             if (i + 8 < j->n && j->msgs[i + 8].id_hash) hr_idset_prefetch(e->seen, j->msgs[i + 8].id_hash);
+            if (i + 4 < j->n) hr_msg_prefetch(&j->msgs[i + 4]);
             rc = fold_msg(e, &b, &j->msgs[i], j->now_ms, &j->status[i], &err);
         }
     if (!rc && jobs) rc = thresholds(e, &b, jobs->now_ms, &err);

@@ -11,6 +11,7 @@
  * Values read either way are the same: integers print as json-c prints
  * them, decimals keep their text as json-c does. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,6 +314,14 @@ int hr_msg_scan(const char *text, size_t len, int type, int64_t batch_sent_at_ms
     out->text = text;
     out->text_len = len;
     return hr_msg_finish(&mf, type, len, batch_sent_at_ms, now_ms, out, err);
+}
+
+void hr_msg_prefetch(const hr_msg *m) {
+    const char *p = (const char *)m->scan;
+    if (!p) return;
+    /* the fields a lookup walks; the keys follow in mem */
+    size_t n = offsetof(struct hr_msg_scan, f) + (size_t)m->scan->nf * sizeof(sfield);
+    for (size_t off = 0; off < n && off < 1024; off += 64) __builtin_prefetch(p + off);
 }
 
 void hr_msg_dispose(hr_msg *m) {

@@ -74,6 +74,9 @@ int hr_msg_parse(json_object *o, int type, size_t size, int64_t batch_sent_at_ms
  * outlive out; out->text is text. Free with hr_msg_dispose, also on error. */
 int hr_msg_scan(const char *text, size_t len, int type, int64_t batch_sent_at_ms, int64_t now_ms,
                 hr_msg *out, hr_err *err);
+/* Starts loading what hr_msg_value will read of a scanned message (it was
+ * written by another thread's core): for a caller about to fold it. */
+void hr_msg_prefetch(const hr_msg *m);
 /* Frees what hr_msg_scan allocated (and a tree hr_msg_value built); the
  * message is empty after. A message from hr_msg_parse owns nothing. */
 void hr_msg_dispose(hr_msg *m);
