@@ -21,6 +21,11 @@
 /* Loads every account from s and writes through to it from now on. The
  * engine does not own the store. Call once, before serving. */
 int hr_engine_attach_store(hr_engine *e, hr_store *s, hr_err *err);
+/* A second connection to the same database, for ingestion's event log
+ * (borrowed; set once, before ingesting): a group commit's log write then
+ * overlaps the next one's fold instead of following it under the writer
+ * mutex. Without it the log is written on the attached store. */
+void hr_engine_set_log_store(hr_engine *e, hr_store *log);
 
 /* The current catalog snapshot, retained: release with hr_catalog_release. */
 hr_catalog *hr_engine_catalog(hr_engine *e);

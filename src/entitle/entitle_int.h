@@ -245,6 +245,16 @@ struct hr_engine {
     pthread_cond_t qcv;
     struct hr_ingest_job *qhead, *qtail;
     int qbusy;
+    /* The pipelined group commit (ingest.c): batches folded into memory
+     * whose log write may still be under way, oldest first (linked and
+     * unlinked under wmu; their state under imu), and the turns that keep
+     * log writes in fold order. log_store: a connection of the log
+     * writer's own (NULL: the log is written on store, under wmu). */
+    hr_store *log_store;
+    struct hr_inflight *inflight, *inflight_tail;
+    pthread_mutex_t imu;
+    pthread_cond_t icv;
+    uint64_t log_next, log_turn;
     int64_t dedup_window_ms;
     int64_t last_prune_ms;  /* when seen ids past the window were last dropped */
     int64_t dedup_warned_ms; /* when the memory bound's warning was last logged */

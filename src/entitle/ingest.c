@@ -50,9 +50,14 @@ void hr_ingest_init(hr_engine *e) {
     e->dedup_window_ms = 7LL * 86400 * 1000;
     e->retention_ms = 90LL * 86400 * 1000;
     pthread_mutex_init(&e->pmu, NULL);
+    pthread_mutex_init(&e->imu, NULL);
+    pthread_cond_init(&e->icv, NULL);
 }
 
 static void dirty_clear(hr_engine *e);
+static void inflight_free_all(hr_engine *e);
+
+void hr_engine_set_log_store(hr_engine *e, hr_store *log) { e->log_store = log; }
 
 void hr_ingest_dispose(hr_engine *e) {
     dirty_clear(e);
@@ -61,6 +66,9 @@ void hr_ingest_dispose(hr_engine *e) {
     while (e->user_acct && hr_map_next(e->user_acct, &pos, NULL, &v)) free(v);
     hr_map_free(e->user_acct);
     hr_idset_free(e->seen);
+    inflight_free_all(e);
+    pthread_mutex_destroy(&e->imu);
+    pthread_cond_destroy(&e->icv);
     pthread_mutex_destroy(&e->qmu);
     pthread_cond_destroy(&e->qcv);
     pthread_mutex_destroy(&e->pmu);
@@ -375,12 +383,47 @@ typedef struct staged {
     int current;       /* replaces the account's in-memory value after commit */
 } staged;
 
+/* A message id the dedup window learns from a batch: its hash, and when. */
+typedef struct seen_id {
+    uint64_t h;
+    int64_t at;
+} seen_id;
+
+/* A batch folded into memory whose log write may still be under way (the
+ * pipelined group commit): later batches check its ids, which reach
+ * e->seen once its commit has landed (drain_inflight). */
+typedef struct hr_inflight {
+    struct hr_inflight *next;
+    hr_idset *bseen;    /* its new ids' hashes (NULL: none) */
+    seen_id *new_seen;
+    size_t nseen;
+    int64_t now_ms;
+    int64_t seq;        /* its log's newest seq, once written */
+    int state;          /* 0: writing; 1: durable; -1: the write failed (imu) */
+} hr_inflight;
+
+static void inflight_free(hr_inflight *f) {
+    hr_idset_free(f->bseen);
+    free(f->new_seen);
+    free(f);
+}
+
+/* At the end: no ingestion runs now, every log write has ended. */
+static void inflight_free_all(hr_engine *e) {
+    while (e->inflight) {
+        hr_inflight *f = e->inflight;
+        e->inflight = f->next;
+        inflight_free(f);
+    }
+    e->inflight_tail = NULL;
+}
+
 typedef struct batch {
     staged *st;
     size_t nst, capst;
     hr_event_rec *ev;
     size_t nev, capev;
-    struct seen_id { uint64_t h; int64_t at; } *new_seen; /* new ids (id_hash), when */
+    seen_id *new_seen;  /* new ids (id_hash), when */
     size_t nseen, capseen;
     hr_idset *bseen;    /* new_seen's hashes (a batch may repeat an id) */
     /* st by (account, meter, period); the current one by (account, meter) */
@@ -628,14 +671,18 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
     if (m->message_id && !b->replay) {
         /* ids are known by their 64-bit hash, in the batch as in e->seen */
         uint64_t h = m->id_hash ? m->id_hash : id_hash(m->message_id);
-        if (hr_idset_has(e->seen, h) || (b->bseen && hr_idset_has(b->bseen, h))) {
+        int dup = hr_idset_has(e->seen, h) || (b->bseen && hr_idset_has(b->bseen, h));
+        /* and in the batches still writing their log (linked under wmu) */
+        for (const hr_inflight *f = e->inflight; f && !dup; f = f->next)
+            dup = f->bseen && hr_idset_has(f->bseen, h);
+        if (dup) {
             *status = HR_INGEST_DUPLICATE;
             return 0;
         }
         if ((!b->bseen && !(b->bseen = hr_idset_new())) || hr_idset_add(b->bseen, h, 0) ||
             grow((void **)&b->new_seen, &b->capseen, b->nseen + 1, sizeof *b->new_seen))
             return hr_err_set(err, HR_ENOMEM, "out of memory");
-        b->new_seen[b->nseen++] = (struct seen_id){h, now_ms};
+        b->new_seen[b->nseen++] = (seen_id){h, now_ms};
     }
     /* the account: the message's own, else the group the user last joined */
     const char *acct = m->account;
@@ -687,7 +734,7 @@ static uint64_t *compact_set(const hr_meter_value *v) {
 /* The batch's part of the log, in one transaction: meters and history
  * follow it within a second (hr_ingest_flush_locked). */
 static int persist(hr_engine *e, batch *b, int64_t *seq, hr_err *err) {
-    hr_store *s = e->store;
+    hr_store *s = e->log_store ? e->log_store : e->store;
     if (!s || !b->nev) return 0;
     int rc = s->ops->begin(s, err);
     if (!rc) rc = s->ops->put_events(s, b->ev, (int)b->nev, err);
@@ -771,11 +818,11 @@ static int64_t dedup_span(const hr_engine *e, int64_t now_ms) {
     return span < 0 ? 0 : span;
 }
 
-static void remember_seen(hr_engine *e, batch *b, int64_t now_ms) {
+static void remember_seen(hr_engine *e, const seen_id *ids, size_t n, int64_t now_ms) {
     size_t evicted = hr_idset_evicted(e->seen);
-    for (size_t i = 0; i < b->nseen; i++)
+    for (size_t i = 0; i < n; i++)
         /* on OOM the store still has it: a restart reloads it */
-        hr_idset_add(e->seen, b->new_seen[i].h, minute_of(b->new_seen[i].at));
+        hr_idset_add(e->seen, ids[i].h, minute_of(ids[i].at));
     /* the memory bound shortened the window: say so, once an hour */
     if (hr_idset_evicted(e->seen) != evicted && now_ms - e->dedup_warned_ms >= 3600000) {
         e->dedup_warned_ms = now_ms;
@@ -786,6 +833,31 @@ static void remember_seen(hr_engine *e, batch *b, int64_t now_ms) {
     }
 }
 
+/* Lands the batches whose log write has ended, oldest first, up to one
+ * still writing (with wait: until none is): their ids join the dedup
+ * window, folded_seq moves past them. wmu held. */
+static void drain_inflight(hr_engine *e, int wait) {
+    pthread_mutex_lock(&e->imu);
+    hr_inflight *f;
+    while ((f = e->inflight)) {
+        while (wait && !f->state) pthread_cond_wait(&e->icv, &e->imu);
+        if (!f->state) break;
+        if (!(e->inflight = f->next)) e->inflight_tail = NULL;
+        if (f->state > 0) {
+            remember_seen(e, f->new_seen, f->nseen, f->now_ms);
+            if (f->seq > e->folded_seq) e->folded_seq = f->seq;
+        } else if (!e->fold_stuck) {
+            /* its events count in memory but are not in the log (their
+             * requests failed): memory must not be written as the truth */
+            e->fold_stuck = 2;
+            hr_log(HR_LOG_ERROR, "writing the event log failed after a batch was applied in memory: "
+                   "meters and history are no longer written; a restart rebuilds them from the log");
+        }
+        inflight_free(f);
+    }
+    pthread_mutex_unlock(&e->imu);
+}
+
 void hr_engine_set_dedup_memory(hr_engine *e, size_t bytes) {
     pthread_mutex_lock(&e->wmu);
     hr_idset_set_max_bytes(e->seen, bytes);
@@ -794,6 +866,7 @@ void hr_engine_set_dedup_memory(hr_engine *e, size_t bytes) {
 
 void hr_engine_dedup_stats(hr_engine *e, hr_dedup_stats *out) {
     pthread_mutex_lock(&e->wmu);
+    drain_inflight(e, 0);
     out->ids = hr_idset_count(e->seen);
     out->bytes = hr_idset_bytes(e->seen);
     out->evicted = hr_idset_evicted(e->seen);
@@ -1020,16 +1093,40 @@ static void track_changes(hr_engine *e, batch *b) {
     }
 }
 
-/* Runs the queued jobs as one batch; sets each job's rc and statuses. */
+/* The queue's next leader may start (qbusy cleared). */
+static void release_lead(hr_engine *e) {
+    pthread_mutex_lock(&e->qmu);
+    e->qbusy = 0;
+    pthread_cond_broadcast(&e->qcv);
+    pthread_mutex_unlock(&e->qmu);
+}
+
+/* Runs the queued jobs as one batch; sets each job's rc and statuses, and
+ * releases the lead. Pipelined (a log store of its own): the batch folds
+ * into memory under wmu and becomes visible there, the lead passes on, and
+ * its log write (in fold order) overlaps the next batch's fold; the jobs
+ * end when the write has committed. Else all of it under wmu. */
 static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     batch b;
     memset(&b, 0, sizeof b);
     hr_err err = {0};
-    int rc = 0;
+    int rc = 0, arc = 0;
     int64_t t[6];
     t[0] = hr_time_mono_ns();
     pthread_mutex_lock(&e->wmu);
     t[1] = hr_time_mono_ns();
+    int pipelined = e->log_store != NULL;
+    int64_t now_ms = jobs->now_ms;
+    drain_inflight(e, 0);
+    /* the tracked changes stay small between headroomd's flushes; an
+     * application without that timer flushes here, before this batch
+     * reaches memory (a flush writes memory as the log has it) */
+    if ((e->dmeters && hr_map_count(e->dmeters) > DIRTY_MAX) ||
+        (e->dhist && hr_map_count(e->dhist) > DIRTY_MAX) || now_ms - e->last_flush_ms > 60000) {
+        hr_err ferr = {0};
+        if (hr_ingest_flush_locked(e, &ferr))
+            hr_log(HR_LOG_WARN, "writing meters and history: %s", ferr.message);
+    }
     size_t total = 0;
     for (hr_ingest_job *j = jobs; j; j = j->next) total += (size_t)j->n;
     /* the batch's indexes sized once, for its messages (an event stages a
@@ -1047,40 +1144,62 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
             if (i + 4 < j->n) hr_msg_prefetch(&j->msgs[i + 4]);
             rc = fold_msg(e, &b, &j->msgs[i], j->now_ms, &j->status[i], &err);
         }
-    if (!rc && jobs) rc = thresholds(e, &b, jobs->now_ms, &err);
-    int64_t seq = 0;
-    t[2] = hr_time_mono_ns();
-    if (!rc) rc = persist(e, &b, &seq, &err);
-    t[3] = t[4] = hr_time_mono_ns();
+    if (!rc) rc = thresholds(e, &b, now_ms, &err);
+    hr_inflight *f = NULL;
+    uint64_t turn = 0;
+    if (!rc && !(f = calloc(1, sizeof *f))) rc = hr_err_set(&err, HR_ENOMEM, "out of memory");
     if (!rc) {
-        /* durable: now visible */
-        if (apply(e, &b, jobs->now_ms)) {
+        /* visible from now on; durable, and answered, once its log commits */
+        if (apply(e, &b, now_ms)) {
             e->fold_stuck = 1; /* memory misses a change: a restart replays it */
-            rc = hr_err_set(&err, HR_ENOMEM, "out of memory (after commit)");
+            arc = HR_ENOMEM;
         }
         track_changes(e, &b);
-        if (seq) e->folded_seq = seq;
-        remember_seen(e, &b, jobs->now_ms);
-        prune_seen(e, jobs->now_ms);
-        t[4] = hr_time_mono_ns();
-        /* the tracked changes stay small between headroomd's flushes; an
-         * application without that timer flushes here */
-        if ((e->dmeters && hr_map_count(e->dmeters) > DIRTY_MAX) ||
-            (e->dhist && hr_map_count(e->dhist) > DIRTY_MAX) ||
-            jobs->now_ms - e->last_flush_ms > 60000) {
-            hr_err ferr = {0};
-            if (hr_ingest_flush_locked(e, &ferr))
-                hr_log(HR_LOG_WARN, "writing meters and history: %s", ferr.message);
-        }
+        prune_seen(e, now_ms);
+        f->bseen = b.bseen, f->new_seen = b.new_seen, f->nseen = b.nseen, f->now_ms = now_ms;
+        b.bseen = NULL, b.new_seen = NULL;
+        if (e->inflight_tail)
+            e->inflight_tail->next = f;
+        else
+            e->inflight = f;
+        e->inflight_tail = f;
+        turn = e->log_next++;
     }
-    pthread_mutex_unlock(&e->wmu);
+    t[2] = hr_time_mono_ns();
+    if (pipelined) {
+        pthread_mutex_unlock(&e->wmu);
+        release_lead(e);
+    }
+    t[3] = t[4] = hr_time_mono_ns();
+    if (f) {
+        /* the log, in fold order: after the batches folded before this one */
+        pthread_mutex_lock(&e->imu);
+        while (e->log_turn != turn) pthread_cond_wait(&e->icv, &e->imu);
+        pthread_mutex_unlock(&e->imu);
+        t[3] = hr_time_mono_ns();
+        int64_t seq = 0;
+        rc = persist(e, &b, &seq, &err);
+        pthread_mutex_lock(&e->imu);
+        f->seq = seq;
+        f->state = rc ? -1 : 1; /* f belongs to drain_inflight from here */
+        e->log_turn++;
+        pthread_cond_broadcast(&e->icv);
+        pthread_mutex_unlock(&e->imu);
+        if (!rc && arc) rc = hr_err_set(&err, arc, "out of memory (after commit)");
+        t[4] = hr_time_mono_ns();
+    }
+    if (!pipelined) {
+        drain_inflight(e, 0);
+        pthread_mutex_unlock(&e->wmu);
+        release_lead(e);
+    }
     t[5] = hr_time_mono_ns();
     if (t[5] - t[0] > SLOW_BATCH_NS)
         hr_log(HR_LOG_WARN, "a group commit of %zu events took %lld ms: waiting for the writer %lld, "
-               "folding %lld, committing the log %lld, applying %lld, flushing %lld",
+               "folding %lld, waiting for its turn %lld, committing the log %lld",
                b.nev, (long long)(t[5] - t[0]) / 1000000, (long long)(t[1] - t[0]) / 1000000,
                (long long)(t[2] - t[1]) / 1000000, (long long)(t[3] - t[2]) / 1000000,
-               (long long)(t[4] - t[3]) / 1000000, (long long)(t[5] - t[4]) / 1000000);
+               (long long)(t[4] - t[3]) / 1000000);
     if (!rc) run_hook(e, &b);
     batch_free(&b);
     for (hr_ingest_job *j = jobs; j; j = j->next) {
@@ -1098,11 +1217,14 @@ int hr_engine_ingest(hr_engine *e, hr_msg *msgs, int n, int64_t now_ms, int *sta
         e->qhead = &job;
     e->qtail = &job;
     while (!job.done) {
-        if (e->qbusy) {
+        /* (a job taken by a batch that is still writing its log is in no
+         * queue: it waits for that batch) */
+        if (e->qbusy || !e->qhead) {
             pthread_cond_wait(&e->qcv, &e->qmu);
             continue;
         }
-        /* lead: take everything queued so far, commit it as one batch */
+        /* lead: take everything queued so far, commit it as one batch
+         * (run_batch passes the lead on as soon as it may) */
         hr_ingest_job *jobs = e->qhead;
         e->qhead = e->qtail = NULL;
         e->qbusy = 1;
@@ -1110,7 +1232,6 @@ int hr_engine_ingest(hr_engine *e, hr_msg *msgs, int n, int64_t now_ms, int *sta
         run_batch(e, jobs);
         pthread_mutex_lock(&e->qmu);
         for (hr_ingest_job *j = jobs; j; j = j->next) j->done = 1;
-        e->qbusy = 0;
         pthread_cond_broadcast(&e->qcv);
     }
     pthread_mutex_unlock(&e->qmu);
@@ -1316,6 +1437,8 @@ out:
 
 int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
     hr_store *s = e->store;
+    /* memory as the log has it: no batch still writing its log */
+    drain_inflight(e, 1);
     size_t nm = e->dmeters ? hr_map_count(e->dmeters) : 0, nh = e->dhist ? hr_map_count(e->dhist) : 0;
     e->last_flush_ms = hr_time_now_ms();
     if (e->fold_stuck == 1) {

@@ -93,7 +93,7 @@ static void kick_webhooks(void *w) { hr_webhooks_kick(w); }
 int main(int argc, char **argv) {
     const char *config = "headroom.yaml", *db = "./headroom.db", *listen = "127.0.0.1:8080";
     const char *ready = NULL, *durability = NULL, *demo_dir = NULL;
-    hr_store *cstore = NULL, *pbstore = NULL, *whstore = NULL, *apistore = NULL;
+    hr_store *cstore = NULL, *pbstore = NULL, *whstore = NULL, *apistore = NULL, *logstore = NULL;
     long sweep_s = 60;
     /* Event requests hold their thread while they wait for the group commit,
      * and a commit takes every request waiting then: more threads than
@@ -225,6 +225,13 @@ int main(int argc, char **argv) {
         hr_log(HR_LOG_ERROR, "cannot load state from %s: %s", db, err.message);
         goto out;
     }
+    /* the event log has a connection of its own: a group commit's log
+     * write overlaps the next one's fold (pipelined group commit) */
+    if (hr_store_sqlite_open(db, !strcmp(durability, "full"), &logstore, &err)) {
+        hr_log(HR_LOG_ERROR, "cannot open database %s: %s", db, err.message);
+        goto out;
+    }
+    hr_engine_set_log_store(app.engine, logstore);
     /* campaign state has a connection of its own: its flushes run beside
      * ingestion's group commits */
     if (hr_store_sqlite_open(db, !strcmp(durability, "full"), &cstore, &err) ||
@@ -252,7 +259,7 @@ int main(int argc, char **argv) {
         }
         app.pstore = apistore;
         /* their commits leave checkpoints to the group commit's thread */
-        hr_store *others[] = {cstore, whstore, pbstore, apistore};
+        hr_store *others[] = {logstore, cstore, whstore, pbstore, apistore};
         for (size_t i = 0; i < sizeof others / sizeof *others; i++)
             if (hr_store_sqlite_share_checkpoints(others[i], store, &err))
                 hr_log(HR_LOG_WARN, "a connection checkpoints itself: %s", err.message);
@@ -330,6 +337,7 @@ out:
     hr_store_close(pbstore);
     hr_store_close(whstore);
     hr_store_close(apistore);
+    hr_store_close(logstore);
     hr_store_close(store);
     if (cat) hr_catalog_release(cat);
     free(sk), free(pk), free(id1), free(id2), free(win), free(wk), free(cfg_durability);
