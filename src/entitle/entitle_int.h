@@ -255,6 +255,7 @@ struct hr_engine {
     pthread_mutex_t imu;
     pthread_cond_t icv;
     uint64_t log_next, log_turn;
+    int flush_failed;        /* a flush behind the log could not write (imu) */
     int64_t dedup_window_ms;
     int64_t last_prune_ms;  /* when seen ids past the window were last dropped */
     int64_t dedup_warned_ms; /* when the memory bound's warning was last logged */

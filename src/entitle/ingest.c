@@ -313,17 +313,21 @@ static int dhist_mark(hr_engine *e, const char *account, const char *user, const
     return err ? -1 : 0;
 }
 
-static void dirty_clear(hr_engine *e) {
+static void free_dirty(hr_map *dmeters, hr_map *dhist) {
     size_t pos = 0;
     void *v;
-    while (e->dmeters && hr_map_next(e->dmeters, &pos, NULL, &v)) {
+    while (dmeters && hr_map_next(dmeters, &pos, NULL, &v)) {
         hr_meter_value_dispose(&((hr_dmeter *)v)->v);
         free(v);
     }
     pos = 0;
-    while (e->dhist && hr_map_next(e->dhist, &pos, NULL, &v)) free(v);
-    hr_map_free(e->dmeters);
-    hr_map_free(e->dhist);
+    while (dhist && hr_map_next(dhist, &pos, NULL, &v)) free(v);
+    hr_map_free(dmeters);
+    hr_map_free(dhist);
+}
+
+static void dirty_clear(hr_engine *e) {
+    free_dirty(e->dmeters, e->dhist);
     e->dmeters = e->dhist = NULL;
 }
 
@@ -838,6 +842,11 @@ static void remember_seen(hr_engine *e, const seen_id *ids, size_t n, int64_t no
  * window, folded_seq moves past them. wmu held. */
 static void drain_inflight(hr_engine *e, int wait) {
     pthread_mutex_lock(&e->imu);
+    if (e->flush_failed && !e->fold_stuck) {
+        e->fold_stuck = 2;
+        hr_log(HR_LOG_ERROR, "writing meters and history behind the log failed: they are no "
+               "longer written; a restart rebuilds them from the event log");
+    }
     hr_inflight *f;
     while ((f = e->inflight)) {
         while (wait && !f->state) pthread_cond_wait(&e->icv, &e->imu);
@@ -1093,6 +1102,251 @@ static void track_changes(hr_engine *e, batch *b) {
     }
 }
 
+/* ---- meters and history behind the log ---------------------------------- */
+
+#define FLUSH_ROWS 512
+
+/* The name a row is stored under: the event, or "sum\x1f" + the sum key. */
+static int stored_name_cmp(const hr_dhist *a, const hr_dhist *b) {
+    const char *pa = a->is_sum ? HR_SUM_PREFIX : "", *pb = b->is_sum ? HR_SUM_PREFIX : "";
+    const char *ea = a->event, *eb = b->event;
+    for (;;) {
+        unsigned char ca = (unsigned char)(*pa ? *pa : *ea), cb = (unsigned char)(*pb ? *pb : *eb);
+        if (ca != cb || !ca) return (ca > cb) - (ca < cb);
+        if (*pa) pa++; else ea++;
+        if (*pb) pb++; else eb++;
+    }
+}
+
+/* In the table's key order: the writes walk the b-tree forwards. */
+static int dhist_cmp(const void *x, const void *y) {
+    const hr_dhist *a = *(const hr_dhist *const *)x, *b = *(const hr_dhist *const *)y;
+    int c = strcmp(a->account, b->account);
+    if (!c) c = strcmp(a->user, b->user);
+    if (!c) c = stored_name_cmp(a, b);
+    return c;
+}
+
+static int dmeter_cmp(const void *x, const void *y) {
+    return strcmp((*(const hr_dmeter *const *)x)->key, (*(const hr_dmeter *const *)y)->key);
+}
+
+/* What a flush writes, taken from memory at one moment: the changed meter
+ * values and history rows (encoded), and the change maps they came from
+ * (which own the ids the rows point at). Written later, maybe on another
+ * thread, without the writer mutex. */
+typedef struct snap {
+    hr_map *dmeters, *dhist;
+    hr_meter_rec *m;
+    size_t nm;
+    hr_hist_rec *h;
+    size_t nh;
+    size_t *at;     /* each history row's name and days in text (offsets) */
+    hr_buf text;
+} snap;
+
+static void snap_free(snap *sn) {
+    for (size_t i = 0; sn->m && i < sn->nm; i++) free((void *)sn->m[i].uniq);
+    free(sn->m);
+    free(sn->h);
+    free(sn->at);
+    hr_buf_dispose(&sn->text);
+    free_dirty(sn->dmeters, sn->dhist);
+    memset(sn, 0, sizeof *sn);
+}
+
+/* The entries of a change map, in the table's key order: the writes walk
+ * the b-tree forwards instead of jumping about it. */
+static void **sorted(hr_map *m, size_t n, int (*cmp)(const void *, const void *)) {
+    void **all = malloc((n ? n : 1) * sizeof *all);
+    size_t pos = 0, k = 0;
+    void *v;
+    while (all && k < n && hr_map_next(m, &pos, NULL, &v)) all[k++] = v;
+    if (all && k) qsort(all, k, sizeof *all, cmp);
+    return all;
+}
+
+/* Takes what changed since the last flush out of memory, into sn (the
+ * engine starts tracking afresh). wmu held. */
+static int snap_take(hr_engine *e, snap *sn, hr_err *err) {
+    memset(sn, 0, sizeof *sn);
+    hr_buf_init(&sn->text);
+    sn->dmeters = e->dmeters, sn->dhist = e->dhist;
+    e->dmeters = e->dhist = NULL;
+    size_t nm = sn->dmeters ? hr_map_count(sn->dmeters) : 0, nh = sn->dhist ? hr_map_count(sn->dhist) : 0;
+    hr_dmeter **dm = nm ? (hr_dmeter **)sorted(sn->dmeters, nm, dmeter_cmp) : NULL;
+    hr_dhist **dh = nh ? (hr_dhist **)sorted(sn->dhist, nh, dhist_cmp) : NULL;
+    int rc = 0;
+    if ((nm && (!dm || !(sn->m = calloc(nm, sizeof *sn->m)))) ||
+        (nh && (!dh || !(sn->h = calloc(nh, sizeof *sn->h)) || !(sn->at = calloc(nh, 2 * sizeof *sn->at))))) {
+        rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nm; i++) {
+        const hr_dmeter *d = dm[i];
+        const hr_account *a = hr_acctix_get(e->accounts, d->account);
+        const hr_mval_ent *mv = a && d->live ? find_mval(a, d->meter) : NULL;
+        const hr_meter_value *val = d->live ? (mv && mv->v.period_start == d->ps ? &mv->v : NULL)
+                                            : &d->v;
+        if (!a || !val) continue; /* the account went */
+        uint64_t *set = val->nuniq ? compact_set(val) : NULL;
+        if (val->nuniq && !set) {
+            rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+            goto out;
+        }
+        sn->m[sn->nm++] = (hr_meter_rec){d->account, d->meter, d->ps, val->value, val->latest_ms, set,
+                                         val->nuniq};
+    }
+    for (size_t i = 0; i < nh; i++) {
+        const hr_dhist *h = dh[i];
+        hr_account *a = hr_acctix_get(e->accounts, h->account);
+        hr_hist **owner = a ? owner_of_row(a, h->user) : NULL;
+        if (!owner) continue; /* the account or member went */
+        const hr_hist_ent *he = h->is_sum ? NULL : hr_hist_find_interned(*owner, h->event);
+        const hr_sum_ent *se = h->is_sum ? hr_hist_sum(owner, h->event, 0) : NULL;
+        if (!he && !se) continue;
+        hr_buf *t = &sn->text;
+        size_t name = t->len;
+        if (se) { /* the stored name, "sum\x1f" + the key */
+            hr_buf_puts(t, HR_SUM_PREFIX);
+            hr_buf_puts(t, h->event);
+            hr_buf_putc(t, 0);
+        }
+        size_t days = t->len;
+        hr_hist_days_text(he, se, t);
+        hr_buf_putc(t, 0); /* an empty list still needs its text */
+        sn->at[2 * sn->nh] = se ? name : SIZE_MAX, sn->at[2 * sn->nh + 1] = days;
+        sn->h[sn->nh++] = (hr_hist_rec){h->account, h->user, h->event, he ? he->first_ms : 0,
+                                        he ? he->last_ms : 0, NULL};
+    }
+    if (hr_buf_failed(&sn->text)) rc = hr_err_set(err, HR_ENOMEM, "out of memory");
+    /* the text is whole now: point the rows into it */
+    for (size_t i = 0; !rc && i < sn->nh; i++) {
+        if (sn->at[2 * i] != SIZE_MAX) sn->h[i].event = sn->text.data + sn->at[2 * i];
+        sn->h[i].days = sn->text.data + sn->at[2 * i + 1];
+    }
+out:
+    free(dm);
+    free(dh);
+    e->last_flush_ms = hr_time_now_ms();
+    return rc;
+}
+
+/* Writes sn and folded_seq in one transaction on s. */
+static int snap_write(hr_store *s, const snap *sn, int64_t folded_seq, hr_err *err) {
+    int rc = s->ops->begin(s, err);
+    for (size_t i = 0; i < sn->nm && !rc; i++) rc = s->ops->put_meter(s, &sn->m[i], err);
+    for (size_t i = 0; i < sn->nh && !rc; i += FLUSH_ROWS)
+        rc = s->ops->put_hists(s, sn->h + i, (int)(sn->nh - i < FLUSH_ROWS ? sn->nh - i : FLUSH_ROWS), err);
+    if (!rc) rc = s->ops->put_folded_seq(s, folded_seq, err);
+    if (!rc) rc = s->ops->commit(s, err);
+    if (rc) s->ops->rollback(s);
+    return rc;
+}
+
+/* Nothing to write, or writing stopped (wmu held); says why once. */
+static int nothing_to_flush(hr_engine *e) {
+    if (e->fold_stuck == 1) {
+        e->fold_stuck = 2;
+        hr_log(HR_LOG_ERROR, "meters and history are no longer written (out of memory tracking "
+               "their changes); a restart rebuilds them from the event log");
+    }
+    size_t nm = e->dmeters ? hr_map_count(e->dmeters) : 0, nh = e->dhist ? hr_map_count(e->dhist) : 0;
+    return !e->store || e->fold_stuck || (!nm && !nh && e->flushed_seq == e->folded_seq);
+}
+
+int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
+    /* memory as the log has it: no batch still writing its log */
+    drain_inflight(e, 1);
+    if (nothing_to_flush(e)) {
+        e->last_flush_ms = hr_time_now_ms();
+        return 0;
+    }
+    snap sn;
+    int rc = snap_take(e, &sn, err);
+    if (!rc) rc = snap_write(e->store, &sn, e->folded_seq, err);
+    if (!rc) {
+        e->flushed_seq = e->folded_seq;
+    } else if (!e->dmeters && !e->dhist) {
+        /* still tracked: the next flush tries again (wmu was held: nothing
+         * changed meanwhile) */
+        e->dmeters = sn.dmeters, e->dhist = sn.dhist;
+        sn.dmeters = sn.dhist = NULL;
+    }
+    snap_free(&sn);
+    return rc;
+}
+
+/* A flush behind the log (pipelined): the snapshot is taken now, under
+ * wmu, and written in the log's order, after the batches folded before it
+ * and before those folded after: folded_seq is then the log's newest seq,
+ * and nobody waits for the writing under wmu. */
+typedef struct behind {
+    snap sn;
+    uint64_t turn;
+    int taken;
+} behind;
+
+/* wmu held. */
+static void behind_take(hr_engine *e, behind *bh) {
+    hr_err err = {0};
+    bh->taken = 0;
+    if (nothing_to_flush(e)) {
+        e->last_flush_ms = hr_time_now_ms();
+        return;
+    }
+    if (snap_take(e, &bh->sn, &err)) {
+        e->fold_stuck = 2;
+        hr_log(HR_LOG_ERROR, "writing meters and history: %s; they are no longer written, a "
+               "restart rebuilds them from the event log", err.message);
+        snap_free(&bh->sn);
+        return;
+    }
+    e->flushed_seq = e->folded_seq;
+    bh->turn = e->log_next++;
+    bh->taken = 1;
+}
+
+/* Without wmu: waits for the turn, writes, passes the turn on. */
+static int behind_write(hr_engine *e, behind *bh, hr_err *err) {
+    if (!bh->taken) return 0;
+    pthread_mutex_lock(&e->imu);
+    while (e->log_turn != bh->turn) pthread_cond_wait(&e->icv, &e->imu);
+    pthread_mutex_unlock(&e->imu);
+    int64_t seq = 0;
+    int rc = e->log_store->ops->last_seq(e->log_store, &seq, err);
+    if (!rc) rc = snap_write(e->log_store, &bh->sn, seq, err);
+    pthread_mutex_lock(&e->imu);
+    if (rc) e->flush_failed = 1; /* drain_inflight stops the writing */
+    e->log_turn++;
+    pthread_cond_broadcast(&e->icv);
+    pthread_mutex_unlock(&e->imu);
+    snap_free(&bh->sn);
+    bh->taken = 0;
+    return rc;
+}
+
+int hr_engine_flush_derived(hr_engine *e, int64_t max_age_ms, hr_err *err) {
+    pthread_mutex_lock(&e->wmu);
+    int rc = 0, due = !max_age_ms || hr_time_now_ms() - e->last_flush_ms >= max_age_ms;
+    int64_t t0 = hr_time_mono_ns();
+    size_t n = (e->dmeters ? hr_map_count(e->dmeters) : 0) + (e->dhist ? hr_map_count(e->dhist) : 0);
+    behind bh = {0};
+    if (due && e->log_store) {
+        drain_inflight(e, 0);
+        behind_take(e, &bh);
+    } else if (due) {
+        rc = hr_ingest_flush_locked(e, err);
+    }
+    int64_t ns = hr_time_mono_ns() - t0;
+    pthread_mutex_unlock(&e->wmu);
+    if (bh.taken) rc = behind_write(e, &bh, err);
+    if (ns > SLOW_BATCH_NS) /* ingestion waited for it */
+        hr_log(HR_LOG_WARN, "writing %zu changed meter values and history days took %lld ms", n,
+               (long long)ns / 1000000);
+    return rc;
+}
+
 /* The queue's next leader may start (qbusy cleared). */
 static void release_lead(hr_engine *e) {
     pthread_mutex_lock(&e->qmu);
@@ -1120,11 +1374,15 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     drain_inflight(e, 0);
     /* the tracked changes stay small between headroomd's flushes; an
      * application without that timer flushes here, before this batch
-     * reaches memory (a flush writes memory as the log has it) */
+     * reaches memory (a flush writes memory as the log has it): behind
+     * the log when pipelined, written below before this batch's log */
+    behind bh = {0};
     if ((e->dmeters && hr_map_count(e->dmeters) > DIRTY_MAX) ||
         (e->dhist && hr_map_count(e->dhist) > DIRTY_MAX) || now_ms - e->last_flush_ms > 60000) {
         hr_err ferr = {0};
-        if (hr_ingest_flush_locked(e, &ferr))
+        if (pipelined)
+            behind_take(e, &bh);
+        else if (hr_ingest_flush_locked(e, &ferr))
             hr_log(HR_LOG_WARN, "writing meters and history: %s", ferr.message);
     }
     size_t total = 0;
@@ -1169,6 +1427,10 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
     if (pipelined) {
         pthread_mutex_unlock(&e->wmu);
         release_lead(e);
+    }
+    if (bh.taken) {
+        hr_err ferr = {0};
+        if (behind_write(e, &bh, &ferr)) hr_log(HR_LOG_WARN, "writing meters and history: %s", ferr.message);
     }
     t[3] = t[4] = hr_time_mono_ns();
     if (f) {
@@ -1350,153 +1612,6 @@ out:
     free(msgs);
     free(status);
     free(list);
-    return rc;
-}
-
-/* ---- meters and history behind the log ---------------------------------- */
-
-#define FLUSH_ROWS 512
-
-/* The name a row is stored under: the event, or "sum\x1f" + the sum key. */
-static int stored_name_cmp(const hr_dhist *a, const hr_dhist *b) {
-    const char *pa = a->is_sum ? HR_SUM_PREFIX : "", *pb = b->is_sum ? HR_SUM_PREFIX : "";
-    const char *ea = a->event, *eb = b->event;
-    for (;;) {
-        unsigned char ca = (unsigned char)(*pa ? *pa : *ea), cb = (unsigned char)(*pb ? *pb : *eb);
-        if (ca != cb || !ca) return (ca > cb) - (ca < cb);
-        if (*pa) pa++; else ea++;
-        if (*pb) pb++; else eb++;
-    }
-}
-
-/* In the table's key order: the writes walk the b-tree forwards. */
-static int dhist_cmp(const void *x, const void *y) {
-    const hr_dhist *a = *(const hr_dhist *const *)x, *b = *(const hr_dhist *const *)y;
-    int c = strcmp(a->account, b->account);
-    if (!c) c = strcmp(a->user, b->user);
-    if (!c) c = stored_name_cmp(a, b);
-    return c;
-}
-
-static int dmeter_cmp(const void *x, const void *y) {
-    return strcmp((*(const hr_dmeter *const *)x)->key, (*(const hr_dmeter *const *)y)->key);
-}
-
-/* Each changed (account, user, event) row, whole, from memory. */
-static int flush_hist(hr_engine *e, hr_err *err) {
-    hr_store *s = e->store;
-    size_t n = e->dhist ? hr_map_count(e->dhist) : 0, k = 0, pos = 0;
-    if (!n) return 0;
-    hr_dhist **all = malloc(n * sizeof *all);
-    hr_buf *text = calloc(FLUSH_ROWS, sizeof *text); /* each row's days and name */
-    hr_hist_rec rows[FLUSH_ROWS];
-    int nr = 0, rc = 0;
-    if (!all || !text) {
-        rc = hr_err_set(err, HR_ENOMEM, "out of memory");
-        goto out;
-    }
-    void *v;
-    while (k < n && hr_map_next(e->dhist, &pos, NULL, &v)) all[k++] = v;
-    qsort(all, k, sizeof *all, dhist_cmp);
-    for (size_t i = 0; i < k && !rc; i++) {
-        const hr_dhist *h = all[i];
-        hr_account *a = hr_acctix_get(e->accounts, h->account);
-        hr_hist **owner = a ? owner_of_row(a, h->user) : NULL;
-        if (!owner) continue; /* the account or member went */
-        const hr_hist_ent *he = h->is_sum ? NULL : hr_hist_find_interned(*owner, h->event);
-        const hr_sum_ent *se = h->is_sum ? hr_hist_sum(owner, h->event, 0) : NULL;
-        if (!he && !se) continue;
-        hr_buf *t = &text[nr];
-        hr_buf_reset(t);
-        if (se) { /* the name first, then the days after its NUL */
-            hr_buf_puts(t, HR_SUM_PREFIX);
-            hr_buf_puts(t, h->event);
-            hr_buf_putc(t, 0);
-        }
-        size_t at = t->len;
-        hr_hist_days_text(he, se, t);
-        hr_buf_putc(t, 0); /* an empty list still needs its text */
-        if (hr_buf_failed(t)) {
-            rc = hr_err_set(err, HR_ENOMEM, "out of memory");
-            break;
-        }
-        rows[nr++] = (hr_hist_rec){h->account, h->user, se ? t->data : h->event,
-                                   he ? he->first_ms : 0, he ? he->last_ms : 0, t->data + at};
-        if (nr == FLUSH_ROWS) {
-            rc = s->ops->put_hists(s, rows, nr, err);
-            nr = 0;
-        }
-    }
-    if (!rc && nr) rc = s->ops->put_hists(s, rows, nr, err);
-out:
-    for (int i = 0; text && i < FLUSH_ROWS; i++) hr_buf_dispose(&text[i]);
-    free(text);
-    free(all);
-    return rc;
-}
-
-int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
-    hr_store *s = e->store;
-    /* memory as the log has it: no batch still writing its log */
-    drain_inflight(e, 1);
-    size_t nm = e->dmeters ? hr_map_count(e->dmeters) : 0, nh = e->dhist ? hr_map_count(e->dhist) : 0;
-    e->last_flush_ms = hr_time_now_ms();
-    if (e->fold_stuck == 1) {
-        e->fold_stuck = 2;
-        hr_log(HR_LOG_ERROR, "meters and history are no longer written (out of memory tracking "
-               "their changes); a restart rebuilds them from the event log");
-    }
-    if (!s || e->fold_stuck || (!nm && !nh && e->flushed_seq == e->folded_seq)) return 0;
-    /* in the table's key order (the key sorts as account, meter, period):
-     * the writes walk the b-tree forwards instead of jumping about it */
-    hr_dmeter **all = nm ? malloc(nm * sizeof *all) : NULL;
-    if (nm && !all) return hr_err_set(err, HR_ENOMEM, "out of memory");
-    size_t pos = 0, k = 0;
-    void *v;
-    while (k < nm && hr_map_next(e->dmeters, &pos, NULL, &v)) all[k++] = v;
-    if (k) qsort(all, k, sizeof *all, dmeter_cmp);
-    int rc = s->ops->begin(s, err);
-    for (size_t i = 0; i < k && !rc; i++) {
-        const hr_dmeter *d = all[i];
-        const hr_account *a = hr_acctix_get(e->accounts, d->account);
-        const hr_mval_ent *mv = a && d->live ? find_mval(a, d->meter) : NULL;
-        const hr_meter_value *val = d->live ? (mv && mv->v.period_start == d->ps ? &mv->v : NULL)
-                                            : &d->v;
-        if (!a || !val) continue; /* the account went */
-        uint64_t *set = val->nuniq ? compact_set(val) : NULL;
-        if (val->nuniq && !set) {
-            rc = hr_err_set(err, HR_ENOMEM, "out of memory");
-            break;
-        }
-        hr_meter_rec r = {d->account, d->meter, d->ps, val->value, val->latest_ms, set, val->nuniq};
-        rc = s->ops->put_meter(s, &r, err);
-        free(set);
-    }
-    free(all);
-    if (!rc) rc = flush_hist(e, err);
-    if (!rc) rc = s->ops->put_folded_seq(s, e->folded_seq, err);
-    if (!rc) rc = s->ops->commit(s, err);
-    if (rc) {
-        s->ops->rollback(s);
-        return rc;
-    }
-    dirty_clear(e);
-    e->flushed_seq = e->folded_seq;
-    return 0;
-}
-
-int hr_engine_flush_derived(hr_engine *e, int64_t max_age_ms, hr_err *err) {
-    pthread_mutex_lock(&e->wmu);
-    int rc = 0;
-    int64_t t0 = hr_time_mono_ns();
-    size_t n = (e->dmeters ? hr_map_count(e->dmeters) : 0) + (e->dhist ? hr_map_count(e->dhist) : 0);
-    if (!max_age_ms || hr_time_now_ms() - e->last_flush_ms >= max_age_ms)
-        rc = hr_ingest_flush_locked(e, err);
-    int64_t ns = hr_time_mono_ns() - t0;
-    pthread_mutex_unlock(&e->wmu);
-    if (ns > SLOW_BATCH_NS) /* ingestion waited for it */
-        hr_log(HR_LOG_WARN, "writing %zu changed meter values and history days took %lld ms", n,
-               (long long)ns / 1000000);
     return rc;
 }
 
