@@ -650,7 +650,7 @@ static int sums(hr_engine *e, batch *b, hr_account *a, hr_user *u, hr_msg *m) {
 static int history(hr_engine *e, batch *b, hr_account *a, hr_msg *m) {
     static const char *any;
     if (!any) any = hr_intern("*"); /* under the writer mutex: set once */
-    const char *ev = hr_intern(m->event);
+    const char *ev = m->ievent ? m->ievent : hr_intern(m->event);
     int product = strncmp(m->event, "headroom.", 9) != 0;
     if (!ev || !any) return -1;
     if (hist_add(b, &a->hist, a->id, "", ev, m->timestamp_ms) ||

@@ -64,15 +64,20 @@ typedef struct sstate {
     size_t end;          /* just past the root object */
 } sstate;
 
-static int top_key(const char *k) {
-    static const char *const names[] = {
-        [K_TYPE] = "type", [K_MESSAGE_ID] = "messageId", [K_USER_ID] = "userId",
-        [K_ANONYMOUS_ID] = "anonymousId", [K_EVENT] = "event", [K_NAME] = "name",
-        [K_GROUP_ID] = "groupId", [K_TIMESTAMP] = "timestamp", [K_SENT_AT] = "sentAt",
-        [K_ORIGINAL_TIMESTAMP] = "originalTimestamp", [K_PROPERTIES] = "properties",
-        [K_TRAITS] = "traits", [K_CONTEXT] = "context"};
-    for (int i = K_TYPE; i <= K_CONTEXT; i++)
-        if (names[i][0] == k[0] && !strcmp(names[i], k)) return i;
+/* By length first: every root member of every message comes here. */
+static int top_key(const char *k, size_t n) {
+#define K(name, id) if (!memcmp(k, name, n)) return id
+    switch (n) {
+    case 4: K("type", K_TYPE); K("name", K_NAME); break;
+    case 5: K("event", K_EVENT); break;
+    case 6: K("userId", K_USER_ID); K("sentAt", K_SENT_AT); K("traits", K_TRAITS); break;
+    case 7: K("groupId", K_GROUP_ID); K("context", K_CONTEXT); break;
+    case 9: K("messageId", K_MESSAGE_ID); K("timestamp", K_TIMESTAMP); break;
+    case 10: K("properties", K_PROPERTIES); break;
+    case 11: K("anonymousId", K_ANONYMOUS_ID); break;
+    case 17: K("originalTimestamp", K_ORIGINAL_TIMESTAMP); break;
+    }
+#undef K
     return K_OTHER;
 }
 
@@ -236,7 +241,7 @@ static int on_key(void *ud, const unsigned char *s, size_t n) {
     st->key = NULL;
     if (st->depth == 1) {
         st->key = keep(st->sc, (const char *)s, n);
-        st->top = st->key ? top_key(st->key) : K_OTHER;
+        st->top = st->key ? top_key(st->key, n) : K_OTHER;
         if (!st->key) st->sc->over = 1;
         /* a repeated "properties" or "context" replaces the earlier one, as
          * in json-c: what was kept of it no longer counts */

@@ -49,6 +49,7 @@ typedef struct hr_msg {
     size_t text_len;
     struct hr_msg_scan *scan; /* hr_msg_scan's fields and strings; NULL otherwise */
     uint64_t id_hash;         /* hr_hash of message_id when the caller set it (0: not yet) */
+    const char *ievent;       /* event, interned (intern.h), when the caller did it */
 } hr_msg;
 
 const char *hr_msg_type_str(hr_msg_type t);

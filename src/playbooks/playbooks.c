@@ -965,7 +965,8 @@ static void enqueue(hr_playbooks *p, const char *account) {
 static void on_ingested(void *ud, const hr_ingested *evs, int n) {
     hr_playbooks *p = ud;
     pthread_mutex_lock(&p->mu);
-    for (int i = 0; i < n; i++) enqueue(p, evs[i].account);
+    for (int i = 0; i < n; i++) /* a batch's events mostly follow their account */
+        if (!i || strcmp(evs[i].account, evs[i - 1].account)) enqueue(p, evs[i].account);
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }
