@@ -1256,8 +1256,13 @@ static int nothing_to_flush(hr_engine *e) {
 }
 
 int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
-    /* memory as the log has it: no batch still writing its log */
+    /* memory as the log has it: no batch still writing its log; and no
+     * flush behind the log still to write an older snapshot over this one
+     * (turns are handed out under wmu: none start meanwhile) */
     drain_inflight(e, 1);
+    pthread_mutex_lock(&e->imu);
+    while (e->log_turn != e->log_next) pthread_cond_wait(&e->icv, &e->imu);
+    pthread_mutex_unlock(&e->imu);
     if (nothing_to_flush(e)) {
         e->last_flush_ms = hr_time_now_ms();
         return 0;
