@@ -42,7 +42,7 @@ static void bad_line(hr_buf *errs, int *nerr, long long line, const char *fmt, .
  * on a bad line reports it and returns -1. m is disposed by the caller
  * either way. */
 static int parse_line(char *ln, size_t len, long long line, int64_t now_ms, hr_msg *m,
-                      char *id, size_t idlen, hr_buf *errs, int *nerr) {
+                      hr_buf *errs, int *nerr) {
     hr_err e = {0};
     if (len > HR_MSG_MAX_BYTES) {
         bad_line(errs, nerr, line, "a message is at most 32 KB, this line is %zu bytes", len);
@@ -53,8 +53,13 @@ static int parse_line(char *ln, size_t len, long long line, int64_t now_ms, hr_m
                                              ? "a line must be a JSON object" : e.message);
         return -1;
     }
-    if (!m->message_id) {
-        snprintf(id, idlen, "import-%016llx-%lld", (unsigned long long)hr_hash(ln, len), line);
+    if (!m->message_id) { /* "import-" + 16 hex digits + "-" + at most 16 digits */
+        char *id = hr_msg_room(m, 48);
+        if (!id) {
+            bad_line(errs, nerr, line, "out of memory");
+            return -1;
+        }
+        snprintf(id, 48, "import-%016llx-%lld", (unsigned long long)hr_hash(ln, len), line);
         m->message_id = id;
     }
     return 0;
@@ -76,15 +81,12 @@ void hr_api_seg_import(hr_req *r) {
     size_t nlines = 1;
     for (const char *p = r->body; (p = memchr(p, '\n', r->body_len - (size_t)(p - r->body))); p++)
         nlines++;
-    /* a line's own messageId, when it has none, lives in ids */
-    enum { ID_LEN = 64 };
     hr_msg *msgs = calloc(nlines, sizeof *msgs);
-    char *ids = malloc(nlines * ID_LEN);
     int *status = calloc(nlines, sizeof *status);
     hr_buf errs;
     hr_buf_init(&errs);
     int n = 0, nerr = 0;
-    if (!msgs || !ids || !status) {
+    if (!msgs || !status) {
         hr_reply_error(r, 500, "internal", "out of memory");
         goto out;
     }
@@ -99,8 +101,7 @@ void hr_api_seg_import(hr_req *r) {
         char *ln = p;
         p = nl ? nl + 1 : end;
         if (!len) continue;
-        if (!parse_line(ln, len, line, now_ms, &msgs[n], ids + (size_t)n * ID_LEN, ID_LEN, &errs,
-                        &nerr))
+        if (!parse_line(ln, len, line, now_ms, &msgs[n], &errs, &nerr))
             n++;
         else
             hr_msg_dispose(&msgs[n]);
@@ -109,7 +110,6 @@ void hr_api_seg_import(hr_req *r) {
 out:
     for (int i = 0; msgs && i < n; i++) hr_msg_dispose(&msgs[i]);
     free(msgs);
-    free(ids);
     free(status);
     hr_buf_dispose(&errs);
 }

@@ -321,6 +321,13 @@ int hr_msg_scan(const char *text, size_t len, int type, int64_t batch_sent_at_ms
     return hr_msg_finish(&mf, type, len, batch_sent_at_ms, now_ms, out, err);
 }
 
+char *hr_msg_room(hr_msg *m, size_t n) {
+    struct hr_msg_scan *sc = m->scan;
+    if (!sc || sc->used + n > sc->cap) return NULL;
+    sc->used += n;
+    return sc->mem + sc->used - n;
+}
+
 void hr_msg_prefetch(const hr_msg *m) {
     const char *p = (const char *)m->scan;
     if (!p) return;

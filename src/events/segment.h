@@ -75,6 +75,10 @@ int hr_msg_parse(json_object *o, int type, size_t size, int64_t batch_sent_at_ms
  * outlive out; out->text is text. Free with hr_msg_dispose, also on error. */
 int hr_msg_scan(const char *text, size_t len, int type, int64_t batch_sent_at_ms, int64_t now_ms,
                 hr_msg *out, hr_err *err);
+/* n bytes that live as long as a scanned message (for a string the caller
+ * gives it, such as a messageId of its own), or NULL: a scan keeps at
+ * least 48 bytes free. */
+char *hr_msg_room(hr_msg *m, size_t n);
 /* Starts loading what hr_msg_value will read of a scanned message (it was
  * written by another thread's core): for a caller about to fold it. */
 void hr_msg_prefetch(const hr_msg *m);
