@@ -140,19 +140,25 @@ int hr_msg_finish(const hr_msg_fields *f, int type, size_t size, int64_t batch_s
     return 0;
 }
 
-/* A json-c value as a field. json-c holds JSON null as NULL, as it does a
+/* A json-c value's kind. json-c holds JSON null as NULL, as it does a
  * member that is not there: both read as absent. */
-static hr_mfield field_of(json_object *v) {
+static hr_jv_type kind_of(json_object *v) {
     switch (v ? json_object_get_type(v) : json_type_null) {
-    case json_type_null: return (hr_mfield){HR_JV_ABSENT, NULL};
-    case json_type_boolean: return (hr_mfield){HR_JV_BOOL, NULL};
-    case json_type_double: return (hr_mfield){HR_JV_DOUBLE, NULL};
-    case json_type_int: return (hr_mfield){HR_JV_INT, json_object_get_string(v)};
-    case json_type_string: return (hr_mfield){HR_JV_STRING, json_object_get_string(v)};
-    case json_type_object: return (hr_mfield){HR_JV_OBJECT, NULL};
-    case json_type_array: return (hr_mfield){HR_JV_ARRAY, NULL};
+    case json_type_null: return HR_JV_ABSENT;
+    case json_type_boolean: return HR_JV_BOOL;
+    case json_type_double: return HR_JV_DOUBLE;
+    case json_type_int: return HR_JV_INT;
+    case json_type_string: return HR_JV_STRING;
+    case json_type_object: return HR_JV_OBJECT;
+    case json_type_array: return HR_JV_ARRAY;
     }
-    return (hr_mfield){HR_JV_ABSENT, NULL};
+    return HR_JV_ABSENT;
+}
+
+/* A json-c value as a field: strings and integers with their text. */
+static hr_mfield field_of(json_object *v) {
+    hr_jv_type k = kind_of(v);
+    return (hr_mfield){k, k == HR_JV_INT || k == HR_JV_STRING ? json_object_get_string(v) : NULL};
 }
 
 int hr_msg_parse(json_object *o, int type, size_t size, int64_t batch_sent_at_ms, int64_t now_ms,
@@ -204,16 +210,8 @@ void hr_json_value_at(json_object *root, const char *path, hr_jval *out) {
         p += n;
         if (*p == '.') p++;
     }
-    *out = (hr_jval){HR_JV_ABSENT, NULL, 0};
-    switch (cur ? json_object_get_type(cur) : json_type_null) {
-    case json_type_null: return;
-    case json_type_boolean: out->type = HR_JV_BOOL; break;
-    case json_type_int: out->type = HR_JV_INT; break;
-    case json_type_double: out->type = HR_JV_DOUBLE; break;
-    case json_type_string: out->type = HR_JV_STRING; break;
-    case json_type_object: out->type = HR_JV_OBJECT; break;
-    case json_type_array: out->type = HR_JV_ARRAY; break;
-    }
+    *out = (hr_jval){kind_of(cur), NULL, 0};
+    if (out->type == HR_JV_ABSENT) return;
     out->str = json_object_get_string(cur);
     if (out->type == HR_JV_INT || out->type == HR_JV_DOUBLE) out->num = json_object_get_double(cur);
 }
