@@ -87,7 +87,9 @@ rm -f "$DATA.jsonl.import-state"
 RATE=$(sed -n 's/.* \([0-9]*\) events\/s$/\1/p' "$TMP/import.txt")
 IMPORTED=$(sed -n 's/^imported \([0-9]*\) events.*/\1/p' "$TMP/import.txt")
 stop_pid SRV_PID
-ROWS=$(sqlite3 "$DB" "SELECT count(*) FROM events WHERE type = 'track' AND event NOT LIKE 'headroom.%'")
+# a row holds n events (one account's, of one commit and type; headroom's
+# own events have a row each)
+ROWS=$(sqlite3 "$DB" "SELECT sum(n) FROM events WHERE type = 'track' AND event NOT LIKE 'headroom.%'")
 WEBHOOKS_OK=$(sqlite3 "$DB" "SELECT count(*) FROM deliveries WHERE code BETWEEN 200 AND 299")
 WEBHOOKS_FAILED=$(sqlite3 "$DB" "SELECT count(*) FROM deliveries WHERE code NOT BETWEEN 200 AND 299")
 {

@@ -30,15 +30,15 @@ int hr_cmd_compact(int argc, char **argv) {
         return 1;
     }
     long long total = 0;
-    int deleted = 0, rc = 0;
-    int64_t cutoff = hr_time_now_ms() - (int64_t)days * 86400 * 1000;
+    int rows = 0, rc = 0;
+    int64_t cutoff = hr_time_now_ms() - (int64_t)days * 86400 * 1000, events = 0;
     do {
-        if ((rc = s->ops->prune_events(s, cutoff, 10000, &deleted, &err))) {
+        if ((rc = s->ops->prune_events(s, cutoff, 10000, &rows, &events, &err))) {
             fprintf(stderr, "headroom: %s: %s\n", db, err.message);
             break;
         }
-        total += deleted;
-    } while (deleted == 10000);
+        total += events;
+    } while (rows == 10000);
     hr_store_close(s);
     if (!rc) printf("removed %lld raw events older than %ld days from %s\n", total, days, db);
     return rc ? 1 : 0;

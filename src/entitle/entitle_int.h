@@ -271,6 +271,8 @@ struct hr_engine {
      * may move or go), and how far the log has been folded. */
     hr_map *dmeters;        /* "account\x1fmeter\x1fperiod" -> hr_dmeter */
     hr_map *dhist;          /* "account\x1fuser\x1fevent\x1fday" -> hr_dhist */
+    size_t dmeters_hint, dhist_hint; /* their sizes at the last flush: the next
+                                        ones start there instead of growing */
     int64_t folded_seq;     /* newest log seq folded into memory */
     int64_t flushed_seq;    /* newest log seq in the meter and history tables */
     int64_t last_flush_ms;

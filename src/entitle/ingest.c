@@ -272,7 +272,7 @@ static hr_dmeter *dmeter_get(hr_engine *e, const char *account, const char *mete
     if (kl < 0) return NULL;
     hr_dmeter *d = e->dmeters ? hr_map_get(e->dmeters, key) : NULL;
     if (d || !create) return d;
-    if (!e->dmeters && !(e->dmeters = hr_map_new(256))) return NULL;
+    if (!e->dmeters && !(e->dmeters = hr_map_new(e->dmeters_hint > 256 ? e->dmeters_hint : 256))) return NULL;
     size_t al = strlen(account);
     if (!(d = calloc(1, sizeof *d + (size_t)kl + 1 + al + 1))) return NULL;
     memcpy(d->key, key, (size_t)kl + 1);
@@ -296,7 +296,7 @@ static int dhist_mark(hr_engine *e, const char *account, const char *user, const
     int kl = dkey(key, account, user, (uint64_t)(uintptr_t)event, 1, (uint64_t)is_sum);
     if (kl < 0) return -1;
     if (e->dhist && hr_map_get(e->dhist, key)) return 0;
-    if (!e->dhist && !(e->dhist = hr_map_new(256))) return -1;
+    if (!e->dhist && !(e->dhist = hr_map_new(e->dhist_hint > 256 ? e->dhist_hint : 256))) return -1;
     size_t al = strlen(account), ul = strlen(user);
     hr_dhist *d = calloc(1, sizeof *d + (size_t)kl + 1 + al + 1 + ul + 1);
     if (!d) return -1;
@@ -900,7 +900,7 @@ static void prune_seen(hr_engine *e, int64_t now_ms) {
     int64_t t0 = hr_time_now_ms();
     int deleted = 0;
     do {
-        if (e->store->ops->prune_events(e->store, now_ms - e->retention_ms, 10000, &deleted,
+        if (e->store->ops->prune_events(e->store, now_ms - e->retention_ms, 10000, &deleted, NULL,
                                         &ignore))
             break;
     } while (deleted == 10000 && hr_time_now_ms() - t0 < 200);
@@ -1108,6 +1108,7 @@ static void track_changes(hr_engine *e, batch *b) {
 
 /* The name a row is stored under: the event, or "sum\x1f" + the sum key. */
 static int stored_name_cmp(const hr_dhist *a, const hr_dhist *b) {
+    if (a->event == b->event && a->is_sum == b->is_sum) return 0; /* interned */
     const char *pa = a->is_sum ? HR_SUM_PREFIX : "", *pb = b->is_sum ? HR_SUM_PREFIX : "";
     const char *ea = a->event, *eb = b->event;
     for (;;) {
@@ -1118,17 +1119,18 @@ static int stored_name_cmp(const hr_dhist *a, const hr_dhist *b) {
     }
 }
 
-/* In the table's key order: the writes walk the b-tree forwards. */
+/* Within an account: event_hist's (user, stored name) */
 static int dhist_cmp(const void *x, const void *y) {
     const hr_dhist *a = *(const hr_dhist *const *)x, *b = *(const hr_dhist *const *)y;
-    int c = strcmp(a->account, b->account);
-    if (!c) c = strcmp(a->user, b->user);
-    if (!c) c = stored_name_cmp(a, b);
-    return c;
+    int c = strcmp(a->user, b->user);
+    return c ? c : stored_name_cmp(a, b);
 }
 
+/* Within an account: meter_values' (meter, period_start) */
 static int dmeter_cmp(const void *x, const void *y) {
-    return strcmp((*(const hr_dmeter *const *)x)->key, (*(const hr_dmeter *const *)y)->key);
+    const hr_dmeter *a = *(const hr_dmeter *const *)x, *b = *(const hr_dmeter *const *)y;
+    int c = a->meter == b->meter ? 0 : strcmp(a->meter, b->meter); /* interned */
+    return c ? c : (a->ps > b->ps) - (a->ps < b->ps);
 }
 
 /* What a flush writes, taken from memory at one moment: the changed meter
@@ -1155,15 +1157,69 @@ static void snap_free(snap *sn) {
     memset(sn, 0, sizeof *sn);
 }
 
-/* The entries of a change map, in the table's key order: the writes walk
- * the b-tree forwards instead of jumping about it. */
-static void **sorted(hr_map *m, size_t n, int (*cmp)(const void *, const void *)) {
-    void **all = malloc((n ? n : 1) * sizeof *all);
-    size_t pos = 0, k = 0;
+/* An account's entries in a flush being sorted. */
+typedef struct agroup {
+    const char *account;
+    size_t n, at;
+} agroup;
+
+static int agroup_cmp(const void *x, const void *y) {
+    return strcmp((*(const agroup *const *)x)->account, (*(const agroup *const *)y)->account);
+}
+
+/* The entries of a change map in their table's key order, account first,
+ * so the writes walk the b-tree forwards: grouped by account (read once
+ * each), the accounts sorted, then each account's few entries by cmp. A
+ * flush of hundreds of thousands of entries from a few thousand accounts
+ * sorts under the writer mutex: one sort of them all followed two
+ * pointers into the heap per comparison. is_hist: hr_dhist entries, else
+ * hr_dmeter. NULL on OOM. */
+static void **sorted(hr_map *m, size_t n, int is_hist, int (*cmp)(const void *, const void *)) {
+    void **all = malloc((n ? n : 1) * sizeof *all), **out = NULL;
+    uint32_t *gid = malloc((n ? n : 1) * sizeof *gid);
+    agroup *gs = NULL, **order = NULL;
+    hr_map *ix = hr_map_new(n / 16 + 16);
+    size_t ng = 0, capg = 0, k = 0, pos = 0;
     void *v;
-    while (all && k < n && hr_map_next(m, &pos, NULL, &v)) all[k++] = v;
-    if (all && k) qsort(all, k, sizeof *all, cmp);
-    return all;
+    if (!all || !gid || !ix) goto out;
+    while (k < n && hr_map_next(m, &pos, NULL, &v)) {
+        const char *acct = is_hist ? ((hr_dhist *)v)->account : ((hr_dmeter *)v)->account;
+        uintptr_t g = (uintptr_t)hr_map_get(ix, acct); /* the group's index + 1 */
+        if (!g) {
+            if (ng == capg) {
+                size_t cap = capg ? 2 * capg : 256;
+                agroup *p = realloc(gs, cap * sizeof *p);
+                if (!p) goto out;
+                gs = p, capg = cap;
+            }
+            gs[ng++] = (agroup){acct, 0, 0};
+            int err = 0;
+            hr_map_put(ix, acct, (void *)(g = ng), &err);
+            if (err) goto out;
+        }
+        gs[g - 1].n++;
+        gid[k] = (uint32_t)(g - 1);
+        all[k++] = v;
+    }
+    if (!(order = malloc((ng ? ng : 1) * sizeof *order)) || !(out = malloc((k ? k : 1) * sizeof *out)))
+        goto out;
+    for (size_t i = 0; i < ng; i++) order[i] = &gs[i];
+    qsort(order, ng, sizeof *order, agroup_cmp);
+    size_t at = 0;
+    for (size_t i = 0; i < ng; i++) order[i]->at = at, at += order[i]->n, order[i]->n = 0;
+    for (size_t i = 0; i < k; i++) {
+        agroup *g = &gs[gid[i]];
+        out[g->at + g->n++] = all[i];
+    }
+    for (size_t i = 0; i < ng; i++)
+        if (gs[i].n > 1) qsort(out + gs[i].at, gs[i].n, sizeof *out, cmp);
+out:
+    free(all);
+    free(gid);
+    free(gs);
+    free(order);
+    hr_map_free(ix);
+    return out;
 }
 
 /* Takes what changed since the last flush out of memory, into sn (the
@@ -1174,8 +1230,9 @@ static int snap_take(hr_engine *e, snap *sn, hr_err *err) {
     sn->dmeters = e->dmeters, sn->dhist = e->dhist;
     e->dmeters = e->dhist = NULL;
     size_t nm = sn->dmeters ? hr_map_count(sn->dmeters) : 0, nh = sn->dhist ? hr_map_count(sn->dhist) : 0;
-    hr_dmeter **dm = nm ? (hr_dmeter **)sorted(sn->dmeters, nm, dmeter_cmp) : NULL;
-    hr_dhist **dh = nh ? (hr_dhist **)sorted(sn->dhist, nh, dhist_cmp) : NULL;
+    e->dmeters_hint = nm, e->dhist_hint = nh;
+    hr_dmeter **dm = nm ? (hr_dmeter **)sorted(sn->dmeters, nm, 0, dmeter_cmp) : NULL;
+    hr_dhist **dh = nh ? (hr_dhist **)sorted(sn->dhist, nh, 1, dhist_cmp) : NULL;
     int rc = 0;
     if ((nm && (!dm || !(sn->m = calloc(nm, sizeof *sn->m)))) ||
         (nh && (!dh || !(sn->h = calloc(nh, sizeof *sn->h)) || !(sn->at = calloc(nh, 2 * sizeof *sn->at))))) {

@@ -786,6 +786,11 @@ int hr_playbooks_eval_account(hr_playbooks *p, const char *account, int64_t now_
  * commit for each took the database's one write lock from ingestion as
  * often. Frees the ids. */
 #define QUEUE_GROUP 256
+/* Rounds of fewer accounts start at least this long after the previous
+ * one: a burst's accounts, each queued again by every batch that moves it,
+ * are evaluated together (a commit writes every page it touched, whole),
+ * and a busy account once a round instead of once a batch. */
+#define QUEUE_GAP_NS 250000000LL
 
 static void eval_queued(hr_playbooks *p, char **ids, size_t n) {
     evalres *rs = calloc(QUEUE_GROUP, sizeof *rs);
@@ -986,15 +991,25 @@ static void *run(void *arg) {
     prctl(PR_SET_TIMERSLACK, 1000UL);
     int64_t next_sweep = hr_time_now_ms() + p->sweep_ms;
     int64_t full_day = -1; /* the UTC day of the last full sweep */
+    int64_t last_round = 0;  /* hr_time_mono_ns of the last evaluation round */
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
-        if (!p->nqueue) {
+        /* an empty queue waits up to 100 ms; a short one until QUEUE_GAP
+         * after the last round, gathering the accounts moving meanwhile */
+        int64_t wait_ns = !p->nqueue ? 100000000LL
+                          : p->nqueue < QUEUE_GROUP ? last_round + QUEUE_GAP_NS - hr_time_mono_ns()
+                                                    : 0;
+        if (wait_ns > 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+            ts.tv_nsec += (long)wait_ns;
+            while (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
             pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+            if (p->nqueue && p->nqueue < QUEUE_GROUP && !p->stop &&
+                hr_time_mono_ns() < last_round + QUEUE_GAP_NS)
+                continue; /* woken by an enqueue: keep gathering */
         }
+        if (p->nqueue) last_round = hr_time_mono_ns();
         /* take the queue */
         size_t n = p->nqueue;
         char **batch = n ? malloc(n * sizeof *batch) : NULL;

@@ -233,6 +233,14 @@ static const migration migrations[] = {
      "                    AND h.user = s.user AND h.event = s.event);"
      "DROP TABLE event_days;"
      "DROP TABLE event_stats;"},
+    {10,
+     /* A row may hold several events (n) of one account from one commit:
+      * the first in the columns, the others packed in `more` (sqlite.c's
+      * format, see pack_event), and seq is the last one's (their seqs run
+      * on from seq - n + 1). A row per event cost an import half of its
+      * log's time in SQLite's per-row work. */
+     "ALTER TABLE events ADD COLUMN n INTEGER NOT NULL DEFAULT 1;"
+     "ALTER TABLE events ADD COLUMN more BLOB;"},
 };
 #define NMIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 #define LATEST_VERSION (migrations[NMIGRATIONS - 1].version)
@@ -299,14 +307,15 @@ static const migration migrations[] = {
     X(GET_CATALOG, "SELECT text, at FROM catalog ORDER BY id DESC LIMIT 1")            \
     X(PUT_EVENT,                                                                       \
       "INSERT INTO events (message_id, account, user_id, anonymous_id, type, event,"   \
-      " ts_ms, received_ms, body, prev_seq) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")   \
+      " ts_ms, received_ms, body, prev_seq, seq, n, more)"                            \
+      " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)")                          \
     X(PUT_ACCOUNT_LOG,                                                                 \
       "INSERT INTO account_log (account, last_seq) VALUES (?1, ?2)"                    \
       " ON CONFLICT (account) DO UPDATE SET last_seq=excluded.last_seq")               \
     X(GET_ACCOUNT_LOG, "SELECT last_seq FROM account_log WHERE account = ?1")          \
     X(EVENT_AT,                                                                        \
       "SELECT message_id, account, user_id, anonymous_id, type, event, ts_ms,"         \
-      " received_ms, body, prev_seq FROM events WHERE seq = ?1")                       \
+      " received_ms, body, prev_seq, n, more FROM events WHERE seq = ?1")              \
     X(FIRST_SEQ_AT, "SELECT seq, received_ms FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1") \
     X(LAST_SEQ, "SELECT coalesce(max(seq), 0) FROM events")                             \
     X(GET_FOLDED, "SELECT value FROM ingest_state WHERE key = 'folded_seq'")           \
@@ -316,7 +325,8 @@ static const migration migrations[] = {
     X(EVENTS_PRUNE,                                                                    \
       "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?2)"  \
       " AND received_ms < ?1"                                                          \
-      " AND seq <= (SELECT value FROM ingest_state WHERE key = 'folded_seq')")         \
+      " AND seq <= (SELECT value FROM ingest_state WHERE key = 'folded_seq')"          \
+      " RETURNING n")                                                                  \
     X(PUT_METER,                                                                       \
       "INSERT INTO meter_values (account, meter, period_start, value, latest_ms, uniq)" \
       " VALUES (?1,?2,?3,?4,?5,?6)"                                                    \
@@ -421,6 +431,8 @@ typedef struct sq_store {
     /* account_log in memory, read on the first put_events and dropped on
      * a rollback (it may hold what was rolled back) */
     hr_map *last;
+    unsigned char *pack; /* put_events' packed events, reused */
+    size_t pack_cap;
     int durable_full;
     /* background checkpoints (hr_store_sqlite_background_checkpoints) */
     sqlite3 *ckdb;     /* the checkpointer's connection; NULL: none */
@@ -664,6 +676,7 @@ static void sq_close(hr_store *s) {
     sq_store *q = (sq_store *)s;
     ckpt_stop(q);
     drop_last(q);
+    free(q->pack);
     for (int i = 0; i < NSTMTS; i++) sqlite3_finalize(q->st[i]);
     /* Closing the last connection checkpoints and removes the WAL file;
      * an open transaction is rolled back. */
@@ -865,8 +878,117 @@ static int load_last(sq_store *q, hr_err *err) {
     return ret;
 }
 
-/* Each event links to its account's previous one (prev_seq), and
- * account_log moves to the newest, in the same transaction. */
+/* One integer from a statement without parameters (0 when it has no row). */
+static int one_int(sq_store *q, int idx, int64_t *out, hr_err *err, const char *what) {
+    sqlite3_stmt *st = q->st[idx];
+    int rc = sqlite3_step(st), ret = 0;
+    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, what);
+    done(st);
+    return ret;
+}
+
+/* ---- packed events ------------------------------------------------------
+ * An event after a row's first, in `more`: its ts_ms (zigzag varint), then
+ * message_id, user_id, anonymous_id, type, event and body, each as a
+ * varint of its length + 1 (0: NULL) and its bytes with their NUL, so a
+ * reader hands out pointers into the blob as C strings. */
+
+/* Consecutive events that share a row: one account's, of one commit, of
+ * one type. headroom's own events keep a row each (rare, and found by
+ * SQL on the type and event columns). */
+#define PACK_MAX 1024
+#define PACK_BYTES (256 * 1024)
+
+static int internal_event(const hr_event_rec *e) {
+    return e->event && !strncmp(e->event, "headroom.", 9);
+}
+
+static int packs_with(const hr_event_rec *a, const hr_event_rec *b) {
+    return a->account && b->account && a->received_ms == b->received_ms && a->type && b->type &&
+           !internal_event(a) && !internal_event(b) && !strcmp(a->account, b->account) &&
+           !strcmp(a->type, b->type);
+}
+
+static size_t put_uvarint(unsigned char *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) p[n++] = (unsigned char)(v | 0x80), v >>= 7;
+    p[n++] = (unsigned char)v;
+    return n;
+}
+
+static int get_uvarint(const unsigned char **p, const unsigned char *end, uint64_t *v) {
+    uint64_t x = 0;
+    for (int sh = 0; *p < end && sh < 64; sh += 7) {
+        unsigned char c = *(*p)++;
+        x |= (uint64_t)(c & 0x7f) << sh;
+        if (!(c & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Room for `more` bytes in q->pack past `used`; -1 on OOM. */
+static int pack_room(sq_store *q, size_t used, size_t more) {
+    if (used + more <= q->pack_cap) return 0;
+    size_t cap = q->pack_cap ? q->pack_cap : 4096;
+    while (cap < used + more) cap *= 2;
+    unsigned char *p = realloc(q->pack, cap);
+    if (!p) return -1;
+    q->pack = p, q->pack_cap = cap;
+    return 0;
+}
+
+/* Appends e to q->pack at *used; -1 on OOM. */
+static int pack_event(sq_store *q, size_t *used, const hr_event_rec *e) {
+    const char *str[6] = {e->message_id, e->user_id, e->anonymous_id, e->type, e->event, e->body};
+    size_t len[6], need = 10;
+    for (int i = 0; i < 6; i++) {
+        len[i] = !str[i] ? 0 : i == 5 && e->body_len ? e->body_len : strlen(str[i]);
+        need += 10 + len[i] + 1;
+    }
+    if (pack_room(q, *used, need)) return -1;
+    unsigned char *p = q->pack + *used;
+    uint64_t ts = (uint64_t)e->ts_ms;
+    p += put_uvarint(p, (ts << 1) ^ (uint64_t)(e->ts_ms >> 63)); /* zigzag */
+    for (int i = 0; i < 6; i++) {
+        p += put_uvarint(p, str[i] ? len[i] + 1 : 0);
+        if (str[i]) memcpy(p, str[i], len[i]), p[len[i]] = 0, p += len[i] + 1;
+    }
+    *used = (size_t)(p - q->pack);
+    return 0;
+}
+
+/* The next packed event into r (account and received_ms are the row's,
+ * already in r); -1 if the blob is damaged. */
+static int unpack_event(const unsigned char **p, const unsigned char *end, hr_event_rec *r) {
+    uint64_t z, n;
+    if (get_uvarint(p, end, &z)) return -1;
+    r->ts_ms = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+    const char **str[6] = {&r->message_id, &r->user_id, &r->anonymous_id, &r->type, &r->event, &r->body};
+    for (int i = 0; i < 6; i++) {
+        if (get_uvarint(p, end, &n) || n > (uint64_t)(end - *p)) return -1;
+        *str[i] = NULL;
+        if (!n) continue;
+        if ((*p)[n - 1]) return -1; /* its NUL */
+        *str[i] = (const char *)*p;
+        *p += n;
+    }
+    if (!r->type || !r->body) return -1;
+    r->body_len = 0;
+    return 0;
+}
+
+static int damaged(hr_err *err, const char *what, int64_t seq) {
+    return hr_err_set(err, HR_ESTORE, "sqlite %s: the events packed in row %lld are damaged", what,
+                      (long long)seq);
+}
+
+/* Each row links to its account's previous one (prev_seq), and
+ * account_log moves to the newest, in the same transaction. Runs of one
+ * account's events share a row (packs_with). */
 static int sq_put_events(hr_store *s, const hr_event_rec *r, int n, hr_err *err) {
     sq_store *q = (sq_store *)s;
     if (n <= 0) return 0;
@@ -874,14 +996,23 @@ static int sq_put_events(hr_store *s, const hr_event_rec *r, int n, hr_err *err)
     int own = !in_tx(q), ret = 0;
     if (own && (ret = exec_stmt(q, ST_BEGIN, 0, err, "put_events"))) return ret;
     sq_last *touched = NULL;
-    if ((ret = load_last(q, err))) goto out;
-    for (int i = 0; i < n; i++) {
+    int64_t seq = 0;
+    if ((ret = load_last(q, err)) || (ret = one_int(q, ST_LAST_SEQ, &seq, err, "put_events")))
+        goto out;
+    for (int i = 0, j; i < n; i = j) {
         const hr_event_rec *e = &r[i];
+        size_t used = 0;
+        for (j = i + 1; j < n && j - i < PACK_MAX && used < PACK_BYTES && packs_with(e, &r[j]); j++)
+            if (pack_event(q, &used, &r[j])) {
+                ret = hr_err_set(err, HR_ENOMEM, "out of memory");
+                goto out;
+            }
         sq_last *l = NULL;
         if (e->account && !(l = hr_map_get(q->last, e->account)) && !(l = last_put(q, e->account, 0))) {
             ret = hr_err_set(err, HR_ENOMEM, "out of memory");
             goto out;
         }
+        seq += j - i;
         sqlite3_stmt *st = q->st[ST_PUT_EVENT];
         int bad = btext(st, 1, e->message_id) | btext(st, 2, e->account) |
                   btext(st, 3, e->user_id) | btext(st, 4, e->anonymous_id) |
@@ -889,10 +1020,11 @@ static int sq_put_events(hr_store *s, const hr_event_rec *r, int n, hr_err *err)
                   bint(st, 8, e->received_ms) |
                   (sqlite3_bind_text(st, 9, e->body, e->body_len ? (int)e->body_len : -1,
                                      SQLITE_STATIC) != SQLITE_OK) |
-                  (l && l->seq ? bint(st, 10, l->seq) : 0);
+                  (l && l->seq ? bint(st, 10, l->seq) : 0) | bint(st, 11, seq) | bint(st, 12, j - i) |
+                  (used ? sqlite3_bind_blob(st, 13, q->pack, (int)used, SQLITE_STATIC) != SQLITE_OK : 0);
         if ((ret = exec_stmt(q, ST_PUT_EVENT, bad, err, "put_events"))) goto out;
         if (l) {
-            l->seq = sqlite3_last_insert_rowid(q->db);
+            l->seq = seq;
             if (!l->touched) l->touched = 1, l->next_touched = touched, touched = l;
         }
     }
@@ -930,13 +1062,23 @@ static hr_event_rec event_of(sqlite3_stmt *st) {
     };
 }
 
-/* One integer from a statement without parameters (0 when it has no row). */
-static int one_int(sq_store *q, int idx, int64_t *out, hr_err *err, const char *what) {
-    sqlite3_stmt *st = q->st[idx];
-    int rc = sqlite3_step(st), ret = 0;
-    *out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, what);
-    done(st);
+/* Hands the row's events to fn in order, the i-th as seq first_seq + i,
+ * skipping those at or before after_seq; st's columns: event_of's, then
+ * n at ncol and more at ncol + 1. */
+static int row_events(sqlite3_stmt *st, int ncol, int64_t seq, int64_t after_seq,
+                      int (*fn)(void *ud, const hr_event_rec *r), void *ud, hr_err *err,
+                      const char *what) {
+    int64_t n = sqlite3_column_int64(st, ncol), first = seq - (n > 0 ? n : 1) + 1;
+    hr_event_rec r = event_of(st);
+    r.seq = first;
+    int ret = first > after_seq ? fn(ud, &r) : 0;
+    const unsigned char *p = sqlite3_column_blob(st, ncol + 1);
+    const unsigned char *end = p + sqlite3_column_bytes(st, ncol + 1);
+    for (int64_t i = 1; !ret && i < n; i++) {
+        if (!p || unpack_event(&p, end, &r)) return damaged(err, what, seq);
+        r.seq = first + i;
+        if (r.seq > after_seq) ret = fn(ud, &r);
+    }
     return ret;
 }
 
@@ -958,18 +1100,19 @@ static int sq_replay_events(hr_store *s, int64_t after_seq,
     int ret = 0, rc = sqlite3_prepare_v2(
                      q->db,
                      "SELECT message_id, account, user_id, anonymous_id, type, event, ts_ms,"
-                     " received_ms, body, seq FROM events WHERE seq > ?1 ORDER BY seq",
+                     " received_ms, body, seq, n, more FROM events WHERE seq > ?1 ORDER BY seq",
                      -1, &st, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)after_seq);
     if (rc != SQLITE_OK) {
         ret = fail_rc(q->db, rc, err, "replay_events");
         goto out;
     }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        hr_event_rec r = event_of(st);
-        r.seq = sqlite3_column_int64(st, 9);
-        if ((ret = fn(ud, &r))) goto out; /* the callback's own code */
-    }
+    /* a row's first events may be folded already (a chunk of the replay
+     * before a flush can end inside a row) */
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((ret = row_events(st, 10, sqlite3_column_int64(st, 9), after_seq, fn, ud, err,
+                              "replay_events")))
+            goto out; /* the callback's own code */
     if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, "replay_events");
 out:
     sqlite3_finalize(st);
@@ -1011,15 +1154,25 @@ static int first_seq_since(sq_store *q, int64_t since_ms, int64_t *out, hr_err *
 /* Only the oldest `limit` rows are looked at: received_ms grows with seq,
  * so what is old sits at the start of the log, and a log with nothing old
  * costs `limit` rows, not a scan of all of it (which, once a minute under
- * the writer mutex, held ingestion for 10 s at 32M events). */
-static int sq_prune_events(hr_store *s, int64_t older_than_ms, int limit, int *deleted,
-                           hr_err *err) {
+ * the writer mutex, held ingestion for 10 s at 32M events). A row goes
+ * whole: its events share received_ms, and its seq is its last one's. */
+static int sq_prune_events(hr_store *s, int64_t older_than_ms, int limit, int *rows,
+                           int64_t *events, hr_err *err) {
     sq_store *q = (sq_store *)s;
     sqlite3_stmt *st = q->st[ST_EVENTS_PRUNE];
-    int bad = bint(st, 1, older_than_ms) | bint(st, 2, limit > 0 ? limit : 1000);
-    int rc = exec_stmt(q, ST_EVENTS_PRUNE, bad, err, "prune_events");
-    if (deleted) *deleted = rc ? 0 : sqlite3_changes(q->db);
-    return rc;
+    int ret = 0, rc, nrows = 0;
+    int64_t nev = 0;
+    if (bint(st, 1, older_than_ms) | bint(st, 2, limit > 0 ? limit : 1000)) {
+        ret = fail_rc(q->db, sqlite3_errcode(q->db), err, "prune_events");
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) nrows++, nev += sqlite3_column_int64(st, 0);
+    if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, "prune_events");
+out:
+    done(st);
+    if (rows) *rows = ret ? 0 : nrows;
+    if (events) *events = ret ? 0 : nev;
+    return ret;
 }
 
 static int sq_put_meter(hr_store *s, const hr_meter_rec *r, hr_err *err) {
@@ -1056,6 +1209,18 @@ out:
 
 #define RECENT_EVENTS_MAX 1000
 
+/* A row's events gathered into an array sized for them (n). */
+typedef struct collect {
+    hr_event_rec *evs;
+    size_t n;
+} collect;
+
+static int collect_one(void *ud, const hr_event_rec *r) {
+    collect *c = ud;
+    c->evs[c->n++] = *r;
+    return 0;
+}
+
 static int sq_recent_events(hr_store *s, const char *account, int limit,
                             int (*fn)(void *ud, const hr_event_rec *r), void *ud, hr_err *err) {
     sq_store *q = (sq_store *)s;
@@ -1078,25 +1243,45 @@ static int sq_recent_events(hr_store *s, const char *account, int limit,
         done(g);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail_rc(q->db, rc, err, "recent_events");
     }
-    /* back through prev_seq; a pruned event ends the walk */
-    for (int n = 0; seq > 0 && n < limit; n++) {
-        if (bint(st, 1, seq)) return fail_rc(q->db, sqlite3_errcode(q->db), err, "recent_events");
+    /* back through prev_seq, each row's events newest first; a pruned
+     * row ends the walk */
+    hr_event_rec *evs = NULL;
+    size_t cap = 0;
+    for (int n = 0; seq > 0 && n < limit && !ret;) {
+        if (bint(st, 1, seq)) {
+            ret = fail_rc(q->db, sqlite3_errcode(q->db), err, "recent_events");
+            break;
+        }
         if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
             done(st);
             if (rc != SQLITE_DONE) ret = fail_rc(q->db, rc, err, "recent_events");
             break;
         }
-        hr_event_rec r = event_of(st);
-        r.seq = seq;
-        if (!r.account || strcmp(r.account, account)) { /* not the chain's: stop */
+        const char *acct = ctext(st, 1);
+        if (!acct || strcmp(acct, account)) { /* not the chain's: stop */
             done(st);
             break;
         }
-        seq = sqlite3_column_type(st, 9) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 9);
-        ret = fn(ud, &r); /* the callback's own code */
+        int64_t prev = sqlite3_column_type(st, 9) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 9);
+        int64_t k = sqlite3_column_int64(st, 10);
+        if (k < 1) k = 1;
+        if ((size_t)k > cap) {
+            hr_event_rec *p = realloc(evs, (size_t)k * sizeof *p);
+            if (!p) {
+                done(st);
+                ret = hr_err_set(err, HR_ENOMEM, "out of memory");
+                break;
+            }
+            evs = p, cap = (size_t)k;
+        }
+        collect c = {evs, 0};
+        if ((ret = row_events(st, 10, seq, 0, collect_one, &c, err, "recent_events")) == 0)
+            for (size_t i = c.n; i-- > 0 && n < limit && !ret; n++)
+                ret = fn(ud, &evs[i]); /* the callback's own code */
         done(st);
-        if (ret) break;
+        seq = prev;
     }
+    free(evs);
     return ret;
 }
 
@@ -1493,8 +1678,19 @@ static int row_meter(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
     return meter_row(st, l->meter, l->ud, err);
 }
 
+/* message_id, received_ms, more, seq: every id of the row */
 static int row_seen(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
-    return l->seen(l->ud, ctext(st, 0), sqlite3_column_int64(st, 1));
+    int64_t at = sqlite3_column_int64(st, 1);
+    const char *id = ctext(st, 0);
+    int ret = id ? l->seen(l->ud, id, at) : 0;
+    const unsigned char *p = sqlite3_column_blob(st, 2);
+    const unsigned char *end = p + sqlite3_column_bytes(st, 2);
+    hr_event_rec r;
+    while (!ret && p && p < end) {
+        if (unpack_event(&p, end, &r)) return damaged(err, "load seen", sqlite3_column_int64(st, 3));
+        if (r.message_id) ret = l->seen(l->ud, r.message_id, at);
+    }
+    return ret;
 }
 
 static int row_hist(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
@@ -1563,8 +1759,8 @@ static int sq_load(hr_store *s, const hr_store_loader *l, hr_err *err) {
     if (l->seen) {
         int64_t from = INT64_MAX;
         if ((ret = first_seq_since(q, l->seen_since, &from, err))) goto out;
-        if ((ret = scan(q, "SELECT message_id, received_ms FROM events WHERE seq >= ?1"
-                           " AND message_id IS NOT NULL",
+        if ((ret = scan(q, "SELECT message_id, received_ms, more, seq FROM events WHERE seq >= ?1"
+                           " AND (message_id IS NOT NULL OR more IS NOT NULL)",
                         from, row_seen, l, err, "load seen")))
             goto out;
     }

@@ -241,12 +241,15 @@ typedef struct hr_store_ops {
     /* Event history rows, created or replaced (whole: the caller writes
      * what memory holds), in one transaction (the caller's if open). */
     int (*put_hists)(hr_store *s, const hr_hist_rec *r, int n, hr_err *err);
-    /* Of the log's oldest `limit` events, deletes those received before
-     * older_than_ms and already folded (folded_seq); *deleted says how
-     * many (fewer than limit: nothing older is left to prune now).
+    /* Of the log's oldest `limit` rows (a row holds one or more events of
+     * an account, received together), deletes those received before
+     * older_than_ms and already folded (folded_seq); *rows says how many
+     * rows went (fewer than limit: nothing older is left to prune now),
+     * *events how many events (either may be NULL).
      * Meter values are kept: retention thins the log only (it must not be
      * shorter than the dedup window, whose ids the log holds). */
-    int (*prune_events)(hr_store *s, int64_t older_than_ms, int limit, int *deleted, hr_err *err);
+    int (*prune_events)(hr_store *s, int64_t older_than_ms, int limit, int *rows,
+                        int64_t *events, hr_err *err);
     /* Campaign state upserts (by campaign, kind, key) and the prompt event
      * log, each batch in one transaction. */
     int (*put_prompts)(hr_store *s, const hr_prompt_rec *r, int n, hr_err *err);

@@ -362,7 +362,7 @@ static void test_open_migrate_reopen(void **state) {
     hr_store *s = open_store(f);
     assert_string_equal(s->ops->name, "sqlite");
     int v = hr_store_sqlite_schema_version(s);
-    assert_int_equal(v, 9);
+    assert_int_equal(v, 10);
     hr_store_close(s);
 
     s = open_store(f);
@@ -848,7 +848,7 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT max(version) FROM schema_migrations"), 1);
     
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 9);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 10);
     hr_event_rec e = event("m1", "acc_1", "Board Created", 1000);
     ok(s->ops->put_events(s, &e, 1, &err), &err);
     hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
@@ -872,7 +872,7 @@ static void test_migrations_from_v1(void **state) {
                                   " ('event_days','event_days_day','event_stats')"),
                      0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 1);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 9);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 10);
 
     /* A version-2 file gets migrations 3 to 9 alone: its logged events
      * were folded when they were written, and get chained per account. */
@@ -890,7 +890,7 @@ static void test_migrations_from_v1(void **state) {
                 "CREATE TABLE seen (message_id TEXT PRIMARY KEY, received_ms INTEGER);"
                 "DELETE FROM schema_migrations WHERE version >= 3");
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 9);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 10);
     assert_int_equal(folded_of(s), 3);
     ev_seen ev = {0};
     ok(s->ops->recent_events(s, "acc_1", 10, on_event, &ev, &err), &err);
@@ -903,7 +903,9 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='events_account'"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='seen'"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 9);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 10);
+    /* migration 10: the old rows hold one event each */
+    assert_int_equal(query_int(f, "SELECT sum(n) FROM events WHERE more IS NULL"), 3);
 
     /* A version-7 file's history (a row per day, stats apart) becomes one
      * row per (account, user, event): days in order, each after the first
@@ -921,9 +923,10 @@ static void test_migrations_from_v1(void **state) {
                 " ('acc_2','','B',2,1), ('acc_1','','sum' || char(31) || 'A' || char(31) || 'rows',19700,2.5);"
                 "INSERT INTO event_stats VALUES ('acc_1','','A',100,200), ('acc_1','u1','A',150,150),"
                 " ('acc_3','','C',5,6);"
+                "ALTER TABLE events DROP COLUMN more; ALTER TABLE events DROP COLUMN n;"
                 "DELETE FROM schema_migrations WHERE version >= 8");
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 9);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 10);
     seen h7 = {0};
     hr_store_loader l7 = {.ud = &h7, .hist = on_hist};
     ok(s->ops->load(s, &l7, &err), &err);
@@ -1180,7 +1183,7 @@ static void test_load_latest_meters_and_seen(void **state) {
     /* seen ids come from the log: pruning raw events forgets them too */
     int deleted = 0;
     ok(s->ops->put_folded_seq(s, 4, &err), &err);
-    ok(s->ops->prune_events(s, 300, 1000, &deleted, &err), &err);
+    ok(s->ops->prune_events(s, 300, 1000, &deleted, NULL, &err), &err);
     assert_int_equal(deleted, 2);
     l.seen_since = 0;
     ok(s->ops->load(s, &l, &err), &err);
@@ -1188,6 +1191,118 @@ static void test_load_latest_meters_and_seen(void **state) {
     assert_string_equal(v.seen_id[0], "m3");
     seen_free(&v);
     assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 2);
+    hr_store_close(s);
+}
+
+/* ---- packed events: one account's run of a commit shares a row ---- */
+
+typedef struct evlog {
+    int n;
+    int64_t seq[16];
+    char *text[16]; /* "id|user|anon|type|event|ts|received|account|body" */
+} evlog;
+
+static int on_logged(void *ud, const hr_event_rec *r) {
+    evlog *g = ud;
+    assert_true(g->n < 16);
+    char t[512];
+    snprintf(t, sizeof t, "%s|%s|%s|%s|%s|%lld|%lld|%s|%s", r->message_id ? r->message_id : "-",
+             r->user_id ? r->user_id : "-", r->anonymous_id ? r->anonymous_id : "-", r->type,
+             r->event ? r->event : "-", (long long)r->ts_ms, (long long)r->received_ms,
+             r->account ? r->account : "-", r->body);
+    g->seq[g->n] = r->seq;
+    g->text[g->n++] = strdup(t);
+    return 0;
+}
+
+static void evlog_free(evlog *g) {
+    for (int i = 0; i < g->n; i++) free(g->text[i]);
+    g->n = 0;
+}
+
+static void test_packed_events(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    hr_event_rec ev[8] = {
+        event("p1", "acc_1", "A", 100), event(NULL, "acc_1", "B", 100),
+        event("p3", "acc_1", NULL, 100), event("p4", "acc_2", "A", 100),
+        event("p5", "acc_2", "headroom.usage_threshold", 100), event("p6", "acc_2", "A", 100),
+        event("p7", NULL, "A", 100), event("p8", "acc_1", "A", 101),
+    };
+    ev[1].user_id = NULL, ev[1].anonymous_id = "anon-1", ev[1].body = "{\"b\":1}";
+    ev[1].body_len = 7;
+    ev[2].type = "page", ev[2].ts_ms = -12345; /* another type: a row of its own */
+    ev[0].ts_ms = 1LL << 50;
+    ok(s->ops->put_events(s, ev, 8, &err), &err);
+    /* rows: [p1 p2], [p3], [p4], [p5], [p6], [p7], [p8] */
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 7);
+    assert_int_equal(query_int(f, "SELECT sum(n) FROM events"), 8);
+    assert_int_equal(query_int(f, "SELECT max(seq) FROM events"), 8);
+    assert_int_equal(query_int(f, "SELECT n FROM events WHERE seq = 2"), 2);
+    int64_t last = 0;
+    ok(s->ops->last_seq(s, &last, &err), &err);
+    assert_int_equal(last, 8);
+
+    /* replay: every event, its own seq, its own fields */
+    evlog g = {0};
+    ok(s->ops->replay_events(s, 0, on_logged, &g, &err), &err);
+    assert_int_equal(g.n, 8);
+    for (int i = 0; i < 8; i++) assert_int_equal(g.seq[i], i + 1);
+    char want[256];
+    snprintf(want, sizeof want, "p1|u1|-|track|A|%lld|100|acc_1|{\"type\":\"track\"}", 1LL << 50);
+    assert_string_equal(g.text[0], want);
+    assert_string_equal(g.text[1], "-|-|anon-1|track|B|95|100|acc_1|{\"b\":1}");
+    assert_string_equal(g.text[2], "p3|u1|-|page|-|-12345|100|acc_1|{\"type\":\"track\"}");
+    evlog_free(&g);
+    /* from inside a row: its earlier events are skipped */
+    ok(s->ops->replay_events(s, 1, on_logged, &g, &err), &err);
+    assert_int_equal(g.n, 7);
+    assert_int_equal(g.seq[0], 2);
+    assert_string_equal(g.text[0], "-|-|anon-1|track|B|95|100|acc_1|{\"b\":1}");
+    evlog_free(&g);
+
+    /* recent events: newest first through the rows, cut inside one */
+    ok(s->ops->recent_events(s, "acc_1", 3, on_logged, &g, &err), &err);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.seq[0], 8);
+    assert_int_equal(g.seq[1], 3);
+    assert_int_equal(g.seq[2], 2);
+    assert_string_equal(g.text[2], "-|-|anon-1|track|B|95|100|acc_1|{\"b\":1}");
+    evlog_free(&g);
+    ok(s->ops->recent_events(s, "acc_1", 10, on_logged, &g, &err), &err);
+    assert_int_equal(g.n, 4);
+    assert_int_equal(g.seq[3], 1);
+    evlog_free(&g);
+
+    /* the dedup window's ids, packed ones included */
+    seen v = {0};
+    hr_store_loader l = {.ud = &v, .seen = on_seen, .seen_since = 0};
+    ok(s->ops->load(s, &l, &err), &err);
+    assert_int_equal(v.n_seen, 7); /* p2 had no id */
+    seen_free(&v);
+
+    /* retention: rows whole, events counted */
+    ok(s->ops->put_folded_seq(s, 2, &err), &err);
+    int rows = 0;
+    int64_t events = 0;
+    ok(s->ops->prune_events(s, 1000, 1000, &rows, &events, &err), &err);
+    assert_int_equal(rows, 1);
+    assert_int_equal(events, 2);
+    ok(s->ops->replay_events(s, 0, on_logged, &g, &err), &err);
+    assert_int_equal(g.n, 6);
+    assert_int_equal(g.seq[0], 3);
+    evlog_free(&g);
+
+    /* a damaged row is an error, not a crash or a guess */
+    hr_event_rec two[2] = {event("q1", "acc_3", "A", 200), event("q2", "acc_3", "A", 200)};
+    ok(s->ops->put_events(s, two, 2, &err), &err);
+    hr_store_close(s);
+    exec_raw(f, "UPDATE events SET more = substr(more, 1, 5) WHERE n = 2");
+    s = open_store(f);
+    assert_int_not_equal(s->ops->replay_events(s, 8, on_logged, &g, &err), 0);
+    assert_non_null(strstr(err.message, "damaged"));
+    evlog_free(&g);
     hr_store_close(s);
 }
 
@@ -1458,6 +1573,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_history_load_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_account_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_transactions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_packed_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_100k, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
