@@ -824,9 +824,13 @@ static int64_t dedup_span(const hr_engine *e, int64_t now_ms) {
 
 static void remember_seen(hr_engine *e, const seen_id *ids, size_t n, int64_t now_ms) {
     size_t evicted = hr_idset_evicted(e->seen);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        /* a later id's slot loading meanwhile: each is a miss in a window
+         * of millions */
+        if (i + 8 < n) hr_idset_prefetch(e->seen, ids[i + 8].h);
         /* on OOM the store still has it: a restart reloads it */
         hr_idset_add(e->seen, ids[i].h, minute_of(ids[i].at));
+    }
     /* the memory bound shortened the window: say so, once an hour */
     if (hr_idset_evicted(e->seen) != evicted && now_ms - e->dedup_warned_ms >= 3600000) {
         e->dedup_warned_ms = now_ms;

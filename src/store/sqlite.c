@@ -906,9 +906,11 @@ static int internal_event(const hr_event_rec *e) {
 
 static int packs_with(const hr_event_rec *a, const hr_event_rec *b) {
     return a->account && b->account && a->received_ms == b->received_ms && a->type && b->type &&
-           !internal_event(a) && !internal_event(b) && !strcmp(a->account, b->account) &&
-           !strcmp(a->type, b->type);
+           !internal_event(a) && !internal_event(b) &&
+           (a->account == b->account || !strcmp(a->account, b->account)) &&
+           (a->type == b->type || !strcmp(a->type, b->type));
 }
+
 
 static size_t put_uvarint(unsigned char *p, uint64_t v) {
     size_t n = 0;
@@ -1002,11 +1004,12 @@ static int sq_put_events(hr_store *s, const hr_event_rec *r, int n, hr_err *err)
     for (int i = 0, j; i < n; i = j) {
         const hr_event_rec *e = &r[i];
         size_t used = 0;
-        for (j = i + 1; j < n && j - i < PACK_MAX && used < PACK_BYTES && packs_with(e, &r[j]); j++)
+        for (j = i + 1; j < n && j - i < PACK_MAX && used < PACK_BYTES && packs_with(e, &r[j]); j++) {
             if (pack_event(q, &used, &r[j])) {
                 ret = hr_err_set(err, HR_ENOMEM, "out of memory");
                 goto out;
             }
+        }
         sq_last *l = NULL;
         if (e->account && !(l = hr_map_get(q->last, e->account)) && !(l = last_put(q, e->account, 0))) {
             ret = hr_err_set(err, HR_ENOMEM, "out of memory");
