@@ -10,7 +10,7 @@
 # account over 365 days: N = BENCH_EVENTS / 93), cached in bench/out/ with
 # its database; each run imports into a fresh copy of that database.
 # `headroom import` sends the file's lines as they are (POST /v1/import, chunks
-# of 900 KB, 4 on the wire); headroomd parses each line once.
+# of 900 KB, 24 on the wire); headroomd parses each line once.
 # headroomd: --durability normal, default threads, not pinned (the import
 # and the server share the two cores, as they would on a small host). The
 # example catalog's playbooks fire webhooks as the import moves accounts;
