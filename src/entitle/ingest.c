@@ -272,7 +272,8 @@ static hr_dmeter *dmeter_get(hr_engine *e, const char *account, const char *mete
     if (kl < 0) return NULL;
     hr_dmeter *d = e->dmeters ? hr_map_get(e->dmeters, key) : NULL;
     if (d || !create) return d;
-    if (!e->dmeters && !(e->dmeters = hr_map_new(e->dmeters_hint > 256 ? e->dmeters_hint : 256))) return NULL;
+    if (!e->dmeters && !(e->dmeters = hr_map_new(e->dmeters_hint > 256 ? e->dmeters_hint : 256)))
+        return NULL;
     size_t al = strlen(account);
     if (!(d = calloc(1, sizeof *d + (size_t)kl + 1 + al + 1))) return NULL;
     memcpy(d->key, key, (size_t)kl + 1);
@@ -296,7 +297,8 @@ static int dhist_mark(hr_engine *e, const char *account, const char *user, const
     int kl = dkey(key, account, user, (uint64_t)(uintptr_t)event, 1, (uint64_t)is_sum);
     if (kl < 0) return -1;
     if (e->dhist && hr_map_get(e->dhist, key)) return 0;
-    if (!e->dhist && !(e->dhist = hr_map_new(e->dhist_hint > 256 ? e->dhist_hint : 256))) return -1;
+    if (!e->dhist && !(e->dhist = hr_map_new(e->dhist_hint > 256 ? e->dhist_hint : 256)))
+        return -1;
     size_t al = strlen(account), ul = strlen(user);
     hr_dhist *d = calloc(1, sizeof *d + (size_t)kl + 1 + al + 1 + ul + 1);
     if (!d) return -1;
@@ -1209,7 +1211,8 @@ static void **sorted(hr_map *m, size_t n, int is_hist, int (*cmp)(const void *, 
         gid[k] = (uint32_t)(g - 1);
         all[k++] = v;
     }
-    if (!(order = malloc((ng ? ng : 1) * sizeof *order)) || !(out = malloc((k ? k : 1) * sizeof *out)))
+    if (!(order = malloc((ng ? ng : 1) * sizeof *order)) ||
+        !(out = malloc((k ? k : 1) * sizeof *out)))
         goto out;
     for (size_t i = 0; i < ng; i++) order[i] = &gs[i];
     qsort(order, ng, sizeof *order, agroup_cmp);

@@ -911,7 +911,6 @@ static int packs_with(const hr_event_rec *a, const hr_event_rec *b) {
            (a->type == b->type || !strcmp(a->type, b->type));
 }
 
-
 static size_t put_uvarint(unsigned char *p, uint64_t v) {
     size_t n = 0;
     while (v >= 0x80) p[n++] = (unsigned char)(v | 0x80), v >>= 7;
@@ -969,7 +968,8 @@ static int unpack_event(const unsigned char **p, const unsigned char *end, hr_ev
     uint64_t z, n;
     if (get_uvarint(p, end, &z)) return -1;
     r->ts_ms = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-    const char **str[6] = {&r->message_id, &r->user_id, &r->anonymous_id, &r->type, &r->event, &r->body};
+    const char **str[6] = {&r->message_id, &r->user_id, &r->anonymous_id,
+                           &r->type,       &r->event,   &r->body};
     for (int i = 0; i < 6; i++) {
         if (get_uvarint(p, end, &n) || n > (uint64_t)(end - *p)) return -1;
         *str[i] = NULL;
@@ -1004,12 +1004,12 @@ static int sq_put_events(hr_store *s, const hr_event_rec *r, int n, hr_err *err)
     for (int i = 0, j; i < n; i = j) {
         const hr_event_rec *e = &r[i];
         size_t used = 0;
-        for (j = i + 1; j < n && j - i < PACK_MAX && used < PACK_BYTES && packs_with(e, &r[j]); j++) {
+        for (j = i + 1; j < n && j - i < PACK_MAX && used < PACK_BYTES && packs_with(e, &r[j]);
+             j++)
             if (pack_event(q, &used, &r[j])) {
                 ret = hr_err_set(err, HR_ENOMEM, "out of memory");
                 goto out;
             }
-        }
         sq_last *l = NULL;
         if (e->account && !(l = hr_map_get(q->last, e->account)) && !(l = last_put(q, e->account, 0))) {
             ret = hr_err_set(err, HR_ENOMEM, "out of memory");
@@ -1023,8 +1023,10 @@ static int sq_put_events(hr_store *s, const hr_event_rec *r, int n, hr_err *err)
                   bint(st, 8, e->received_ms) |
                   (sqlite3_bind_text(st, 9, e->body, e->body_len ? (int)e->body_len : -1,
                                      SQLITE_STATIC) != SQLITE_OK) |
-                  (l && l->seq ? bint(st, 10, l->seq) : 0) | bint(st, 11, seq) | bint(st, 12, j - i) |
-                  (used ? sqlite3_bind_blob(st, 13, q->pack, (int)used, SQLITE_STATIC) != SQLITE_OK : 0);
+                  (l && l->seq ? bint(st, 10, l->seq) : 0) | bint(st, 11, seq) |
+                  bint(st, 12, j - i) |
+                  (used ? sqlite3_bind_blob(st, 13, q->pack, (int)used, SQLITE_STATIC) != SQLITE_OK
+                        : 0);
         if ((ret = exec_stmt(q, ST_PUT_EVENT, bad, err, "put_events"))) goto out;
         if (l) {
             l->seq = seq;
@@ -1690,7 +1692,8 @@ static int row_seen(sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
     const unsigned char *end = p + sqlite3_column_bytes(st, 2);
     hr_event_rec r;
     while (!ret && p && p < end) {
-        if (unpack_event(&p, end, &r)) return damaged(err, "load seen", sqlite3_column_int64(st, 3));
+        if (unpack_event(&p, end, &r))
+            return damaged(err, "load seen", sqlite3_column_int64(st, 3));
         if (r.message_id) ret = l->seen(l->ud, r.message_id, at);
     }
     return ret;

@@ -216,7 +216,9 @@ typedef struct hr_store_ops {
     int (*idem_put)(hr_store *s, const hr_idem_rec *r, hr_err *err);
     /* Forgets keys stored before older_than (unix seconds). */
     int (*idem_prune)(hr_store *s, int64_t older_than, hr_err *err);
-    /* Appends events to the log; their message ids are what load's `seen`
+    /* Appends events to the log, each with a seq of its own (a store may
+     * keep an account's consecutive events in one row; its readers hand
+     * them out one by one); their message ids are what load's `seen`
      * gives back (the dedup window), so no separate table is written. */
     int (*put_events)(hr_store *s, const hr_event_rec *r, int n, hr_err *err);
     /* Upserts a meter value (account, meter, period_start). */
