@@ -326,6 +326,7 @@ static const migration migrations[] = {
       "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?2)"  \
       " AND received_ms < ?1"                                                          \
       " AND seq <= (SELECT value FROM ingest_state WHERE key = 'folded_seq')"          \
+      " AND seq < (SELECT max(seq) FROM events)"                                       \
       " RETURNING n")                                                                  \
     X(PUT_METER,                                                                       \
       "INSERT INTO meter_values (account, meter, period_start, value, latest_ms, uniq)" \
@@ -1160,7 +1161,9 @@ static int first_seq_since(sq_store *q, int64_t since_ms, int64_t *out, hr_err *
  * so what is old sits at the start of the log, and a log with nothing old
  * costs `limit` rows, not a scan of all of it (which, once a minute under
  * the writer mutex, held ingestion for 10 s at 32M events). A row goes
- * whole: its events share received_ms, and its seq is its last one's. */
+ * whole: its events share received_ms, and its seq is its last one's. The
+ * newest row stays, however old: seqs go on from it (an empty log would
+ * start again at 1, below folded_seq, and a restart would skip them). */
 static int sq_prune_events(hr_store *s, int64_t older_than_ms, int limit, int *rows,
                            int64_t *events, hr_err *err) {
     sq_store *q = (sq_store *)s;

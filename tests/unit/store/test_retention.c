@@ -123,8 +123,40 @@ static void seen_ids_from_the_log(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* A log whose every event is old keeps its newest row: seqs go on from it,
+ * above folded_seq, so a restart replays what comes next. */
+static void prune_keeps_the_newest_row(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hr-retention-XXXXXX", path[96], cmd[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/h.db", dir);
+    hr_store *s = NULL;
+    hr_err err = {0};
+    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
+    hr_event_rec ev[3] = {{"a1", "acme", "u", NULL, "track", "E", 1, 1, "{}", 0, 0},
+                          {"b1", "beta", "u", NULL, "track", "E", 2, 2, "{}", 0, 0},
+                          {"b2", "beta", "u", NULL, "track", "E", 2, 2, "{}", 0, 0}};
+    assert_int_equal(s->ops->put_events(s, ev, 3, &err), 0);
+    assert_int_equal(s->ops->put_folded_seq(s, 3, &err), 0);
+    int rows = 0;
+    int64_t events = 0, last = 0;
+    assert_int_equal(s->ops->prune_events(s, 1000, 1000, &rows, &events, &err), 0);
+    assert_int_equal(rows, 1);
+    assert_int_equal(events, 1);
+    assert_int_equal(s->ops->last_seq(s, &last, &err), 0);
+    assert_int_equal(last, 3);
+    hr_event_rec next = {"c1", "acme", "u", NULL, "track", "E", 5, 5, "{}", 0, 0};
+    assert_int_equal(s->ops->put_events(s, &next, 1, &err), 0);
+    assert_int_equal(s->ops->last_seq(s, &last, &err), 0);
+    assert_int_equal(last, 4);
+    hr_store_close(s);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(prune_keeps_recent_and_meters),
+                                       cmocka_unit_test(prune_keeps_the_newest_row),
                                        cmocka_unit_test(seen_ids_from_the_log)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
