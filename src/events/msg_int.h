@@ -13,10 +13,20 @@ typedef struct hr_mfield {
     const char *s;
 } hr_mfield;
 
+/* The root members a message is known by: the hr_msg_fields member each
+ * goes to, and its JSON name. The one list both readers and the struct
+ * are made from (X(member, "name")). */
+#define HR_MSG_MEMBERS(X)                                                               \
+    X(type, "type") X(message_id, "messageId") X(user_id, "userId")                    \
+    X(anonymous_id, "anonymousId") X(event, "event") X(name, "name")                   \
+    X(group_id, "groupId") X(timestamp, "timestamp") X(sent_at, "sentAt")              \
+    X(original_timestamp, "originalTimestamp") X(properties, "properties")            \
+    X(traits, "traits") X(context, "context")
+
 typedef struct hr_msg_fields {
-    hr_mfield type, message_id, user_id, anonymous_id, event, name, group_id;
-    hr_mfield timestamp, sent_at, original_timestamp;
-    hr_mfield properties, traits, context; /* their kinds only */
+#define HR_MSG_FIELD(member, name) hr_mfield member;
+    HR_MSG_MEMBERS(HR_MSG_FIELD) /* properties, traits, context: their kinds only */
+#undef HR_MSG_FIELD
     hr_mfield context_group_id, properties_account_id;
 } hr_msg_fields;
 

@@ -44,10 +44,12 @@ struct hr_msg_scan {
     char mem[];        /* the kept keys and strings */
 };
 
-/* Root members the message is known by. */
+/* Root members the message is known by (K_OTHER: any other). */
 enum {
-    K_OTHER, K_TYPE, K_MESSAGE_ID, K_USER_ID, K_ANONYMOUS_ID, K_EVENT, K_NAME, K_GROUP_ID,
-    K_TIMESTAMP, K_SENT_AT, K_ORIGINAL_TIMESTAMP, K_PROPERTIES, K_TRAITS, K_CONTEXT
+    K_OTHER,
+#define K_ID(member, name) K_##member,
+    HR_MSG_MEMBERS(K_ID)
+#undef K_ID
 };
 
 typedef struct sstate {
@@ -64,20 +66,13 @@ typedef struct sstate {
     size_t end;          /* just past the root object */
 } sstate;
 
-/* By length first: every root member of every message comes here. */
+/* By length first (a constant each: no call for most keys): every root
+ * member of every message comes here. */
 static int top_key(const char *k, size_t n) {
-#define K(name, id) if (!memcmp(k, name, n)) return id
-    switch (n) {
-    case 4: K("type", K_TYPE); K("name", K_NAME); break;
-    case 5: K("event", K_EVENT); break;
-    case 6: K("userId", K_USER_ID); K("sentAt", K_SENT_AT); K("traits", K_TRAITS); break;
-    case 7: K("groupId", K_GROUP_ID); K("context", K_CONTEXT); break;
-    case 9: K("messageId", K_MESSAGE_ID); K("timestamp", K_TIMESTAMP); break;
-    case 10: K("properties", K_PROPERTIES); break;
-    case 11: K("anonymousId", K_ANONYMOUS_ID); break;
-    case 17: K("originalTimestamp", K_ORIGINAL_TIMESTAMP); break;
-    }
-#undef K
+#define K_MATCH(member, name) \
+    if (n == sizeof name - 1 && !memcmp(k, name, n)) return K_##member;
+    HR_MSG_MEMBERS(K_MATCH)
+#undef K_MATCH
     return K_OTHER;
 }
 
@@ -93,19 +88,9 @@ static const char *keep(struct hr_msg_scan *sc, const char *s, size_t n) {
 
 static hr_mfield *field_for(hr_msg_fields *mf, int top) {
     switch (top) {
-    case K_TYPE: return &mf->type;
-    case K_MESSAGE_ID: return &mf->message_id;
-    case K_USER_ID: return &mf->user_id;
-    case K_ANONYMOUS_ID: return &mf->anonymous_id;
-    case K_EVENT: return &mf->event;
-    case K_NAME: return &mf->name;
-    case K_GROUP_ID: return &mf->group_id;
-    case K_TIMESTAMP: return &mf->timestamp;
-    case K_SENT_AT: return &mf->sent_at;
-    case K_ORIGINAL_TIMESTAMP: return &mf->original_timestamp;
-    case K_PROPERTIES: return &mf->properties;
-    case K_TRAITS: return &mf->traits;
-    case K_CONTEXT: return &mf->context;
+#define K_FIELD(member, name) case K_##member: return &mf->member;
+        HR_MSG_MEMBERS(K_FIELD)
+#undef K_FIELD
     }
     return NULL;
 }
@@ -205,8 +190,8 @@ static int open_container(sstate *st, hr_jv_type kind) {
     put(st, kind, NULL, 0, 0);
     if (st->depth == 1)
         st->parent = kind != HR_JV_OBJECT        ? P_NONE
-                     : st->top == K_PROPERTIES ? P_PROPERTIES
-                     : st->top == K_CONTEXT    ? P_CONTEXT
+                     : st->top == K_properties ? P_PROPERTIES
+                     : st->top == K_context    ? P_CONTEXT
                                                : P_NONE;
     if (++st->depth > SCAN_DEPTH) {
         st->why = "nested deeper than 64 levels";
@@ -245,7 +230,7 @@ static int on_key(void *ud, const unsigned char *s, size_t n) {
         if (!st->key) st->sc->over = 1;
         /* a repeated "properties" or "context" replaces the earlier one, as
          * in json-c: what was kept of it no longer counts */
-        int old = st->top == K_PROPERTIES ? P_PROPERTIES : st->top == K_CONTEXT ? P_CONTEXT : P_NONE;
+        int old = st->top == K_properties ? P_PROPERTIES : st->top == K_context ? P_CONTEXT : P_NONE;
         for (int i = 0; old != P_NONE && i < st->sc->nf; i++)
             if (st->sc->f[i].parent == old) st->sc->f[i].parent = P_NONE;
         if (old == P_PROPERTIES) st->mf->properties_account_id = (hr_mfield){HR_JV_ABSENT, NULL};

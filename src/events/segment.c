@@ -167,19 +167,9 @@ int hr_msg_parse(json_object *o, int type, size_t size, int64_t batch_sent_at_ms
     if (!json_object_is_type(o, json_type_object))
         return hr_err_set(err, HR_EINVAL, "a message must be a JSON object");
     hr_msg_fields f = {
-        .type = field_of(member(o, "type")),
-        .message_id = field_of(member(o, "messageId")),
-        .user_id = field_of(member(o, "userId")),
-        .anonymous_id = field_of(member(o, "anonymousId")),
-        .event = field_of(member(o, "event")),
-        .name = field_of(member(o, "name")),
-        .group_id = field_of(member(o, "groupId")),
-        .timestamp = field_of(member(o, "timestamp")),
-        .sent_at = field_of(member(o, "sentAt")),
-        .original_timestamp = field_of(member(o, "originalTimestamp")),
-        .properties = field_of(member(o, "properties")),
-        .traits = field_of(member(o, "traits")),
-        .context = field_of(member(o, "context")),
+#define READ_MEMBER(m, name) .m = field_of(member(o, name)),
+        HR_MSG_MEMBERS(READ_MEMBER)
+#undef READ_MEMBER
     };
     out->msg = o;
     if (f.properties.kind == HR_JV_OBJECT) {
