@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(cmake make gcc pkg-config python3 curl ca-certificates
-      libmicrohttpd-dev libjson-c-dev libyajl-dev libfyaml-dev libsqlite3-dev sqlite3 libssl-dev libjemalloc-dev
+      libmicrohttpd-dev libjson-c-dev libyajl-dev libfyaml-dev libsqlite3-dev sqlite3 libzstd-dev libssl-dev libjemalloc-dev
       libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev nodejs npm python3-scipy
       chromium)
 [ "${1:-}" = "--bench" ] && pkgs+=(wrk nginx-light)

@@ -707,7 +707,8 @@ static int fold_msg(hr_engine *e, batch *b, hr_msg *m, int64_t now_ms, int *stat
     const char *body = m->text ? m->text : json_object_to_json_string_ext(m->msg, JSON_C_TO_STRING_PLAIN);
     if (!body) return hr_err_set(err, HR_ENOMEM, "out of memory");
     b->ev[b->nev++] = (hr_event_rec){m->message_id, a ? a->id : acct, m->user_id, m->anonymous_id,
-                                     hr_msg_type_str(m->type), m->event, m->timestamp_ms, now_ms,
+                                     hr_msg_type_str(m->type), m->ievent ? m->ievent : m->event,
+                                     m->timestamp_ms, now_ms,
                                      body, 0, m->text ? m->text_len : 0};
 fold:
     if (!a || m->type != HR_MSG_TRACK) return 0;

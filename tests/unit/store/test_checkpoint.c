@@ -34,7 +34,10 @@ static void write_events(hr_store *s) {
     for (int t = 0; t < TX; t++) {
         for (int i = 0; i < PER_TX; i++) {
             snprintf(ids[i], sizeof ids[i], "m%d-%d", t, i);
-            ev[i] = (hr_event_rec){ids[i], "acme", "u", NULL, "track", "E", now, now, body, 0, 0};
+            /* two accounts in turn: a row each, stored as written (a run
+             * of one account's would be compressed) */
+            ev[i] = (hr_event_rec){ids[i], i % 2 ? "acme" : "acme2", "u", NULL, "track", "E", now, now,
+                                   body, 0, 0};
         }
         assert_int_equal(s->ops->put_events(s, ev, PER_TX, &err), 0);
     }

@@ -362,7 +362,7 @@ static void test_open_migrate_reopen(void **state) {
     hr_store *s = open_store(f);
     assert_string_equal(s->ops->name, "sqlite");
     int v = hr_store_sqlite_schema_version(s);
-    assert_int_equal(v, 10);
+    assert_int_equal(v, 11);
     hr_store_close(s);
 
     s = open_store(f);
@@ -848,7 +848,7 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT max(version) FROM schema_migrations"), 1);
     
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 10);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 11);
     hr_event_rec e = event("m1", "acc_1", "Board Created", 1000);
     ok(s->ops->put_events(s, &e, 1, &err), &err);
     hr_meter_rec m = {"acc_1", "boards", 0, 1.0, 1000, NULL, 0};
@@ -872,7 +872,7 @@ static void test_migrations_from_v1(void **state) {
                                   " ('event_days','event_days_day','event_stats')"),
                      0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 1);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 10);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 11);
 
     /* A version-2 file gets migrations 3 to 9 alone: its logged events
      * were folded when they were written, and get chained per account. */
@@ -890,7 +890,7 @@ static void test_migrations_from_v1(void **state) {
                 "CREATE TABLE seen (message_id TEXT PRIMARY KEY, received_ms INTEGER);"
                 "DELETE FROM schema_migrations WHERE version >= 3");
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 10);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 11);
     assert_int_equal(folded_of(s), 3);
     ev_seen ev = {0};
     ok(s->ops->recent_events(s, "acc_1", 10, on_event, &ev, &err), &err);
@@ -903,7 +903,7 @@ static void test_migrations_from_v1(void **state) {
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='events_account'"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM event_hist"), 0);
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name='seen'"), 0);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 10);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM schema_migrations"), 11);
     /* migration 10: the old rows hold one event each */
     assert_int_equal(query_int(f, "SELECT sum(n) FROM events WHERE more IS NULL"), 3);
 
@@ -923,10 +923,11 @@ static void test_migrations_from_v1(void **state) {
                 " ('acc_2','','B',2,1), ('acc_1','','sum' || char(31) || 'A' || char(31) || 'rows',19700,2.5);"
                 "INSERT INTO event_stats VALUES ('acc_1','','A',100,200), ('acc_1','u1','A',150,150),"
                 " ('acc_3','','C',5,6);"
-                "ALTER TABLE events DROP COLUMN more; ALTER TABLE events DROP COLUMN n;"
+                "ALTER TABLE events DROP COLUMN more_zstd; ALTER TABLE events DROP COLUMN more;"
+                "ALTER TABLE events DROP COLUMN n;"
                 "DELETE FROM schema_migrations WHERE version >= 8");
     s = open_store(f);
-    assert_int_equal(hr_store_sqlite_schema_version(s), 10);
+    assert_int_equal(hr_store_sqlite_schema_version(s), 11);
     seen h7 = {0};
     hr_store_loader l7 = {.ud = &h7, .hist = on_hist};
     ok(s->ops->load(s, &l7, &err), &err);
@@ -1306,6 +1307,71 @@ static void test_packed_events(void **state) {
     hr_store_close(s);
 }
 
+/* A long run of one account's events is stored as one zstd frame: it
+ * reads back as a plain run does, and a damaged frame is an error. */
+static void test_packed_events_compressed(void **state) {
+    fixture *f = *state;
+    hr_store *s = open_store(f);
+    hr_err err = {0};
+    enum { N = 12 };
+    hr_event_rec ev[N];
+    char ids[N][8], bodies[N][80];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "z%02d", i + 1);
+        snprintf(bodies[i], sizeof bodies[i],
+                 "{\"type\":\"track\",\"event\":\"A\",\"properties\":{\"i\":%d}}", i + 1);
+        ev[i] = event(ids[i], "acc_z", "A", 300);
+        ev[i].body = bodies[i];
+    }
+    ev[4].user_id = NULL, ev[4].anonymous_id = "anon-5";
+    ok(s->ops->put_events(s, ev, N, &err), &err);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 1);
+    assert_int_equal(query_int(f, "SELECT n FROM events"), N);
+    assert_int_equal(query_int(f, "SELECT more_zstd FROM events"), 1);
+    /* the frame is smaller than the bodies alone */
+    assert_true(query_int(f, "SELECT length(more) FROM events") < (N - 1) * 60);
+
+    evlog g = {0};
+    ok(s->ops->replay_events(s, 0, on_logged, &g, &err), &err);
+    assert_int_equal(g.n, N);
+    char want[1024];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(g.seq[i], i + 1);
+        snprintf(want, sizeof want, "z%02d|%s|%s|track|A|295|300|acc_z|%s", i + 1,
+                 i == 4 ? "-" : "u1", i == 4 ? "anon-5" : "-", bodies[i]);
+        assert_string_equal(g.text[i], want);
+    }
+    evlog_free(&g);
+    ok(s->ops->replay_events(s, 5, on_logged, &g, &err), &err);
+    assert_int_equal(g.n, N - 5);
+    assert_int_equal(g.seq[0], 6);
+    evlog_free(&g);
+    ok(s->ops->recent_events(s, "acc_z", 3, on_logged, &g, &err), &err);
+    assert_int_equal(g.n, 3);
+    assert_int_equal(g.seq[0], N);
+    assert_int_equal(g.seq[2], N - 2);
+    evlog_free(&g);
+    seen v = {0};
+    hr_store_loader l = {.ud = &v, .seen = on_seen, .seen_since = 0};
+    ok(s->ops->load(s, &l, &err), &err);
+    assert_int_equal(v.n_seen, N);
+    seen_free(&v);
+    hr_store_close(s);
+
+    exec_raw(f, "UPDATE events SET more = substr(more, 1, length(more) - 6)");
+    s = open_store(f);
+    assert_int_not_equal(s->ops->replay_events(s, 0, on_logged, &g, &err), 0);
+    assert_non_null(strstr(err.message, "damaged"));
+    evlog_free(&g);
+    hr_store_close(s);
+    exec_raw(f, "UPDATE events SET more = randomblob(200)");
+    s = open_store(f);
+    assert_int_not_equal(s->ops->recent_events(s, "acc_z", 5, on_logged, &g, &err), 0);
+    assert_non_null(strstr(err.message, "damaged"));
+    evlog_free(&g);
+    hr_store_close(s);
+}
+
 static void test_delete_account_meters_and_events(void **state) {
     fixture *f = *state;
     hr_store *s = open_store(f);
@@ -1574,6 +1640,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_delete_account_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_packed_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_packed_events_compressed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bulk_100k, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
