@@ -267,12 +267,13 @@ struct hr_engine {
     size_t ndenied, capdenied;
     hr_map *denied_at;      /* "account\x1fuser\x1ffeature" -> last noted (ms) */
     /* Meters and history are written behind the event log (ingest.c):
-     * what changed since the last write, keyed by ids (accounts and users
-     * may move or go), and how far the log has been folded. */
-    hr_map *dmeters;        /* "account\x1fmeter\x1fperiod" -> hr_dmeter */
-    hr_map *dhist;          /* "account\x1fuser\x1fevent\x1fday" -> hr_dhist */
-    size_t dmeters_hint, dhist_hint; /* their sizes at the last flush: the next
-                                        ones start there instead of growing */
+     * what changed since the last write, and how far the log has been
+     * folded. */
+    struct hr_dirty *dirty; /* changed meter values and history rows; NULL: none */
+    struct hr_snap *writing; /* flushes taken and not yet committed behind the
+                                log, newest first (imu) */
+    size_t dmeters_hint, dhist_hint; /* their counts at the last flush: the
+                                        next set starts there instead of growing */
     int64_t folded_seq;     /* newest log seq folded into memory */
     int64_t flushed_seq;    /* newest log seq in the meter and history tables */
     int64_t last_flush_ms;

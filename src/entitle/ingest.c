@@ -18,6 +18,7 @@
  * account a user's events reach) is kept here too. */
 #include <stdio.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,120 +220,6 @@ int hr_engine_meter_value(hr_engine *e, const char *account, const char *meter, 
     return rc;
 }
 
-/* ---- what changed since meters and history were last written ----------- */
-
-/* A meter value changed since the last flush. A live one is the account's
- * latest period, read from the account when written; an older period's
- * value (a late event's, or one a newer period replaced) is owned here. */
-typedef struct hr_dmeter {
-    const char *meter; /* interned */
-    int64_t ps;
-    int live;
-    hr_meter_value v;  /* when !live */
-    char *account;     /* after the key */
-    char key[];        /* "account\x1fmeter\x1fPERIOD" (dkey: hex) */
-} hr_dmeter;
-
-/* An event's days (or a sum's) changed since the last flush; the row is
- * written whole from the owner's history. */
-typedef struct hr_dhist {
-    const char *event; /* interned: the event, or the sum key when is_sum */
-    int is_sum;
-    char *account, *user; /* after the key; user "" at account level */
-    char key[];
-} hr_dhist;
-
-/* Tracked ids are at most 256 bytes (segment.c, the API): keys fit. */
-#define DKEY_MAX 1024
-
-/* A change-tracking key: the strings, then the numbers in hex, each after
- * a \x1f; its length, or -1 if it does not fit DKEY_MAX. Built by hand:
- * a group commit makes one or two per staged value, and snprintf was a
- * few percent of an import. */
-static int dkey(char key[DKEY_MAX], const char *s1, const char *s2, uint64_t n1, int with_n2,
-                uint64_t n2) {
-    size_t l1 = strlen(s1), l2 = strlen(s2);
-    if (l1 + l2 + 2 * 18 + 1 > DKEY_MAX) return -1;
-    char *p = key;
-    memcpy(p, s1, l1), p += l1, *p++ = '\x1f';
-    memcpy(p, s2, l2), p += l2;
-    for (int k = 0; k < 1 + with_n2; k++) {
-        uint64_t v = k ? n2 : n1;
-        *p++ = '\x1f';
-        for (int sh = 60; sh >= 0; sh -= 4) *p++ = "0123456789abcdef"[(v >> sh) & 15];
-    }
-    *p = 0;
-    return (int)(p - key);
-}
-
-static hr_dmeter *dmeter_get(hr_engine *e, const char *account, const char *meter, int64_t ps,
-                             int create) {
-    char key[DKEY_MAX];
-    int kl = dkey(key, account, meter, (uint64_t)ps, 0, 0);
-    if (kl < 0) return NULL;
-    hr_dmeter *d = e->dmeters ? hr_map_get(e->dmeters, key) : NULL;
-    if (d || !create) return d;
-    if (!e->dmeters && !(e->dmeters = hr_map_new(e->dmeters_hint > 256 ? e->dmeters_hint : 256)))
-        return NULL;
-    size_t al = strlen(account);
-    if (!(d = calloc(1, sizeof *d + (size_t)kl + 1 + al + 1))) return NULL;
-    memcpy(d->key, key, (size_t)kl + 1);
-    d->account = d->key + kl + 1;
-    memcpy(d->account, account, al + 1);
-    d->meter = meter;
-    d->ps = ps;
-    hr_meter_value_init(&d->v, ps);
-    int err = 0;
-    hr_map_put(e->dmeters, d->key, d, &err);
-    if (err) {
-        free(d);
-        return NULL;
-    }
-    return d;
-}
-
-static int dhist_mark(hr_engine *e, const char *account, const char *user, const char *event,
-                      int is_sum) {
-    char key[DKEY_MAX];
-    int kl = dkey(key, account, user, (uint64_t)(uintptr_t)event, 1, (uint64_t)is_sum);
-    if (kl < 0) return -1;
-    if (e->dhist && hr_map_get(e->dhist, key)) return 0;
-    if (!e->dhist && !(e->dhist = hr_map_new(e->dhist_hint > 256 ? e->dhist_hint : 256)))
-        return -1;
-    size_t al = strlen(account), ul = strlen(user);
-    hr_dhist *d = calloc(1, sizeof *d + (size_t)kl + 1 + al + 1 + ul + 1);
-    if (!d) return -1;
-    memcpy(d->key, key, (size_t)kl + 1);
-    d->account = d->key + kl + 1;
-    memcpy(d->account, account, al + 1);
-    d->user = d->account + al + 1;
-    memcpy(d->user, user, ul + 1);
-    d->event = event;
-    d->is_sum = is_sum;
-    int err = 0;
-    hr_map_put(e->dhist, d->key, d, &err);
-    if (err) free(d);
-    return err ? -1 : 0;
-}
-
-static void free_dirty(hr_map *dmeters, hr_map *dhist) {
-    size_t pos = 0;
-    void *v;
-    while (dmeters && hr_map_next(dmeters, &pos, NULL, &v)) {
-        hr_meter_value_dispose(&((hr_dmeter *)v)->v);
-        free(v);
-    }
-    pos = 0;
-    while (dhist && hr_map_next(dhist, &pos, NULL, &v)) free(v);
-    hr_map_free(dmeters);
-    hr_map_free(dhist);
-}
-
-static void dirty_clear(hr_engine *e) {
-    free_dirty(e->dmeters, e->dhist);
-    e->dmeters = e->dhist = NULL;
-}
-
 /* ---- one batch, under the writer mutex --------------------------------- */
 
 /* An index over one of a batch's arrays: each slot holds a position + 1
@@ -449,7 +336,8 @@ typedef struct batch {
  * leaves it (absolute: the store keeps values, not increments). */
 typedef struct hstage {
     hr_hist **owner;
-    const char *account, *user, *event; /* user "" at account level */
+    const hr_account *a;
+    const char *user, *event; /* user "" at account level */
     int32_t day;
     uint32_t count;
     int is_sum;   /* event is a sum key "EVENT\x1fPROPERTY"; sum holds the day's sum */
@@ -515,7 +403,187 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
+/* ---- what changed since meters and history were last written ----------- */
+
+/* A meter value changed since the last flush. A live one is the account's
+ * latest period, read from the account when written; an older period's
+ * value (a late event's, or one a newer period replaced) is owned here. */
+typedef struct hr_dmeter {
+    const hr_account *a; /* found by pointer, then the id checked: an
+                            account that went may leave its address to
+                            another before the flush */
+    const char *account; /* the id, copied into the set */
+    const char *meter;   /* interned */
+    int64_t ps;
+    int live;
+    hr_meter_value v;    /* when !live */
+} hr_dmeter;
+
+/* An event's days (or a sum's) changed since the last flush; the row is
+ * written whole from the owner's history. */
+typedef struct hr_dhist {
+    const hr_account *a;
+    const char *uid;           /* the member's id string when marked ("" at
+                                  account level): with a, event and is_sum
+                                  the key; it stays put while users move */
+    const char *account, *user; /* the ids, copied into the set */
+    const char *event;          /* interned: the event, or the sum key */
+    int is_sum;
+} hr_dhist;
+
+/* The user of an account-level change: one address, as the key compares
+ * addresses. */
+static const char no_user[] = "";
+
+/* Ids copied for a change set, in blocks that never move. */
+typedef struct idblock {
+    struct idblock *next;
+    size_t used, cap;
+    char text[];
+} idblock;
+
+/* What changed since the last flush: two arrays, each with an open
+ * addressing index (position + 1, at most half full) keyed by pointers, so
+ * tracking a change formats, hashes and compares no strings but the id
+ * of the one candidate. Owned by the engine, then by the flush taking it. */
+typedef struct hr_dirty hr_dirty;
+struct hr_dirty {
+    hr_dmeter *m;
+    size_t nm, capm, mmask;
+    uint32_t *mslot;
+    hr_dhist *h;
+    size_t nh, caph, hmask;
+    uint32_t *hslot;
+    idblock *ids;
+};
+
+static void dirty_free(hr_dirty *d) {
+    if (!d) return;
+    for (size_t i = 0; i < d->nm; i++)
+        if (!d->m[i].live) hr_meter_value_dispose(&d->m[i].v);
+    for (idblock *b = d->ids, *next; b; b = next) next = b->next, free(b);
+    free(d->m);
+    free(d->mslot);
+    free(d->h);
+    free(d->hslot);
+    free(d);
+}
+
+/* The engine's change set, made on first use with room for as many
+ * changes as the last flush had. NULL on OOM. */
+static hr_dirty *dirty_of(hr_engine *e) {
+    if (e->dirty) return e->dirty;
+    hr_dirty *d = calloc(1, sizeof *d);
+    size_t m = 256, h = 256;
+    while (m < 2 * e->dmeters_hint) m *= 2;
+    while (h < 2 * e->dhist_hint) h *= 2;
+    if (!d || !(d->mslot = calloc(m, sizeof *d->mslot)) || !(d->hslot = calloc(h, sizeof *d->hslot))) {
+        dirty_free(d);
+        return NULL;
+    }
+    d->mmask = m - 1, d->hmask = h - 1;
+    return e->dirty = d;
+}
+
+static size_t dirty_count(const hr_engine *e) {
+    return e->dirty ? e->dirty->nm + e->dirty->nh : 0;
+}
+
+/* s copied into d's blocks; prev: an earlier copy to reuse if equal (the
+ * entries of one account mostly come in a run). NULL on OOM. */
+static const char *dirty_copy(hr_dirty *d, const char *s, const char *prev) {
+    if (prev && !strcmp(prev, s)) return prev;
+    size_t n = strlen(s) + 1;
+    idblock *b = d->ids;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > 65536 ? n : 65536;
+        if (!(b = malloc(sizeof *b + cap))) return NULL;
+        b->next = d->ids, b->used = 0, b->cap = cap;
+        d->ids = b;
+    }
+    char *c = memcpy(b->text + b->used, s, n);
+    b->used += n;
+    return c;
+}
+
+static uint32_t *dm_slot(hr_dirty *d, const hr_account *a, const char *meter, int64_t ps) {
+    for (size_t i = mix3((uintptr_t)a, (uintptr_t)meter, (uint64_t)ps) & d->mmask;; i = (i + 1) & d->mmask) {
+        const hr_dmeter *t = d->mslot[i] ? &d->m[d->mslot[i] - 1] : NULL;
+        if (!t || (t->a == a && t->meter == meter && t->ps == ps && !strcmp(t->account, a->id)))
+            return &d->mslot[i];
+    }
+}
+
+static uint32_t *dh_slot(hr_dirty *d, const hr_account *a, const char *uid, const char *event,
+                         int is_sum) {
+    for (size_t i = mix3((uintptr_t)a, (uintptr_t)uid ^ (uint64_t)is_sum, (uintptr_t)event) & d->hmask;;
+         i = (i + 1) & d->hmask) {
+        const hr_dhist *t = d->hslot[i] ? &d->h[d->hslot[i] - 1] : NULL;
+        if (!t || (t->a == a && t->uid == uid && t->event == event && t->is_sum == is_sum &&
+                   !strcmp(t->account, a->id) && !strcmp(t->user, uid)))
+            return &d->hslot[i];
+    }
+}
+
+/* Room for one more entry in an index of n entries (doubling it, all
+ * entries placed again, past half full); -1 on OOM. */
+static int dirty_room(hr_dirty *d, int hist) {
+    size_t n = hist ? d->nh : d->nm, *mask = hist ? &d->hmask : &d->mmask;
+    uint32_t **slot = hist ? &d->hslot : &d->mslot;
+    if (2 * (n + 1) <= *mask + 1) return 0;
+    uint32_t *old = *slot, *fresh = calloc(2 * (*mask + 1), sizeof *fresh);
+    if (!fresh) return -1;
+    *slot = fresh, *mask = 2 * (*mask + 1) - 1;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t *sl = hist ? dh_slot(d, d->h[i].a, d->h[i].uid, d->h[i].event, d->h[i].is_sum)
+                            : dm_slot(d, d->m[i].a, d->m[i].meter, d->m[i].ps);
+        *sl = (uint32_t)i + 1;
+    }
+    free(old);
+    return 0;
+}
+
+static hr_dmeter *dmeter_get(hr_engine *e, const hr_account *a, const char *meter, int64_t ps,
+                             int create) {
+    hr_dirty *d = create ? dirty_of(e) : e->dirty;
+    if (!d) return NULL;
+    uint32_t *slot = dm_slot(d, a, meter, ps);
+    if (*slot || !create) return *slot ? &d->m[*slot - 1] : NULL;
+    if (dirty_room(d, 0) || grow((void **)&d->m, &d->capm, d->nm + 1, sizeof *d->m)) return NULL;
+    const char *id = dirty_copy(d, a->id, d->nm ? d->m[d->nm - 1].account : NULL);
+    if (!id) return NULL;
+    hr_dmeter *t = &d->m[d->nm];
+    *t = (hr_dmeter){.a = a, .account = id, .meter = meter, .ps = ps};
+    hr_meter_value_init(&t->v, ps);
+    *dm_slot(d, a, meter, ps) = (uint32_t)++d->nm;
+    return t;
+}
+
+static int dhist_mark(hr_engine *e, const hr_account *a, const char *uid, const char *event,
+                      int is_sum) {
+    hr_dirty *d = dirty_of(e);
+    if (!d) return -1;
+    if (*dh_slot(d, a, uid, event, is_sum)) return 0;
+    if (dirty_room(d, 1) || grow((void **)&d->h, &d->caph, d->nh + 1, sizeof *d->h)) return -1;
+    const hr_dhist *prev = d->nh ? &d->h[d->nh - 1] : NULL;
+    const char *id = dirty_copy(d, a->id, prev ? prev->account : NULL);
+    const char *user = id ? dirty_copy(d, uid, prev ? prev->user : NULL) : NULL;
+    if (!user) return -1;
+    d->h[d->nh] = (hr_dhist){a, uid, id, user, event, is_sum};
+    *dh_slot(d, a, uid, event, is_sum) = (uint32_t)++d->nh;
+    return 0;
+}
+
+static void dirty_clear(hr_engine *e) {
+    dirty_free(e->dirty);
+    e->dirty = NULL;
+}
+
+
 static int load_one(void *ud, const hr_meter_rec *r) { return set_from_rec(ud, r); }
+
+static int writing_value(hr_engine *e, const hr_account *a, const char *meter, int64_t ps,
+                         hr_meter_value *v);
 
 /* The staged value of (a, meter) for the period starting at ps: from memory
  * (the latest period) or the store (a late event's older period) the first
@@ -536,12 +604,13 @@ static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, i
     s->ps = ps;
     hr_meter_value_init(&s->v, ps);
     const hr_mval_ent *mv = find_mval(a, meter);
-    const hr_dmeter *d = mv && mv->v.period_start == ps ? NULL : dmeter_get(e, a->id, meter, ps, 0);
+    const hr_dmeter *d = mv && mv->v.period_start == ps ? NULL : dmeter_get(e, a, meter, ps, 0);
     /* a later period than any staged for the same meter supersedes them
      * (the latest staged one is the current one, if any is) */
     uint32_t *cur = cur_slot(b, a, meter);
     int latest = (!mv || ps >= mv->v.period_start) && !(*cur && b->st[*cur - 1].ps > ps);
     /* an older period: written since the last flush, else in the store */
+    int found = 0;
     const hr_meter_value *from = mv && mv->v.period_start == ps ? &mv->v
                                  : d && !d->live                 ? &d->v
                                                                  : NULL;
@@ -555,7 +624,11 @@ static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, i
             }
             memcpy(s->v.uniq, from->uniq, from->capuniq * sizeof *s->v.uniq);
         }
-    } else if (!latest && e->store &&
+    } else if (!latest && (found = writing_value(e, a, meter, ps, &s->v)) < 0) {
+        hr_err_set(err, HR_ENOMEM, "out of memory");
+        hr_meter_value_dispose(&s->v);
+        return NULL;
+    } else if (!latest && !found && e->store &&
                e->store->ops->meter_series(e->store, a->id, meter, ps, ps + 1, load_one, &s->v,
                                            err)) {
         hr_meter_value_dispose(&s->v);
@@ -575,7 +648,7 @@ static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, i
 
 /* The batch's stage of (owner, event, day), counts or sums, made from what
  * memory holds the first time. NULL on OOM. */
-static hstage *hstage_get(batch *b, hr_hist **owner, const char *account, const char *user,
+static hstage *hstage_get(batch *b, hr_hist **owner, const hr_account *a, const char *user,
                           const char *event, int32_t day, int is_sum) {
     if (bindex_reserve(&b->hsx, hs_rehash, b) ||
         grow((void **)&b->hs, &b->caphs, b->nhs + 1, sizeof *b->hs))
@@ -585,7 +658,7 @@ static hstage *hstage_get(batch *b, hr_hist **owner, const char *account, const 
     hstage *h = &b->hs[b->nhs];
     memset(h, 0, sizeof *h);
     h->owner = owner;
-    h->account = account;
+    h->a = a;
     h->user = user;
     h->event = event;
     h->day = day;
@@ -601,9 +674,9 @@ static hstage *hstage_get(batch *b, hr_hist **owner, const char *account, const 
 }
 
 /* +1 for event on the day of ts_ms in owner's history. */
-static int hist_add(batch *b, hr_hist **owner, const char *account, const char *user,
+static int hist_add(batch *b, hr_hist **owner, const hr_account *a, const char *user,
                     const char *event, int64_t ts_ms) {
-    hstage *h = hstage_get(b, owner, account, user, event, day_of_ms(ts_ms), 0);
+    hstage *h = hstage_get(b, owner, a, user, event, day_of_ms(ts_ms), 0);
     if (!h) return -1;
     h->count++;
     if (!h->first_ms || ts_ms < h->first_ms) h->first_ms = ts_ms;
@@ -612,9 +685,9 @@ static int hist_add(batch *b, hr_hist **owner, const char *account, const char *
 }
 
 /* + value to the day's sum of key (interned "EVENT\x1fPROPERTY") in owner. */
-static int sum_add(batch *b, hr_hist **owner, const char *account, const char *user,
+static int sum_add(batch *b, hr_hist **owner, const hr_account *a, const char *user,
                    const char *key, int64_t ts_ms, double value) {
-    hstage *h = hstage_get(b, owner, account, user, key, day_of_ms(ts_ms), 1);
+    hstage *h = hstage_get(b, owner, a, user, key, day_of_ms(ts_ms), 1);
     if (!h) return -1;
     h->sum += value;
     return 0;
@@ -640,8 +713,8 @@ static int sums(hr_engine *e, batch *b, hr_account *a, hr_user *u, hr_msg *m) {
         double x = v.num;
         if (!isfinite(x)) continue;
         const char *ik = hr_intern(key);
-        if (!ik || sum_add(b, &a->hist, a->id, "", ik, m->timestamp_ms, x) ||
-            (u && sum_add(b, &u->hist, a->id, u->id, ik, m->timestamp_ms, x)))
+        if (!ik || sum_add(b, &a->hist, a, no_user, ik, m->timestamp_ms, x) ||
+            (u && sum_add(b, &u->hist, a, u->id, ik, m->timestamp_ms, x)))
             return -1;
     }
     return 0;
@@ -655,15 +728,15 @@ static int history(hr_engine *e, batch *b, hr_account *a, hr_msg *m) {
     const char *ev = m->ievent ? m->ievent : hr_intern(m->event);
     int product = strncmp(m->event, "headroom.", 9) != 0;
     if (!ev || !any) return -1;
-    if (hist_add(b, &a->hist, a->id, "", ev, m->timestamp_ms) ||
-        (product && hist_add(b, &a->hist, a->id, "", any, m->timestamp_ms)))
+    if (hist_add(b, &a->hist, a, no_user, ev, m->timestamp_ms) ||
+        (product && hist_add(b, &a->hist, a, no_user, any, m->timestamp_ms)))
         return -1;
     hr_user *member = NULL;
     for (uint32_t i = 0; m->user_id && i < a->nusers; i++) {
         hr_user *u = &a->users[i];
         if (strcmp(u->id, m->user_id)) continue;
-        if (hist_add(b, &u->hist, a->id, u->id, ev, m->timestamp_ms) ||
-            (product && hist_add(b, &u->hist, a->id, u->id, any, m->timestamp_ms)))
+        if (hist_add(b, &u->hist, a, u->id, ev, m->timestamp_ms) ||
+            (product && hist_add(b, &u->hist, a, u->id, any, m->timestamp_ms)))
             return -1;
         member = u;
         break;
@@ -1072,7 +1145,7 @@ static void track_changes(hr_engine *e, batch *b) {
     for (size_t i = 0; i < b->nst; i++) {
         staged *st = &b->st[i];
         if (!st->current) { /* an older period: its value is kept here */
-            hr_dmeter *d = dmeter_get(e, st->a->id, st->meter, st->ps, 1);
+            hr_dmeter *d = dmeter_get(e, st->a, st->meter, st->ps, 1);
             if (!d) {
                 e->fold_stuck = 1;
                 continue;
@@ -1086,14 +1159,14 @@ static void track_changes(hr_engine *e, batch *b) {
         /* st->v is what the account held: a live period it replaced keeps
          * its last value here */
         if (st->v.period_start != st->ps) {
-            hr_dmeter *old = dmeter_get(e, st->a->id, st->meter, st->v.period_start, 0);
+            hr_dmeter *old = dmeter_get(e, st->a, st->meter, st->v.period_start, 0);
             if (old && old->live) {
                 old->v = st->v;
                 old->live = 0;
                 hr_meter_value_init(&st->v, 0);
             }
         }
-        hr_dmeter *d = dmeter_get(e, st->a->id, st->meter, st->ps, 1);
+        hr_dmeter *d = dmeter_get(e, st->a, st->meter, st->ps, 1);
         if (!d) {
             e->fold_stuck = 1;
             continue;
@@ -1109,7 +1182,7 @@ static void track_changes(hr_engine *e, batch *b) {
         /* consecutive stages are mostly one key's days: mark it once */
         const hstage *p = i ? &b->hs[i - 1] : NULL;
         if (p && p->owner == h->owner && p->event == h->event && p->is_sum == h->is_sum) continue;
-        if (dhist_mark(e, h->account, h->user, h->event, h->is_sum)) e->fold_stuck = 1;
+        if (dhist_mark(e, h->a, h->user, h->event, h->is_sum)) e->fold_stuck = 1;
     }
 }
 
@@ -1145,13 +1218,15 @@ static int dmeter_cmp(const void *x, const void *y) {
 }
 
 /* What a flush writes, taken from memory at one moment: the changed meter
- * values and history rows (encoded), and the change maps they came from
- * (which own the ids the rows point at). Written later, maybe on another
+ * values and history rows (encoded), and the change set they came from
+ * (which owns the ids the rows point at). Written later, maybe on another
  * thread, without the writer mutex. */
-typedef struct snap {
-    hr_map *dmeters, *dhist;
+typedef struct hr_snap {
+    hr_dirty *dirty;
     hr_meter_rec *m;
     size_t nm;
+    uint32_t *rec_of;     /* each of dirty's meter entries' row in m (UINT32_MAX: none) */
+    struct hr_snap *next; /* e->writing: the next older flush being written */
     hr_hist_rec *h;
     size_t nh;
     size_t *at;     /* each history row's name and days in text (offsets) */
@@ -1161,11 +1236,29 @@ typedef struct snap {
 static void snap_free(snap *sn) {
     for (size_t i = 0; sn->m && i < sn->nm; i++) free((void *)sn->m[i].uniq);
     free(sn->m);
+    free(sn->rec_of);
     free(sn->h);
     free(sn->at);
     hr_buf_dispose(&sn->text);
-    free_dirty(sn->dmeters, sn->dhist);
+    dirty_free(sn->dirty);
     memset(sn, 0, sizeof *sn);
+}
+
+/* (a, meter, ps) as a flush still being written has it, into v, the
+ * newest such flush first: until its commit the store holds an older
+ * value, and a late event folded meanwhile would count from that (wmu
+ * held). 1: found, 0: not, -1: OOM. */
+static int writing_value(hr_engine *e, const hr_account *a, const char *meter, int64_t ps,
+                         hr_meter_value *v) {
+    int found = 0;
+    pthread_mutex_lock(&e->imu);
+    for (const snap *sn = e->writing; sn && !found; sn = sn->next) {
+        uint32_t slot = sn->dirty && sn->dirty->nm ? *dm_slot(sn->dirty, a, meter, ps) : 0;
+        uint32_t r = slot ? sn->rec_of[slot - 1] : UINT32_MAX;
+        if (r != UINT32_MAX) found = set_from_rec(v, &sn->m[r]) ? -1 : 1;
+    }
+    pthread_mutex_unlock(&e->imu);
+    return found;
 }
 
 /* An account's entries in a flush being sorted. */
@@ -1178,59 +1271,50 @@ static int agroup_cmp(const void *x, const void *y) {
     return strcmp((*(const agroup *const *)x)->account, (*(const agroup *const *)y)->account);
 }
 
-/* The entries of a change map in their table's key order, account first,
- * so the writes walk the b-tree forwards: grouped by account (read once
- * each), the accounts sorted, then each account's few entries by cmp. A
- * flush of hundreds of thousands of entries from a few thousand accounts
- * sorts under the writer mutex: one sort of them all followed two
- * pointers into the heap per comparison. is_hist: hr_dhist entries, else
- * hr_dmeter. NULL on OOM. */
-static void **sorted(hr_map *m, size_t n, int is_hist, int (*cmp)(const void *, const void *)) {
-    void **all = malloc((n ? n : 1) * sizeof *all), **out = NULL;
-    uint32_t *gid = malloc((n ? n : 1) * sizeof *gid);
-    agroup *gs = NULL, **order = NULL;
-    hr_map *ix = hr_map_new(n / 16 + 16);
-    size_t ng = 0, capg = 0, k = 0, pos = 0;
-    void *v;
-    if (!all || !gid || !ix) goto out;
-    while (k < n && hr_map_next(m, &pos, NULL, &v)) {
-        const char *acct = is_hist ? ((hr_dhist *)v)->account : ((hr_dmeter *)v)->account;
-        uintptr_t g = (uintptr_t)hr_map_get(ix, acct); /* the group's index + 1 */
-        if (!g) {
-            if (ng == capg) {
-                size_t cap = capg ? 2 * capg : 256;
-                agroup *p = realloc(gs, cap * sizeof *p);
-                if (!p) goto out;
-                gs = p, capg = cap;
-            }
-            gs[ng++] = (agroup){acct, 0, 0};
-            int err = 0;
-            hr_map_put(ix, acct, (void *)(g = ng), &err);
-            if (err) goto out;
+/* Pointers to the n entries (size bytes each, their account id at
+ * acct_at) in their table's key order, account first, so the writes walk
+ * the b-tree forwards: grouped by account (by the id's copy: one account's
+ * entries mostly share it), the groups sorted, then each group's few
+ * entries by cmp. A flush of hundreds of thousands of entries from a few
+ * thousand accounts sorts under the writer mutex: one sort of them all
+ * followed two pointers into the heap per comparison. NULL on OOM. */
+static void **sorted(void *ents, size_t n, size_t size, size_t acct_at,
+                     int (*cmp)(const void *, const void *)) {
+    size_t cap = 64, ng = 0;
+    while (cap < 2 * n) cap *= 2;
+    void **out = malloc((n ? n : 1) * sizeof *out);
+    uint32_t *gid = malloc((n ? n : 1) * sizeof *gid), *ix = calloc(cap, sizeof *ix);
+    agroup *gs = malloc((n ? n : 1) * sizeof *gs), **order = malloc((n ? n : 1) * sizeof *order);
+    if (!out || !gid || !ix || !gs || !order) {
+        free(out);
+        out = NULL;
+        goto out;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const char *acct = *(const char *const *)(void *)((char *)ents + k * size + acct_at);
+        uint32_t g = k && gs[gid[k - 1]].account == acct ? gid[k - 1] + 1 : 0;
+        for (size_t i = mix3((uintptr_t)acct, 0, 0) & (cap - 1); !g; i = (i + 1) & (cap - 1)) {
+            if (!ix[i]) gs[ng] = (agroup){acct, 0, 0}, ix[i] = (uint32_t)++ng;
+            if (gs[ix[i] - 1].account == acct) g = ix[i];
         }
         gs[g - 1].n++;
-        gid[k] = (uint32_t)(g - 1);
-        all[k++] = v;
+        gid[k] = g - 1;
     }
-    if (!(order = malloc((ng ? ng : 1) * sizeof *order)) ||
-        !(out = malloc((k ? k : 1) * sizeof *out)))
-        goto out;
     for (size_t i = 0; i < ng; i++) order[i] = &gs[i];
     qsort(order, ng, sizeof *order, agroup_cmp);
     size_t at = 0;
     for (size_t i = 0; i < ng; i++) order[i]->at = at, at += order[i]->n, order[i]->n = 0;
-    for (size_t i = 0; i < k; i++) {
-        agroup *g = &gs[gid[i]];
-        out[g->at + g->n++] = all[i];
+    for (size_t k = 0; k < n; k++) {
+        agroup *g = &gs[gid[k]];
+        out[g->at + g->n++] = (char *)ents + k * size;
     }
     for (size_t i = 0; i < ng; i++)
         if (gs[i].n > 1) qsort(out + gs[i].at, gs[i].n, sizeof *out, cmp);
 out:
-    free(all);
     free(gid);
+    free(ix);
     free(gs);
     free(order);
-    hr_map_free(ix);
     return out;
 }
 
@@ -1239,18 +1323,24 @@ out:
 static int snap_take(hr_engine *e, snap *sn, hr_err *err) {
     memset(sn, 0, sizeof *sn);
     hr_buf_init(&sn->text);
-    sn->dmeters = e->dmeters, sn->dhist = e->dhist;
-    e->dmeters = e->dhist = NULL;
-    size_t nm = sn->dmeters ? hr_map_count(sn->dmeters) : 0, nh = sn->dhist ? hr_map_count(sn->dhist) : 0;
+    hr_dirty *d = sn->dirty = e->dirty;
+    e->dirty = NULL;
+    size_t nm = d ? d->nm : 0, nh = d ? d->nh : 0;
     e->dmeters_hint = nm, e->dhist_hint = nh;
-    hr_dmeter **dm = nm ? (hr_dmeter **)sorted(sn->dmeters, nm, 0, dmeter_cmp) : NULL;
-    hr_dhist **dh = nh ? (hr_dhist **)sorted(sn->dhist, nh, 1, dhist_cmp) : NULL;
+    hr_dmeter **dm = nm ? (hr_dmeter **)sorted(d->m, nm, sizeof *d->m, offsetof(hr_dmeter, account),
+                                               dmeter_cmp)
+                        : NULL;
+    hr_dhist **dh = nh ? (hr_dhist **)sorted(d->h, nh, sizeof *d->h, offsetof(hr_dhist, account),
+                                             dhist_cmp)
+                       : NULL;
     int rc = 0;
-    if ((nm && (!dm || !(sn->m = calloc(nm, sizeof *sn->m)))) ||
+    if ((nm && (!dm || !(sn->m = calloc(nm, sizeof *sn->m)) ||
+                !(sn->rec_of = malloc(nm * sizeof *sn->rec_of)))) ||
         (nh && (!dh || !(sn->h = calloc(nh, sizeof *sn->h)) || !(sn->at = calloc(nh, 2 * sizeof *sn->at))))) {
         rc = hr_err_set(err, HR_ENOMEM, "out of memory");
         goto out;
     }
+    for (size_t i = 0; i < nm; i++) sn->rec_of[i] = UINT32_MAX;
     for (size_t i = 0; i < nm; i++) {
         const hr_dmeter *d = dm[i];
         const hr_account *a = hr_acctix_get(e->accounts, d->account);
@@ -1263,6 +1353,7 @@ static int snap_take(hr_engine *e, snap *sn, hr_err *err) {
             rc = hr_err_set(err, HR_ENOMEM, "out of memory");
             goto out;
         }
+        sn->rec_of[d - sn->dirty->m] = (uint32_t)sn->nm;
         sn->m[sn->nm++] = (hr_meter_rec){d->account, d->meter, d->ps, val->value, val->latest_ms, set,
                                          val->nuniq};
     }
@@ -1320,8 +1411,7 @@ static int nothing_to_flush(hr_engine *e) {
         hr_log(HR_LOG_ERROR, "meters and history are no longer written (out of memory tracking "
                "their changes); a restart rebuilds them from the event log");
     }
-    size_t nm = e->dmeters ? hr_map_count(e->dmeters) : 0, nh = e->dhist ? hr_map_count(e->dhist) : 0;
-    return !e->store || e->fold_stuck || (!nm && !nh && e->flushed_seq == e->folded_seq);
+    return !e->store || e->fold_stuck || (!dirty_count(e) && e->flushed_seq == e->folded_seq);
 }
 
 int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
@@ -1341,11 +1431,11 @@ int hr_ingest_flush_locked(hr_engine *e, hr_err *err) {
     if (!rc) rc = snap_write(e->store, &sn, e->folded_seq, err);
     if (!rc) {
         e->flushed_seq = e->folded_seq;
-    } else if (!e->dmeters && !e->dhist) {
+    } else if (!e->dirty) {
         /* still tracked: the next flush tries again (wmu was held: nothing
          * changed meanwhile) */
-        e->dmeters = sn.dmeters, e->dhist = sn.dhist;
-        sn.dmeters = sn.dhist = NULL;
+        e->dirty = sn.dirty;
+        sn.dirty = NULL;
     }
     snap_free(&sn);
     return rc;
@@ -1379,6 +1469,10 @@ static void behind_take(hr_engine *e, behind *bh) {
     e->flushed_seq = e->folded_seq;
     bh->turn = e->log_next++;
     bh->taken = 1;
+    pthread_mutex_lock(&e->imu);
+    bh->sn.next = e->writing;
+    e->writing = &bh->sn;
+    pthread_mutex_unlock(&e->imu);
 }
 
 /* Without wmu: waits for the turn, writes, passes the turn on. */
@@ -1392,6 +1486,12 @@ static int behind_write(hr_engine *e, behind *bh, hr_err *err) {
     if (!rc) rc = snap_write(e->log_store, &bh->sn, seq, err);
     pthread_mutex_lock(&e->imu);
     if (rc) e->flush_failed = 1; /* drain_inflight stops the writing */
+    /* in the store now (or never): stage reads it there */
+    for (snap **p = &e->writing; *p; p = &(*p)->next)
+        if (*p == &bh->sn) {
+            *p = bh->sn.next;
+            break;
+        }
     e->log_turn++;
     pthread_cond_broadcast(&e->icv);
     pthread_mutex_unlock(&e->imu);
@@ -1404,7 +1504,7 @@ int hr_engine_flush_derived(hr_engine *e, int64_t max_age_ms, hr_err *err) {
     pthread_mutex_lock(&e->wmu);
     int rc = 0, due = !max_age_ms || hr_time_now_ms() - e->last_flush_ms >= max_age_ms;
     int64_t t0 = hr_time_mono_ns();
-    size_t n = (e->dmeters ? hr_map_count(e->dmeters) : 0) + (e->dhist ? hr_map_count(e->dhist) : 0);
+    size_t n = dirty_count(e);
     behind bh = {0};
     if (due && e->log_store) {
         drain_inflight(e, 0);
@@ -1451,8 +1551,8 @@ static void run_batch(hr_engine *e, hr_ingest_job *jobs) {
      * reaches memory (a flush writes memory as the log has it): behind
      * the log when pipelined, written below before this batch's log */
     behind bh = {0};
-    if ((e->dmeters && hr_map_count(e->dmeters) > DIRTY_MAX) ||
-        (e->dhist && hr_map_count(e->dhist) > DIRTY_MAX) || now_ms - e->last_flush_ms > 60000) {
+    if ((e->dirty && (e->dirty->nm > DIRTY_MAX || e->dirty->nh > DIRTY_MAX)) ||
+        now_ms - e->last_flush_ms > 60000) {
         hr_err ferr = {0};
         if (pipelined)
             behind_take(e, &bh);

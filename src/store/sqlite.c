@@ -1708,7 +1708,6 @@ static const char *json_or_empty(const char *s) {
 }
 
 static int row_account(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
-    (void)q;
     hr_account_rec r = {
         .id = ctext(st, 0),
         .name = ctext(st, 1),
@@ -1730,7 +1729,6 @@ static int row_account(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, 
 }
 
 static int row_user(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
-    (void)q;
     hr_user_rec r = {
         .account = ctext(st, 0),
         .id = ctext(st, 1),
@@ -1744,7 +1742,6 @@ static int row_user(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, hr_
 }
 
 static int row_usage(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
-    (void)q;
     hr_usage_rec r = {
         .account = ctext(st, 0),
         .feature = ctext(st, 1),
@@ -1756,7 +1753,6 @@ static int row_usage(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, hr
 }
 
 static int row_override(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
-    (void)q;
     hr_override_rec r = {
         .account = ctext(st, 0),
         .feature = ctext(st, 1),
@@ -1768,7 +1764,6 @@ static int row_override(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l,
 }
 
 static int row_ftrial(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
-    (void)q;
     hr_ftrial_rec r = {
         .account = ctext(st, 0),
         .feature = ctext(st, 1),
@@ -1779,7 +1774,6 @@ static int row_ftrial(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, h
 }
 
 static int row_meter(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
-    (void)q;
     return meter_row(st, l->meter, l->ud, err);
 }
 
@@ -1799,7 +1793,6 @@ static int row_seen(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, hr_
 }
 
 static int row_hist(sq_store *q, sqlite3_stmt *st, const hr_store_loader *l, hr_err *err) {
-    (void)q;
     hr_hist_rec r = {
         .account = ctext(st, 0),
         .user = ctext(st, 1),

@@ -6,6 +6,8 @@
  * is ahead of the log it records as folded. */
 #include <pthread.h>
 #include <setjmp.h>
+#include <sqlite3.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -163,7 +165,124 @@ static void each_id_once_and_a_reopen_agrees(void **state) {
     hr_test_rm_dir(dir);
 }
 
+/* ---- a late event while a flush is still being written ---- */
+
+static const char yaml_monthly[] =
+    "currency: USD\n"
+    "meters:\n"
+    "  calls: {event: API Called, aggregate: count}\n"
+    "plans:\n"
+    "  free: {price: 0}\n";
+
+typedef struct late {
+    hr_engine *e;
+    const char *ts; /* the event's timestamp; NULL: flush instead */
+    int64_t now_ms;
+    int rc;
+} late;
+
+static void *late_run(void *ud) {
+    late *l = ud;
+    hr_err err = {0};
+    if (!l->ts) {
+        l->rc = hr_engine_flush_derived(l->e, 0, &err);
+        return NULL;
+    }
+    char text[200];
+    int len = snprintf(text, sizeof text,
+                       "{\"userId\":\"u1\",\"event\":\"API Called\",\"timestamp\":\"%s\","
+                       "\"context\":{\"groupId\":\"acme\"}}", l->ts);
+    hr_msg m;
+    int status = 0;
+    l->rc = hr_msg_scan(text, (size_t)len, HR_MSG_TRACK, 0, l->now_ms, &m, &err);
+    if (!l->rc) l->rc = hr_engine_ingest(l->e, &m, 1, l->now_ms, &status, &err);
+    if (!l->rc) hr_msg_dispose(&m);
+    return NULL;
+}
+
+static int add_value(void *ud, const hr_meter_rec *r) {
+    *(double *)ud += r->value;
+    return 0;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+/* October's value leaves memory when November's events arrive, and a flush
+ * takes it to write; a late October event folded before that write
+ * commits (another connection holds SQLite's lock meanwhile) counts on from
+ * the flush's value, not from the store's older one. */
+static void a_late_event_counts_on_from_a_flush_being_written(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hr-late-XXXXXX", path[64];
+    hr_test_db_dir(dir, path, sizeof path);
+    hr_catalog *cat = NULL;
+    hr_engine *e = NULL;
+    assert_int_equal(hr_test_engine(yaml_monthly, sizeof yaml_monthly - 1, &cat, &e), 0);
+    hr_store *s = NULL, *log = NULL;
+    hr_err err = {0};
+    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
+    assert_int_equal(hr_store_sqlite_open(path, 0, &log, &err), 0);
+    assert_int_equal(hr_engine_attach_store(e, s, &err), 0);
+    hr_engine_set_log_store(e, log);
+    hr_test_put_account(e, "acme", "{\"plan\":\"free\"}");
+    /* last month's 10th and 20th, this month's 1st (now: no flush is due
+     * between the batches) */
+    int64_t now = hr_time_now_ms();
+    time_t t = (time_t)(now / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    tm.tm_mday = 1, tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    int64_t this1 = (int64_t)timegm(&tm);
+    tm.tm_mon -= 1;
+    int64_t last1 = (int64_t)timegm(&tm);
+    char ts[3][32];
+    int64_t at[3] = {last1 + 9 * 86400, this1, last1 + 19 * 86400};
+    for (int i = 0; i < 3; i++) {
+        time_t x = (time_t)at[i];
+        strftime(ts[i], sizeof ts[i], "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&x, &tm));
+    }
+    late a = {e, ts[0], now, 0}, b = {e, ts[1], now, 0};
+    late_run(&a);
+    late_run(&b); /* last month's value leaves memory for the change set */
+    assert_int_equal(a.rc | b.rc, 0);
+    double prev = 0, cur = 0;
+    assert_int_equal(s->ops->meter_series(s, "acme", "calls", last1, last1 + 1, add_value, &prev, &err), 0);
+    assert_true(prev == 0); /* not written yet */
+
+    sqlite3 *lock = NULL;
+    assert_int_equal(sqlite3_open(path, &lock), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    pthread_t tf, tl;
+    late fl = {e, NULL, now, 0}, lt = {e, ts[2], now, 0};
+    assert_int_equal(pthread_create(&tf, NULL, late_run, &fl), 0);
+    sleep_ms(150); /* the flush has taken last month and waits for the lock */
+    assert_int_equal(pthread_create(&tl, NULL, late_run, &lt), 0);
+    sleep_ms(300); /* the late event is folded; its log waits too */
+    assert_int_equal(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(lock);
+    pthread_join(tf, NULL);
+    pthread_join(tl, NULL);
+    assert_int_equal(fl.rc | lt.rc, 0);
+    assert_int_equal(hr_engine_flush_derived(e, 0, &err), 0);
+
+    assert_int_equal(s->ops->meter_series(s, "acme", "calls", last1, last1 + 1, add_value, &prev, &err), 0);
+    assert_int_equal(s->ops->meter_series(s, "acme", "calls", this1, this1 + 1, add_value, &cur, &err), 0);
+    assert_true(prev == 2);
+    assert_true(cur == 1);
+    hr_engine_free(e);
+    hr_store_close(log);
+    hr_store_close(s);
+    hr_catalog_release(cat);
+    hr_test_rm_dir(dir);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(each_id_once_and_a_reopen_agrees)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(each_id_once_and_a_reopen_agrees),
+        cmocka_unit_test(a_late_event_counts_on_from_a_flush_being_written),
+    };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
