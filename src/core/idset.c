@@ -15,6 +15,7 @@
 #include "idset.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "hugemem.h"
 
@@ -58,6 +59,15 @@ void hr_idset_free(hr_idset *s) {
     table_free(s->slots, s->cap);
     table_free(s->old, s->ocap);
     free(s);
+}
+
+void hr_idset_clear(hr_idset *s) {
+    table_free(s->old, s->ocap);
+    s->old = NULL, s->ocap = s->opos = 0;
+    memset(s->slots, 0, s->cap * sizeof(slot));
+    s->count = s->evicted = 0;
+    s->oldest = UINT32_MAX;
+    s->rot = 0;
 }
 
 size_t hr_idset_count(const hr_idset *s) { return s->count; }

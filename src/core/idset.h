@@ -13,6 +13,8 @@ typedef struct hr_idset hr_idset;
 
 hr_idset *hr_idset_new(void);
 void hr_idset_free(hr_idset *s);
+/* Empties s and keeps its table, for reuse (its limit stays). */
+void hr_idset_clear(hr_idset *s);
 int hr_idset_has(const hr_idset *s, uint64_t id);
 /* Starts loading the slot hr_idset_has(s, id) will read first: a lookup in
  * a large set is a cache miss, which a caller that knows its next ids can

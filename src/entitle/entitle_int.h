@@ -272,6 +272,9 @@ struct hr_engine {
     struct hr_dirty *dirty; /* changed meter values and history rows; NULL: none */
     struct hr_snap *writing; /* flushes taken and not yet committed behind the
                                 log, newest first (imu) */
+    struct batch *spare;     /* a finished group commit's arrays, for the next
+                                one (imu) */
+    struct hr_idset *spare_seen; /* and its emptied id set (wmu) */
     size_t dmeters_hint, dhist_hint; /* their counts at the last flush: the
                                         next set starts there instead of growing */
     int64_t folded_seq;     /* newest log seq folded into memory */

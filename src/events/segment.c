@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "map.h"
 #include "msg_int.h"
 #include "timeutil.h"
 
@@ -102,6 +103,8 @@ int hr_msg_finish(const hr_msg_fields *f, int type, size_t size, int64_t batch_s
         return rc;
     if (!out->user_id && !out->anonymous_id)
         return hr_err_set(err, HR_EINVAL, "a message needs 'userId' or 'anonymousId'");
+    /* while the id is in cache: the group commit knows ids by this hash */
+    if (out->message_id) out->id_hash = hr_hash(out->message_id, strlen(out->message_id));
     switch (out->type) {
     case HR_MSG_TRACK:
         if ((rc = id_field(&f->event, "event", &out->event, err))) return rc;

@@ -48,7 +48,7 @@ typedef struct hr_msg {
                                  (stored as is in the event log); else NULL */
     size_t text_len;
     struct hr_msg_scan *scan; /* hr_msg_scan's fields and strings; NULL otherwise */
-    uint64_t id_hash;         /* hr_hash of message_id when the caller set it (0: not yet) */
+    uint64_t id_hash;         /* hr_hash of message_id (set by hr_msg_finish; 0: none) */
     const char *ievent;       /* event, interned (intern.h), when the caller did it */
 } hr_msg;
 
