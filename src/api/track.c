@@ -76,7 +76,8 @@ void hr_api_seg_ingest(hr_req *r, hr_msg *msgs, int n, int *status, int64_t now_
         /* here, beside other requests, not in the serial group commit */
         if (msgs[i].message_id && !msgs[i].id_hash)
             msgs[i].id_hash = hr_hash(msgs[i].message_id, strlen(msgs[i].message_id));
-        if (msgs[i].event && msgs[i].type == HR_MSG_TRACK) msgs[i].ievent = hr_intern(msgs[i].event);
+        if (msgs[i].event && msgs[i].type == HR_MSG_TRACK && !msgs[i].ievent)
+            msgs[i].ievent = hr_intern(msgs[i].event);
     }
     if (n && hr_engine_ingest(r->app->engine, msgs, n, now_ms, status, &e))
         return hr_api_fail(r, e.code, &e);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "intern.h"
 #include "map.h"
 #include "msg_int.h"
 #include "timeutil.h"
@@ -109,6 +110,7 @@ int hr_msg_finish(const hr_msg_fields *f, int type, size_t size, int64_t batch_s
     case HR_MSG_TRACK:
         if ((rc = id_field(&f->event, "event", &out->event, err))) return rc;
         if (!out->event) return hr_err_set(err, HR_EINVAL, "a track call needs 'event'");
+        out->ievent = hr_intern(out->event); /* in cache now (NULL: the caller's fallback) */
         break;
     case HR_MSG_GROUP:
         if ((rc = id_field(&f->group_id, "groupId", &out->group_id, err))) return rc;

@@ -49,7 +49,7 @@ typedef struct hr_msg {
     size_t text_len;
     struct hr_msg_scan *scan; /* hr_msg_scan's fields and strings; NULL otherwise */
     uint64_t id_hash;         /* hr_hash of message_id (set by hr_msg_finish; 0: none) */
-    const char *ievent;       /* event, interned (intern.h), when the caller did it */
+    const char *ievent;       /* a track call's event, interned (intern.h; NULL: not done) */
 } hr_msg;
 
 const char *hr_msg_type_str(hr_msg_type t);
