@@ -517,8 +517,16 @@ static const char *dirty_copy(hr_dirty *d, const char *s, const char *prev) {
     return c;
 }
 
+static uint64_t dm_hash(const hr_account *a, const char *meter, int64_t ps) {
+    return mix3((uintptr_t)a, (uintptr_t)meter, (uint64_t)ps);
+}
+
+static uint64_t dh_hash(const hr_account *a, const char *uid, const char *event, int is_sum) {
+    return mix3((uintptr_t)a, (uintptr_t)uid ^ (uint64_t)is_sum, (uintptr_t)event);
+}
+
 static uint32_t *dm_slot(hr_dirty *d, const hr_account *a, const char *meter, int64_t ps) {
-    for (size_t i = mix3((uintptr_t)a, (uintptr_t)meter, (uint64_t)ps) & d->mmask;; i = (i + 1) & d->mmask) {
+    for (size_t i = dm_hash(a, meter, ps) & d->mmask;; i = (i + 1) & d->mmask) {
         const hr_dmeter *t = d->mslot[i] ? &d->m[d->mslot[i] - 1] : NULL;
         if (!t || (t->a == a && t->meter == meter && t->ps == ps && !strcmp(t->account, a->id)))
             return &d->mslot[i];
@@ -527,8 +535,7 @@ static uint32_t *dm_slot(hr_dirty *d, const hr_account *a, const char *meter, in
 
 static uint32_t *dh_slot(hr_dirty *d, const hr_account *a, const char *uid, const char *event,
                          int is_sum) {
-    for (size_t i = mix3((uintptr_t)a, (uintptr_t)uid ^ (uint64_t)is_sum, (uintptr_t)event) & d->hmask;;
-         i = (i + 1) & d->hmask) {
+    for (size_t i = dh_hash(a, uid, event, is_sum) & d->hmask;; i = (i + 1) & d->hmask) {
         const hr_dhist *t = d->hslot[i] ? &d->h[d->hslot[i] - 1] : NULL;
         if (!t || (t->a == a && t->uid == uid && t->event == event && t->is_sum == is_sum &&
                    !strcmp(t->account, a->id) && !strcmp(t->user, uid)))
@@ -537,7 +544,9 @@ static uint32_t *dh_slot(hr_dirty *d, const hr_account *a, const char *uid, cons
 }
 
 /* Room for one more entry in an index of n entries (doubling it, all
- * entries placed again, past half full); -1 on OOM. */
+ * entries placed again, past half full); -1 on OOM. Placing compares no
+ * keys: the entries are distinct, and an entry's account or member may
+ * have gone since. */
 static int dirty_room(hr_dirty *d, int hist) {
     size_t n = hist ? d->nh : d->nm, *mask = hist ? &d->hmask : &d->mmask;
     uint32_t **slot = hist ? &d->hslot : &d->mslot;
@@ -546,9 +555,10 @@ static int dirty_room(hr_dirty *d, int hist) {
     if (!fresh) return -1;
     *slot = fresh, *mask = 2 * (*mask + 1) - 1;
     for (size_t i = 0; i < n; i++) {
-        uint32_t *sl = hist ? dh_slot(d, d->h[i].a, d->h[i].uid, d->h[i].event, d->h[i].is_sum)
-                            : dm_slot(d, d->m[i].a, d->m[i].meter, d->m[i].ps);
-        *sl = (uint32_t)i + 1;
+        size_t k = (hist ? dh_hash(d->h[i].a, d->h[i].uid, d->h[i].event, d->h[i].is_sum)
+                         : dm_hash(d->m[i].a, d->m[i].meter, d->m[i].ps)) & *mask;
+        while (fresh[k]) k = (k + 1) & *mask;
+        fresh[k] = (uint32_t)i + 1;
     }
     free(old);
     return 0;

@@ -279,10 +279,98 @@ static void a_late_event_counts_on_from_a_flush_being_written(void **state) {
     hr_test_rm_dir(dir);
 }
 
+/* ---- the change set, with many accounts and periods ---- */
+
+static const char yaml_many[] =
+    "currency: USD\n"
+    "meters:\n"
+    "  calls: {event: API Called, aggregate: count}\n"
+    "  users: {event: '*', aggregate: unique, property: userId}\n"
+    "plans:\n"
+    "  free: {price: 0}\n";
+
+enum { ACCTS = 300, MONTHS = 3, PER_MONTH = 4 };
+
+/* 300 accounts, each with events in the last three months, the newest
+ * month first (the older ones arrive late), a round over every account at
+ * a time, in batches of 100 with a flush behind the log after every
+ * seventh: the change set grows past its first size, each older period is
+ * found in it again by later batches, and it is taken while batches fold.
+ * The stored values are then the counts of what was sent. */
+static void many_accounts_and_periods_are_written_as_sent(void **state) {
+    (void)state;
+    char dir[] = "/tmp/hr-many-XXXXXX", path[64];
+    hr_test_db_dir(dir, path, sizeof path);
+    hr_catalog *cat = NULL;
+    hr_engine *e = NULL;
+    assert_int_equal(hr_test_engine(yaml_many, sizeof yaml_many - 1, &cat, &e), 0);
+    hr_store *s = NULL, *log = NULL;
+    hr_err err = {0};
+    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
+    assert_int_equal(hr_store_sqlite_open(path, 0, &log, &err), 0);
+    assert_int_equal(hr_engine_attach_store(e, s, &err), 0);
+    hr_engine_set_log_store(e, log);
+    char id[32];
+    for (int a = 0; a < ACCTS; a++) {
+        snprintf(id, sizeof id, "acct-%03d", a);
+        hr_test_put_account(e, id, "{\"plan\":\"free\"}");
+    }
+    int64_t now = hr_time_now_ms();
+    time_t t = (time_t)(now / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    tm.tm_mday = 1, tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    int64_t month1[MONTHS]; /* month1[0]: this month's first second */
+    for (int m = 0; m < MONTHS; m++) {
+        struct tm x = tm;
+        x.tm_mon -= m;
+        month1[m] = (int64_t)timegm(&x);
+    }
+    static char text[100][256];
+    hr_msg msgs[100];
+    int status[100], n = 0, batches = 0;
+    for (int m = 0; m < MONTHS; m++)
+        for (int k = 0; k < PER_MONTH; k++)
+            for (int a = 0; a < ACCTS; a++) {
+                /* account a, month m: users u0..u(a % 3) */
+                char ts[32];
+                time_t at = (time_t)(month1[m] + 3600 * (k + 1));
+                strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&at, &tm));
+                int len = snprintf(text[n], sizeof text[n],
+                                   "{\"userId\":\"u%d\",\"event\":\"API Called\",\"timestamp\":\"%s\","
+                                   "\"messageId\":\"%d-%d-%d\",\"context\":{\"groupId\":\"acct-%03d\"}}",
+                                   k % (a % 3 + 1), ts, a, m, k, a);
+                assert_int_equal(hr_msg_scan(text[n], (size_t)len, HR_MSG_TRACK, 0, now, &msgs[n], &err), 0);
+                if (++n < 100) continue;
+                assert_int_equal(hr_engine_ingest(e, msgs, n, now, status, &err), 0);
+                for (int i = 0; i < n; i++) assert_int_equal(status[i], HR_INGEST_OK), hr_msg_dispose(&msgs[i]);
+                n = 0;
+                if (++batches % 7 == 0) assert_int_equal(hr_engine_flush_derived(e, 0, &err), 0);
+            }
+    assert_int_equal(n, 0); /* 300 * 3 * 4 is whole batches */
+    assert_int_equal(hr_engine_flush_derived(e, 0, &err), 0);
+    for (int a = 0; a < ACCTS; a++) {
+        snprintf(id, sizeof id, "acct-%03d", a);
+        for (int m = 0; m < MONTHS; m++) {
+            double calls = 0, users = 0;
+            assert_int_equal(s->ops->meter_series(s, id, "calls", month1[m], month1[m] + 1, add_value, &calls, &err), 0);
+            assert_int_equal(s->ops->meter_series(s, id, "users", month1[m], month1[m] + 1, add_value, &users, &err), 0);
+            assert_true(calls == PER_MONTH);
+            assert_true(users == a % 3 + 1);
+        }
+    }
+    hr_engine_free(e);
+    hr_store_close(log);
+    hr_store_close(s);
+    hr_catalog_release(cat);
+    hr_test_rm_dir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(each_id_once_and_a_reopen_agrees),
         cmocka_unit_test(a_late_event_counts_on_from_a_flush_being_written),
+        cmocka_unit_test(many_accounts_and_periods_are_written_as_sent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
