@@ -98,6 +98,34 @@ static void *flush_loop(void *ud) {
     return NULL;
 }
 
+/* An engine on a fresh database with a log connection of its own, as
+ * headroomd runs it. */
+typedef struct piped {
+    char dir[32], path[64];
+    hr_catalog *cat;
+    hr_engine *e;
+    hr_store *s, *log;
+} piped;
+
+static void piped_open(piped *p, const char *yaml_text, size_t len) {
+    hr_err err = {0};
+    snprintf(p->dir, sizeof p->dir, "/tmp/hr-pipe-XXXXXX");
+    hr_test_db_dir(p->dir, p->path, sizeof p->path);
+    assert_int_equal(hr_test_engine(yaml_text, len, &p->cat, &p->e), 0);
+    assert_int_equal(hr_store_sqlite_open(p->path, 0, &p->s, &err), 0);
+    assert_int_equal(hr_store_sqlite_open(p->path, 0, &p->log, &err), 0);
+    assert_int_equal(hr_engine_attach_store(p->e, p->s, &err), 0);
+    hr_engine_set_log_store(p->e, p->log);
+}
+
+static void piped_close(piped *p) {
+    hr_engine_free(p->e);
+    hr_store_close(p->log);
+    hr_store_close(p->s);
+    hr_catalog_release(p->cat);
+    hr_test_rm_dir(p->dir);
+}
+
 static double meter(hr_engine *e, const char *name) {
     double d = -1;
     assert_int_equal(hr_engine_meter_value(e, "acme", name, 0, &d), 0);
@@ -106,17 +134,11 @@ static double meter(hr_engine *e, const char *name) {
 
 static void each_id_once_and_a_reopen_agrees(void **state) {
     (void)state;
-    char dir[] = "/tmp/hr-pipe-XXXXXX", path[64];
-    hr_test_db_dir(dir, path, sizeof path);
-    hr_catalog *cat = NULL;
-    hr_engine *e = NULL;
-    assert_int_equal(hr_test_engine(yaml, sizeof yaml - 1, &cat, &e), 0);
-    hr_store *s = NULL, *log = NULL;
+    piped p;
+    piped_open(&p, yaml, sizeof yaml - 1);
+    hr_engine *e = p.e;
+    hr_store *s = p.s;
     hr_err err = {0};
-    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
-    assert_int_equal(hr_store_sqlite_open(path, 0, &log, &err), 0);
-    assert_int_equal(hr_engine_attach_store(e, s, &err), 0);
-    hr_engine_set_log_store(e, log);
     hr_test_put_account(e, "acme", "{\"plan\":\"free\"}");
 
     shared sh = {.e = e, .now_ms = hr_time_now_ms()};
@@ -149,10 +171,10 @@ static void each_id_once_and_a_reopen_agrees(void **state) {
     /* reopened without a last flush: the stored meters plus the log after
      * them make the same values, nothing counted twice */
     hr_engine_free(e);
-    hr_store_close(log);
+    hr_store_close(p.log);
     hr_store_close(s);
-    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
-    e = hr_engine_new(cat);
+    assert_int_equal(hr_store_sqlite_open(p.path, 0, &s, &err), 0);
+    e = hr_engine_new(p.cat);
     assert_int_equal(hr_engine_attach_store(e, s, &err), 0);
     assert_true(meter(e, "calls") == IDS);
     assert_true(meter(e, "users") == 7);
@@ -160,9 +182,9 @@ static void each_id_once_and_a_reopen_agrees(void **state) {
     assert_int_equal(ds.ids, IDS);
     hr_engine_free(e);
     hr_store_close(s);
-    hr_catalog_release(cat);
+    hr_catalog_release(p.cat);
     pthread_mutex_destroy(&sh.mu);
-    hr_test_rm_dir(dir);
+    hr_test_rm_dir(p.dir);
 }
 
 /* ---- a late event while a flush is still being written ---- */
@@ -216,17 +238,11 @@ static void sleep_ms(int ms) {
  * the flush's value, not from the store's older one. */
 static void a_late_event_counts_on_from_a_flush_being_written(void **state) {
     (void)state;
-    char dir[] = "/tmp/hr-late-XXXXXX", path[64];
-    hr_test_db_dir(dir, path, sizeof path);
-    hr_catalog *cat = NULL;
-    hr_engine *e = NULL;
-    assert_int_equal(hr_test_engine(yaml_monthly, sizeof yaml_monthly - 1, &cat, &e), 0);
-    hr_store *s = NULL, *log = NULL;
+    piped p;
+    piped_open(&p, yaml_monthly, sizeof yaml_monthly - 1);
+    hr_engine *e = p.e;
+    hr_store *s = p.s;
     hr_err err = {0};
-    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
-    assert_int_equal(hr_store_sqlite_open(path, 0, &log, &err), 0);
-    assert_int_equal(hr_engine_attach_store(e, s, &err), 0);
-    hr_engine_set_log_store(e, log);
     hr_test_put_account(e, "acme", "{\"plan\":\"free\"}");
     /* last month's 10th and 20th, this month's 1st (now: no flush is due
      * between the batches) */
@@ -253,7 +269,7 @@ static void a_late_event_counts_on_from_a_flush_being_written(void **state) {
     assert_true(prev == 0); /* not written yet */
 
     sqlite3 *lock = NULL;
-    assert_int_equal(sqlite3_open(path, &lock), SQLITE_OK);
+    assert_int_equal(sqlite3_open(p.path, &lock), SQLITE_OK);
     assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     pthread_t tf, tl;
     late fl = {e, NULL, now, 0}, lt = {e, ts[2], now, 0};
@@ -272,11 +288,7 @@ static void a_late_event_counts_on_from_a_flush_being_written(void **state) {
     assert_int_equal(s->ops->meter_series(s, "acme", "calls", this1, this1 + 1, add_value, &cur, &err), 0);
     assert_true(prev == 2);
     assert_true(cur == 1);
-    hr_engine_free(e);
-    hr_store_close(log);
-    hr_store_close(s);
-    hr_catalog_release(cat);
-    hr_test_rm_dir(dir);
+    piped_close(&p);
 }
 
 /* ---- the change set, with many accounts and periods ---- */
@@ -299,17 +311,11 @@ enum { ACCTS = 300, MONTHS = 3, PER_MONTH = 4 };
  * The stored values are then the counts of what was sent. */
 static void many_accounts_and_periods_are_written_as_sent(void **state) {
     (void)state;
-    char dir[] = "/tmp/hr-many-XXXXXX", path[64];
-    hr_test_db_dir(dir, path, sizeof path);
-    hr_catalog *cat = NULL;
-    hr_engine *e = NULL;
-    assert_int_equal(hr_test_engine(yaml_many, sizeof yaml_many - 1, &cat, &e), 0);
-    hr_store *s = NULL, *log = NULL;
+    piped p;
+    piped_open(&p, yaml_many, sizeof yaml_many - 1);
+    hr_engine *e = p.e;
+    hr_store *s = p.s;
     hr_err err = {0};
-    assert_int_equal(hr_store_sqlite_open(path, 0, &s, &err), 0);
-    assert_int_equal(hr_store_sqlite_open(path, 0, &log, &err), 0);
-    assert_int_equal(hr_engine_attach_store(e, s, &err), 0);
-    hr_engine_set_log_store(e, log);
     char id[32];
     for (int a = 0; a < ACCTS; a++) {
         snprintf(id, sizeof id, "acct-%03d", a);
@@ -359,11 +365,7 @@ static void many_accounts_and_periods_are_written_as_sent(void **state) {
             assert_true(users == a % 3 + 1);
         }
     }
-    hr_engine_free(e);
-    hr_store_close(log);
-    hr_store_close(s);
-    hr_catalog_release(cat);
-    hr_test_rm_dir(dir);
+    piped_close(&p);
 }
 
 int main(void) {
