@@ -600,15 +600,14 @@ static void dirty_clear(hr_engine *e) {
     e->dirty = NULL;
 }
 
-
 static int load_one(void *ud, const hr_meter_rec *r) { return set_from_rec(ud, r); }
 
 static int writing_value(hr_engine *e, const hr_account *a, const char *meter, int64_t ps,
                          hr_meter_value *v);
 
 /* The staged value of (a, meter) for the period starting at ps: from memory
- * (the latest period) or the store (a late event's older period) the first
- * time this batch touches it. NULL on OOM or a store error (in err). */
+ * (the latest period) or, for a late event's older period, the change set,
+ * a flush being written or the store, the first time this batch touches it. NULL on OOM or a store error (in err). */
 static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, int64_t ps,
                      hr_err *err) {
     if (bindex_reserve(&b->stx, st_rehash, b) || bindex_reserve(&b->curx, cur_rehash, b) ||
@@ -630,7 +629,8 @@ static staged *stage(hr_engine *e, batch *b, hr_account *a, const char *meter, i
      * (the latest staged one is the current one, if any is) */
     uint32_t *cur = cur_slot(b, a, meter);
     int latest = (!mv || ps >= mv->v.period_start) && !(*cur && b->st[*cur - 1].ps > ps);
-    /* an older period: written since the last flush, else in the store */
+    /* an older period: changed since the last flush, else as a flush
+     * still being written has it, else in the store */
     int found = 0;
     const hr_meter_value *from = mv && mv->v.period_start == ps ? &mv->v
                                  : d && !d->live                 ? &d->v
