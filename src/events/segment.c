@@ -110,7 +110,6 @@ int hr_msg_finish(const hr_msg_fields *f, int type, size_t size, int64_t batch_s
     case HR_MSG_TRACK:
         if ((rc = id_field(&f->event, "event", &out->event, err))) return rc;
         if (!out->event) return hr_err_set(err, HR_EINVAL, "a track call needs 'event'");
-        out->ievent = hr_intern(out->event); /* in cache now (NULL: the caller's fallback) */
         break;
     case HR_MSG_GROUP:
         if ((rc = id_field(&f->group_id, "groupId", &out->group_id, err))) return rc;
@@ -142,6 +141,9 @@ int hr_msg_finish(const hr_msg_fields *f, int type, size_t size, int64_t batch_s
     if (ts > now_ms + HR_MSG_MAX_FUTURE_MS)
         return hr_err_set(err, HR_EINVAL, "'timestamp' is more than 24 hours in the future");
     out->timestamp_ms = ts;
+    /* a valid track call's event, interned while it is in cache (NULL:
+     * the caller's fallback) */
+    if (out->type == HR_MSG_TRACK) out->ievent = hr_intern(out->event);
     return 0;
 }
 
