@@ -481,14 +481,17 @@ static void dirty_free(hr_dirty *d) {
 }
 
 /* The engine's change set, made on first use with room for as many
- * changes as the last flush had. NULL on OOM. */
+ * changes as the last flush had (growing by doubling copied the arrays
+ * into fresh pages under the mutex, each time). NULL on OOM. */
 static hr_dirty *dirty_of(hr_engine *e) {
     if (e->dirty) return e->dirty;
     hr_dirty *d = calloc(1, sizeof *d);
     size_t m = 256, h = 256;
     while (m < 2 * e->dmeters_hint) m *= 2;
     while (h < 2 * e->dhist_hint) h *= 2;
-    if (!d || !(d->mslot = calloc(m, sizeof *d->mslot)) || !(d->hslot = calloc(h, sizeof *d->hslot))) {
+    if (!d || !(d->mslot = calloc(m, sizeof *d->mslot)) || !(d->hslot = calloc(h, sizeof *d->hslot)) ||
+        grow((void **)&d->m, &d->capm, e->dmeters_hint + 1, sizeof *d->m) ||
+        grow((void **)&d->h, &d->caph, e->dhist_hint + 1, sizeof *d->h)) {
         dirty_free(d);
         return NULL;
     }
