@@ -61,6 +61,7 @@ static int parse_line(char *ln, size_t len, long long line, int64_t now_ms, hr_m
         }
         snprintf(id, 48, "import-%016llx-%lld", (unsigned long long)hr_hash(ln, len), line);
         m->message_id = id;
+        m->id_hash = hr_hash(id, strlen(id)); /* as hr_msg_finish does for a sent id */
     }
     return 0;
 }

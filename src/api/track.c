@@ -73,11 +73,8 @@ void hr_api_seg_ingest(hr_req *r, hr_msg *msgs, int n, int *status, int64_t now_
     hr_err e = {0};
     for (int i = 0; i < n; i++) {
         if (side_effects(r, &msgs[i], &e)) return hr_api_fail(r, e.code, &e);
-        /* here, beside other requests, not in the serial group commit */
-        if (msgs[i].message_id && !msgs[i].id_hash)
-            msgs[i].id_hash = hr_hash(msgs[i].message_id, strlen(msgs[i].message_id));
-        if (msgs[i].event && msgs[i].type == HR_MSG_TRACK && !msgs[i].ievent)
-            msgs[i].ievent = hr_intern(msgs[i].event);
+        /* (the id's hash and the interned event came with the message:
+         * hr_msg_finish, beside other requests, not in the group commit) */
     }
     if (n && hr_engine_ingest(r->app->engine, msgs, n, now_ms, status, &e))
         return hr_api_fail(r, e.code, &e);

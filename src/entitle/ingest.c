@@ -64,7 +64,6 @@ void hr_engine_set_log_store(hr_engine *e, hr_store *log) { e->log_store = log; 
 void hr_ingest_dispose(hr_engine *e) {
     dirty_clear(e);
     spare_free(e);
-    hr_idset_free(e->spare_seen);
     size_t pos = 0;
     void *v;
     while (e->user_acct && hr_map_next(e->user_acct, &pos, NULL, &v)) free(v);
@@ -938,10 +937,13 @@ static void batch_keep(hr_engine *e, batch *b) {
     if (!k) batch_free_arrays(&arrays);
 }
 
+/* What batch_keep and drain_inflight kept for the next batch. */
 static void spare_free(hr_engine *e) {
     if (e->spare) batch_free_arrays(e->spare);
     free(e->spare);
     e->spare = NULL;
+    hr_idset_free(e->spare_seen);
+    e->spare_seen = NULL;
 }
 
 /* The kept arrays, if any, for a new batch (wmu held). */
@@ -1390,14 +1392,14 @@ out:
 static int snap_take(hr_engine *e, snap *sn, hr_err *err) {
     memset(sn, 0, sizeof *sn);
     hr_buf_init(&sn->text);
-    hr_dirty *d = sn->dirty = e->dirty;
+    hr_dirty *ch = sn->dirty = e->dirty;
     e->dirty = NULL;
-    size_t nm = d ? d->nm : 0, nh = d ? d->nh : 0;
+    size_t nm = ch ? ch->nm : 0, nh = ch ? ch->nh : 0;
     e->dmeters_hint = nm, e->dhist_hint = nh;
-    hr_dmeter **dm = nm ? (hr_dmeter **)sorted(d->m, nm, sizeof *d->m, offsetof(hr_dmeter, account),
+    hr_dmeter **dm = nm ? (hr_dmeter **)sorted(ch->m, nm, sizeof *ch->m, offsetof(hr_dmeter, account),
                                                dmeter_cmp)
                         : NULL;
-    hr_dhist **dh = nh ? (hr_dhist **)sorted(d->h, nh, sizeof *d->h, offsetof(hr_dhist, account),
+    hr_dhist **dh = nh ? (hr_dhist **)sorted(ch->h, nh, sizeof *ch->h, offsetof(hr_dhist, account),
                                              dhist_cmp)
                        : NULL;
     int rc = 0;
@@ -1420,7 +1422,7 @@ static int snap_take(hr_engine *e, snap *sn, hr_err *err) {
             rc = hr_err_set(err, HR_ENOMEM, "out of memory");
             goto out;
         }
-        sn->rec_of[d - sn->dirty->m] = (uint32_t)sn->nm;
+        sn->rec_of[d - ch->m] = (uint32_t)sn->nm;
         sn->m[sn->nm++] = (hr_meter_rec){d->account, d->meter, d->ps, val->value, val->latest_ms, set,
                                          val->nuniq};
     }
